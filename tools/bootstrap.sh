@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Idempotent set-up shared by the README's two commands (./run demo, ./run tests).
+# Each step checks before it acts, so a second run costs seconds:
+#   1. Debian packages the local regions need (iproute2, nftables, a JDK, Maven)
+#   2. a Python 3.11 virtualenv in .venv with kdrill installed editable
+#   3. the pinned Apache Kafka jars from Maven Central, cached outside the repo
+# Other set-up steps (the Pulumi engine, toxiproxy) are added as tools/setup-*.sh
+# and run from here in file-name order.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${KDRILL_CACHE:-$HOME/.cache/kdrill}"
+VENV="$ROOT/.venv"
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
+
+# --- 1. Debian packages -------------------------------------------------------
+need_pkgs=()
+command -v ip >/dev/null || need_pkgs+=(iproute2)
+command -v nft >/dev/null || need_pkgs+=(nftables)
+command -v java >/dev/null || need_pkgs+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || need_pkgs+=(maven)
+if ((${#need_pkgs[@]})); then
+  [[ $(id -u) -eq 0 ]] || die "missing ${need_pkgs[*]}; run as root or: sudo apt-get install ${need_pkgs[*]}"
+  say "installing Debian packages: ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+# --- 2. virtualenv -------------------------------------------------------------
+PY="${KDRILL_PYTHON:-}"
+if [[ -z "$PY" ]]; then
+  for cand in python3.11 python3; do
+    if command -v "$cand" >/dev/null && "$cand" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      PY="$cand"; break
+    fi
+  done
+fi
+[[ -n "$PY" ]] || die "Python 3.11 not found; install it or set KDRILL_PYTHON=/path/to/python3.11"
+stamp="$VENV/.kdrill-deps-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+if [[ ! -f "$stamp" ]]; then
+  say "creating virtualenv and installing Python dependencies (first run: a few minutes)"
+  [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
+  rm -f "$VENV"/.kdrill-deps-*
+  touch "$stamp"
+fi
+
+# --- 3. Kafka jars ---------------------------------------------------------------
+if [[ -n "${KAFKA_HOME:-}" ]]; then
+  [[ -d "$KAFKA_HOME/libs" ]] || die "KAFKA_HOME=$KAFKA_HOME has no libs/ directory; unset it or point it at a Kafka installation"
+else
+  kafka_version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/tools/kafka/pom.xml")"
+  kdir="$CACHE/kafka-$kafka_version"
+  pom_sum="$(sha256sum "$ROOT/tools/kafka/pom.xml" | cut -c1-16)"
+  if [[ ! -f "$kdir/.complete-$pom_sum" ]]; then
+    say "resolving Apache Kafka $kafka_version and MirrorMaker 2 jars from Maven Central"
+    rm -rf "$kdir"
+    mvn -q -B -f "$ROOT/tools/kafka/pom.xml" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$kdir/libs.partial" >&2
+    # Verify before publishing: the jars holding the three main classes must be there.
+    for jar in "kafka_2.13-$kafka_version.jar" "connect-mirror-$kafka_version.jar" log4j-core- log4j-slf4j2-impl-; do
+      ls "$kdir/libs.partial" | grep -q "^$jar" || die "Kafka runtime incomplete: no $jar in $kdir/libs.partial"
+    done
+    mv "$kdir/libs.partial" "$kdir/libs"
+    touch "$kdir/.complete-$pom_sum"
+  fi
+fi
+
+# --- 4. further set-up steps (Pulumi engine, toxiproxy, ...) -------------------
+for step in "$ROOT"/tools/setup-*.sh; do
+  [[ -e "$step" ]] || continue
+  bash "$step"
+done

@@ -1,0 +1,451 @@
+"""The local region pair: `up`, `status`, `down`, and what a drill needs to know of it.
+
+`LocalPair` is the one object the CLI, the tests and (later) the drill engine
+hold. It is built from a stack config (`stacks/Pulumi.local.yaml`) and keeps a
+small state file so that `status` and `down` work from another process.
+
+Every piece it creates is named from the pair's prefix (namespaces, links,
+bridge, cgroups), so `down` can remove everything by name even when the state
+file is missing or the `up` that created it was killed half way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from components.local import cgroups, config, kafka, kafka_dist, mirrormaker, network, objectstore
+from components.local import processes as procs
+from components.local.config import LocalConfig, RegionSpec
+from components.local.errors import LocalEnvError
+
+STATE_ROOT = Path(os.environ.get("KDRILL_STATE_DIR", "/var/tmp/kdrill"))
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Region:
+    """A running region as clients and drills see it."""
+
+    spec: RegionSpec
+    namespace: str
+    cgroup: str
+    client_ip: str
+    backbone_ip: str
+    brokers: tuple[kafka.Broker, ...]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def role(self) -> str:
+        return self.spec.role
+
+    @property
+    def bootstrap(self) -> str:
+        """Client bootstrap servers (the CLIENT listeners, reached over the client link)."""
+        return ",".join(b.client_address for b in self.brokers)
+
+    @property
+    def replication_bootstrap(self) -> str:
+        """Bootstrap servers on the backbone (the REPLICATION listeners)."""
+        return ",".join(b.replication_address for b in self.brokers)
+
+    @property
+    def s3_endpoint(self) -> str:
+        return objectstore.endpoint(self.client_ip)
+
+
+@dataclass
+class Proc:
+    role: str  # "broker", "s3", "mirrormaker2"
+    region: str
+    pid: int
+    log: str
+    node: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.role} {self.region}" + (f"/{self.node}" if self.node is not None else "")
+
+
+@dataclass
+class RegionStatus:
+    name: str
+    role: str
+    namespace: str
+    bootstrap: str
+    s3_endpoint: str
+    cpu_cores: float | None
+    brokers_expected: int
+    brokers_registered: int
+    processes: dict[str, bool] = field(default_factory=dict)  # label -> alive
+    topics: dict[str, dict[int, int]] = field(
+        default_factory=dict
+    )  # topic -> partition -> end offset
+    groups: list[str] = field(default_factory=list)
+    buckets: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class PairStatus:
+    up: bool
+    stack: str
+    policy: str
+    regions: list[RegionStatus]
+
+
+class LocalPair:
+    def __init__(self, cfg: LocalConfig, state_root: Path = STATE_ROOT):
+        self.cfg = cfg
+        self.dir = state_root / cfg.prefix
+        self.state_file = self.dir / "state.json"
+        state = self._read_state()
+        self.policy: str = state.get("policy", cfg.replication.policy)
+        self.procs: list[Proc] = [Proc(**p) for p in state.get("processes", [])]
+        self.regions: tuple[Region, Region] = tuple(self._region(r) for r in cfg.regions)  # type: ignore[assignment]
+
+    # --- construction ------------------------------------------------------------
+
+    @classmethod
+    def from_stack(
+        cls, stack: str = "local", path: Path | None = None, state_root: Path = STATE_ROOT
+    ) -> LocalPair:
+        return cls(config.load(stack, path), state_root)
+
+    @classmethod
+    def from_state(cls, prefix: str = "kd", state_root: Path = STATE_ROOT) -> LocalPair | None:
+        """The pair recorded under `prefix`, with the config it was brought up with."""
+        f = state_root / prefix / "state.json"
+        if not f.exists():
+            return None
+        s = json.loads(f.read_text())
+        return cls(config.parse(s["config"], stack=s["stack"]), state_root)
+
+    def _region(self, spec: RegionSpec) -> Region:
+        a = network.addresses(self.cfg, spec)
+        brokers = tuple(
+            kafka.Broker(spec.name, i, a.client_ip, a.backbone_ip, spec.brokers)
+            for i in range(spec.brokers)
+        )
+        return Region(spec, a.namespace, a.namespace, a.client_ip, a.backbone_ip, brokers)
+
+    # --- lookups ------------------------------------------------------------------
+
+    @property
+    def primary(self) -> Region:
+        return next(r for r in self.regions if r.role == "primary")
+
+    @property
+    def standby(self) -> Region:
+        return next(r for r in self.regions if r.role == "standby")
+
+    def region(self, name: str) -> Region:
+        self.cfg.region(name)  # one clear error for an unknown name
+        return next(r for r in self.regions if r.name == name)
+
+    def remote_topic(self, topic: str) -> str:
+        """The standby's name for a primary topic under the current replication policy."""
+        return mirrormaker.remote_topic(topic, self.primary.name, self.policy)
+
+    def is_up(self) -> bool:
+        return self.state_file.exists() and self._read_state().get("phase") == "up"
+
+    # --- up -------------------------------------------------------------------------
+
+    def up(self, progress: Progress = lambda s: None, timeout: float = 180.0) -> None:
+        """Build both regions, start their clusters and S3 endpoints, then MirrorMaker 2.
+
+        On any failure or interrupt (KeyboardInterrupt, SIGTERM turned into one
+        by the CLI) everything already created is torn down before re-raising.
+        """
+        self._preflight()
+        deadline = time.monotonic() + timeout
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.procs = []
+        self._write_state("creating")  # first, so a killed `up` can still be cleaned by `down`
+        try:
+            progress("creating network namespaces and links")
+            network.create(self.cfg)
+            for r in self.regions:
+                cgroups.create(r.cgroup, r.spec.cpu_cores)
+
+            progress("formatting KRaft storage")
+            self._format_storage()
+
+            progress("starting brokers and S3 endpoints")
+            for r in self.regions:
+                self._start_region(r)
+            self._write_state("creating")
+            for r in self.regions:
+                progress(f"waiting for {r.name} ({len(r.brokers)} broker(s)) to be ready")
+                kafka.wait_ready(r.bootstrap, len(r.brokers), deadline, self._check_alive)
+                objectstore.wait_ready(r.s3_endpoint, deadline, self._check_alive)
+                objectstore.create_buckets(r.s3_endpoint, r.spec.aws_region, r.spec.buckets)
+
+            progress("creating topics on the primary")
+            kafka.create_topics(
+                self.primary.bootstrap,
+                {t.name: t.partitions for t in self.cfg.topics},
+                min(3, len(self.primary.brokers)),
+            )
+
+            progress(f"starting MirrorMaker 2 in {self.standby.name} ({self.policy} policy)")
+            self._start_mirrormaker(deadline)
+            self._write_state("up")
+        except BaseException:
+            progress("failed or interrupted: tearing down")
+            self.down()
+            raise
+
+    def _preflight(self) -> None:
+        if os.geteuid() != 0:
+            raise LocalEnvError(
+                "the local pair needs root (network namespaces, cgroups, nftables); run as root or with sudo"
+            )
+        kafka_dist.java()
+        kafka_dist.libs_dir()
+        if self.state_file.exists() or network.leftovers(self.cfg):
+            raise LocalEnvError(
+                f"local pair {self.cfg.prefix!r} is already up (or was left half up); "
+                "run `kdrill local down` first"
+            )
+        if not shutil.which("ip"):
+            raise LocalEnvError("`ip` (iproute2) not found; apt-get install iproute2")
+
+    def _paths(self, r: Region, node: int | None = None) -> Path:
+        base = self.dir / r.name
+        return base / f"broker-{node}" if node is not None else base
+
+    def _log4j(self) -> Path:
+        p = self.dir / "log4j2.properties"
+        if not p.exists():
+            p.write_text(kafka_dist.LOG4J2)
+        return p
+
+    def _format_storage(self) -> None:
+        jobs = []
+        for r in self.regions:
+            cluster_id = kafka.new_cluster_id()
+            for b in r.brokers:
+                d = self._paths(r, b.node_id)
+                (d / "data").mkdir(parents=True, exist_ok=True)
+                props = d / "server.properties"
+                props.write_text(kafka.server_properties(b, d / "data"))
+                argv = kafka.format_argv(props, cluster_id, len(r.brokers) == 1, self._log4j())
+                log = open(d / "format.log", "wb")  # noqa: SIM115 - closed after the job ends
+                jobs.append(
+                    (r, b, subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT), log)
+                )
+        for r, b, p, log in jobs:
+            p.wait()
+            log.close()
+            if p.returncode != 0:
+                last = procs.tail(self._paths(r, b.node_id) / "format.log", 1)
+                raise LocalEnvError(
+                    f"formatting storage for broker {r.name}/{b.node_id} failed: {last}"
+                )
+
+    def _start_region(self, r: Region) -> None:
+        for b in r.brokers:
+            d = self._paths(r, b.node_id)
+            log = d / "broker.log"
+            pid = procs.start(
+                r.namespace,
+                r.cgroup,
+                kafka.broker_argv(d / "server.properties", self._log4j()),
+                log,
+            )
+            self.procs.append(Proc("broker", r.name, pid, str(log), b.node_id))
+        log = self._paths(r) / "s3.log"
+        pid = procs.start(r.namespace, r.cgroup, objectstore.argv(), log)
+        self.procs.append(Proc("s3", r.name, pid, str(log)))
+
+    def _start_mirrormaker(self, deadline: float) -> None:
+        props = self.dir / "mm2.properties"
+        props.write_text(
+            mirrormaker.properties(
+                self.cfg, self.primary.replication_bootstrap, self.standby.bootstrap, self.policy
+            )
+        )
+        log = self.dir / "mirrormaker2.log"
+        argv = mirrormaker.argv(props, self._log4j(), self.standby.name)
+        pid = procs.start(self.standby.namespace, self.standby.cgroup, argv, log)
+        self.procs.append(Proc("mirrormaker2", self.standby.name, pid, str(log)))
+        self._write_state("creating")
+        self._wait_replicating(deadline)
+
+    def _wait_replicating(self, deadline: float) -> None:
+        """MM2 is ready when the standby holds the remote topics of the primary's
+        configured topics and its checkpoints topic: both connectors are running."""
+        want = {self.remote_topic(t.name) for t in self.cfg.topics}
+        want.add(mirrormaker.checkpoints_topic(self.primary.name))
+        a = kafka.admin(self.standby.bootstrap)
+        while time.monotonic() < deadline:
+            self._check_alive()
+            have = set(a.list_topics(timeout=3).topics)
+            if want <= have:
+                return
+            time.sleep(0.25)
+        raise LocalEnvError(
+            f"MirrorMaker 2 did not create {sorted(want - have)} in {self.standby.name} in time; "
+            f"see {self.dir / 'mirrormaker2.log'}"
+        )
+
+    def _check_alive(self) -> None:
+        for p in self.procs:
+            if not procs.alive(p.pid):
+                last = procs.tail(Path(p.log), 30)
+                if "Address already in use" in last:
+                    raise LocalEnvError(
+                        f"{p.label}: a port it needs is taken; stop what holds it and retry"
+                    )
+                last_line = next(
+                    (ln for ln in reversed(last.splitlines()) if ln.strip()), "no output"
+                )
+                raise LocalEnvError(
+                    f"{p.label} exited while starting: {last_line[:300]} (log: {p.log})"
+                )
+
+    def restart_replication(self, policy: str | None = None, timeout: float = 120.0) -> None:
+        """Restart MirrorMaker 2, optionally under another replication policy."""
+        if policy is not None and policy not in config.POLICIES:
+            raise LocalEnvError(
+                f"unknown replication policy {policy!r}; use one of: {', '.join(config.POLICIES)}"
+            )
+        mm = [p for p in self.procs if p.role == "mirrormaker2"]
+        procs.kill_all([p.pid for p in mm])
+        self.procs = [p for p in self.procs if p.role != "mirrormaker2"]
+        self.policy = policy or self.policy
+        self._start_mirrormaker(time.monotonic() + timeout)
+        self._write_state("up")
+
+    # --- down -----------------------------------------------------------------------
+
+    def down(self) -> list[str]:
+        """Remove everything: processes, namespaces, links, bridge, cgroups, state.
+
+        Idempotent; works by name, so it also cleans what a killed `up` left.
+        """
+        removed = []
+        pids = set()
+        for r in self.regions:
+            pids.update(cgroups.procs(r.cgroup))
+            pids.update(network.pids_in(r.namespace) if r.namespace in network.namespaces() else [])
+        pids.update(p.pid for p in self.procs if procs.alive(p.pid) and _is_ours(p.pid, self.dir))
+        if pids:
+            procs.kill_all(sorted(pids))
+            removed.append(f"{len(pids)} process(es)")
+        removed += network.destroy(self.cfg)
+        for r in self.regions:
+            for _ in range(50):  # the kernel may take a moment to release a killed task
+                try:
+                    if cgroups.remove(r.cgroup):
+                        removed.append(f"cgroup cpu/kdrill/{r.cgroup}")
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        if self.dir.exists():
+            shutil.rmtree(self.dir, ignore_errors=True)
+            removed.append(f"state {self.dir}")
+        self.procs = []
+        return removed
+
+    def leftovers(self) -> list[str]:
+        """Anything of this pair that still exists; empty after a clean `down`."""
+        left = network.leftovers(self.cfg)
+        for r in self.regions:
+            if cgroups.exists(r.cgroup):
+                left.append(
+                    f"cgroup cpu/kdrill/{r.cgroup} ({len(cgroups.procs(r.cgroup))} processes)"
+                )
+        left += [f"process {p.label} ({p.pid})" for p in self.procs if procs.alive(p.pid)]
+        if self.dir.exists():
+            left.append(f"state {self.dir}")
+        return left
+
+    # --- status ---------------------------------------------------------------------
+
+    def status(self) -> PairStatus:
+        out = []
+        for r in self.regions:
+            st = RegionStatus(
+                name=r.name,
+                role=r.role,
+                namespace=r.namespace,
+                bootstrap=r.bootstrap,
+                s3_endpoint=r.s3_endpoint,
+                cpu_cores=cgroups.quota_cores(r.cgroup) if cgroups.exists(r.cgroup) else None,
+                brokers_expected=len(r.brokers),
+                brokers_registered=0,
+                processes={p.label: procs.alive(p.pid) for p in self.procs if p.region == r.name},
+            )
+            try:
+                st.brokers_registered, st.topics, st.groups = _inventory(r.bootstrap)
+                st.buckets = objectstore.list_buckets(r.s3_endpoint, r.spec.aws_region)
+            except Exception as e:  # status reports what it cannot reach; it never fails
+                st.error = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+            out.append(st)
+        return PairStatus(self.is_up(), self.cfg.stack, self.policy, out)
+
+    # --- state file -------------------------------------------------------------------
+
+    def _read_state(self) -> dict:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def _write_state(self, phase: str) -> None:
+        state = {
+            "phase": phase,
+            "stack": self.cfg.stack,
+            "policy": self.policy,
+            "config": self.cfg.raw,
+            "processes": [p.__dict__ for p in self.procs],
+        }
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.state_file)
+
+
+def _is_ours(pid: int, state_dir: Path) -> bool:
+    """Guard against pid reuse: only kill a recorded pid whose command line names our state dir."""
+    try:
+        return str(state_dir) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except FileNotFoundError:
+        return False
+
+
+def _inventory(bootstrap: str) -> tuple[int, dict[str, dict[int, int]], list[str]]:
+    """Brokers, user topics with end offsets, and consumer groups of one cluster."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    a = kafka.admin(bootstrap)
+    nodes = len(a.describe_cluster(request_timeout=3).result().nodes)
+    md = a.list_topics(timeout=3)
+    c = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "kdrill-status", "enable.auto.commit": False}
+    )
+    topics: dict[str, dict[int, int]] = {}
+    try:
+        for name, t in sorted(md.topics.items()):
+            if name.startswith("__"):
+                continue
+            topics[name] = {
+                p: c.get_watermark_offsets(TopicPartition(name, p), timeout=3)[1]
+                for p in sorted(t.partitions)
+            }
+    finally:
+        c.close()
+    groups = sorted(g.group_id for g in a.list_consumer_groups(request_timeout=3).result().valid)
+    return nodes, topics, groups

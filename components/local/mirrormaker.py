@@ -1,0 +1,82 @@
+"""MirrorMaker 2 in dedicated mode, running in the standby region.
+
+It reads the primary over the primary's REPLICATION listener (the backbone
+link) and writes to the standby's brokers over the standby's own addresses.
+
+MM2's defaults are tuned for steady operation, not for drills: topics and
+groups are rediscovered every 600 s and checkpoints / group offsets emitted
+every 60 s, so a drill would measure MM2's timers instead of the failover.
+Here all four run every `intervalSeconds` (2 s by default).
+`offset.lag.max` (100 by default) stays visible: it bounds how far behind an
+offset sync may be, so consumers re-read up to that many records after a
+failover, by design.
+"""
+
+from __future__ import annotations
+
+from components.local import kafka_dist
+from components.local.config import POLICIES, LocalConfig
+
+MAIN_CLASS = "org.apache.kafka.connect.mirror.MirrorMaker"
+
+
+def properties(
+    cfg: LocalConfig, primary_bootstrap: str, standby_bootstrap: str, policy: str
+) -> str:
+    src, dst = cfg.primary.name, cfg.standby.name
+    rep = cfg.replication
+    rf = min(3, cfg.standby.brokers)
+    every = rep.interval_seconds
+    return f"""\
+# Written by kdrill: {src} (primary) -> {dst} (standby), dedicated mode.
+clusters = {src}, {dst}
+{src}.bootstrap.servers = {primary_bootstrap}
+{dst}.bootstrap.servers = {standby_bootstrap}
+
+{src}->{dst}.enabled = true
+{src}->{dst}.topics = .*
+{src}->{dst}.groups = .*
+{dst}->{src}.enabled = false
+# No reverse heartbeat flow into the primary.
+{dst}->{src}.emit.heartbeats.enabled = false
+
+replication.policy.class = {POLICIES[policy]}
+
+# Drill timing: MM2's 600 s / 60 s defaults would dominate any measured RTO.
+refresh.topics.interval.seconds = {every}
+refresh.groups.interval.seconds = {every}
+emit.checkpoints.interval.seconds = {every}
+sync.group.offsets.enabled = true
+sync.group.offsets.interval.seconds = {every}
+emit.heartbeats.interval.seconds = 1
+# Offset syncs may trail by this many records: consumers re-read up to this after failover.
+offset.lag.max = {rep.offset_lag_max}
+
+sync.topic.configs.enabled = true
+# The local clusters run without an authorizer; ACL sync would only log errors.
+sync.topic.acls.enabled = false
+
+replication.factor = {rf}
+checkpoints.topic.replication.factor = {rf}
+heartbeats.topic.replication.factor = {rf}
+offset-syncs.topic.replication.factor = {min(3, cfg.primary.brokers)}
+offset.storage.replication.factor = {rf}
+status.storage.replication.factor = {rf}
+config.storage.replication.factor = {rf}
+tasks.max = 2
+"""
+
+
+def argv(props_path, log4j, standby_alias: str) -> list[str]:
+    return kafka_dist.java_argv(
+        MAIN_CLASS, kafka_dist.MM2_HEAP, log4j, [str(props_path), "--clusters", standby_alias]
+    )
+
+
+def remote_topic(topic: str, source_alias: str, policy: str) -> str:
+    """The name `topic` of the primary has in the standby under `policy`."""
+    return f"{source_alias}.{topic}" if policy == "prefixed" else topic
+
+
+def checkpoints_topic(source_alias: str) -> str:
+    return f"{source_alias}.checkpoints.internal"

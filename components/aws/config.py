@@ -1,0 +1,312 @@
+"""Typed stack configuration for the AWS patterns (stacks/Pulumi.<engine>-<pair>.yaml).
+
+Every key lives in the `kdrill` namespace. `parse_stack_config` takes the plain mapping
+(`{"engine": "msk", "regions": {...}, ...}`) so it can be tested without Pulumi;
+`load_stack_config` reads the running stack's config and reports unknown or missing keys
+by their full `kdrill:<key>` name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+NAMESPACE = "kdrill"
+
+Engine = Literal["msk", "apache", "automq"]
+RegionRole = Literal["primary", "standby"]
+REGION_ROLES: tuple[RegionRole, RegionRole] = ("primary", "standby")
+
+
+class ConfigError(ValueError):
+    """The stack config is missing a key, has an unknown key, or a value of the wrong shape."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
+    )
+
+
+class RegionConfig(_Model):
+    """One side of the pair: an AWS region, its VPC CIDR and exactly three AZs."""
+
+    region: str
+    cidr: str
+    azs: list[str] = Field(min_length=3, max_length=3)
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        net = ipaddress.ip_network(v)
+        if net.prefixlen > 20:
+            raise ValueError(f"{v} is too small for three /22 private subnets (use /20 or larger)")
+        return v
+
+    @model_validator(mode="after")
+    def _azs_in_region(self) -> RegionConfig:
+        bad = [az for az in self.azs if not az.startswith(self.region)]
+        if bad:
+            raise ValueError(f"availability zones {bad} are not in region {self.region}")
+        return self
+
+
+class RegionsConfig(_Model):
+    primary: RegionConfig
+    standby: RegionConfig
+
+    @model_validator(mode="after")
+    def _distinct(self) -> RegionsConfig:
+        if self.primary.region == self.standby.region:
+            raise ValueError("primary and standby must be different regions")
+        a, b = (ipaddress.ip_network(r.cidr) for r in (self.primary, self.standby))
+        if a.overlaps(b):
+            raise ValueError(f"VPC CIDRs overlap ({a} and {b}); peering needs disjoint ranges")
+        return self
+
+    def by_role(self, role: RegionRole) -> RegionConfig:
+        return self.primary if role == "primary" else self.standby
+
+
+class BrokerCapacity(_Model):
+    """Broker count and size of one region. MSK instance types carry the `kafka.` prefix."""
+
+    count: int = Field(ge=1)
+    instance_type: str
+
+    @model_validator(mode="after")
+    def _multiple_of_azs(self) -> BrokerCapacity:
+        if self.count % 3:
+            raise ValueError(
+                f"count={self.count}: brokers are spread over 3 AZs, use a multiple of 3"
+            )
+        return self
+
+
+class BrokersConfig(_Model):
+    kafka_version: str
+    primary: BrokerCapacity
+    standby: BrokerCapacity
+    # EC2 engines only: the AMI, as an id or a launch-template `resolve:ssm:` reference.
+    image: str = "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
+
+    def by_role(self, role: RegionRole) -> BrokerCapacity:
+        return self.primary if role == "primary" else self.standby
+
+
+class VolumeConfig(_Model):
+    """Per-broker EBS log (apache), WAL (automq with wal=ebs) or MSK broker storage."""
+
+    type: Literal["gp3", "io2"] = "gp3"
+    size_gib: int = Field(ge=10, le=16384)
+    iops: int = Field(ge=3000)
+    throughput_mibps: int | None = Field(default=None, ge=125, le=1000)
+
+    @model_validator(mode="after")
+    def _type_rules(self) -> VolumeConfig:
+        if self.type == "io2" and self.throughput_mibps is not None:
+            raise ValueError("io2 volumes have no throughput setting; remove throughputMibps")
+        if self.type == "gp3" and self.iops > 16000:
+            raise ValueError(f"gp3 iops={self.iops} exceeds 16000; use io2")
+        return self
+
+
+class BucketsConfig(_Model):
+    """S3 naming, lifecycle and which buckets replicate primary -> standby."""
+
+    prefix: str | None = None  # default: kdrill-<stack>
+    noncurrent_days: int = Field(default=30, ge=1)
+    evidence_days: int = Field(default=365, ge=1)
+    replicate: list[Literal["evidence", "data", "ops"]] = Field(
+        default_factory=lambda: ["evidence"]
+    )
+
+
+class AutoMQConfig(_Model):
+    version: str = "1.5.0"
+    # Open-source AutoMQ keeps its WAL on S3; EBS WAL is a commercial-edition feature.
+    wal: Literal["s3", "ebs"] = "s3"
+    edition: Literal["open-source", "commercial"] = "open-source"
+
+    @model_validator(mode="after")
+    def _wal_edition(self) -> AutoMQConfig:
+        if self.wal == "ebs" and self.edition != "commercial":
+            raise ValueError("wal=ebs needs edition=commercial (open-source AutoMQ's WAL is on S3)")
+        return self
+
+
+class KubernetesTarget(_Model):
+    """An existing cluster MirrorMaker 2 runs in; kdrill does not create it."""
+
+    context: str
+    namespace: str = "kdrill-mm2"
+    kubeconfig: str | None = None  # default: the usual ~/.kube/config
+    image: str = "apache/kafka:4.1.0"
+    replicas: int = Field(default=1, ge=1)
+
+
+class ReplicationConfig(_Model):
+    kind: Literal["mirrormaker2", "msk-replicator", "automq-linking", "none"]
+    topics: list[str] = Field(default_factory=lambda: [".*"])
+    groups: list[str] = Field(default_factory=lambda: [".*"])
+    kubernetes: KubernetesTarget | None = None
+
+
+class ClientVpc(_Model):
+    """A consumer VPC that gets an interface endpoint to the brokers' endpoint service."""
+
+    name: str
+    region_role: RegionRole
+    vpc_id: str
+    subnet_ids: list[str] = Field(min_length=1)
+    cidr: str
+
+
+class PrivateLinkConfig(_Model):
+    allowed_principals: list[str] = Field(default_factory=list)
+    client_vpcs: list[ClientVpc] = Field(default_factory=list)
+
+
+FaultKind = Literal["region-loss", "region-degraded", "endpoint-blocked", "fis-cross-region"]
+
+
+class FaultConfig(_Model):
+    """One entry of `kdrill:faults`. Clearing the list restores the original graph."""
+
+    kind: FaultKind
+    region: RegionRole = "primary"
+    az_index: int | None = Field(default=None, ge=0, le=2)  # region-degraded: which AZ
+    duration: str = "PT10M"  # fis-cross-region: ISO 8601, at most PT12H
+
+    @model_validator(mode="after")
+    def _fields(self) -> FaultConfig:
+        if self.kind == "region-degraded" and self.az_index is None:
+            raise ValueError("region-degraded needs azIndex (0, 1 or 2)")
+        if self.kind != "region-degraded" and self.az_index is not None:
+            raise ValueError(f"azIndex only applies to region-degraded, not {self.kind}")
+        if not self.duration.startswith("PT"):
+            raise ValueError(f"duration {self.duration!r} is not an ISO 8601 time span like PT10M")
+        return self
+
+
+class StackConfig(_Model):
+    """Everything a paired-region AWS stack is made of."""
+
+    pattern: str | None = None  # informational; `local` is the local runtime's stack, not this
+    engine: Engine
+    owner: str
+    cost_center: str
+    environment: Literal["production", "staging", "ephemeral"]
+    drill_id: str = "none"
+    expires_at: datetime | None = None
+    regions: RegionsConfig
+    inter_region: Literal["vpc-peering", "transit-gateway"] = "vpc-peering"
+    client_cidrs: dict[str, str] = Field(default_factory=dict)
+    brokers: BrokersConfig
+    storage: VolumeConfig
+    buckets: BucketsConfig = Field(default_factory=BucketsConfig)
+    automq: AutoMQConfig | None = None
+    replication: ReplicationConfig
+    private_link: PrivateLinkConfig = Field(default_factory=PrivateLinkConfig)
+    faults: list[FaultConfig] = Field(default_factory=list)
+
+    @field_validator("client_cidrs")
+    @classmethod
+    def _named_cidrs(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, cidr in v.items():
+            net = ipaddress.ip_network(cidr)
+            if net.prefixlen == 0:
+                raise ValueError(f"client CIDR {name}={cidr} opens Kafka to the world")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> StackConfig:
+        if self.environment == "ephemeral" and self.expires_at is None:
+            raise ValueError("environment=ephemeral needs expiresAt (ISO 8601 with time zone)")
+        if self.expires_at is not None and self.expires_at.tzinfo is None:
+            raise ValueError("expiresAt needs a time zone, e.g. 2025-01-31T18:00:00Z")
+        allowed = {
+            "msk": {"msk-replicator", "mirrormaker2", "none"},
+            "apache": {"mirrormaker2", "none"},
+            "automq": {"mirrormaker2", "automq-linking", "none"},
+        }[self.engine]
+        if self.replication.kind not in allowed:
+            raise ValueError(
+                f"replication {self.replication.kind} does not apply to engine {self.engine}; "
+                f"choose one of {sorted(allowed)}"
+            )
+        if self.replication.kind == "mirrormaker2" and self.replication.kubernetes is None:
+            raise ValueError("replication kind mirrormaker2 needs replication.kubernetes.context")
+        if self.engine == "automq" and self.automq is None:
+            raise ValueError("engine automq needs the kdrill:automq block")
+        if self.engine != "automq" and self.automq is not None:
+            raise ValueError(f"kdrill:automq only applies to engine automq, not {self.engine}")
+        if self.engine == "msk":
+            bad = [
+                r
+                for r in REGION_ROLES
+                if not self.brokers.by_role(r).instance_type.startswith("kafka.")
+            ]
+            if bad:
+                raise ValueError(f"MSK instance types start with 'kafka.' ({', '.join(bad)})")
+        if {"data", "ops"} & set(self.buckets.replicate) and self.engine != "automq":
+            raise ValueError("buckets.replicate data/ops only exist for engine automq")
+        seen: set[tuple[str, str]] = set()
+        for f in self.faults:
+            key = (f.kind, f.region)
+            if key in seen:
+                raise ValueError(f"fault {f.kind} on {f.region} is listed twice")
+            seen.add(key)
+        return self
+
+    def bucket_prefix(self, stack: str) -> str:
+        return self.buckets.prefix or f"kdrill-{stack}"
+
+    def faults_for(self, role: RegionRole) -> list[FaultConfig]:
+        return [f for f in self.faults if f.region == role]
+
+
+def _format_errors(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        where = f"{NAMESPACE}:" + ".".join(str(p) for p in e["loc"]) if e["loc"] else NAMESPACE
+        if e["type"] == "missing":
+            lines.append(f"{where}: missing (required)")
+        elif e["type"] == "extra_forbidden":
+            lines.append(f"{where}: unknown key")
+        else:
+            lines.append(f"{where}: {e['msg']}")
+    return "invalid stack config:\n  " + "\n  ".join(lines)
+
+
+def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
+    """Validate the `kdrill:*` keys (without the namespace) into a StackConfig."""
+    try:
+        return StackConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err)) from None
+
+
+def _decode(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value  # plain strings are stored unquoted
+
+
+def load_stack_config() -> StackConfig:
+    """Read every `kdrill:*` key of the running stack and validate it."""
+    from pulumi.runtime.config import CONFIG, get_config_env
+
+    everything = {**get_config_env(), **CONFIG.get()}
+    raw = {
+        key.split(":", 1)[1]: _decode(value)
+        for key, value in everything.items()
+        if key.startswith(f"{NAMESPACE}:")
+    }
+    return parse_stack_config(raw)

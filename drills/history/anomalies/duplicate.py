@@ -1,0 +1,34 @@
+"""Duplicates: one record (same producer and gseq) stored more than once in the serving log.
+
+Producer retries without idempotence, or MirrorMaker 2 re-copying after a
+restart, make a consumer process a record twice even with perfect offsets.
+"""
+
+from __future__ import annotations
+
+from itertools import groupby
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from drills.history.cases import DuplicateCase, Found
+from drills.history.index import HistoryIndex
+
+
+def duplicated_rows(index: HistoryIndex) -> pa.Table:
+    """Every serving-log row whose record occurs more than once, in per-key reading order."""
+    log = index.log
+    counts = log.group_by("rid").aggregate([("rid", "count")])
+    twice = counts.filter(pc.greater(counts["rid_count"], 1))["rid"]
+    return log.filter(pc.is_in(log["rid"], twice))
+
+
+def duplicates(index: HistoryIndex) -> list[DuplicateCase]:
+    """One case per duplicated record, listing every position it was found at."""
+    rows = duplicated_rows(index).sort_by([("rid", "ascending"), ("rank", "ascending")])
+    cases = []
+    for _, group in groupby(rows.to_pylist(), key=lambda row: row["rid"]):
+        found = [Found.from_row(row, index.meta.serving) for row in group]
+        first = found[0]
+        cases.append(DuplicateCase(first.producer, first.key, first.seq, first.gseq, tuple(found)))
+    return sorted(cases, key=lambda c: (c.producer, c.key, c.seq))

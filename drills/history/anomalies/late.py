@@ -1,0 +1,51 @@
+"""Late replication: records MirrorMaker 2 wrote into the standby at or above E.
+
+E is snapshotted once MM2 is stopped at cutover, so nothing from the primary
+should land above it. Records above E that were written to the serving
+cluster itself are post-cutover writes (IDENTITY policy), not late. A late
+record also counts as lost for RPO: consumers had cut over without it.
+"""
+
+from __future__ import annotations
+
+from itertools import groupby
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from drills.history.cases import Found, LateCase
+from drills.history.index import ROLE_CODES, HistoryIndex
+from drills.history.model import Role
+
+
+def late_rows(index: HistoryIndex) -> pa.Table:
+    """Serving-log rows replicated at or above E, by topic, partition and offset."""
+    log = index.log
+    above = pc.fill_null(
+        pc.and_(
+            pc.equal(log["role"], ROLE_CODES[Role.REPLICATED]),
+            pc.greater_equal(log["offset"], log["end_offset"]),
+        ),
+        False,
+    )
+    rows = log.filter(above)
+    if rows.num_rows:
+        writes = index.writes
+        local = writes.filter(pc.equal(writes["cluster"], index.meta.serving))["rid"]
+        rows = rows.filter(pc.invert(pc.is_in(rows["rid"], local)))
+    return rows.sort_by(
+        [("topic", "ascending"), ("partition", "ascending"), ("offset", "ascending")]
+    )
+
+
+def late(index: HistoryIndex) -> list[LateCase]:
+    """One case per standby partition that received records after its end offset was taken."""
+    serving = index.meta.serving
+    cases = []
+    for (topic, partition), group in groupby(
+        late_rows(index).to_pylist(), key=lambda row: (row["topic"], row["partition"])
+    ):
+        rows = list(group)
+        found = tuple(Found.from_row(row, serving) for row in rows)
+        cases.append(LateCase(topic, partition, rows[0]["end_offset"], len(found), found))
+    return cases

@@ -1,0 +1,33 @@
+"""Skipped by offset: a group resumed past records it had never committed. The worst outcome.
+
+The count comes from the continuity measurement (records in [ideal, resume));
+this detector attaches the records themselves, read from the serving log.
+"""
+
+from __future__ import annotations
+
+from drills.history.cases import Found, SkippedCase
+from drills.history.continuity import Continuity
+from drills.history.index import HistoryIndex
+
+
+def skipped(index: HistoryIndex, continuity: list[Continuity]) -> list[SkippedCase]:
+    cases = []
+    for c in continuity:
+        if not c.skipped or c.resume is None:
+            continue
+        rows = index.records_between(c.topic, c.partition, c.ideal, c.resume).to_pylist()
+        records = tuple(Found.from_row(row, index.meta.serving) for row in rows)
+        cases.append(
+            SkippedCase(
+                c.group,
+                c.topic,
+                c.partition,
+                c.ideal,
+                c.resume,
+                c.resume_source,
+                c.skipped,
+                records,
+            )
+        )
+    return cases

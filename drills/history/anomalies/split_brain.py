@@ -1,0 +1,32 @@
+"""Split-brain writes: the old primary acknowledged writes after it was fenced.
+
+After T_fence the old primary must not acknowledge anything from our clients;
+every such acknowledgement is a write the serving region never sees (unless
+replication leaked it, counted as ``replicated``). Must be zero.
+"""
+
+from __future__ import annotations
+
+from itertools import groupby
+
+from drills.history.cases import SplitBrainCase, Write
+from drills.history.index import HistoryIndex
+
+
+def split_brain(index: HistoryIndex) -> list[SplitBrainCase]:
+    """One case per primary partition that acknowledged writes after T_fence."""
+    writes = index.writes
+    rows = writes.filter(writes["split_brain"]).sort_by(
+        [("topic", "ascending"), ("partition", "ascending"), ("offset", "ascending")]
+    )
+    t_fence = index.meta.instants.t_fence
+    cases = []
+    for (topic, partition), group in groupby(
+        rows.to_pylist(), key=lambda row: (row["topic"], row["partition"])
+    ):
+        group = list(group)
+        replicated = sum(1 for row in group if row["found"])
+        written = tuple(Write.from_row(row) for row in group)
+        assert t_fence is not None  # split_brain is only ever set when T_fence is known
+        cases.append(SplitBrainCase(topic, partition, t_fence, len(written), written, replicated))
+    return cases

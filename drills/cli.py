@@ -23,7 +23,7 @@ from components.local import config
 from components.local.env import LocalPair, PairStatus
 from components.local.errors import LocalEnvError
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument(
             "--stack",
             default="local",
-            help="stack config stacks/Pulumi.<stack>.yaml (default: local)",
+            help="stack name, read from stacks/Pulumi.<stack>.yaml, or a path to a stack file (default: local)",
         )
         sp.set_defaults(fn=fn)
         return sp

@@ -98,7 +98,14 @@ def stack_file(stack: str) -> Path:
 
 
 def load(stack: str = "local", path: Path | None = None) -> LocalConfig:
-    """Read and validate a local stack file (default `stacks/Pulumi.<stack>.yaml`)."""
+    """Read and validate a local stack file (default `stacks/Pulumi.<stack>.yaml`).
+
+    `stack` may also be a path to a stack file (anything ending in .yaml), which
+    lets tests and experiments use a pair of their own without touching stacks/.
+    """
+    if path is None and stack.endswith((".yaml", ".yml")):
+        path = Path(stack)
+        stack = path.name.removeprefix("Pulumi.").rsplit(".", 1)[0]
     path = path or stack_file(stack)
     if not path.exists():
         have = sorted(

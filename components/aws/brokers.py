@@ -143,6 +143,8 @@ class BrokerFleet(pulumi.ComponentResource):
             instance = aws.ec2.Instance(
                 broker,
                 launch_template={"id": template.id, "version": template.latest_version.apply(str)},
+                # Same as the template's; explicit so capacity is readable from the Instance.
+                instance_type=args.capacity.instance_type,
                 subnet_id=args.subnet_ids[slot.az_index],
                 private_ip=slot.ip,
                 user_data_base64=base64.b64encode(args.user_data(slot).encode()).decode(),

@@ -54,6 +54,7 @@ def _fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]
     out.setdefault("arn", f"arn:aws:mock:::{typ.split(':')[-1].lower()}/{name}")
     if typ == "aws:s3/bucket:Bucket":
         out["bucket"] = inputs.get("bucket", name)
+        out["arn"] = f"arn:aws:s3:::{out['bucket']}"
     elif typ == "aws:msk/cluster:Cluster":
         out["arn"] = f"arn:aws:kafka:us-east-1:111122223333:cluster/{inputs['clusterName']}/uuid"
         out["bootstrapBrokersSaslIam"] = f"b-1.{inputs['clusterName']}.kafka:9098"
@@ -112,3 +113,13 @@ def render(config: dict[str, Any], stack: str = "test", preview: bool = False) -
 
     run()
     return result
+
+
+_CACHE: dict[str, Rendered] = {}
+
+
+def render_stack(stack: str) -> Rendered:
+    """A checked-in stack file, rendered once per test session."""
+    if stack not in _CACHE:
+        _CACHE[stack] = render(stack_config(stack), stack)
+    return _CACHE[stack]

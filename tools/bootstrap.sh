@@ -70,6 +70,13 @@ else
 fi
 
 # --- 4. further set-up steps (Pulumi engine, toxiproxy, ...) -------------------
+# Go lives outside the default PATH on some machines; the build steps need it.
+if [[ -x /usr/local/go/bin/go ]]; then export PATH="$PATH:/usr/local/go/bin"; fi
+if ! command -v go >/dev/null; then
+  [[ $(id -u) -eq 0 ]] || die "go not found; install Go (apt-get install golang-go)"
+  say "installing Go (Debian golang-go)"
+  apt-get install -y -qq --no-install-recommends golang-go >/dev/null
+fi
 for step in "$ROOT"/tools/setup-*.sh; do
   [[ -e "$step" ]] || continue
   bash "$step"

@@ -10,7 +10,6 @@ fault really restarts the brokers rather than forgetting them.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.config import BrokerCapacity, RegionConfig, RegionRole, VolumeConfig
+from components.aws.iam import assume_role_policy
 from components.aws.network import broker_ip
 from components.aws.tags import with_tags
 
@@ -47,13 +47,7 @@ def broker_slots(count: int, region: RegionConfig, subnet_cidrs: Sequence[str]) 
     ]
 
 
-def instance_role_policy(statements: Sequence[Mapping]) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
-
-
-EC2_ASSUME = instance_role_policy(
-    [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]
-)
+EC2_ASSUME = assume_role_policy("ec2.amazonaws.com")
 
 
 @dataclass

@@ -26,6 +26,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.config import FaultConfig, RegionRole
+from components.aws.iam import assume_role_policy
 from components.aws.tags import ROLE_TAG, STACK_TAG, with_tags
 
 ROUTE_TABLE_ACTION = "aws:network:route-table-disrupt-cross-region-connectivity"
@@ -127,18 +128,7 @@ class CrossRegionExperiment(pulumi.ComponentResource):
         tags = with_tags(args.tags, region_role=args.role, part="fault-experiment")
         role = aws.iam.Role(
             f"{name}-role",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "fis.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=assume_role_policy("fis.amazonaws.com"),
             tags=tags,
             opts=child,
         )

@@ -20,6 +20,7 @@ from components.aws.config import ClientVpc, RegionRole
 from components.aws.tags import with_tags
 
 BROKER_PORT_BASE = 9100
+MSK_VPC_CONNECTION_PORTS = (14001, 14100)  # MSK multi-VPC connectivity listener range
 
 
 @dataclass
@@ -103,25 +104,9 @@ class PrivateLink(pulumi.ComponentResource):
         self.endpoint_ids: dict[str, pulumi.Output[str]] = {}
         ports = (BROKER_PORT_BASE, BROKER_PORT_BASE + max((n for n, _ in args.targets), default=0))
         for client in args.client_vpcs:
-            sg = aws.ec2.SecurityGroup(
-                f"{name}-{client.name}-endpoint-sg",
-                vpc_id=client.vpc_id,
-                description=f"kdrill interface endpoint for {client.name}",
-                tags=tags,
-                opts=child,
+            sg = client_security_group(
+                self, f"{name}-{client.name}-endpoint", client, ports, tags, args.blocked
             )
-            if not args.blocked:
-                aws.vpc.SecurityGroupIngressRule(
-                    f"{name}-{client.name}-endpoint-ingress",
-                    security_group_id=sg.id,
-                    ip_protocol="tcp",
-                    from_port=ports[0],
-                    to_port=ports[1],
-                    cidr_ipv4=client.cidr,
-                    description=f"Kafka via PrivateLink from {client.name}",
-                    tags=tags,
-                    opts=child,
-                )
             endpoint = aws.ec2.VpcEndpoint(
                 f"{name}-{client.name}-endpoint",
                 vpc_id=client.vpc_id,
@@ -143,6 +128,39 @@ class PrivateLink(pulumi.ComponentResource):
                 "endpointIds": self.endpoint_ids,
             }
         )
+
+
+def client_security_group(
+    parent: pulumi.Resource,
+    name: str,
+    client: ClientVpc,
+    ports: tuple[int, int],
+    tags: Mapping[str, str],
+    blocked: bool,
+) -> aws.ec2.SecurityGroup:
+    """The security group of a client VPC's endpoint; its one ingress rule (the client's
+    CIDR on `ports`) is what the `endpoint-blocked` fault removes."""
+    child = pulumi.ResourceOptions(parent=parent)
+    sg = aws.ec2.SecurityGroup(
+        f"{name}-sg",
+        vpc_id=client.vpc_id,
+        description=f"kdrill endpoint for {client.name}",
+        tags=tags,
+        opts=child,
+    )
+    if not blocked:
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-ingress",
+            security_group_id=sg.id,
+            ip_protocol="tcp",
+            from_port=ports[0],
+            to_port=ports[1],
+            cidr_ipv4=client.cidr,
+            description=f"Kafka via PrivateLink from {client.name}",
+            tags=tags,
+            opts=child,
+        )
+    return sg
 
 
 @dataclass
@@ -202,25 +220,14 @@ class MskPrivateConnectivity(pulumi.ComponentResource):
         )
         self.connection_arns: dict[str, pulumi.Output[str]] = {}
         for client in args.client_vpcs:
-            sg = aws.ec2.SecurityGroup(
-                f"{name}-{client.name}-connection-sg",
-                vpc_id=client.vpc_id,
-                description=f"MSK VPC connection for {client.name}",
-                tags=tags,
-                opts=child,
+            sg = client_security_group(
+                self,
+                f"{name}-{client.name}-connection",
+                client,
+                MSK_VPC_CONNECTION_PORTS,
+                tags,
+                args.blocked,
             )
-            if not args.blocked:
-                aws.vpc.SecurityGroupIngressRule(
-                    f"{name}-{client.name}-connection-ingress",
-                    security_group_id=sg.id,
-                    ip_protocol="tcp",
-                    from_port=14001,
-                    to_port=14100,
-                    cidr_ipv4=client.cidr,
-                    description=f"MSK multi-VPC connectivity from {client.name}",
-                    tags=tags,
-                    opts=child,
-                )
             conn = aws.msk.VpcConnection(
                 f"{name}-{client.name}-connection",
                 authentication="SASL_IAM",

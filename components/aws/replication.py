@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.iam import assume_role_policy
 from components.aws.tags import with_tags
 
 AUTOMQ_LINKING_NOTE = (
@@ -98,18 +99,7 @@ class MskReplicator(pulumi.ComponentResource):
         tags = with_tags(args.tags, part="replicator", region_role="standby")
         role = aws.iam.Role(
             f"{name}-role",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "kafka.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=assume_role_policy("kafka.amazonaws.com"),
             tags=tags,
             opts=child,
         )

@@ -7,13 +7,13 @@ pattern's drill-evidence bucket.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.iam import assume_role_policy
 from components.aws.tags import with_tags
 
 ENCRYPTION = "AES256"  # SSE-S3: replicates without per-region KMS key wiring
@@ -137,18 +137,7 @@ class SecureBucket(pulumi.ComponentResource):
         target = args.replicate_to.bucket
         role = aws.iam.Role(
             f"{name}-replication-role",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "s3.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=assume_role_policy("s3.amazonaws.com"),
             tags=with_tags(args.tags, part="replication-role"),
             opts=child,
         )

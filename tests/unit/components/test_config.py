@@ -40,7 +40,9 @@ def test_broker_count_must_spread_over_three_azs():
 
 
 def test_world_open_client_cidr_rejected():
-    assert "opens Kafka to the world" in _broken(lambda r: r["clientCidrs"].update(anyone="0.0.0.0/0"))
+    assert "opens Kafka to the world" in _broken(
+        lambda r: r["clientCidrs"].update(anyone="0.0.0.0/0")
+    )
 
 
 def test_overlapping_vpcs_rejected():

@@ -69,7 +69,8 @@ def test_children_are_named_from_their_component(stack):
     stray = [
         r.name
         for r in rendered.resources
-        if not r.typ.startswith("pulumi:providers:") and not r.name.startswith("kdrill-")
+        if not r.typ.startswith("pulumi:providers:")
+        and not r.name.startswith("kdrill-")
         and r.name != "kdrill"
     ]
     assert not stray, f"resources not named from their component: {stray}"
@@ -82,7 +83,9 @@ def test_replication_wiring_msk_replicator():
     assert "msk-use1-usw2-primary" in info["sourceKafkaClusterArn"], replicator.name
     assert "msk-use1-usw2-standby" in info["targetKafkaClusterArn"], replicator.name
     assert info["consumerGroupReplications"][0]["synchroniseConsumerGroupOffsets"] is True
-    assert replicator.provider and "aws-standby" in replicator.provider, "replicator runs in the standby region"
+    assert replicator.provider and "aws-standby" in replicator.provider, (
+        "replicator runs in the standby region"
+    )
     for cluster in rendered.of("aws:msk/cluster:Cluster"):
         auth = cluster.inputs["clientAuthentication"]
         assert auth["sasl"]["iam"] is True, f"{cluster.name}: MSK Replicator needs IAM auth"
@@ -116,7 +119,9 @@ def test_bucket_replication_targets_the_standby(stack):
         assert dest.startswith("arn:aws:s3:::") and standby_region in dest, (
             f"{r.name} replicates to {dest}, not the standby"
         )
-        assert r.provider and "aws-primary" in r.provider, f"{r.name} is not managed in the primary region"
+        assert r.provider and "aws-primary" in r.provider, (
+            f"{r.name} is not managed in the primary region"
+        )
 
 
 def test_automq_settings_follow_its_documentation():
@@ -125,8 +130,14 @@ def test_automq_settings_follow_its_documentation():
 
     instance = rendered.named("kdrill-primary-automq-fleet-broker-0")
     script = base64.b64decode(instance.inputs["userDataBase64"]).decode()
-    assert "s3.data.buckets=0@s3://kdrill-automq-use1-usw2-us-east-1-automq-data?region=us-east-1" in script
-    assert "s3.ops.buckets=1@s3://kdrill-automq-use1-usw2-us-east-1-automq-ops?region=us-east-1" in script
+    assert (
+        "s3.data.buckets=0@s3://kdrill-automq-use1-usw2-us-east-1-automq-data?region=us-east-1"
+        in script
+    )
+    assert (
+        "s3.ops.buckets=1@s3://kdrill-automq-use1-usw2-us-east-1-automq-ops?region=us-east-1"
+        in script
+    )
     assert "s3.wal.path=0@s3://kdrill-automq-use1-usw2-us-east-1-automq-data" in script
 
 
@@ -143,7 +154,9 @@ def test_cost_tags_on_every_taggable_resource(stack):
         checked += 1
         missing = [k for k in COST_TAG_KEYS if not r.tags.get(k)]
         assert not missing, f"{r.typ} {r.name} lacks cost tags {missing}"
-        assert r.tags["kdrill:stack"] == stack, f"{r.name} tagged with stack {r.tags['kdrill:stack']}"
+        assert r.tags["kdrill:stack"] == stack, (
+            f"{r.name} tagged with stack {r.tags['kdrill:stack']}"
+        )
     assert checked > 30, f"{stack}: only {checked} taggable resources walked"
 
 
@@ -172,13 +185,26 @@ def test_every_bucket_versioned_encrypted_private(stack):
     )
     encrypted = covered(
         "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-        lambda i: i["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] in ("AES256", "aws:kms"),
+        lambda i: (
+            i["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"]
+            in ("AES256", "aws:kms")
+        ),
     )
     private = covered(
         "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
-        lambda i: all(i[k] for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")),
+        lambda i: all(
+            i[k]
+            for k in (
+                "blockPublicAcls",
+                "blockPublicPolicy",
+                "ignorePublicAcls",
+                "restrictPublicBuckets",
+            )
+        ),
     )
-    lifecycle = covered("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", lambda i: i["rules"])
+    lifecycle = covered(
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", lambda i: i["rules"]
+    )
     for bucket, name in buckets.items():
         assert bucket in versioned, f"{name} ({bucket}) is not versioned"
         assert bucket in encrypted, f"{name} ({bucket}) is not encrypted"
@@ -190,7 +216,9 @@ def test_every_bucket_versioned_encrypted_private(stack):
 def test_log_volumes_encrypted_sized_and_attached(stack):
     rendered = render_stack(stack)
     storage = stack_config(stack)["storage"]
-    attached = {a.inputs["volumeId"] for a in rendered.of("aws:ec2/volumeAttachment:VolumeAttachment")}
+    attached = {
+        a.inputs["volumeId"] for a in rendered.of("aws:ec2/volumeAttachment:VolumeAttachment")
+    }
     for v in rendered.of("aws:ebs/volume:Volume"):
         assert v.inputs["encrypted"] is True, f"{v.name} is not encrypted"
         assert v.inputs["iops"] == storage["iops"], f"{v.name} iops {v.inputs['iops']}"
@@ -223,7 +251,8 @@ def test_kafka_ports_open_only_to_named_cidrs(stack):
         assert ipaddress.ip_network(cidr).prefixlen > 0, f"{rule.name} is open to {cidr}"
         assert cidr in named, f"{rule.name} opens ports to unnamed CIDR {cidr}"
     controller = [
-        r for r in rendered.of("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        r
+        for r in rendered.of("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
         if r.inputs.get("fromPort") == 9093
     ]
     for r in controller:
@@ -238,7 +267,14 @@ def test_exports_what_drills_and_cost_need(stack):
     regions = render_stack(stack).outputs["regions"]
     for role in ROLES:
         out = regions[role]
-        for key in ("region", "bootstrapServers", "evidenceBucket", "vpcId", "networkAclIds", "brokerCount"):
+        for key in (
+            "region",
+            "bootstrapServers",
+            "evidenceBucket",
+            "vpcId",
+            "networkAclIds",
+            "brokerCount",
+        ):
             assert out.get(key), f"{stack}: regions.{role}.{key} not exported"
         if not stack.startswith("msk"):
             assert out.get("endpointServiceName"), f"{stack}: {role} endpoint service not exported"

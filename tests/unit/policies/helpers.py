@@ -28,7 +28,9 @@ def urn(typ: str, name: str) -> str:
     return f"urn:pulumi:test::kdrill::{typ}::{name}"
 
 
-def resource_args(typ: str, props: dict[str, Any], name: str = "r", config=None) -> ResourceValidationArgs:
+def resource_args(
+    typ: str, props: dict[str, Any], name: str = "r", config=None
+) -> ResourceValidationArgs:
     return ResourceValidationArgs(typ, props, urn(typ, name), name, _opts(), None, config)
 
 
@@ -36,7 +38,9 @@ def policy_resource(typ: str, props: dict[str, Any], name: str) -> PolicyResourc
     return PolicyResource(typ, props, urn(typ, name), name, _opts(), None, None, [], {})
 
 
-def stack_args(resources: list[tuple[str, str, dict[str, Any]]], config=None) -> StackValidationArgs:
+def stack_args(
+    resources: list[tuple[str, str, dict[str, Any]]], config=None
+) -> StackValidationArgs:
     return StackValidationArgs([policy_resource(t, p, n) for t, n, p in resources], config)
 
 

@@ -33,7 +33,9 @@ def test_undersized_standby_from_config_is_caught():
     raw["brokers"]["standby"] = {"count": 3, "instanceType": "kafka.m7g.large"}
     raw["brokers"]["primary"] = {"count": 6, "instanceType": "kafka.m7g.large"}
     found = run_pack(as_resources(render(raw, "msk-use1-usw2")))
-    assert len(found) == 1 and "standby broker capacity 6 units is below the primary's 12" in found[0], found
+    assert (
+        len(found) == 1 and "standby broker capacity 6 units is below the primary's 12" in found[0]
+    ), found
 
 
 def test_ephemeral_stack_expiry():
@@ -51,7 +53,9 @@ def test_seeded_violations_are_each_caught():
     rs = as_resources(render_stack("apache-use1-usw2"))
     edit(rs, "kdrill-primary-vpc", lambda p: p["tags"].pop("cost-center"))
     edit(rs, "kdrill-standby-evidence-sse", lambda p: p.update(rules=[]))
-    edit(rs, "kdrill-primary-evidence-replication", lambda p: p["rules"][0].update(status="Disabled"))
+    edit(
+        rs, "kdrill-primary-evidence-replication", lambda p: p["rules"][0].update(status="Disabled")
+    )
     edit(rs, "kdrill-primary-kafka-fleet-broker-1-log-volume", lambda p: p.update(encrypted=False))
     edit(rs, "kdrill-standby-kafka-fleet-broker-0-log-volume", lambda p: p.update(iops=100))
     edit(rs, "kdrill-primary-kafka-from-apps-use1", lambda p: p.update(cidrIpv4="0.0.0.0/0"))
@@ -79,4 +83,6 @@ def test_msk_plaintext_is_caught():
         lambda p: p["encryptionInfo"]["encryptionInTransit"].update(clientBroker="TLS_PLAINTEXT"),
     )
     found = run_pack(rs)
-    assert len(found) == 1 and found[0].startswith("kdrill-standby-msk-cluster: MSK clientBroker"), found
+    assert len(found) == 1 and found[0].startswith(
+        "kdrill-standby-msk-cluster: MSK clientBroker"
+    ), found

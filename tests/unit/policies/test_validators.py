@@ -56,20 +56,61 @@ def test_expiry_limit_comes_from_policy_config():
     assert violations(v.validate_expiry, strict)
 
 
-def bucket_set(name="b", versioned=True, sse="AES256", public_blocked=True, replicate=None, replicated=False):
-    res = [("aws:s3/bucket:Bucket", name, {"bucket": name, "tags": {**TAGS, **({"kdrill:replicate": replicate} if replicate else {})}})]
+def bucket_set(
+    name="b", versioned=True, sse="AES256", public_blocked=True, replicate=None, replicated=False
+):
+    res = [
+        (
+            "aws:s3/bucket:Bucket",
+            name,
+            {
+                "bucket": name,
+                "tags": {**TAGS, **({"kdrill:replicate": replicate} if replicate else {})},
+            },
+        )
+    ]
     if versioned:
-        res.append(("aws:s3/bucketVersioning:BucketVersioning", f"{name}-v", {"bucket": name, "versioningConfiguration": {"status": "Enabled"}}))
+        res.append(
+            (
+                "aws:s3/bucketVersioning:BucketVersioning",
+                f"{name}-v",
+                {"bucket": name, "versioningConfiguration": {"status": "Enabled"}},
+            )
+        )
     if sse:
-        res.append(("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", f"{name}-sse",
-                    {"bucket": name, "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": sse}}]}))
-    flags = dict.fromkeys(("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"), True)
+        res.append(
+            (
+                "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+                f"{name}-sse",
+                {
+                    "bucket": name,
+                    "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": sse}}],
+                },
+            )
+        )
+    flags = dict.fromkeys(
+        ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"), True
+    )
     if not public_blocked:
         flags["restrictPublicBuckets"] = False
-    res.append(("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", f"{name}-pab", {"bucket": name, **flags}))
+    res.append(
+        (
+            "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+            f"{name}-pab",
+            {"bucket": name, **flags},
+        )
+    )
     if replicated:
-        res.append(("aws:s3/bucketReplicationConfig:BucketReplicationConfig", f"{name}-r",
-                    {"bucket": name, "rules": [{"status": "Enabled", "destination": {"bucket": "arn:aws:s3:::x"}}]}))
+        res.append(
+            (
+                "aws:s3/bucketReplicationConfig:BucketReplicationConfig",
+                f"{name}-r",
+                {
+                    "bucket": name,
+                    "rules": [{"status": "Enabled", "destination": {"bucket": "arn:aws:s3:::x"}}],
+                },
+            )
+        )
     return res
 
 
@@ -108,8 +149,12 @@ def test_bucket_settings_must_match_by_name():
     ],
 )
 def test_wal_volumes(props, problems):
-    args = resource_args("aws:ebs/volume:Volume", {**props, "tags": {"kdrill:part": "wal-volume"}}, "wal-0",
-                         config={"minWalIops": 3000})
+    args = resource_args(
+        "aws:ebs/volume:Volume",
+        {**props, "tags": {"kdrill:part": "wal-volume"}},
+        "wal-0",
+        config={"minWalIops": 3000},
+    )
     found = violations(v.validate_wal_volumes, args)
     assert len(found) == problems and all("wal-0" in m for m in found), found
 
@@ -122,20 +167,62 @@ def test_wal_policy_ignores_other_volumes():
 @pytest.mark.parametrize(
     "typ,props,bad",
     [
-        ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
-         {"cidrIpv4": "0.0.0.0/0", "ipProtocol": "tcp", "fromPort": 9092, "toPort": 9092}, True),
-        ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
-         {"cidrIpv4": "10.0.0.0/16", "ipProtocol": "tcp", "fromPort": 9092, "toPort": 9092}, False),
-        ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
-         {"cidrIpv4": "0.0.0.0/0", "ipProtocol": "tcp", "fromPort": 443, "toPort": 443}, False),
-        ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
-         {"cidrIpv6": "::/0", "ipProtocol": "-1"}, True),
-        ("aws:ec2/securityGroup:SecurityGroup",
-         {"ingress": [{"cidrBlocks": ["0.0.0.0/0"], "protocol": "tcp", "fromPort": 9000, "toPort": 9100}]}, True),
-        ("aws:ec2/securityGroupRule:SecurityGroupRule",
-         {"type": "ingress", "cidrBlocks": ["0.0.0.0/0"], "protocol": "tcp", "fromPort": 9098, "toPort": 9098}, True),
-        ("aws:ec2/securityGroupRule:SecurityGroupRule",
-         {"type": "egress", "cidrBlocks": ["0.0.0.0/0"], "protocol": "-1", "fromPort": 0, "toPort": 0}, False),
+        (
+            "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+            {"cidrIpv4": "0.0.0.0/0", "ipProtocol": "tcp", "fromPort": 9092, "toPort": 9092},
+            True,
+        ),
+        (
+            "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+            {"cidrIpv4": "10.0.0.0/16", "ipProtocol": "tcp", "fromPort": 9092, "toPort": 9092},
+            False,
+        ),
+        (
+            "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+            {"cidrIpv4": "0.0.0.0/0", "ipProtocol": "tcp", "fromPort": 443, "toPort": 443},
+            False,
+        ),
+        (
+            "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+            {"cidrIpv6": "::/0", "ipProtocol": "-1"},
+            True,
+        ),
+        (
+            "aws:ec2/securityGroup:SecurityGroup",
+            {
+                "ingress": [
+                    {
+                        "cidrBlocks": ["0.0.0.0/0"],
+                        "protocol": "tcp",
+                        "fromPort": 9000,
+                        "toPort": 9100,
+                    }
+                ]
+            },
+            True,
+        ),
+        (
+            "aws:ec2/securityGroupRule:SecurityGroupRule",
+            {
+                "type": "ingress",
+                "cidrBlocks": ["0.0.0.0/0"],
+                "protocol": "tcp",
+                "fromPort": 9098,
+                "toPort": 9098,
+            },
+            True,
+        ),
+        (
+            "aws:ec2/securityGroupRule:SecurityGroupRule",
+            {
+                "type": "egress",
+                "cidrBlocks": ["0.0.0.0/0"],
+                "protocol": "-1",
+                "fromPort": 0,
+                "toPort": 0,
+            },
+            False,
+        ),
     ],
 )
 def test_no_public_kafka(typ, props, bad):
@@ -156,19 +243,30 @@ def test_no_public_kafka(typ, props, bad):
 )
 def test_msk_in_transit(transit, bad):
     props = {"encryptionInfo": {"encryptionInTransit": transit}} if transit else {}
-    found = violations(v.validate_msk_in_transit, resource_args("aws:msk/cluster:Cluster", props, "msk-p"))
+    found = violations(
+        v.validate_msk_in_transit, resource_args("aws:msk/cluster:Cluster", props, "msk-p")
+    )
     assert len(found) == bad and all("msk-p" in m for m in found), found
 
 
 def msk(role, count, typ):
-    return ("aws:msk/cluster:Cluster", f"msk-{role}",
-            {"numberOfBrokerNodes": count, "brokerNodeGroupInfo": {"instanceType": typ},
-             "tags": {"kdrill:region-role": role}})
+    return (
+        "aws:msk/cluster:Cluster",
+        f"msk-{role}",
+        {
+            "numberOfBrokerNodes": count,
+            "brokerNodeGroupInfo": {"instanceType": typ},
+            "tags": {"kdrill:region-role": role},
+        },
+    )
 
 
 def broker(role, i, typ):
-    return ("aws:ec2/instance:Instance", f"{role}-b{i}",
-            {"instanceType": typ, "tags": {"kdrill:region-role": role, "kdrill:part": "broker"}})
+    return (
+        "aws:ec2/instance:Instance",
+        f"{role}-b{i}",
+        {"instanceType": typ, "tags": {"kdrill:region-role": role, "kdrill:part": "broker"}},
+    )
 
 
 @pytest.mark.parametrize(
@@ -177,8 +275,16 @@ def broker(role, i, typ):
         ([msk("primary", 3, "kafka.m7g.large"), msk("standby", 3, "kafka.m7g.large")], False),
         ([msk("primary", 6, "kafka.m7g.large"), msk("standby", 3, "kafka.m7g.xlarge")], False),
         ([msk("primary", 6, "kafka.m7g.large"), msk("standby", 3, "kafka.m7g.large")], True),
-        ([broker("primary", i, "m7g.2xlarge") for i in range(3)] + [broker("standby", i, "m7g.xlarge") for i in range(3)], True),
-        ([broker("primary", i, "m7g.xlarge") for i in range(3)] + [broker("standby", i, "m7g.xlarge") for i in range(3)], False),
+        (
+            [broker("primary", i, "m7g.2xlarge") for i in range(3)]
+            + [broker("standby", i, "m7g.xlarge") for i in range(3)],
+            True,
+        ),
+        (
+            [broker("primary", i, "m7g.xlarge") for i in range(3)]
+            + [broker("standby", i, "m7g.xlarge") for i in range(3)],
+            False,
+        ),
     ],
 )
 def test_standby_capacity(resources, bad):

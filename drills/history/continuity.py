@@ -68,8 +68,7 @@ def measure_continuity(index: HistoryIndex, notes: list[str]) -> list[Continuity
     units = _units(index, committed, primary_reads, serving_reads, positions)
     results = []
     for group, ptopic, partition, topic, role in sorted(units):
-        records = index.partition_records(topic, partition)
-        start = records["offset"][0].as_py() if records.num_rows else 0
+        start = index.first_offset(topic, partition) or 0
         highest = owed.get((group, ptopic, partition)) if role is Role.REPLICATED else None
         ideal = start if highest is None else highest + 1
         position, source = positions.get((group, topic, partition), (None, ResumeSource.UNKNOWN))
@@ -123,47 +122,58 @@ def _committed(index: HistoryIndex) -> dict[tuple[str, str, int], int]:
 def _highest_committed_in_standby(
     index: HistoryIndex, committed: dict[tuple[str, str, int], int], primary_reads: pa.Table
 ) -> dict[tuple[str, str, int], int]:
-    """Per (group, primary topic, partition): the highest serving offset of a record g committed."""
+    """Per (group, primary topic, partition): the highest serving offset of a record g committed.
+
+    The ack ledger names the record at each primary offset; sends never
+    acknowledged but found in the standby (indeterminate, yet written) take
+    their primary offset from the primary's log or the groups' reads.
+    """
     if not committed:
         return {}
     meta = index.meta
-    columns = ["topic", "partition", "offset", "rid"]
     writes = index.writes
-    acked = writes.filter(
-        pc.and_(pc.equal(writes["cluster"], meta.primary), pc.is_valid(writes["offset"]))
-    )
-    primary_log = index.history.log.filter(pc.equal(index.history.log["cluster"], meta.primary))
-    sources = [acked, primary_reads, index.ids(primary_log)]
-    located = pa.table(
-        {c: pa.chunked_array([chunk for t in sources for chunk in t[c].chunks]) for c in columns}
-    )
-    located = located.group_by(columns).aggregate([])
-    serving = index.log.filter(pc.equal(index.log["role"], ROLE_CODES[Role.REPLICATED]))
-    serving = serving.select(["rid", "partition", "offset"]).rename_columns(
-        ["rid", "s_partition", "s_offset"]
-    )
-    mapped = located.join(serving, keys="rid", join_type="inner")
-    mapped = mapped.filter(pc.equal(mapped["partition"], mapped["s_partition"]))
-    commits = pa.Table.from_pylist(
-        [
-            {"group": g, "topic": t, "partition": p, "committed": c}
-            for (g, t, p), c in committed.items()
-        ],
-        schema=pa.schema(
-            [
-                ("group", pa.string()),
-                ("topic", pa.string()),
-                ("partition", pa.int32()),
-                ("committed", pa.int64()),
-            ]
-        ),
-    )
-    owed = commits.join(mapped, keys=["topic", "partition"], join_type="inner")
-    owed = owed.filter(pc.less(owed["offset"], owed["committed"]))
-    highest = owed.group_by(_KEYS).aggregate([("s_offset", "max")])
-    return {
-        (r["group"], r["topic"], r["partition"]): r["s_offset_max"] for r in highest.to_pylist()
-    }
+    from_primary = pc.equal(writes["cluster"], meta.primary)
+    where = writes.filter(pc.and_(from_primary, writes["found"]))
+    known = where.filter(pc.is_valid(where["offset"]))
+    unknown = where.filter(pc.is_null(where["offset"]))
+    located = known.select(["topic", "partition", "offset", "last_rank"])
+    if unknown.num_rows:
+        log = index.history.log
+        log = log.filter(pc.equal(log["cluster"], meta.primary))
+        columns = ["topic", "partition", "offset", "rid"]
+        sources = [primary_reads.select(columns), index.ids(log).select(columns)]
+        seen = pa.table(
+            {c: pa.chunked_array([k for t in sources for k in t[c].chunks]) for c in columns}
+        )
+        seen = seen.filter(pc.is_in(seen["rid"], unknown["rid"]))
+        ranks = unknown.select(["rid", "last_rank"])
+        extra = seen.join(ranks, keys="rid", join_type="inner").select(located.column_names)
+        located = pa.table(
+            {
+                c: pa.chunked_array(
+                    [k for t in (located, extra) for k in t[c].chunks], type=located[c].type
+                )
+                for c in located.column_names
+            }
+        )
+    serving = index.log.take(located["last_rank"])
+    replicated = pc.equal(serving["role"], ROLE_CODES[Role.REPLICATED])
+    same = pc.and_(replicated, pc.equal(serving["partition"], located["partition"]))
+    located = located.append_column("s_offset", serving["offset"]).filter(same)
+    highest = {}
+    for (group, topic, partition), offset in committed.items():
+        mine = located.filter(
+            pc.and_(
+                pc.and_(
+                    pc.equal(located["topic"], topic), pc.equal(located["partition"], partition)
+                ),
+                pc.less(located["offset"], offset),
+            )
+        )
+        best = pc.max(mine["s_offset"]).as_py()
+        if best is not None:
+            highest[(group, topic, partition)] = best
+    return highest
 
 
 def _first_reads(serving_reads: pa.Table) -> dict[tuple[str, str, int], int]:
@@ -186,7 +196,9 @@ def _processed_duplicates(serving_reads: pa.Table, primary_reads: pa.Table) -> d
     counts: dict[tuple[str, str, int], int] = {}
     for group in pc.unique(serving_reads["group"]).to_pylist():
         mine = serving_reads.filter(pc.equal(serving_reads["group"], group))
-        seen = primary_reads.filter(pc.equal(primary_reads["group"], group))["rid"]
+        before = primary_reads.filter(pc.equal(primary_reads["group"], group))
+        # Probe the big primary side against the (usually small) serving side.
+        seen = before.filter(pc.is_in(before["rid"], mine["rid"]))["rid"]
         again = mine.filter(pc.is_in(mine["rid"], seen))
         for row in (
             again.group_by(["topic", "partition"])
@@ -221,7 +233,7 @@ def _units(
         if origin is not None:
             used.add((group, origin[0], partition))
     units = set()
-    stored = set(index.partitions())
+    stored = index.serving_partitions()
     for group, ptopic, partition in used:
         if group not in meta.groups and meta.groups or ptopic not in meta.topics:
             continue

@@ -18,13 +18,12 @@ Two derived tables:
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from drills.history.cases import Found
 from drills.history.model import DrillMeta, History, HistoryError, Role
 
 GSEQ_BITS = 40  # rid = producer code << 40 | gseq
@@ -41,75 +40,64 @@ ROLE_CODES = {Role.REPLICATED: 0, Role.LOCAL: 1}
 
 @dataclass
 class HistoryIndex:
-    """The indexes of one history; build with ``build_index``."""
+    """The indexes of one history; build with ``build_index``.
+
+    ``log`` is narrow (integers only) so sorts and takes over it stay cheap;
+    ``found(ranks)`` turns rows of it back into evidence with names.
+    """
 
     history: History
     log: pa.Table
     writes: pa.Table
+    occurrences: pa.Table  # per rid in the serving log: count, below_e_any, rank_min, rank_max
+    serving_raw: pa.Table  # the serving cluster's log rows that ``log.row`` points into
+    topic_names: list[str]  # ``log.tcode`` -> serving topic name
     producers: pa.Array
     keys: pa.Array
     notes: list[str] = field(default_factory=list)
-
-    def ids(self, table: pa.Table) -> pa.Table:
-        """``table`` with the ``rid`` and ``kid`` columns of this index's encoding appended."""
-        return _ids(table, self.producers, self.keys)
+    _slices: dict[tuple[str, int], pa.Table] = field(default_factory=dict)
 
     @property
     def meta(self) -> DrillMeta:
         return self.history.meta
 
-    @cached_property
-    def end_offsets(self) -> dict[tuple[str, int], int]:
-        """E per serving (topic, partition), as snapshotted at cutover."""
-        eo = self.history.end_offsets
-        eo = eo.filter(pc.equal(eo["cluster"], self.meta.serving))
-        return {(r["topic"], r["partition"]): r["end_offset"] for r in eo.to_pylist()}
+    def ids(self, table: pa.Table) -> pa.Table:
+        """``table`` with the ``rid`` and ``kid`` columns of this index's encoding appended."""
+        return _ids(table, self.producers, self.keys)
 
-    @cached_property
-    def _by_partition(self) -> tuple[pa.Table, dict[tuple[str, int], tuple[int, int]]]:
-        table = self.log.select(["topic", "partition", "offset", "producer", "key", "seq", "gseq"])
-        table = table.sort_by(
-            [("topic", "ascending"), ("partition", "ascending"), ("offset", "ascending")]
-        )
-        spans: dict[tuple[str, int], tuple[int, int]] = {}
-        counts = table.group_by(["topic", "partition"], use_threads=False).aggregate(
-            [("offset", "count")]
-        )
-        start = 0
-        for row in counts.to_pylist():
-            spans[(row["topic"], row["partition"])] = (start, start + row["offset_count"])
-            start += row["offset_count"]
-        return table, spans
-
-    def partitions(self) -> list[tuple[str, int]]:
-        """The serving (topic, partition) pairs that hold records of ours."""
-        return sorted(self._by_partition[1])
+    def found(self, ranks: list[int]) -> list[Found]:
+        """The serving-log records at these ranks, with names and positions, as evidence."""
+        if not ranks:
+            return []
+        rows = self.log.take(pa.array(ranks, pa.int64()))["row"]
+        serving = self.meta.serving
+        return [Found.from_row(r, serving) for r in self.serving_raw.take(rows).to_pylist()]
 
     def partition_records(self, topic: str, partition: int) -> pa.Table:
-        """The serving log of one partition, by offset."""
-        table, spans = self._by_partition
-        start, stop = spans.get((topic, partition), (0, 0))
-        return table.slice(start, stop - start)
+        """The serving log rows of one partition (any order)."""
+        if (topic, partition) not in self._slices:
+            code = self.topic_names.index(topic) if topic in self.topic_names else -1
+            mask = pc.and_(
+                pc.equal(self.log["tcode"], code), pc.equal(self.log["partition"], partition)
+            )
+            self._slices[(topic, partition)] = self.log.filter(mask)
+        return self._slices[(topic, partition)]
+
+    def serving_partitions(self) -> set[tuple[str, int]]:
+        """The serving (topic, partition) pairs holding records of ours."""
+        pairs = self.log.group_by(["tcode", "partition"]).aggregate([]).to_pylist()
+        return {(self.topic_names[p["tcode"]], p["partition"]) for p in pairs}
+
+    def first_offset(self, topic: str, partition: int) -> int | None:
+        """The lowest offset holding a record of ours in a serving partition."""
+        return pc.min(self.partition_records(topic, partition)["offset"]).as_py()
 
     def records_between(self, topic: str, partition: int, low: int, high: int) -> pa.Table:
-        """Records (not offsets: markers leave gaps) at offsets in [low, high) of a serving partition."""
+        """Records (not offsets: markers leave gaps) at offsets in [low, high), by offset."""
         records = self.partition_records(topic, partition)
-        offsets = _OffsetView(records["offset"])
-        start = bisect.bisect_left(offsets, low)
-        return records.slice(start, max(0, bisect.bisect_left(offsets, high) - start))
-
-
-class _OffsetView:
-    """A sorted int column seen as a Python sequence, so ``bisect`` can search it in O(log n)."""
-
-    def __init__(self, column: pa.ChunkedArray) -> None:
-        self._column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-
-    def __len__(self) -> int:
-        return len(self._column)
-
-    def __getitem__(self, i: int) -> int:
-        return self._column[i].as_py()
+        offsets = records["offset"]
+        mask = pc.and_(pc.greater_equal(offsets, low), pc.less(offsets, high))
+        return records.filter(mask).sort_by("offset")
 
 
 def build_index(history: History) -> HistoryIndex:
@@ -117,10 +105,21 @@ def build_index(history: History) -> HistoryIndex:
     notes: list[str] = []
     producers = _dictionary(history, "producer")
     keys = _dictionary(history, "key")
-    log = _serving_log(history, producers, keys, notes)
-    writes = _judge_writes(history, log, producers, keys)
+    raw, topic_names, log = _serving_log(history, producers, keys, notes)
+    occurrences = log.group_by("rid").aggregate(
+        [("rid", "count"), ("below_e", "any"), ("rank", "min"), ("rank", "max")]
+    )
+    writes = _judge_writes(history, occurrences, producers, keys)
     return HistoryIndex(
-        history=history, log=log, writes=writes, producers=producers, keys=keys, notes=notes
+        history=history,
+        log=log,
+        writes=writes,
+        occurrences=occurrences,
+        serving_raw=raw,
+        topic_names=topic_names,
+        producers=producers,
+        keys=keys,
+        notes=notes,
     )
 
 
@@ -148,10 +147,11 @@ def _ids(table: pa.Table, producers: pa.Array, keys: pa.Array) -> pa.Table:
 
 def _serving_log(
     history: History, producers: pa.Array, keys: pa.Array, notes: list[str]
-) -> pa.Table:
+) -> tuple[pa.Table, list[str], pa.Table]:
+    """The serving cluster's rows of our topics, and the narrow per-key-ordered index over them."""
     meta = history.meta
-    log = history.log.filter(pc.equal(history.log["cluster"], meta.serving))
-    topic_names = pc.unique(log["topic"]).to_pylist()
+    raw = history.log.filter(pc.equal(history.log["cluster"], meta.serving))
+    topic_names = pc.unique(raw["topic"]).to_pylist()
     # Per serving topic: (primary topic code, role code); None for topics we do not serve.
     origins = []
     for name in topic_names:
@@ -160,15 +160,29 @@ def _serving_log(
         else:
             origin = meta.mapping.origin(name, meta.topics)
         origins.append(origin)
-    tcode = pc.index_in(log["topic"], value_set=pa.array(topic_names, pa.string()))
+    tcode = pc.index_in(raw["topic"], value_set=pa.array(topic_names, pa.string()))
     ptopic = pc.take(
         pa.array([meta.topics.index(o[0]) if o else None for o in origins], pa.int32()), tcode
     )
+    keep = pc.is_valid(ptopic)
+    raw = raw.filter(keep)
+    tcode, ptopic = tcode.filter(keep), ptopic.filter(keep)
     role = pc.take(pa.array([ROLE_CODES[o[1]] if o else None for o in origins], pa.int8()), tcode)
-    log = log.append_column("ptopic", ptopic).append_column("role", role)
-    log = log.filter(pc.is_valid(log["ptopic"]))
-    log = _ids(log, producers, keys)
-    log = log.append_column("end_offset", _end_offset_column(history, log, notes))
+    ided = _ids(raw.select(["producer", "key", "seq", "gseq"]), producers, keys)
+    log = pa.table(
+        {
+            "row": pa.array(range(raw.num_rows), pa.int64()),
+            "tcode": tcode,
+            "partition": raw["partition"],
+            "offset": raw["offset"],
+            "seq": raw["seq"],
+            "rid": ided["rid"],
+            "kid": ided["kid"],
+            "ptopic": ptopic,
+            "role": role,
+        }
+    )
+    log = log.append_column("end_offset", _end_offset_column(history, raw, log, topic_names, notes))
     replicated = pc.equal(log["role"], ROLE_CODES[Role.REPLICATED])
     if meta.failover:
         below = pc.and_(
@@ -189,17 +203,21 @@ def _serving_log(
         ],
     )
     log = log.take(order)
-    return log.append_column("rank", pa.array(range(log.num_rows), pa.int64()))
+    log = log.append_column("rank", pa.array(range(log.num_rows), pa.int64()))
+    return raw, topic_names, log
 
 
-def _end_offset_column(history: History, log: pa.Table, notes: list[str]) -> pa.Array:
+def _end_offset_column(
+    history: History, raw: pa.Table, log: pa.Table, topic_names: list[str], notes: list[str]
+) -> pa.Array:
+    """E of each row's partition (null where none was recorded, or without failover)."""
     meta = history.meta
     if not meta.failover or not log.num_rows:
         return pa.nulls(log.num_rows, pa.int64())
     eo = history.end_offsets.filter(pc.equal(history.end_offsets["cluster"], meta.serving))
     known = {(r["topic"], r["partition"]): r["end_offset"] for r in eo.to_pylist()}
     replicated_topics = {meta.mapping.replicated(t) for t in meta.topics}
-    parts = log.filter(pc.is_in(log["topic"], pa.array(sorted(replicated_topics), pa.string())))
+    parts = raw.filter(pc.is_in(raw["topic"], pa.array(sorted(replicated_topics), pa.string())))
     seen = parts.group_by(["topic", "partition"]).aggregate([]).to_pylist()
     for row in sorted(seen, key=lambda r: (r["topic"], r["partition"])):
         if (row["topic"], row["partition"]) not in known:
@@ -208,25 +226,25 @@ def _end_offset_column(history: History, log: pa.Table, notes: list[str]) -> pa.
                 "every record found there counts as replicated before cutover"
             )
     width = int(pc.max(log["partition"]).as_py()) + 1
-    names = sorted({t for t, _ in known} | set(pc.unique(log["topic"]).to_pylist()))
-    lookup: list[int | None] = [None] * (len(names) * width)
+    lookup: list[int | None] = [None] * (len(topic_names) * width)
     for (topic, partition), end in known.items():
-        if partition < width:
-            lookup[names.index(topic) * width + partition] = end
-    slot = pc.add(
-        pc.multiply(pc.index_in(log["topic"], value_set=pa.array(names, pa.string())), width),
-        log["partition"],
-    )
+        if topic in topic_names and partition < width:
+            lookup[topic_names.index(topic) * width + partition] = end
+    slot = pc.add(pc.multiply(pc.cast(log["tcode"], pa.int64()), width), log["partition"])
     return pc.take(pa.array(lookup, pa.int64()), slot)
 
 
-def _judge_writes(history: History, log: pa.Table, producers: pa.Array, keys: pa.Array) -> pa.Table:
+def _judge_writes(
+    history: History, occurrences: pa.Table, producers: pa.Array, keys: pa.Array
+) -> pa.Table:
+    """Every send, with where it was found and whether it is expected, present, lost, split-brain."""
     meta = history.meta
     writes = _ids(history.writes, producers, keys)
-    found = log.group_by("rid").aggregate([("rid", "count"), ("below_e", "any"), ("rank", "min")])
-    writes = writes.join(found, keys="rid", join_type="left outer")
-    found_any = pc.fill_null(pc.greater(writes["rid_count"], 0), False)
-    found_below = pc.fill_null(writes["below_e_any"], False)
+    at = pc.index_in(writes["rid"], value_set=occurrences["rid"])
+    found_any = pc.is_valid(at)
+    found_below = pc.fill_null(pc.take(occurrences["below_e_any"], at), False)
+    writes = writes.append_column("first_rank", pc.take(occurrences["rank_min"], at))
+    writes = writes.append_column("last_rank", pc.take(occurrences["rank_max"], at))
     acked = pc.is_valid(writes["ack_time"])
     from_primary = pc.equal(writes["cluster"], meta.primary)
     t_fence = meta.instants.t_fence
@@ -241,10 +259,6 @@ def _judge_writes(history: History, log: pa.Table, producers: pa.Array, keys: pa
     present = pc.if_else(from_primary, found_below, found_any) if meta.failover else found_any
     expected = pc.and_(acked, pc.invert(split_brain))
     segment = pc.if_else(from_primary, SEGMENT_PRIMARY, SEGMENT_SERVING).cast(pa.int8())
-    writes = writes.drop_columns(["rid_count", "below_e_any"])
-    writes = writes.rename_columns(
-        ["first_rank" if c == "rank_min" else c for c in writes.column_names]
-    )
     return (
         writes.append_column("found", found_any)
         .append_column("acked", acked)

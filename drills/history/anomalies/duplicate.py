@@ -11,24 +11,23 @@ from itertools import groupby
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from drills.history.cases import DuplicateCase, Found
+from drills.history.cases import DuplicateCase
 from drills.history.index import HistoryIndex
 
 
 def duplicated_rows(index: HistoryIndex) -> pa.Table:
     """Every serving-log row whose record occurs more than once, in per-key reading order."""
-    log = index.log
-    counts = log.group_by("rid").aggregate([("rid", "count")])
+    counts = index.occurrences
     twice = counts.filter(pc.greater(counts["rid_count"], 1))["rid"]
-    return log.filter(pc.is_in(log["rid"], twice))
+    return index.log.filter(pc.is_in(index.log["rid"], twice))
 
 
 def duplicates(index: HistoryIndex) -> list[DuplicateCase]:
     """One case per duplicated record, listing every position it was found at."""
     rows = duplicated_rows(index).sort_by([("rid", "ascending"), ("rank", "ascending")])
     cases = []
-    for _, group in groupby(rows.to_pylist(), key=lambda row: row["rid"]):
-        found = [Found.from_row(row, index.meta.serving) for row in group]
+    for _, group in groupby(rows.select(["rid", "rank"]).to_pylist(), key=lambda row: row["rid"]):
+        found = index.found([row["rank"] for row in group])
         first = found[0]
         cases.append(DuplicateCase(first.producer, first.key, first.seq, first.gseq, tuple(found)))
     return sorted(cases, key=lambda c: (c.producer, c.key, c.seq))

@@ -13,7 +13,7 @@ from itertools import groupby
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from drills.history.cases import Found, LateCase
+from drills.history.cases import LateCase
 from drills.history.index import ROLE_CODES, HistoryIndex
 from drills.history.model import Role
 
@@ -34,18 +34,19 @@ def late_rows(index: HistoryIndex) -> pa.Table:
         local = writes.filter(pc.equal(writes["cluster"], index.meta.serving))["rid"]
         rows = rows.filter(pc.invert(pc.is_in(rows["rid"], local)))
     return rows.sort_by(
-        [("topic", "ascending"), ("partition", "ascending"), ("offset", "ascending")]
+        [("tcode", "ascending"), ("partition", "ascending"), ("offset", "ascending")]
     )
 
 
 def late(index: HistoryIndex) -> list[LateCase]:
     """One case per standby partition that received records after its end offset was taken."""
-    serving = index.meta.serving
     cases = []
-    for (topic, partition), group in groupby(
-        late_rows(index).to_pylist(), key=lambda row: (row["topic"], row["partition"])
+    rows = late_rows(index).select(["tcode", "partition", "end_offset", "rank"]).to_pylist()
+    for (tcode, partition), group in groupby(
+        rows, key=lambda row: (row["tcode"], row["partition"])
     ):
-        rows = list(group)
-        found = tuple(Found.from_row(row, serving) for row in rows)
-        cases.append(LateCase(topic, partition, rows[0]["end_offset"], len(found), found))
+        group = list(group)
+        found = tuple(index.found([row["rank"] for row in group]))
+        topic = index.topic_names[tcode]
+        cases.append(LateCase(topic, partition, group[0]["end_offset"], len(found), found))
     return cases

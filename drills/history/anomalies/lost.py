@@ -20,7 +20,7 @@ from collections import defaultdict
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from drills.history.cases import LOST_INTERIOR, LOST_TAIL, Found, LostCase, Write
+from drills.history.cases import LOST_INTERIOR, LOST_TAIL, LostCase, Write
 from drills.history.index import SEGMENT_PRIMARY, HistoryIndex
 
 
@@ -88,8 +88,7 @@ def _case(
     after = bisect.bisect_right(present, (last["seq"], float("inf")))
     next_present = None
     if after < len(present):
-        found = index.log.slice(present[after][1], 1).to_pylist()[0]
-        next_present = Found.from_row(found, index.meta.serving)
+        (next_present,) = index.found([present[after][1]])
     meta = index.meta
     return LostCase(
         anomaly=LOST_INTERIOR if next_present else LOST_TAIL,

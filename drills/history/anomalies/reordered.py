@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from drills.history.anomalies.duplicate import duplicated_rows
-from drills.history.cases import Found, ReorderedCase
+from drills.history.cases import ReorderedCase
 from drills.history.index import SEQ_LIMIT, HistoryIndex
 
 
@@ -51,12 +51,12 @@ def reordered(index: HistoryIndex) -> list[ReorderedCase]:
         (row["kid"], row["seq"]): row["rank_min"]
         for row in holders.group_by(["kid", "seq"]).aggregate([("rank", "min")]).to_pylist()
     }
-    serving = index.meta.serving
-    cases = []
-    for row, seq in zip(late.to_pylist(), wanted_seq.to_pylist(), strict=True):
-        after = log.slice(holder[(row["kid"], seq)], 1).to_pylist()[0]
-        record = Found.from_row(row, serving)
-        cases.append(
-            ReorderedCase(record.producer, record.key, record, Found.from_row(after, serving))
-        )
-    return cases
+    rows = late.select(["kid", "rank"]).to_pylist()
+    records = index.found([row["rank"] for row in rows])
+    afters = index.found(
+        [holder[(row["kid"], seq)] for row, seq in zip(rows, wanted_seq.to_pylist(), strict=True)]
+    )
+    return [
+        ReorderedCase(record.producer, record.key, record, after)
+        for record, after in zip(records, afters, strict=True)
+    ]

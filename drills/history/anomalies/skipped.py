@@ -6,7 +6,7 @@ this detector attaches the records themselves, read from the serving log.
 
 from __future__ import annotations
 
-from drills.history.cases import Found, SkippedCase
+from drills.history.cases import SkippedCase
 from drills.history.continuity import Continuity
 from drills.history.index import HistoryIndex
 
@@ -16,8 +16,8 @@ def skipped(index: HistoryIndex, continuity: list[Continuity]) -> list[SkippedCa
     for c in continuity:
         if not c.skipped or c.resume is None:
             continue
-        rows = index.records_between(c.topic, c.partition, c.ideal, c.resume).to_pylist()
-        records = tuple(Found.from_row(row, index.meta.serving) for row in rows)
+        ranks = index.records_between(c.topic, c.partition, c.ideal, c.resume)["rank"]
+        records = tuple(index.found(ranks.to_pylist()))
         cases.append(
             SkippedCase(
                 c.group,

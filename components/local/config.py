@@ -72,6 +72,7 @@ class LocalConfig:
     replication: ReplicationSpec
     network: ipaddress.IPv4Network
     prefix: str = "kd"
+    rtt_ms: int = 70  # the default inter-region round trip on the replication path
     source: Path | None = field(default=None, compare=False)
     raw: dict[str, Any] = field(
         default_factory=dict, compare=False
@@ -223,8 +224,15 @@ def parse(cfg: dict[str, Any], stack: str = "local", source: Path | None = None)
     if not isinstance(prefix, str) or not _PREFIX.match(prefix):
         raise bad("kdrill:local.namePrefix", f"{prefix!r} must be 1-4 lowercase letters/digits")
 
+    rtt = local.get("interRegionRttMs", 70)
+    if not isinstance(rtt, int) or isinstance(rtt, bool) or not 0 <= rtt <= 5000:
+        raise bad(
+            "kdrill:local.interRegionRttMs", f"{rtt!r} must be an integer from 0 to 5000 (ms)"
+        )
+
     return LocalConfig(
         stack=stack,
+        rtt_ms=rtt,
         regions=(regions[0], regions[1]),
         topics=tuple(topics),
         replication=ReplicationSpec(engine, policy, lag_max, interval),

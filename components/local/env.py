@@ -20,7 +20,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.local import cgroups, config, kafka, kafka_dist, mirrormaker, network, objectstore
+from components.local import (
+    cgroups,
+    config,
+    kafka,
+    kafka_dist,
+    mirrormaker,
+    network,
+    objectstore,
+    toxiproxy,
+)
 from components.local import processes as procs
 from components.local.config import LocalConfig, RegionSpec
 from components.local.errors import LocalEnvError
@@ -56,8 +65,9 @@ class Region:
 
     @property
     def replication_bootstrap(self) -> str:
-        """Bootstrap servers on the backbone (the REPLICATION listeners)."""
-        return ",".join(b.replication_address for b in self.brokers)
+        """Where the other region reads this one: the REPLICATION listeners as
+        advertised (for the primary, through toxiproxy in the standby)."""
+        return ",".join(b.replication_advertised for b in self.brokers)
 
     @property
     def s3_endpoint(self) -> str:
@@ -133,8 +143,18 @@ class LocalPair:
 
     def _region(self, spec: RegionSpec) -> Region:
         a = network.addresses(self.cfg, spec)
+        standby_backbone = network.addresses(self.cfg, self.cfg.standby).backbone_ip
         brokers = tuple(
-            kafka.Broker(spec.name, i, a.client_ip, a.backbone_ip, spec.brokers)
+            kafka.Broker(
+                spec.name,
+                i,
+                a.client_ip,
+                a.backbone_ip,
+                spec.brokers,
+                f"{standby_backbone}:{toxiproxy.PROXY_PORT + i}"
+                if spec.role == "primary"
+                else None,
+            )
             for i in range(spec.brokers)
         )
         return Region(spec, a.namespace, a.namespace, a.client_ip, a.backbone_ip, brokers)
@@ -198,6 +218,9 @@ class LocalPair:
                 {t.name: t.partitions for t in self.cfg.topics},
                 min(3, len(self.primary.brokers)),
             )
+
+            progress(f"routing replication through toxiproxy ({self.cfg.rtt_ms} ms round trip)")
+            self._start_latency_proxies(deadline)
 
             progress(f"starting MirrorMaker 2 in {self.standby.name} ({self.policy} policy)")
             self._start_mirrormaker(deadline)
@@ -269,6 +292,29 @@ class LocalPair:
         log = self._paths(r) / "s3.log"
         pid = procs.start(r.namespace, r.cgroup, objectstore.argv(), log)
         self.procs.append(Proc("s3", r.name, pid, str(log)))
+        if r.role == "standby":
+            log = self._paths(r) / "toxiproxy.log"
+            pid = procs.start(r.namespace, r.cgroup, toxiproxy.argv(r.client_ip), log)
+            self.procs.append(Proc("toxiproxy", r.name, pid, str(log)))
+
+    @property
+    def latency_proxy(self) -> toxiproxy.Toxiproxy:
+        return toxiproxy.Toxiproxy(self.standby.client_ip)
+
+    def replication_proxies(self) -> list[str]:
+        """Toxiproxy proxy names, one per primary broker."""
+        return [f"replication-{b.node_id}" for b in self.primary.brokers]
+
+    def set_replication_latency(self, rtt_ms: float, jitter_ms: float = 0) -> None:
+        for name in self.replication_proxies():
+            self.latency_proxy.set_latency(name, rtt_ms, jitter_ms)
+
+    def _start_latency_proxies(self, deadline: float) -> None:
+        tp = self.latency_proxy
+        tp.wait_ready(deadline, self._check_alive)
+        for b, name in zip(self.primary.brokers, self.replication_proxies(), strict=True):
+            tp.create_proxy(name, listen=b.replication_advertised, upstream=b.replication_address)
+        self.set_replication_latency(self.cfg.rtt_ms)
 
     def _start_mirrormaker(self, deadline: float) -> None:
         props = self.dir / "mm2.properties"

@@ -39,6 +39,9 @@ class Broker:
     client_ip: str
     backbone_ip: str
     cluster_size: int
+    # What the REPLICATION listener advertises: the primary's brokers advertise
+    # their toxiproxy address in the standby, so replication goes through it.
+    advertised_replication: str | None = None
 
     @property
     def client_address(self) -> str:
@@ -47,6 +50,10 @@ class Broker:
     @property
     def replication_address(self) -> str:
         return f"{self.backbone_ip}:{REPLICATION_PORT + self.node_id}"
+
+    @property
+    def replication_advertised(self) -> str:
+        return self.advertised_replication or self.replication_address
 
     @property
     def controller_address(self) -> str:
@@ -77,7 +84,7 @@ node.id={i}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=INTERNAL
 listeners=CLIENT://{b.client_address},REPLICATION://{b.replication_address},INTERNAL://127.0.0.1:{INTERNAL_PORT + i},CONTROLLER://{b.controller_address}
-advertised.listeners=CLIENT://{b.client_address},REPLICATION://{b.replication_address},INTERNAL://127.0.0.1:{INTERNAL_PORT + i}
+advertised.listeners=CLIENT://{b.client_address},REPLICATION://{b.replication_advertised},INTERNAL://127.0.0.1:{INTERNAL_PORT + i}
 listener.security.protocol.map=CLIENT:PLAINTEXT,REPLICATION:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs={log_dir}
 auto.create.topics.enable=false

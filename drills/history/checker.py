@@ -59,7 +59,9 @@ class CheckResult:
 
     def sample(self, limit: int | None = None) -> dict[str, dict]:
         """Per anomaly type found: its case count, whether tolerated, and the first ``limit`` cases."""
-        limit = self.policy.sample if limit is None else limit
+        return self._cases(self.policy.sample if limit is None else limit)
+
+    def _cases(self, limit: int | None) -> dict[str, dict]:
         return {
             name: {
                 "count": len(self.anomalies[name]),
@@ -71,15 +73,7 @@ class CheckResult:
 
     def to_dict(self, full: bool = False) -> dict:
         """JSON-ready: every case when ``full``, else the condensed sample."""
-        limit = None if full else self.policy.sample
-        cases = {
-            name: {
-                "count": len(self.anomalies[name]),
-                "tolerated": name in self.tolerated,
-                "cases": [case.to_dict() for case in self.anomalies[name][:limit]],
-            }
-            for name in self.found
-        }
+        cases = self._cases(None if full else self.policy.sample)
         return {
             "valid": self.valid,
             "found": list(self.found),

@@ -21,6 +21,7 @@ and the standby log says where MM2 put that record.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -139,7 +140,9 @@ def _highest_committed_in_standby(
     located = known.select(["topic", "partition", "offset", "last_rank"])
     if unknown.num_rows:
         log = index.history.log
-        log = log.filter(pc.equal(log["cluster"], meta.primary))
+        log = log.filter(
+            pc.and_(pc.equal(log["cluster"], meta.primary), pc.is_in(log["gseq"], unknown["gseq"]))
+        )
         columns = ["topic", "partition", "offset", "rid"]
         sources = [primary_reads.select(columns), index.ids(log).select(columns)]
         seen = pa.table(
@@ -160,19 +163,22 @@ def _highest_committed_in_standby(
     replicated = pc.equal(serving["role"], ROLE_CODES[Role.REPLICATED])
     same = pc.and_(replicated, pc.equal(serving["partition"], located["partition"]))
     located = located.append_column("s_offset", serving["offset"]).filter(same)
-    highest = {}
+    code = pc.index_in(located["topic"], value_set=pa.array(meta.topics, pa.string()))
+    by_partition: dict[tuple[str, int], list[tuple[str, int]]] = defaultdict(list)
     for (group, topic, partition), offset in committed.items():
+        by_partition[(topic, partition)].append((group, offset))
+    highest = {}
+    for (topic, partition), commits in by_partition.items():
         mine = located.filter(
             pc.and_(
-                pc.and_(
-                    pc.equal(located["topic"], topic), pc.equal(located["partition"], partition)
-                ),
-                pc.less(located["offset"], offset),
+                pc.equal(code, meta.topics.index(topic) if topic in meta.topics else -1),
+                pc.equal(located["partition"], partition),
             )
         )
-        best = pc.max(mine["s_offset"]).as_py()
-        if best is not None:
-            highest[(group, topic, partition)] = best
+        for group, offset in commits:
+            best = pc.max(pc.filter(mine["s_offset"], pc.less(mine["offset"], offset))).as_py()
+            if best is not None:
+                highest[(group, topic, partition)] = best
     return highest
 
 

@@ -19,7 +19,7 @@ from dataclasses import asdict
 from rich.console import Console
 from rich.table import Table
 
-from components.local import config
+from components.local import config, faults, network
 from components.local.env import LocalPair, PairStatus
 from components.local.errors import LocalEnvError
 
@@ -112,6 +112,91 @@ def print_status(st: PairStatus) -> None:
         out.print(t)
 
 
+def _running_pair(args) -> LocalPair:
+    pair = _pair_for(args)
+    if not pair.is_up():
+        raise LocalEnvError(f"local pair {args.stack} is not up; run `kdrill local up` first")
+    return pair
+
+
+def cmd_fault(args) -> int:
+    if args.clear:
+        pair = _pair_for(args)
+        targets = (
+            [e.id for e in faults.ledger(pair).open_entries()]
+            if args.clear == "all"
+            else [args.clear]
+        )
+        for fid in targets:
+            e = faults.clear(pair, fid)
+            console.print(f"cleared {e.id}: {e.fault.describe()}")
+        if not targets:
+            console.print("no fault applied")
+        return 0
+    if not args.kind:
+        raise LocalEnvError("name a fault kind (see `kdrill local fault --help`) or --clear ID|all")
+    spec = faults.FaultSpec(
+        args.kind, args.region, args.link, faults.parse_params(args.param), args.duration
+    )
+    faults.validate(
+        spec, config.load(args.stack)
+    )  # bad input is reported before anything is touched
+    e = faults.apply(_running_pair(args), spec)
+    console.print(f"applied {e.id}: {e.fault.describe()} (t_fault={e.t_fault:.3f} monotonic)")
+    if args.duration:
+        try:
+            with console.status(
+                f"{e.id} applied; clearing in {args.duration:g}s (Ctrl-C clears now)"
+            ):
+                time.sleep(args.duration)
+        finally:
+            faults.clear(_pair_for(args), e.id)
+            console.print(f"cleared {e.id}")
+    return 0
+
+
+def cmd_faults(args) -> int:
+    pair = _pair_for(args)
+    t = Table(title="faults applied", title_justify="left")
+    for col in ("id", "fault", "status", "applied by pid", "observed"):
+        t.add_column(col)
+    open_entries = faults.ledger(pair).open_entries()
+    for e in open_entries:
+        try:
+            seen = json.dumps(faults.observe(pair, e))
+        except Exception as err:  # observing never fails the listing
+            seen = f"(cannot observe: {err})"
+        t.add_row(e.id, e.fault.describe(), e.status, str(e.applier_pid), seen)
+    out.print(t if open_entries else "no fault applied")
+    return 0
+
+
+def cmd_recover(args) -> int:
+    pair = _pair_for(args)
+    cleared = faults.recover(pair)
+    for e in cleared:
+        console.print(f"cleared {e.id}: {e.fault.describe()} (applied by pid {e.applier_pid})")
+    console.print(f"recover: {len(cleared)} fault(s) cleared")
+    return 0
+
+
+def cmd_counters(args) -> int:
+    pair = _running_pair(args)
+    t = Table(
+        title="bytes on each region's backbone link (inter-region traffic)", title_justify="left"
+    )
+    for col in ("region", "in bytes", "out bytes", "in packets", "out packets"):
+        t.add_column(col)
+    for r in pair.regions:
+        c = network.read_counters(r.namespace)
+        t.add_row(
+            r.name,
+            *(str(c.get(k, 0)) for k in ("in_bytes", "out_bytes", "in_packets", "out_packets")),
+        )
+    out.print(t)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from drills import local_demo
 
@@ -157,6 +242,42 @@ def build_parser() -> argparse.ArgumentParser:
         "bring the pair up, replicate a small workload, show what each region holds, tear down",
     )
     demo.add_argument("--records", type=int, default=1000, help="records to produce (default 1000)")
+
+    kinds = "\n".join(f"  {k.name:<18} {k.help}" for k in faults.CATALOGUE.values())
+    params = "\n".join(
+        f"  {k.name:<18} " + ", ".join(f"{n}={p.type.__name__}" + (f" (default {p.default})" if p.default is not None else "")
+                                       for n, p in k.params.items())
+        for k in faults.CATALOGUE.values() if k.params
+    )  # fmt: skip
+    fault = add("fault", cmd_fault, "apply a fault to the running pair, or clear one")
+    fault.formatter_class = argparse.RawDescriptionHelpFormatter
+    fault.description = (
+        "Apply a fault (recorded in the pair's fault ledger before it is applied), or clear one.\n\n"
+        f"kinds:\n{kinds}\n\nparameters:\n{params}\n\n"
+        "--link is client (clients' access) or backbone (the replication path); link faults act on the "
+        "region's side of it, egress for bandwidth, and default to the primary."
+    )
+    fault.add_argument("kind", nargs="?", help="fault kind (see above)")
+    fault.add_argument("--region", help="target region")
+    fault.add_argument("--link", help="client or backbone")
+    fault.add_argument(
+        "--param", action="append", default=[], metavar="K=V", help="fault parameter, repeatable"
+    )
+    fault.add_argument("--duration", type=float, help="clear automatically after this many seconds")
+    fault.add_argument(
+        "--clear", metavar="ID|all", help="clear fault ID (or all) instead of applying"
+    )
+    add("faults", cmd_faults, "list the faults applied, with what can be observed of each")
+    add(
+        "recover",
+        cmd_recover,
+        "clear every fault the ledger says is still applied (e.g. after a killed drill)",
+    )
+    add(
+        "counters",
+        cmd_counters,
+        "bytes that crossed between the regions (nftables counters on the backbone)",
+    )
     return p
 
 

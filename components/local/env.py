@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from confluent_kafka import KafkaException
+
 from components.local import (
     cgroups,
     config,
@@ -280,22 +282,75 @@ class LocalPair:
 
     def _start_region(self, r: Region) -> None:
         for b in r.brokers:
-            d = self._paths(r, b.node_id)
-            log = d / "broker.log"
-            pid = procs.start(
-                r.namespace,
-                r.cgroup,
-                kafka.broker_argv(d / "server.properties", self._log4j()),
-                log,
-            )
-            self.procs.append(Proc("broker", r.name, pid, str(log), b.node_id))
-        log = self._paths(r) / "s3.log"
-        pid = procs.start(r.namespace, r.cgroup, objectstore.argv(), log)
-        self.procs.append(Proc("s3", r.name, pid, str(log)))
+            self.start_broker(r, b.node_id)
+        self._start(r, "s3", objectstore.argv())
         if r.role == "standby":
-            log = self._paths(r) / "toxiproxy.log"
-            pid = procs.start(r.namespace, r.cgroup, toxiproxy.argv(r.client_ip), log)
-            self.procs.append(Proc("toxiproxy", r.name, pid, str(log)))
+            self._start(r, "toxiproxy", toxiproxy.argv(r.client_ip))
+
+    def _start(self, r: Region, role: str, argv: list[str], node: int | None = None) -> Proc:
+        """Start one daemon of region r and record it (replacing a dead entry of the same label)."""
+        d = self._paths(r, node) if node is not None else self._paths(r)
+        log = d / ("broker.log" if role == "broker" else f"{role}.log")
+        pid = procs.start(r.namespace, r.cgroup, argv, log)
+        proc = Proc(role, r.name, pid, str(log), node)
+        self.procs = [p for p in self.procs if p.label != proc.label] + [proc]
+        return proc
+
+    def start_broker(self, r: Region, node: int) -> Proc:
+        props = self._paths(r, node) / "server.properties"
+        return self._start(r, "broker", kafka.broker_argv(props, self._log4j()), node)
+
+    def find(self, role: str, region: str, node: int | None = None) -> Proc | None:
+        return next(
+            (p for p in self.procs if (p.role, p.region, p.node) == (role, region, node)), None
+        )
+
+    def kill(self, proc: Proc) -> None:
+        """SIGKILL one recorded daemon and forget it (a fault's doing, undone by restarting it)."""
+        procs.kill_all([proc.pid])
+        self.procs = [p for p in self.procs if p.pid != proc.pid]
+        self._write_state("up")
+
+    def kill_region(self, name: str) -> list[Proc]:
+        """SIGKILL every process of a region (its whole cgroup) and forget them."""
+        r = self.region(name)
+        killed = [p for p in self.procs if p.region == name]
+        procs.kill_all(cgroups.procs(r.cgroup) + [p.pid for p in killed])
+        self.procs = [p for p in self.procs if p.region != name]
+        self._write_state("up")
+        return killed
+
+    def restore_region(self, name: str, timeout: float = 120.0) -> None:
+        """Start again whatever of region `name` is not running, and wait until it serves.
+
+        Brokers restart on their existing data (a killed region comes back with
+        what it had); the S3 endpoint comes back empty and gets its buckets again.
+        """
+        r = self.region(name)
+        deadline = time.monotonic() + timeout
+        for b in r.brokers:
+            if not self._running("broker", name, b.node_id):
+                self.start_broker(r, b.node_id)
+        s3_restarted = not self._running("s3", name)
+        if s3_restarted:
+            self._start(r, "s3", objectstore.argv())
+        proxy_restarted = r.role == "standby" and not self._running("toxiproxy", name)
+        if proxy_restarted:
+            self._start(r, "toxiproxy", toxiproxy.argv(r.client_ip))
+        self._write_state("up")
+        kafka.wait_ready(r.bootstrap, len(r.brokers), deadline, self._check_alive)
+        if s3_restarted:
+            objectstore.wait_ready(r.s3_endpoint, deadline, self._check_alive)
+            objectstore.create_buckets(r.s3_endpoint, r.spec.aws_region, r.spec.buckets)
+        if proxy_restarted:
+            self._start_latency_proxies(deadline)
+        if not self._running("mirrormaker2", self.standby.name):
+            self._start_mirrormaker(deadline)
+        self._write_state("up")
+
+    def _running(self, role: str, region: str, node: int | None = None) -> bool:
+        p = self.find(role, region, node)
+        return p is not None and procs.alive(p.pid)
 
     @property
     def latency_proxy(self) -> toxiproxy.Toxiproxy:
@@ -323,11 +378,10 @@ class LocalPair:
                 self.cfg, self.primary.replication_bootstrap, self.standby.bootstrap, self.policy
             )
         )
-        log = self.dir / "mirrormaker2.log"
-        argv = mirrormaker.argv(props, self._log4j(), self.standby.name)
-        pid = procs.start(self.standby.namespace, self.standby.cgroup, argv, log)
-        self.procs.append(Proc("mirrormaker2", self.standby.name, pid, str(log)))
-        self._write_state("creating")
+        self._start(
+            self.standby, "mirrormaker2", mirrormaker.argv(props, self._log4j(), self.standby.name)
+        )
+        self._write_state(self._read_state().get("phase", "creating"))
         self._wait_replicating(deadline)
 
     def _wait_replicating(self, deadline: float) -> None:
@@ -338,13 +392,16 @@ class LocalPair:
         a = kafka.admin(self.standby.bootstrap)
         while time.monotonic() < deadline:
             self._check_alive()
-            have = set(a.list_topics(timeout=3).topics)
+            try:
+                have = set(a.list_topics(timeout=3).topics)
+            except KafkaException:  # the standby's brokers may still be (re)starting
+                have = set()
             if want <= have:
                 return
             time.sleep(0.25)
         raise LocalEnvError(
             f"MirrorMaker 2 did not create {sorted(want - have)} in {self.standby.name} in time; "
-            f"see {self.dir / 'mirrormaker2.log'}"
+            f"see {self.dir / self.standby.name / 'mirrormaker2.log'}"
         )
 
     def _check_alive(self) -> None:
@@ -382,7 +439,11 @@ class LocalPair:
 
         Idempotent; works by name, so it also cleans what a killed `up` left.
         """
-        removed = []
+        from components.local.faults import catalogue  # faults build on this module
+
+        removed = [
+            f"fault {e.id} ({e.fault.describe()})" for e in catalogue.recover(self, teardown=True)
+        ]
         pids = set()
         for r in self.regions:
             pids.update(cgroups.procs(r.cgroup))
@@ -480,7 +541,8 @@ def _inventory(bootstrap: str) -> tuple[int, dict[str, dict[int, int]], list[str
     nodes = len(a.describe_cluster(request_timeout=3).result().nodes)
     md = a.list_topics(timeout=3)
     c = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "kdrill-status", "enable.auto.commit": False}
+        {"bootstrap.servers": bootstrap, "group.id": "kdrill-status", "enable.auto.commit": False},
+        logger=kafka.RDKAFKA_LOG,
     )
     topics: dict[str, dict[int, int]] = {}
     try:

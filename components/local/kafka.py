@@ -18,6 +18,7 @@ fault on either link never splits a region's own quorum.
 from __future__ import annotations
 
 import base64
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -117,10 +118,16 @@ def broker_argv(props: Path, log4j: Path) -> list[str]:
     return kafka_dist.java_argv("kafka.Kafka", kafka_dist.BROKER_HEAP, log4j, [str(props)])
 
 
+# librdkafka's own log lines ("connection refused" while a broker starts or is
+# faulted) are expected noise here: route them to logging, silent unless configured.
+RDKAFKA_LOG = logging.getLogger("kdrill.rdkafka")
+RDKAFKA_LOG.addHandler(logging.NullHandler())
+RDKAFKA_LOG.propagate = False
+
+
 def admin(bootstrap: str, **extra: object) -> AdminClient:
-    return AdminClient(
-        {"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 3000, **extra}
-    )
+    conf = {"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 3000, **extra}
+    return AdminClient(conf, logger=RDKAFKA_LOG)
 
 
 def wait_ready(bootstrap: str, brokers: int, deadline: float, still_alive) -> None:

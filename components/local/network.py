@@ -19,6 +19,7 @@ Inside the namespace the links are named `client` and `backbone`.
 from __future__ import annotations
 
 import ipaddress
+import json
 import subprocess
 from dataclasses import dataclass
 
@@ -125,6 +126,55 @@ def create(cfg: LocalConfig) -> None:
         run("ip", "link", "set", a.backbone_link, "up")
         run("ip", "-n", ns, "addr", "add", f"{a.backbone_ip}/24", "dev", "backbone")
         run("ip", "-n", ns, "link", "set", "backbone", "up")
+        add_counters(ns)
+
+
+COUNTERS = """\
+table inet kdrill_counters {
+  counter backbone_in {}
+  counter backbone_out {}
+  chain input { type filter hook input priority -200; policy accept; iifname "backbone" counter name "backbone_in"; }
+  chain output { type filter hook output priority -200; policy accept; oifname "backbone" counter name "backbone_out"; }
+}
+"""
+
+
+def add_counters(namespace: str) -> None:
+    """Byte counters on the region's backbone link (what crosses regions), before any fault's drops."""
+    p = subprocess.run(
+        ["ip", "netns", "exec", namespace, "nft", "-f", "-"],
+        input=COUNTERS,
+        capture_output=True,
+        text=True,
+    )
+    if p.returncode != 0:
+        raise LocalEnvError(
+            f"nftables in {namespace} failed: {p.stderr.strip()}; is nftables installed?"
+        )
+
+
+def read_counters(namespace: str) -> dict[str, int]:
+    """{"in_bytes", "in_packets", "out_bytes", "out_packets"} on the region's backbone link."""
+    p = run(
+        "ip",
+        "netns",
+        "exec",
+        namespace,
+        "nft",
+        "-j",
+        "list",
+        "counters",
+        "table",
+        "inet",
+        "kdrill_counters",
+    )
+    out: dict[str, int] = {}
+    for item in json.loads(p.stdout)["nftables"]:
+        c = item.get("counter")
+        if c:
+            side = c["name"].removeprefix("backbone_")
+            out[f"{side}_bytes"], out[f"{side}_packets"] = c["bytes"], c["packets"]
+    return out
 
 
 def pids_in(namespace: str) -> list[int]:

@@ -17,6 +17,7 @@ from confluent_kafka.admin import ConfigResource
 from components.local import cgroups, kafka, mirrormaker, network, processes
 from components.local.env import LocalPair
 from components.local.errors import LocalEnvError
+from components.local.faults import FaultSpec, catalogue
 from tests.integration.conftest import consume_n, consumer, produce_all, stack_config, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -200,6 +201,28 @@ def test_three_broker_pair_comes_up_and_down_leaves_nothing(tmp_path):
         sent = records(200)
         produce_all(p.primary.bootstrap, sent, "rf3")  # idempotent producer: acks=all
         assert len(consume_n(p.standby.bootstrap, p.remote_topic("rf3"), 200, timeout=120)) == 200
+
+        # broker kill: with RF 3 and min.insync.replicas 2 the region keeps acknowledging acks=all
+        killed = catalogue.apply(
+            p, FaultSpec("broker-kill", region=p.primary.name, params={"broker": 1})
+        )
+        try:
+            # the controller fences it once its session (broker.session.timeout.ms, 9 s) expires
+            wait_for(
+                lambda: len(a.describe_cluster(request_timeout=5).result().nodes) == 2,
+                30,
+                "the kill to be seen",
+            )
+            produce_all(p.primary.bootstrap, records(200), "rf3")
+            got = consume_n(p.primary.bootstrap, "rf3", 400, timeout=60)
+            assert len(got) == 400
+        finally:
+            catalogue.clear(p, killed.id)
+        wait_for(
+            lambda: len(a.describe_cluster(request_timeout=5).result().nodes) == 3,
+            60,
+            "the killed broker to return",
+        )
         pids = [x.pid for x in p.procs]
     finally:
         p.down()

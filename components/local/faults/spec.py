@@ -142,7 +142,10 @@ def validate(spec: FaultSpec, cfg: LocalConfig) -> FaultSpec:
     if kind.region in ("primary", "standby") and region is None:
         region = getattr(cfg, kind.region).name
     if region is not None:
-        cfg.region(region)  # raises: unknown region, naming the known ones
+        try:
+            cfg.region(region)
+        except LocalEnvError as e:  # unknown region, naming the known ones
+            raise FaultError(str(e)) from None
 
     link = spec.link
     if kind.link:

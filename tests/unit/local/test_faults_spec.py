@@ -1,0 +1,120 @@
+"""Fault specs are validated before anything is touched; the ledger survives its writer."""
+
+import json
+import multiprocessing
+
+import pytest
+
+from components.local import config
+from components.local.faults import (
+    CATALOGUE,
+    FaultError,
+    FaultSpec,
+    catalogue,
+    parse_params,
+    validate,
+)
+from components.local.faults.ledger import Ledger
+
+CFG = config.load("local")
+
+
+@pytest.mark.parametrize(
+    "spec,expect",
+    [
+        (FaultSpec("meteor"), "unknown fault kind 'meteor'; kinds: region-loss, partition"),
+        (FaultSpec("packet-loss", params={"percent": 150}), "percent=150 is out of range 0.1..100"),
+        (FaultSpec("packet-loss"), "packet-loss needs --param percent=<float>"),
+        (
+            FaultSpec("packet-loss", link="wan", params={"percent": 5}),
+            "unknown link 'wan'; links: client, backbone",
+        ),
+        (FaultSpec("packet-loss", params={"percent": "lots"}), "percent='lots' is not a float"),
+        (
+            FaultSpec("bandwidth", params={"mbit": 1, "rate": 2}),
+            "bandwidth has no parameter 'rate'; parameters: mbit, burst_kb",
+        ),
+        (FaultSpec("region-loss"), "region-loss needs --region (east or west)"),
+        (
+            FaultSpec("region-loss", region="mars"),
+            "unknown region 'mars'; this stack has: east, west",
+        ),
+        (FaultSpec("partition", region="east"), "partition takes no --region"),
+        (FaultSpec("latency", link="client", params={"ms": 5}), "latency takes no --link"),
+        (
+            FaultSpec("blackhole", region="east", params={"endpoint": "dns"}),
+            "endpoint='dns' must be one of: kafka, s3",
+        ),
+        (
+            FaultSpec("broker-kill", region="east", params={"broker": 2}),
+            "region east has brokers 0..0, not 2",
+        ),
+        (
+            FaultSpec("cpu-squeeze", region="west", params={"cores": 0}),
+            "cores=0 is out of range 0.01..64",
+        ),
+        (FaultSpec("partition", duration_s=-1), "duration -1 s is out of range"),
+    ],
+)
+def test_bad_specs_are_one_clear_line(spec, expect):
+    with pytest.raises(FaultError) as e:
+        validate(spec, CFG)
+    assert expect in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_validation_fills_defaults_and_converts_types():
+    s = validate(FaultSpec("bandwidth", params={"mbit": "1.5"}), CFG)
+    assert s.region == "east" and s.link == "backbone"  # the replication path of the primary
+    assert s.params == {"mbit": 1.5, "burst_kb": 32}
+    assert validate(FaultSpec("latency", params={"ms": "200"}), CFG).params == {
+        "ms": 200.0,
+        "jitter_ms": 0.0,
+    }
+
+
+def test_every_kind_has_an_action_and_a_clear():
+    assert set(catalogue.ACTIONS) == set(CATALOGUE)
+
+
+def test_param_pairs_parse_or_fail_clearly():
+    assert parse_params(["percent=30", "jitter_ms=5"]) == {"percent": "30", "jitter_ms": "5"}
+    with pytest.raises(FaultError, match="write it as name=value"):
+        parse_params(["percent"])
+
+
+def test_apply_rejects_bad_input_before_recording_anything(tmp_path):
+    from components.local.env import LocalPair
+
+    pair = LocalPair(CFG, state_root=tmp_path)
+    with pytest.raises(FaultError):
+        catalogue.apply(pair, FaultSpec("packet-loss", params={"percent": 150}))
+    assert Ledger(pair.dir).entries() == []
+
+
+def _record_many(path, n):
+    led = Ledger(path)
+    for _ in range(n):
+        led.record(FaultSpec("partition"))
+
+
+def test_ledger_ids_stay_unique_across_concurrent_writers(tmp_path):
+    procs = [multiprocessing.Process(target=_record_many, args=(tmp_path, 20)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    ids = [e.id for e in Ledger(tmp_path).entries()]
+    assert len(ids) == 80 and len(set(ids)) == 80
+
+
+def test_ledger_records_before_applying_and_tracks_status(tmp_path):
+    led = Ledger(tmp_path)
+    e = led.record(FaultSpec("partition"))
+    on_disk = json.loads((tmp_path / "faults.json").read_text())
+    assert on_disk[0]["status"] == "applying" and on_disk[0]["t_fault"] is None
+    assert [x.id for x in led.open_entries()] == [e.id]
+    led.update(e.id, status="applied", t_fault=12.5)
+    led.update(e.id, status="cleared", t_cleared=13.0)
+    assert led.open_entries() == []
+    assert led.get(e.id).t_fault == 12.5

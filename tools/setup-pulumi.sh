@@ -94,7 +94,7 @@ if needs_build; then
   mkdir -p "$dir/bin.partial"
   start=$SECONDS
   if [[ -z "$ambient" ]]; then
-    say "building the Pulumi CLI v$version from the Go module proxy (first run: ~10-20 min on 2 cores)"
+    say "building the Pulumi CLI v$version from the Go module proxy (first run: about 6-10 min on 2 cores)"
     go_build "$dir/bin.partial/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
   fi
   say "building kdrill's Python language host for Pulumi v$version"
@@ -134,4 +134,11 @@ if [[ -x "$host_dir/pulumi-resource-pulumi-python" ]]; then
   link "$host_dir/pulumi-resource-pulumi-python"
 else
   link "$bin/pulumi-resource-pulumi-python"
+fi
+
+# The Python SDK in .venv must be the engine's release (pyproject.toml pins it).
+sdk_version="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("pulumi"))' 2>/dev/null || true)"
+if [[ -n "$sdk_version" && "$sdk_version" != "$version" ]]; then
+  say "warning: .venv has the pulumi Python SDK $sdk_version but the engine is v$version;" \
+    "pin pulumi==$version in pyproject.toml or move tools/pulumi/go.mod to a release the Go proxy serves"
 fi

@@ -119,3 +119,81 @@ def test_up_change_destroy(stack: auto.Stack, tmp_path: Path):
     assert destroyed.summary.resource_changes.get("delete") == 2
     assert not target.exists()
     assert dynamic_resources(stack) == []
+
+
+def test_stack_config_dir_cli_honours_it_local_workspace_does_not(tmp_path: Path):
+    """Pins the finding the README's developer notes rely on (pulumi/pulumi issue #10305).
+
+    With `stackConfigDir: stacks` in Pulumi.yaml, everything the Automation API does through
+    the CLI (stack init, config get/set, up) uses stacks/Pulumi.<stack>.yaml, while
+    LocalWorkspace.stack_settings()/save_stack_settings() only look in the work dir, and
+    LocalWorkspaceOptions(project_settings=...) rewrites Pulumi.yaml without stackConfigDir.
+    If a Pulumi upgrade fixes this, this test fails: update the README then.
+    """
+    proj = tmp_path / "proj"
+    (proj / "stacks").mkdir(parents=True)
+    (proj / "Pulumi.yaml").write_text(
+        "name: scd\nruntime:\n  name: python\n  options:\n"
+        f"    virtualenv: {sys.prefix}\nstackConfigDir: stacks\n"
+    )
+    (proj / "__main__.py").write_text(
+        "import pulumi\npulumi.export('greeting', pulumi.Config().get('greeting'))\n"
+    )
+    in_stacks = proj / "stacks" / "Pulumi.dev.yaml"
+    in_work_dir = proj / "Pulumi.dev.yaml"
+    in_stacks.write_text("config:\n  scd:greeting: from-stacks-dir\n")
+    (tmp_path / "state").mkdir()
+    env = {
+        "PULUMI_BACKEND_URL": (tmp_path / "state").as_uri(),
+        "PULUMI_CONFIG_PASSPHRASE": "scd",
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_HOME": str(tmp_path / "pulumi-home"),
+    }
+    opts = auto.LocalWorkspaceOptions(
+        pulumi_command=pulumi_command(), env_vars=env, secrets_provider="passphrase"
+    )
+    stack = auto.create_or_select_stack("dev", work_dir=str(proj), opts=opts)
+    ws = stack.workspace
+
+    # Through the CLI: stacks/ is used.
+    assert "encryptionsalt" in yaml.safe_load(in_stacks.read_text())
+    assert ws.get_config("dev", "scd:greeting").value == "from-stacks-dir"
+    stack.set_config("scd:extra", auto.ConfigValue("x"))
+    assert yaml.safe_load(in_stacks.read_text())["config"]["scd:extra"] == "x"
+    assert not in_work_dir.exists()
+    assert stack.up(on_output=lambda _: None).outputs["greeting"].value == "from-stacks-dir"
+
+    # LocalWorkspace's own file access: the work dir only.
+    with pytest.raises(FileNotFoundError):
+        ws.stack_settings("dev")
+    ws.save_stack_settings("dev", auto.StackSettings(config={"scd:greeting": "shadow"}))
+    assert in_work_dir.exists(), "save_stack_settings wrote beside Pulumi.yaml"
+    assert ws.get_config("dev", "scd:greeting").value == "from-stacks-dir", "CLI ignores it"
+    # ... unless the file is named explicitly, which up/preview/refresh/destroy allow.
+    shadow = stack.up(on_output=lambda _: None, config_file=str(in_work_dir))
+    assert shadow.outputs["greeting"].value == "shadow"
+
+    # project_settings(): stackConfigDir is not part of the Python model and gets lost.
+    assert "stackConfigDir" not in ws.project_settings().to_dict()
+    stack.destroy(on_output=lambda _: None)
+    ws.remove_stack("dev")
+
+
+def test_program_without_config(tmp_path: Path):
+    """A stack with no config at all (the language host must still hand Python a config map)."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "__main__.py").write_text("import pulumi\npulumi.export('answer', 42)\n")
+    (tmp_path / "state").mkdir()
+    opts = auto.LocalWorkspaceOptions(
+        pulumi_command=pulumi_command(),
+        pulumi_home=str(tmp_path / "pulumi-home"),
+        env_vars={"PULUMI_CONFIG_PASSPHRASE": "none", "PULUMI_SKIP_UPDATE_CHECK": "true"},
+        project_settings=auto.ProjectSettings(
+            name="noconfig",
+            runtime=auto.ProjectRuntimeInfo(name="python", options={"virtualenv": sys.prefix}),
+            backend=auto.ProjectBackend(url=(tmp_path / "state").as_uri()),
+        ),
+    )
+    stack = auto.create_or_select_stack("bare", work_dir=str(proj), opts=opts)
+    assert stack.up(on_output=lambda _: None).outputs["answer"].value == 42

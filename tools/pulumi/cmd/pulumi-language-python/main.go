@@ -248,7 +248,11 @@ func (h *pythonHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulum
 	args = append(args, program)
 	args = append(args, req.GetArgs()...)
 
-	cfg, err := json.Marshal(req.GetConfig())
+	config := req.GetConfig()
+	if config == nil {
+		config = map[string]string{} // the Python SDK expects an object, never null
+	}
+	cfg, err := json.Marshal(config)
 	if err != nil {
 		return nil, fmt.Errorf("serialising config: %w", err)
 	}

@@ -43,8 +43,15 @@ def _region_loss(pair: LocalPair, e: Entry) -> dict[str, Any]:
     a = _addresses(pair, r)
     for dev in (a.client_link, a.backbone_link):
         kernel.link_set(dev, up=False)
+    # Reachability is gone once the links are down: that is T_fault. Killing the
+    # processes after it makes the loss permanent (nothing replays when links return).
+    t_fault = time.monotonic()
     killed = pair.kill_region(r.name)
-    return {"links": [a.client_link, a.backbone_link], "killed": [p.label for p in killed]}
+    return {
+        "links": [a.client_link, a.backbone_link],
+        "killed": [p.label for p in killed],
+        "_t_fault": t_fault,
+    }
 
 
 def _clear_region_loss(pair: LocalPair, e: Entry) -> None:
@@ -111,9 +118,13 @@ def _blackhole(pair: LocalPair, e: Entry) -> dict[str, Any]:
         ports = str(objectstore.PORT)
     else:
         ports = "{" + ", ".join(str(kafka.CLIENT_PORT + b.node_id) for b in r.brokers) + "}"
-    # Drop what clients send, silently: a blocked endpoint times out, it does not refuse.
+    # Drop clients' packets both ways, silently: a blocked endpoint times out, it does not
+    # refuse, and no response already on its way gets out (what fencing relies on).
     kernel.add_drop_table(
-        r.namespace, e.id, [f'iifname "client" tcp dport {ports} counter drop'], []
+        r.namespace,
+        e.id,
+        [f'iifname "client" tcp dport {ports} counter drop'],
+        [f'oifname "client" tcp sport {ports} counter drop'],
     )
     return {"namespaces": [r.namespace]}
 
@@ -215,8 +226,9 @@ def apply(pair: LocalPair, spec: FaultSpec) -> Entry:
         _safe_clear(pair, led.update(entry.id, undo=_guess_undo(pair, entry)))
         led.update(entry.id, status="failed", error=str(err)[:300], t_cleared=time.monotonic())
         raise
-    t = time.monotonic()
-    return led.update(entry.id, status="applied", undo=undo, t_fault=t, t_fault_wall=time.time())
+    t = undo.pop("_t_fault", None) or time.monotonic()  # an action may know its instant better
+    wall = time.time() - (time.monotonic() - t)
+    return led.update(entry.id, status="applied", undo=undo, t_fault=t, t_fault_wall=wall)
 
 
 # Kinds whose clearing starts processes again: pointless when the pair is being torn down.

@@ -1,0 +1,961 @@
+"""Drill specs: what a drill does and what it must prove, validated before anything runs.
+
+A drill spec is a small YAML document with a versioned schema (`version: 1`).
+It names the workload that stands in for production traffic, the client
+timeouts that bound how fast anything can be noticed, the replication under
+test, the fault and when it strikes, the steady-state hypothesis checked before
+touching anything, the detection and decision rules of the runbook, the cutover
+order, the objectives the verdict compares against, and the rollback rule.
+
+`load_spec(path)` / `loads_spec(text)` / `parse_spec(dict)` return a
+`DrillSpec` or raise `SpecError`, whose message is one line naming the exact
+field path and the fix, e.g.::
+
+    region-loss.yaml: workload.groups[1].commit_interval_ms: must be > 0 (got -5)
+
+No input (a missing file, text that is not YAML, YAML that is a list or a
+scalar, wrong types, unknown keys, impossible values, contradictions between
+fields) produces anything but a `SpecError`. Region names are checked later,
+against the stack the drill runs on; the fault's kind, link and parameters are
+checked here against the fault catalogue.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from components.local.faults.spec import CATALOGUE
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SUPPORTED_VERSIONS",
+    "FAULT_KINDS",
+    "SpecError",
+    "DrillSpec",
+    "Target",
+    "Topic",
+    "Group",
+    "Workload",
+    "Clients",
+    "Replication",
+    "SteadyState",
+    "Fault",
+    "Detection",
+    "Decision",
+    "Cutover",
+    "Objectives",
+    "Rollback",
+    "load_spec",
+    "loads_spec",
+    "parse_spec",
+]
+
+SCHEMA_VERSION = 1
+SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
+
+FaultKind = Literal[
+    "region-loss",
+    "partition",
+    "packet-loss",
+    "bandwidth",
+    "latency",
+    "blackhole",
+    "broker-kill",
+    "broker-pause",
+    "replication-pause",
+    "replication-stop",
+    "cpu-squeeze",
+]
+FAULT_KINDS: tuple[str, ...] = typing.get_args(FaultKind)
+
+DAY_S = 86_400.0  # no single wait in a drill is longer than a day
+MAX_YAML_NODES = 100_000  # a drill spec is a few hundred nodes; this stops alias bombs
+
+_NAME_RE = re.compile(r"^[a-z0-9-]+$")
+_TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+_STACK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]*$")
+
+
+class SpecError(Exception):
+    """A drill spec that cannot be used. `str()` is one line: source, field path, problem, fix.
+
+    `problems` holds every problem found (each one line, without the source),
+    first one first; the message names the first and counts the rest.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        message = _one_line(message)
+        super().__init__(message)
+        self.problems = [_one_line(p) for p in problems] if problems else [message]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).splitlines()).strip()
+
+
+def _n(x: float) -> str:
+    """A number as a person writes it: 5, 0.5, 1e+06."""
+    return f"{x:g}"
+
+
+def _fail(msg: str, at: str = "") -> PydanticCustomError:
+    """A validation error with our own message; `at` is a path below the validated field."""
+    return PydanticCustomError("kdrill", "{msg}", {"msg": msg, "at": at})
+
+
+def _got(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "a mapping" if value else "an empty mapping"
+    if isinstance(value, list | tuple | set | frozenset):
+        return "a list" if value else "an empty list"
+    r = repr(value) if isinstance(value, str | int | float) else f"a {type(value).__name__}"
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+class _Model(BaseModel):
+    # strict: `partitions: true` or `rate: "fast"` is a mistake, not something to coerce
+    # (ints are still accepted where a number is expected).
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,
+        use_attribute_docstrings=True,
+    )
+
+
+# --- target ---------------------------------------------------------------------------
+
+
+class Target(_Model):
+    """Where the drill runs."""
+
+    stack: str = "local"
+    """The stack (stacks/Pulumi.<stack>.yaml) whose regions the drill acts on; `local` is the
+    embedded pair of network namespaces on this machine. `kdrill run --stack` overrides it."""
+
+    @field_validator("stack")
+    @classmethod
+    def _stack_name(cls, v: str) -> str:
+        if not _STACK_RE.match(v):
+            raise _fail(
+                f"not a stack name (got {_got(v)}); use letters, digits, '-', '_', '.', "
+                "e.g. local or apache-use1-usw2"
+            )
+        return v
+
+
+# --- workload -------------------------------------------------------------------------
+
+
+class Topic(_Model):
+    """A topic the workload writes; created in the primary, replicated to the standby."""
+
+    name: str
+    """Kafka topic name. Under the `prefixed` replication policy the standby holds it as
+    `<primary>.<name>`; under `identity` with the same name."""
+    partitions: int = Field(3, ge=1, le=1000)
+    """More partitions spread keys; ordering is only promised per key (one key, one partition)."""
+
+    @field_validator("name")
+    @classmethod
+    def _topic_name(cls, v: str) -> str:
+        if not _TOPIC_RE.match(v) or v in (".", "..") or len(v) > 249:
+            raise _fail(
+                f"not a Kafka topic name (got {_got(v)}); use up to 249 letters, digits, "
+                "'.', '_' or '-'"
+            )
+        if v.startswith("__"):
+            raise _fail(f"topic names starting with '__' are Kafka-internal (got {_got(v)})")
+        return v
+
+
+class Group(_Model):
+    """A consumer group reading the workload: the thing whose continuity a drill proves."""
+
+    name: str = Field(min_length=1, max_length=255)
+    """The group id, the same in both regions (offsets are synced / translated by group id)."""
+    topics: list[str] | None = None
+    """The workload topics it reads; omitted: all of them (filled in when the spec is parsed)."""
+    process_rate: float = Field(0.0, ge=0)
+    """Records/s the group processes; 0 = unlimited. A rate below what the producers write
+    gives a consumer group that is already behind when the fault strikes."""
+    commit_interval_ms: int = Field(1000, gt=0, le=3_600_000)
+    """How often the group commits offsets. Longer intervals mean more re-reads (duplicates)
+    after failover: what was processed but not committed is owed again."""
+
+
+class Workload(_Model):
+    """The traffic standing in for production: instrumented producers and real consumer groups.
+
+    Every record carries producer id, key, per-key sequence, global sequence and send time,
+    so loss, duplicates, gaps and reordering are counted record by record."""
+
+    topics: list[Topic] = Field(min_length=1, max_length=100)
+    """The topics written (at least one; names unique)."""
+    keys: int = Field(32, ge=1, le=100_000)
+    """Distinct keys per producer; per-key ordering is checked on each of them."""
+    rate: float = Field(200.0, gt=0, le=1_000_000)
+    """Records/s per producer. Sets how many records are in flight when the fault strikes,
+    so it drives the RPO a drill can observe."""
+    record_bytes: int = Field(200, ge=16, le=1_000_000)
+    """Size of each record's value; with `rate` it sets the replication bandwidth needed."""
+    producers: int = Field(1, ge=1, le=16)
+    """Number of producer instances (indexes 0..producers-1, used by `cutover.producers`)."""
+    acks: Literal["all", "1"] = "all"
+    """`all`: acknowledged only once in-sync replicas have it; `1`: leader only, so an
+    acknowledged record can still be lost inside the region."""
+    idempotence: bool = True
+    """Idempotent producers: retries cannot duplicate or reorder. Requires acks=all."""
+    groups: list[Group] = Field(min_length=1, max_length=100)
+    """The consumer groups (at least one; names unique)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Workload:
+        if self.idempotence and self.acks != "all":
+            raise _fail(
+                f"idempotence: true requires acks: all (got acks: {_got(self.acks)}); "
+                "set acks: all or idempotence: false",
+                "acks",
+            )
+        names = [t.name for t in self.topics]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise _fail(
+                    f"duplicate topic name {_got(name)}; topic names must be unique",
+                    f"topics[{i}].name",
+                )
+        gnames = [g.name for g in self.groups]
+        for i, g in enumerate(self.groups):
+            if g.name in gnames[:i]:
+                raise _fail(
+                    f"duplicate group name {_got(g.name)}; group names must be unique",
+                    f"groups[{i}].name",
+                )
+            if g.topics is None:
+                g.topics = list(names)
+                continue
+            if not g.topics:
+                raise _fail(
+                    "a group must read at least one topic; list some or omit `topics` "
+                    "to read all workload topics",
+                    f"groups[{i}].topics",
+                )
+            for j, t in enumerate(g.topics):
+                if t not in names:
+                    raise _fail(
+                        f"{_got(t)} is not a workload topic; topics: {', '.join(names)}",
+                        f"groups[{i}].topics[{j}]",
+                    )
+                if t in g.topics[:j]:
+                    raise _fail(f"{_got(t)} is listed twice", f"groups[{i}].topics[{j}]")
+        return self
+
+
+# --- clients --------------------------------------------------------------------------
+
+
+class Clients(_Model):
+    """librdkafka timeouts for the drill's clients.
+
+    They bound detection from below: a client cannot report a failure before its timeout,
+    and librdkafka's defaults (message.timeout.ms 300 s, socket.connection.setup.timeout.ms
+    30 s, metadata.max.age.ms 900 s) would make every drill a five-minute wait."""
+
+    message_timeout_ms: int = Field(5000, ge=500, le=600_000)
+    """message.timeout.ms: how long a record may wait for an ack before its delivery fails.
+    The `delivery-errors` detector cannot fire earlier than this."""
+    request_timeout_ms: int = Field(3000, ge=100, le=600_000)
+    """request.timeout.ms: one produce request's ack timeout; must be <= message_timeout_ms."""
+    socket_connection_setup_timeout_ms: int = Field(3000, ge=1000, le=600_000)
+    """socket.connection.setup.timeout.ms: how long a TCP connect may hang (a black-holed
+    endpoint hangs rather than refuses). librdkafka rejects values below 1000."""
+    metadata_max_age_ms: int = Field(5000, ge=1000, le=3_600_000)
+    """metadata.max.age.ms: how stale cluster metadata may get before a refresh."""
+    session_timeout_ms: int = Field(6000, ge=1000, le=300_000)
+    """session.timeout.ms: how long a silent consumer keeps its partitions. Brokers refuse
+    values below their group.min.session.timeout.ms (6000 by default); librdkafka refuses
+    values above max.poll.interval.ms (300000 by default)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Clients:
+        if self.request_timeout_ms > self.message_timeout_ms:
+            raise _fail(
+                f"must be <= message_timeout_ms ({self.message_timeout_ms}) "
+                f"(got {self.request_timeout_ms}); a request cannot outlive the record it carries",
+                "request_timeout_ms",
+            )
+        return self
+
+
+# --- replication ----------------------------------------------------------------------
+
+
+class Replication(_Model):
+    """The replication under test: what carries records and consumer offsets across regions."""
+
+    engine: Literal["mirrormaker2"] = "mirrormaker2"
+    """MirrorMaker 2 (dedicated mode): records, checkpoints and group-offset sync."""
+    policy: Literal["prefixed", "identity"] | None = None
+    """Topic naming in the standby: `prefixed` (east.orders) or `identity` (orders);
+    null: whatever the stack is configured with. Prefixed means producers write a different
+    topic after cutover, which consumers must also read."""
+
+
+# --- steady state ---------------------------------------------------------------------
+
+
+class SteadyState(_Model):
+    """The steady-state hypothesis, checked before anything is touched: if the pair is not
+    healthy before the fault, nothing measured after it means anything."""
+
+    duration_s: float = Field(8.0, gt=0, le=DAY_S)
+    """How long the workload runs before the hypothesis is checked."""
+    max_replication_lag_s: float = Field(5.0, gt=0, le=DAY_S)
+    """The standby must be at most this far behind (a paused MirrorMaker 2 fails it)."""
+    min_throughput_rps: float | None = Field(None, ge=0)
+    """Acknowledged records/s the primary must sustain; default 0.5 * rate * producers
+    (filled in when the spec is parsed). Cannot exceed what the producers send."""
+
+
+# --- fault ----------------------------------------------------------------------------
+
+
+def _check_params(value: Any, handler: Any) -> Any:
+    if not isinstance(value, dict):
+        raise _fail(f"must be a mapping of name: value (got {_got(value)}), e.g. {{percent: 30}}")
+    for k, v in value.items():
+        if not isinstance(k, str):
+            raise _fail(f"parameter names must be strings (got {_got(k)})")
+        if isinstance(v, bool) or not isinstance(v, int | float | str):
+            raise _fail(f"must be a number or a string (got {_got(v)})", k)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise _fail(f"must be a finite number (got {_got(v)})", k)
+    return handler(value)
+
+
+class Fault(_Model):
+    """The fault from the catalogue, and when it strikes. Test the ambiguous middle states
+    too (packet loss, a blocked endpoint, high replication lag), not only a clean outage."""
+
+    kind: FaultKind
+    """One of the fault catalogue's kinds (`kdrill local faults` lists them)."""
+    region: str | None = None
+    """The region it acts on (kinds that act on a region); checked against the stack when
+    the drill runs. Kinds acting between the regions take none."""
+    link: Literal["client", "backbone"] | None = None
+    """For link faults (packet-loss, bandwidth): the clients' link or the replication
+    backbone; null = backbone."""
+    params: Annotated[dict[str, int | float | str], WrapValidator(_check_params)] = Field(
+        default_factory=dict
+    )
+    """The kind's parameters, e.g. {percent: 30} for packet-loss."""
+    after_s: float = Field(0.0, ge=0, le=DAY_S)
+    """Delay after the steady-state check before the fault is injected."""
+    duration_s: float | None = Field(None, gt=0, le=DAY_S)
+    """How long the fault stays applied; null = until cutover / teardown."""
+
+    @model_validator(mode="after")
+    def _against_catalogue(self) -> Fault:
+        kind = CATALOGUE.get(self.kind)
+        if kind is None:  # the catalogue lost a kind the schema still names
+            raise _fail(f"{self.kind} is not in the fault catalogue", "kind")
+        if kind.region == "none" and self.region is not None:
+            raise _fail(
+                f"{self.kind} acts between the regions and takes no region "
+                f"(got {_got(self.region)}); remove it",
+                "region",
+            )
+        if kind.region == "required" and self.region is None:
+            raise _fail(f"{self.kind} needs a region, e.g. region: east", "region")
+        if self.link is not None and not kind.link:
+            raise _fail(f"{self.kind} takes no link; remove it", "link")
+        for name, value in self.params.items():
+            p = kind.params.get(name)
+            if p is None:
+                allowed = ", ".join(kind.params) or "none"
+                raise _fail(
+                    f"{self.kind} has no parameter {name!r}; parameters: {allowed}",
+                    f"params.{name}",
+                )
+            if p.type is str:
+                if not isinstance(value, str):
+                    raise _fail(f"must be a string (got {_got(value)})", f"params.{name}")
+            else:
+                try:
+                    num = p.type(value)
+                except (TypeError, ValueError, OverflowError):
+                    raise _fail(
+                        f"must be {'an integer' if p.type is int else 'a number'} "
+                        f"(got {_got(value)})",
+                        f"params.{name}",
+                    ) from None
+                if isinstance(num, float) and not math.isfinite(num):
+                    raise _fail(f"must be a finite number (got {_got(value)})", f"params.{name}")
+                if p.low is not None and p.high is not None and not p.low <= num <= p.high:
+                    raise _fail(
+                        f"must be in {p.low:g}..{p.high:g} (got {_got(value)})",
+                        f"params.{name}",
+                    )
+            if p.choices and value not in p.choices:
+                raise _fail(
+                    f"must be one of: {', '.join(p.choices)} (got {_got(value)})",
+                    f"params.{name}",
+                )
+        for name, p in kind.params.items():
+            if p.default is None and name not in self.params:
+                raise _fail(
+                    f"{self.kind} needs parameter {name} ({p.help}), "
+                    f"e.g. params: {{{name}: {p.low if p.low is not None else '...'}}}",
+                    "params",
+                )
+        return self
+
+
+# --- detection / decision -------------------------------------------------------------
+
+
+class Detection(_Model):
+    """How the drill notices the failure: from what clients see only (delivery errors,
+    missing acks), never from the fault ledger — as an on-call human or an alert would."""
+
+    rule: Literal["delivery-errors", "no-acks"] = "delivery-errors"
+    """`delivery-errors`: `threshold` consecutive failed deliveries; `no-acks`: no
+    acknowledgement at all for `window_s`."""
+    threshold: int = Field(3, ge=1, le=1_000_000)
+    """Consecutive failed deliveries that declare the region unhealthy (delivery-errors)."""
+    window_s: float = Field(2.0, gt=0, le=DAY_S)
+    """Silence that declares the region unhealthy (no-acks)."""
+    timeout_s: float = Field(120.0, gt=0, le=DAY_S)
+    """Give up detecting after this long: the drill ends "no failover needed" (a degraded
+    region the clients rode through is a result too)."""
+
+
+class Decision(_Model):
+    """Who decides to cut over: the runbook's authority, timed as its own part of RTO."""
+
+    mode: Literal["automatic", "delay", "approval"] = "automatic"
+    """`automatic`: on detection; `delay`: a fixed wait (a human's reaction time);
+    `approval`: wait for a recorded human approval."""
+    delay_s: float = Field(0.0, ge=0, le=DAY_S)
+    """The wait for mode: delay (must be > 0 then)."""
+    approval_file: str | None = Field(None, min_length=1)
+    """mode: approval: the drill waits until this file exists; its content is recorded in
+    the timeline as the approver."""
+    approval_timeout_s: float = Field(600.0, gt=0, le=DAY_S)
+    """How long to wait for the approval before the drill gives up."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Decision:
+        if self.mode == "delay" and self.delay_s <= 0:
+            raise _fail(
+                f"mode: delay needs delay_s > 0 (got {_n(self.delay_s)}); "
+                "set it or use mode: automatic",
+                "delay_s",
+            )
+        if self.mode != "delay" and self.delay_s > 0:
+            raise _fail(
+                f"delay_s is only used with mode: delay (got mode: {self.mode}); "
+                "set mode: delay or remove delay_s",
+                "delay_s",
+            )
+        if self.mode == "approval" and self.approval_file is None:
+            raise _fail(
+                "mode: approval needs approval_file, the path whose appearance approves "
+                "the cutover, e.g. approval_file: /tmp/kdrill-approve",
+                "approval_file",
+            )
+        if self.mode != "approval" and self.approval_file is not None:
+            raise _fail(
+                f"approval_file is only used with mode: approval (got mode: {self.mode}); "
+                "set mode: approval or remove approval_file",
+                "approval_file",
+            )
+        return self
+
+
+# --- cutover --------------------------------------------------------------------------
+
+
+def _check_producers(value: Any, handler: Any) -> Any:
+    if isinstance(value, str):
+        if value != "all":
+            raise _fail(f"must be 'all' or a list of producer indexes (got {_got(value)})")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise _fail(f"must be a producer index, an integer (got {_got(v)})", f"[{i}]")
+            if v < 0:
+                raise _fail(f"must be >= 0 (got {v})", f"[{i}]")
+            if v in value[:i]:
+                raise _fail(f"producer {v} is listed twice", f"[{i}]")
+    else:
+        raise _fail(f"must be 'all' or a list of producer indexes (got {_got(value)})")
+    return handler(value)
+
+
+def _check_groups(value: Any, handler: Any) -> Any:
+    if isinstance(value, str):
+        if value != "all":
+            raise _fail(f"must be 'all' or a list of group names (got {_got(value)})")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            if not isinstance(v, str):
+                raise _fail(f"must be a group name, a string (got {_got(v)})", f"[{i}]")
+            if v in value[:i]:
+                raise _fail(f"group {v!r} is listed twice", f"[{i}]")
+    else:
+        raise _fail(f"must be 'all' or a list of group names (got {_got(value)})")
+    return handler(value)
+
+
+class Cutover(_Model):
+    """The cutover: fence the old primary, stop replication from it, snapshot the standby's
+    end offsets, then move the chosen clients to the standby."""
+
+    failover: bool = True
+    """false: stay on the primary (e.g. one broker killed inside a region); RTO is then
+    measured on the primary the same way."""
+    producers: Annotated[Literal["all"] | list[int], WrapValidator(_check_producers)] = "all"
+    """Producer indexes that move (`all`, or a list of 0..workload.producers-1)."""
+    groups: Annotated[Literal["all"] | list[str], WrapValidator(_check_groups)] = "all"
+    """Consumer groups that move (`all`, or a list of workload group names)."""
+    resume: Literal["synced", "checkpoint", "reset"] = "synced"
+    """Where moved consumers start: `synced` group offsets (MM2 sync), `checkpoint`
+    translation of the last committed offset, or `reset` (auto.offset.reset)."""
+    run_after_s: float = Field(10.0, gt=0, le=DAY_S)
+    """How long the workload keeps running on the serving region after cutover (capacity,
+    first-consume and continuity are measured in this window)."""
+
+
+# --- objectives / rollback ------------------------------------------------------------
+
+
+class Objectives(_Model):
+    """What the verdict compares against; a missed objective makes the drill exit 1.
+    null = not an objective (measured and reported, not judged)."""
+
+    max_rpo_records: int | None = Field(None, ge=0)
+    """Most acknowledged records the standby may be missing at cutover."""
+    max_rpo_seconds: float | None = Field(None, ge=0, le=DAY_S)
+    """Most time between the oldest lost record's ack and the fault."""
+    max_rto_seconds: float | None = Field(None, gt=0, le=DAY_S)
+    """Longest time from the fault to every group consuming new records in the serving
+    region (detect + decide + cutover + first consume)."""
+    max_duplicates: int | None = Field(None, ge=0)
+    """Most records a group may read again after resuming (sinks must absorb replay)."""
+    max_skipped: int = Field(0, ge=0)
+    """Most records a group may skip by resuming past them: loss by offset, the worst outcome."""
+    max_split_brain_writes: int = Field(0, ge=0)
+    """Most writes the old primary may acknowledge after it was fenced."""
+    ordering_per_key: bool = True
+    """Per-key order must hold in the standby (no reordered records)."""
+
+
+class Rollback(_Model):
+    """What happens after the verdict: who may reverse the switch, under what conditions."""
+
+    rule: Literal["none", "failback"] = "none"
+    """`none`: the standby keeps serving; `failback`: restore the primary and move the
+    clients back (the old primary is fenced until then, so no split-brain writes land)."""
+    require_zero_lag: bool = True
+    """failback only once the primary has caught up with what the standby took."""
+
+
+# --- the spec -------------------------------------------------------------------------
+
+
+class DrillSpec(_Model):
+    """A whole drill: the workload, the fault, the runbook, and what must be proven."""
+
+    version: Literal[1]
+    """Schema version (see SUPPORTED_VERSIONS); required so old specs fail loudly."""
+    name: str = Field(min_length=1, max_length=63)
+    """The drill's name ([a-z0-9-]+): labels the run directory, evidence and cost tags."""
+    description: str = ""
+    """Free text: what this drill is meant to prove."""
+    target: Target = Field(default_factory=Target)
+    workload: Workload
+    clients: Clients = Field(default_factory=Clients)
+    replication: Replication = Field(default_factory=Replication)
+    steady_state: SteadyState = Field(default_factory=SteadyState)
+    fault: Fault
+    detection: Detection = Field(default_factory=Detection)
+    decision: Decision = Field(default_factory=Decision)
+    cutover: Cutover = Field(default_factory=Cutover)
+    objectives: Objectives = Field(default_factory=Objectives)
+    rollback: Rollback = Field(default_factory=Rollback)
+
+    @field_validator("name")
+    @classmethod
+    def _drill_name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise _fail(f"use lowercase letters, digits and '-' only (got {_got(v)})")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DrillSpec:
+        w = self.workload
+        offered = w.rate * w.producers
+        ss = self.steady_state
+        if ss.min_throughput_rps is None:
+            ss.min_throughput_rps = 0.5 * offered
+        elif ss.min_throughput_rps > offered:
+            raise _fail(
+                f"must be <= workload.rate * workload.producers = {offered:g} records/s, what "
+                f"the producers send (got {_n(ss.min_throughput_rps)})",
+                "steady_state.min_throughput_rps",
+            )
+
+        d = self.detection
+        if d.rule == "delivery-errors" and d.timeout_s * 1000 <= self.clients.message_timeout_ms:
+            raise _fail(
+                f"must be > clients.message_timeout_ms ({_n(self.clients.message_timeout_ms / 1000)} s): "
+                f"no delivery error can appear before it (got {_n(d.timeout_s)})",
+                "detection.timeout_s",
+            )
+        if d.rule == "no-acks" and d.timeout_s <= d.window_s:
+            raise _fail(
+                f"must be > detection.window_s ({_n(d.window_s)}) (got {_n(d.timeout_s)})",
+                "detection.timeout_s",
+            )
+
+        c = self.cutover
+        if isinstance(c.producers, list):
+            for i, p in enumerate(c.producers):
+                if p >= w.producers:
+                    raise _fail(
+                        f"no producer {p}: workload.producers is {w.producers}, "
+                        f"indexes 0..{w.producers - 1}",
+                        f"cutover.producers[{i}]",
+                    )
+        if isinstance(c.groups, list):
+            names = [g.name for g in w.groups]
+            for i, g in enumerate(c.groups):
+                if g not in names:
+                    raise _fail(
+                        f"{g!r} is not a workload group; groups: {', '.join(names)}",
+                        f"cutover.groups[{i}]",
+                    )
+        if c.failover and c.producers == [] and c.groups == []:
+            raise _fail(
+                "failover with no producers and no groups moves nothing; "
+                "list some or set cutover.failover: false",
+                "cutover",
+            )
+        if self.rollback.rule == "failback" and not c.failover:
+            raise _fail(
+                "failback needs cutover.failover: true (there is nothing to fail back); "
+                "set rule: none",
+                "rollback.rule",
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec with every default filled in, JSON-serialisable (for evidence.json);
+        `parse_spec(spec.to_dict())` gives the same spec back."""
+        return self.model_dump(mode="json")
+
+
+# --- loading --------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (the second would silently win)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` keys may be overridden by explicit ones
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    line = key_node.start_mark.line + 1
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {_got(key)} (line {line}); keep one", None
+                    )
+                seen[key] = True
+            except TypeError:
+                pass  # unhashable key: SafeLoader reports it below
+        return super().construct_mapping(node, deep=deep)
+
+
+def _node_count(node: Any) -> int:
+    """Nodes after alias expansion; raises ValueError on a cycle or an alias bomb."""
+    memo: dict[int, int] = {}
+    active: set[int] = set()
+
+    def walk(n: Any) -> int:
+        key = id(n)
+        if key in memo:
+            return memo[key]
+        if key in active:
+            raise ValueError("a YAML alias refers to itself (a recursive structure)")
+        active.add(key)
+        total = 1
+        if isinstance(n, yaml.SequenceNode):
+            children = n.value
+        elif isinstance(n, yaml.MappingNode):
+            children = [x for pair in n.value for x in pair]
+        else:
+            children = []
+        for child in children:
+            total += walk(child)
+            if total > MAX_YAML_NODES:
+                raise ValueError(
+                    f"more than {MAX_YAML_NODES} values once YAML aliases are expanded"
+                )
+        active.discard(key)
+        memo[key] = total
+        return total
+
+    return walk(node)
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    if isinstance(e, yaml.MarkedYAMLError):
+        what = e.problem or e.context or "invalid YAML"
+        mark = e.problem_mark or e.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        return f"{what}{where}"
+    return str(e)
+
+
+def loads_spec(text: str, source: str = "<spec>") -> DrillSpec:
+    """Parse a drill spec from YAML text; `source` names it in error messages."""
+    source = _one_line(source)
+    if not isinstance(text, str):
+        raise SpecError(f"{source}: expected YAML text (got {_got(text)})")
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise SpecError(
+                f"{source}: the spec is empty; start with `version: {SCHEMA_VERSION}`, "
+                "then name, workload and fault"
+            )
+        _node_count(node)
+        data = loader.construct_document(node)
+    except yaml.YAMLError as e:
+        raise SpecError(f"{source}: not valid YAML: {_yaml_problem(e)}") from None
+    except ValueError as e:
+        raise SpecError(f"{source}: {e}") from None
+    except RecursionError:
+        raise SpecError(f"{source}: the YAML is nested too deeply") from None
+    finally:
+        loader.dispose()
+    return parse_spec(data, source)
+
+
+def load_spec(path: str | Path) -> DrillSpec:
+    """Read and validate a drill spec file; errors name the file by its base name."""
+    p = Path(path)
+    source = p.name or str(p)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(
+            f"{path}: no such file; give the path of a drill spec, e.g. "
+            "drills/scenarios/region-loss.yaml"
+        ) from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: is a directory, not a drill spec file") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{source}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    return loads_spec(text, source)
+
+
+def parse_spec(data: Any, source: str = "<spec>") -> DrillSpec:
+    """Validate an already-loaded spec (a dict, e.g. from YAML or evidence.json)."""
+    source = _one_line(source)
+    if not isinstance(data, dict):
+        raise SpecError(
+            f"{source}: a drill spec is a mapping of keys (version, name, workload, fault, ...), "
+            f"not {_got(data) if data is not None else 'empty'}"
+        )
+    supported = ", ".join(map(str, SUPPORTED_VERSIONS))
+    if "version" not in data:
+        raise SpecError(
+            f"{source}: version: missing; add `version: {SCHEMA_VERSION}` "
+            f"(supported versions: {supported})"
+        )
+    v = data["version"]
+    if isinstance(v, bool) or not isinstance(v, int) or v not in SUPPORTED_VERSIONS:
+        raise SpecError(
+            f"{source}: version: unsupported schema version {_got(v)}; "
+            f"supported versions: {supported}"
+        )
+    try:
+        return DrillSpec.model_validate(data)
+    except ValidationError as e:
+        problems = [_describe(err) for err in e.errors(include_url=False)]
+    except RecursionError:
+        problems = ["the spec is nested too deeply"]
+    first = f"{source}: {problems[0]}"
+    if len(problems) > 1:
+        first += f" (+{len(problems) - 1} more)"
+    raise SpecError(first, problems)
+
+
+# --- error messages -------------------------------------------------------------------
+
+_EXAMPLES = {
+    "name": "name: region-loss",
+    "workload": "workload: {topics: [{name: orders}], groups: [{name: billing}]}",
+    "workload.topics": "topics: [{name: orders, partitions: 3}]",
+    "workload.topics[].name": "name: orders",
+    "workload.groups": "groups: [{name: billing}]",
+    "workload.groups[].name": "name: billing",
+    "fault": "fault: {kind: region-loss, region: east}",
+    "fault.kind": "kind: region-loss",
+}
+
+_TYPE_WORDS = {
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+}
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for seg in loc:
+        if isinstance(seg, int):
+            out += f"[{seg}]"
+        else:
+            s = str(seg)
+            if not re.match(r"^[A-Za-z0-9_-]+$", s):
+                s = repr(s)
+            out += f".{s}" if out else s
+    return out
+
+
+def _unwrap(tp: Any) -> Any:
+    """The model class (if any) a field annotation holds, through Optional/list/Annotated."""
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is Annotated or origin is list:
+            tp = typing.get_args(tp)[0]
+        elif origin in (typing.Union, types.UnionType):
+            models = [a for a in typing.get_args(tp) if _unwrap(a) is not None]
+            if not models:
+                return None
+            tp = models[0]
+        else:
+            break
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = DrillSpec
+    for seg in loc:
+        if model is None:
+            return None
+        if isinstance(seg, int):
+            continue  # list index: same element model
+        field = model.model_fields.get(seg)
+        if field is None:
+            return None
+        model = _unwrap(field.annotation)
+    return model
+
+
+def _describe(err: Any) -> str:
+    """One pydantic error -> `path: problem (got x); fix`."""
+    loc = tuple(err.get("loc", ()))
+    typ = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    value = err.get("input")
+    got = f" (got {_got(value)})"
+
+    if typ == "kdrill":
+        at = ctx.get("at", "")
+        path = _path(loc)
+        if at:
+            path = path + at if at.startswith("[") or not path else f"{path}.{at}"
+        return f"{path}: {ctx.get('msg', '')}" if path else str(ctx.get("msg", ""))
+
+    if typ == "extra_forbidden":
+        parent, key = loc[:-1], loc[-1]
+        model = _model_at(parent)
+        allowed = list(model.model_fields) if model else []
+        hint = ""
+        close = difflib.get_close_matches(str(key), allowed, n=1)
+        if close:
+            hint = f" (did you mean {close[0]!r}?)"
+        where = f"{_path(parent)}: " if parent else ""
+        return (
+            f"{where}unknown key {_got(key)}{hint}; allowed keys: {', '.join(allowed)}"
+            if allowed
+            else f"{where}unknown key {_got(key)}; remove it"
+        )
+
+    path = _path(loc) or "(top level)"
+    if typ == "missing":
+        pattern = re.sub(r"\[\d+\]", "[]", path)
+        ex = _EXAMPLES.get(pattern)
+        return f"{path}: missing required key; add it" + (f", e.g. `{ex}`" if ex else "")
+    if typ == "invalid_key":
+        return f"{_path(loc[:-1]) or '(top level)'}: keys must be strings (got {_got(loc[-1])})"
+    if typ in _TYPE_WORDS:
+        return f"{path}: {_TYPE_WORDS[typ]}{got}"
+    if typ == "literal_error":
+        return f"{path}: must be one of {ctx.get('expected')}{got}"
+    bounds = {
+        "greater_than": ("gt", ">"),
+        "greater_than_equal": ("ge", ">="),
+        "less_than": ("lt", "<"),
+        "less_than_equal": ("le", "<="),
+    }
+    if typ in bounds:
+        k, op = bounds[typ]
+        limit = ctx.get(k)
+        if isinstance(limit, float) and limit.is_integer():
+            limit = int(limit)
+        return f"{path}: must be {op} {limit}{got}"
+    if typ == "too_short":
+        n = ctx.get("min_length")
+        return f"{path}: needs at least {n} item{'s' if n != 1 else ''}{got}"
+    if typ == "too_long":
+        return f"{path}: at most {ctx.get('max_length')} items{got}"
+    if typ == "string_too_short":
+        return f"{path}: must not be empty"
+    if typ == "string_too_long":
+        return f"{path}: at most {ctx.get('max_length')} characters (got {len(str(value))})"
+    return f"{path}: {err.get('msg', 'invalid')}{got}"

@@ -15,6 +15,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -203,6 +204,92 @@ def cmd_demo(args) -> int:
     return local_demo.run(args.stack, args.records, progress_display)
 
 
+def cmd_validate(args) -> int:
+    from drills.spec import SpecError, load_spec
+
+    try:
+        spec = load_spec(args.spec)
+    except SpecError as e:
+        console.print(f"kdrill: invalid drill spec: {e}", markup=False, highlight=False)
+        return 2
+    try:
+        pair_cfg = config.load(args.stack or spec.target.stack)
+        faults.validate(_fault_spec(spec, pair_cfg), pair_cfg)
+    except LocalEnvError as e:
+        console.print(f"kdrill: {args.spec}: fault: {e}", markup=False, highlight=False)
+        return 2
+    console.print(f"{args.spec}: valid drill spec {spec.name!r} (schema version {spec.version})")
+    return 0
+
+
+def _fault_spec(spec, cfg) -> faults.FaultSpec:
+    f = spec.fault
+    region = f.region
+    kind = faults.CATALOGUE[f.kind]
+    if region is None and kind.region == "required":
+        region = cfg.primary.name  # the drill's fault targets the primary unless it says otherwise
+    return faults.FaultSpec(f.kind, region, f.link, dict(f.params), f.duration_s)
+
+
+def cmd_run(args) -> int:
+    from drills.engine import Drill, Hooks
+    from drills.evidence import summary_lines
+    from drills.spec import SpecError, load_spec
+    from drills.target import LocalTarget
+
+    try:
+        spec = load_spec(args.spec)
+        stack = args.stack or spec.target.stack
+        cfg = config.load(stack)
+        faults.validate(
+            _fault_spec(spec, cfg), cfg
+        )  # unknown region etc.: before anything is touched
+    except SpecError as e:
+        console.print(f"kdrill: invalid drill spec: {e}", markup=False, highlight=False)
+        return 2
+    except LocalEnvError as e:
+        console.print(f"kdrill: cannot run {args.spec}: {e}", markup=False, highlight=False)
+        return 2
+    if spec.fault.region is None and faults.CATALOGUE[spec.fault.kind].region == "required":
+        spec = spec.model_copy(
+            update={"fault": spec.fault.model_copy(update={"region": cfg.primary.name})}
+        )
+    pair = LocalPair.from_state(cfg.prefix) or LocalPair(cfg)
+    owned = not pair.is_up()
+    run_dir = Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{spec.name}"
+    started = time.monotonic()
+    try:
+        if owned:
+            with progress_display(f"local pair {stack} up") as step:
+                pair.up(progress=step)
+        with console.status("drill") as status:
+
+            def phase(ph: str, what: str) -> None:
+                console.print(f"  [dim]{time.monotonic() - started:6.1f}s[/] [bold]{ph}[/] {what}")
+                status.update(f"{ph}: {what}")
+
+            drill = Drill(
+                spec,
+                LocalTarget(pair),
+                run_dir,
+                Hooks(phase=phase, info=lambda m: console.print(f"  {m}")),
+            )
+            drill.teardown_fast = owned and not args.keep
+            outcome = drill.run()
+    except LocalEnvError as e:
+        console.print(f"kdrill: drill could not run: {e}", markup=False, highlight=False)
+        return 2
+    finally:
+        if owned and not args.keep:
+            pair.down()
+    for line in summary_lines(outcome.evidence):
+        out.print(line, markup=False, highlight=False)
+    out.print(f"evidence: {run_dir}/evidence.json  ({time.monotonic() - started:.0f}s in all)")
+    if args.keep and owned:
+        out.print("environment kept up (--keep): `kdrill local status`, then `kdrill local down`")
+    return outcome.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kdrill",
@@ -210,6 +297,37 @@ def build_parser() -> argparse.ArgumentParser:
         "default: two real Kafka clusters as two regions on this machine (needs root).",
     )
     sub = p.add_subparsers(dest="area", required=True)
+    run = sub.add_parser(
+        "run",
+        help="run a drill spec against a stack and write its evidence",
+        description="Run a drill (YAML spec) on a stack: preflight, steady state, inject, detect, decide, "
+        "cutover, verify, teardown. Writes evidence.json, the journal and the raw history to "
+        "--out/<time>-<name>/ and uploads them to the standby's evidence bucket. Exit code: 0 objectives "
+        "met, 1 objectives missed, 2 the drill could not run (bad spec, environment, steady state, interrupt).",
+    )
+    run.add_argument("spec", help="drill spec, e.g. drills/scenarios/region-loss.yaml")
+    run.add_argument("--stack", help="stack to run on (default: the spec's target.stack)")
+    run.add_argument(
+        "--out", default="evidence", help="directory for run directories (default: ./evidence)"
+    )
+    run.add_argument(
+        "--keep", action="store_true", help="leave the environment up afterwards for inspection"
+    )
+    run.set_defaults(fn=cmd_run)
+    val = sub.add_parser(
+        "validate", help="check a drill spec without running it (exit 0 valid, 2 invalid)"
+    )
+    val.add_argument("spec")
+    val.add_argument(
+        "--stack", help="stack whose regions the fault must name (default: the spec's)"
+    )
+    val.set_defaults(fn=cmd_validate)
+    rec = sub.add_parser(
+        "recover",
+        help="clear every fault a killed drill left applied (same as `kdrill local recover`)",
+    )
+    rec.add_argument("--stack", default="local", help="stack name or stack file (default: local)")
+    rec.set_defaults(fn=cmd_recover)
     local = sub.add_parser(
         "local", help="the local region pair (network namespaces + real Kafka + MirrorMaker 2)"
     )

@@ -403,14 +403,14 @@ class Fault(_Model):
                 if not isinstance(value, str):
                     raise _fail(f"must be a string (got {_got(value)})", f"params.{name}")
             else:
-                try:
-                    num = p.type(value)
-                except (TypeError, ValueError, OverflowError):
+                num = value
+                wanted = (int,) if p.type is int else (int, float)
+                if not isinstance(value, wanted):
                     raise _fail(
                         f"must be {'an integer' if p.type is int else 'a number'} "
                         f"(got {_got(value)})",
                         f"params.{name}",
-                    ) from None
+                    )
                 if isinstance(num, float) and not math.isfinite(num):
                     raise _fail(f"must be a finite number (got {_got(value)})", f"params.{name}")
                 if p.low is not None and p.high is not None and not p.low <= num <= p.high:
@@ -740,6 +740,9 @@ def _yaml_problem(e: yaml.YAMLError) -> str:
         mark = e.problem_mark or e.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         return f"{what}{where}"
+    if isinstance(e, yaml.reader.ReaderError):
+        char = chr(e.character) if isinstance(e.character, int) else e.character
+        return f"character {char!r} is not allowed in YAML (position {e.position})"
     return str(e)
 
 
@@ -748,8 +751,9 @@ def loads_spec(text: str, source: str = "<spec>") -> DrillSpec:
     source = _one_line(source)
     if not isinstance(text, str):
         raise SpecError(f"{source}: expected YAML text (got {_got(text)})")
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)
         node = loader.get_single_node()
         if node is None:
             raise SpecError(
@@ -765,7 +769,8 @@ def loads_spec(text: str, source: str = "<spec>") -> DrillSpec:
     except RecursionError:
         raise SpecError(f"{source}: the YAML is nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return parse_spec(data, source)
 
 

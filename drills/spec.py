@@ -362,8 +362,9 @@ class Fault(_Model):
     kind: FaultKind
     """One of the fault catalogue's kinds (`kdrill local faults` lists them)."""
     region: str | None = None
-    """The region it acts on (kinds that act on a region); checked against the stack when
-    the drill runs. Kinds acting between the regions take none."""
+    """The region it acts on, for kinds that act on a region; null = the stack's primary.
+    Checked against the stack when the drill runs. Kinds acting between the regions
+    (partition, latency, replication-*) take none."""
     link: Literal["client", "backbone"] | None = None
     """For link faults (packet-loss, bandwidth): the clients' link or the replication
     backbone; null = backbone."""
@@ -387,8 +388,6 @@ class Fault(_Model):
                 f"(got {_got(self.region)}); remove it",
                 "region",
             )
-        if kind.region == "required" and self.region is None:
-            raise _fail(f"{self.kind} needs a region, e.g. region: east", "region")
         if self.link is not None and not kind.link:
             raise _fail(f"{self.kind} takes no link; remove it", "link")
         for name, value in self.params.items():

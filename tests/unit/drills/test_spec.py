@@ -181,6 +181,15 @@ def test_every_fault_kind_can_be_specified(fault):
     assert parse_spec(d).fault.kind == fault["kind"]
 
 
+def test_region_may_be_left_to_the_stack():
+    # null = the stack's primary, resolved when the drill runs (region names are the stack's)
+    d = copy.deepcopy(MINIMAL)
+    del d["fault"]["region"]
+    assert parse_spec(d).fault.region is None
+    d["fault"]["region"] = "anywhere"
+    assert parse_spec(d).fault.region == "anywhere"
+
+
 def test_approval_and_delay_modes():
     d = copy.deepcopy(MINIMAL)
     d["decision"] = {"mode": "approval", "approval_file": "/tmp/ok", "approval_timeout_s": 30}
@@ -335,7 +344,6 @@ INVALID = [
     (_set("cutover.producers", [-1]), "cutover.producers[0]: must be >= 0 (got -1)"),
     # the fault catalogue
     (_set("fault.params", {"percent": 3}), "fault.params.percent: region-loss has no parameter"),
-    (_drop("fault.region"), "fault.region: region-loss needs a region, e.g. region: east"),
     (
         _set("fault", {"kind": "partition", "region": "east"}),
         "fault.region: partition acts between the regions and takes no region (got 'east')",
@@ -722,7 +730,7 @@ def _check(outcome_fn, source):
     return s
 
 
-@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_specs())
 def test_fuzz_mutated_specs(data):
     _check(lambda: parse_spec(data, "fuzz.yaml"), "fuzz.yaml")
@@ -751,7 +759,7 @@ def yaml_texts(draw):
     return text
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(yaml_texts())
 def test_fuzz_random_yaml(text):
     _check(lambda: loads_spec(text, "fuzz.yaml"), "fuzz.yaml")

@@ -65,6 +65,9 @@ class Hooks:
 
     phase: Callable[[str, str], None] = lambda phase, what: None
     info: Callable[[str], None] = lambda msg: None
+    # Around the fault (tests use them to build a drill whose loss is known by construction).
+    before_inject: Callable[[Drill], None] = lambda drill: None
+    after_inject: Callable[[Drill], None] = lambda drill: None
 
 
 @dataclass
@@ -132,9 +135,12 @@ class Drill:
             self.hooks.info(f"drill failed: {type(e).__name__}: {e}")
         finally:
             with _no_interrupts():  # a second Ctrl-C must not cut teardown short
-                self._stop_workload()
-                self._rollback()
-                self._teardown()
+                for action in (self._stop_workload, self._rollback, self._teardown):
+                    try:
+                        action()
+                    except Exception as e:  # recorded in the journal; the rest still runs
+                        self.hooks.info(f"{action.__name__.strip('_')} failed: {e}")
+                        status = "failed" if status == "completed" else status
                 self.journal.finish(status)
                 self._evidence(status, code)
         return DrillOutcome(
@@ -241,9 +247,11 @@ class Drill:
         with self._step("inject", spec.describe()) as s:
             if f.after_s:
                 time.sleep(f.after_s)
+            self.hooks.before_inject(self)
             self.detector.arm()  # from here on, client failures count
             self.fault_id, t_fault = self.target.apply_fault(spec)
             self.applied.append(self.fault_id)
+            self.hooks.after_inject(self)
             self.instants["t_fault"] = t_fault
             self.fault_ends = t_fault + f.duration_s if f.duration_s else None
             s.output = {"fault_id": self.fault_id, "t_fault": t_fault}
@@ -320,6 +328,7 @@ class Drill:
             position = self._resume_rule(cut.resume)
             for p in moving:
                 p.move_to(place)
+                p.budget = None
                 p.paused.clear()
             moving_groups = (
                 self.groups
@@ -451,17 +460,10 @@ class Drill:
 
     def _teardown(self) -> None:
         with self._step("teardown", "clear every fault this drill applied") as s:
-            cleared, failed = [], []
-            for fid in reversed(self.applied):
-                try:
-                    self.target.clear_fault(fid, teardown=self.teardown_fast)
-                    cleared.append(fid)
-                except Exception as e:  # keep clearing; `kdrill recover` finishes what is left
-                    failed.append(f"{fid}: {e}")
-            self.applied = []
-            s.output = {"cleared": cleared, "failed": failed}
-            if failed:
-                raise StepFailed(f"faults not cleared (run `kdrill recover`): {failed}")
+            applied, self.applied = list(self.applied), []
+            s.output = {"clearing": applied}
+            # raises after trying them all; `kdrill recover` finishes what is left
+            self.target.clear_faults(applied, teardown=self.teardown_fast)
 
     teardown_fast = False  # set when the environment is removed right after: skip restarts
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import struct
+import time
 from pathlib import Path
 from typing import Protocol
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from components.local import kafka, mirrormaker, network, objectstore
 from components.local.env import LocalPair
@@ -36,6 +37,7 @@ class Target(Protocol):
     def end_offsets(self, region: str, topics: list[str]) -> dict[tuple[str, int], int]: ...
     def apply_fault(self, spec: FaultSpec) -> tuple[str, float]: ...
     def clear_fault(self, fault_id: str, teardown: bool = False) -> None: ...
+    def clear_faults(self, fault_ids: list[str], teardown: bool = False) -> None: ...
     def fence(self, region: str) -> tuple[str, float]: ...
     def stop_replication(self) -> tuple[str, float]: ...
     def checkpoints(self) -> dict[tuple[str, str, int], int]: ...
@@ -113,9 +115,7 @@ class LocalTarget:
                 if t not in md:
                     continue
                 for p in md[t].partitions:
-                    out[(t, p)] = c.get_watermark_offsets(
-                        TopicPartition(t, p), timeout=5, cached=False
-                    )[1]
+                    out[(t, p)] = _watermark(c, TopicPartition(t, p))
             return out
         finally:
             c.close()
@@ -126,6 +126,10 @@ class LocalTarget:
 
     def clear_fault(self, fault_id: str, teardown: bool = False) -> None:
         catalogue.clear(self.pair, fault_id, teardown)
+
+    def clear_faults(self, fault_ids: list[str], teardown: bool = False) -> None:
+        """Clear several, restarting what they stopped in dependency order."""
+        catalogue.clear_many(self.pair, fault_ids, teardown)
 
     def fence(self, region: str) -> tuple[str, float]:
         """Our clients can no longer reach the region's brokers (both directions dropped)."""
@@ -182,6 +186,28 @@ class LocalTarget:
             if f.is_file():
                 s3.upload_file(str(f), bucket, f"{prefix}/{f.relative_to(run_dir)}")
         return f"s3://{bucket}/{prefix}/"
+
+
+# What a restarted or re-electing broker answers for a moment.
+TRANSIENT = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._TRANSPORT,
+    KafkaError._TIMED_OUT,
+}
+
+
+def _watermark(c: Consumer, tp: TopicPartition, patience: float = 10.0) -> int:
+    """The partition's end offset, retrying transient answers until `patience` runs out."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return c.get_watermark_offsets(tp, timeout=5, cached=False)[1]
+        except KafkaException as e:
+            if e.args[0].code() not in TRANSIENT or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def decode_checkpoint(key: bytes, value: bytes) -> tuple[str, str, int, int]:

@@ -154,6 +154,7 @@ class InstrumentedProducer(threading.Thread):
         self.move: Placement | None = None
         self.moved = threading.Event()
         self.paused = threading.Event()  # set: do not send (between fence and move)
+        self.budget: int | None = None  # when set, send only this many more records
         self.error: BaseException | None = None
 
     def _client(self, place: Placement) -> Producer:
@@ -223,9 +224,11 @@ class InstrumentedProducer(threading.Thread):
                 p = self._client(self.place)
                 self.moved.set()
             now = clock()
-            if self.paused.is_set() or now < next_send:
+            if self.paused.is_set() or self.budget == 0 or now < next_send:
                 p.poll(min(0.05, max(0.0, next_send - now)))
                 continue
+            if self.budget is not None:
+                self.budget -= 1
             key = f"k{i % self.cfg.keys}"
             topic = topics[i % len(topics)]
             i += 1

@@ -253,24 +253,31 @@ def clear(pair: LocalPair, fault_id: str, teardown: bool = False) -> Entry:
 
 
 def recover(pair: LocalPair, teardown: bool = False) -> list[Entry]:
-    """Clear every fault the ledger says may still be in effect, newest first.
+    """Clear every fault the ledger says may still be in effect.
 
     With `teardown`, processes a fault killed are not started again (the pair
     is about to be removed); everything else is cleared as usual.
     """
-    # Newest first, except that faults whose clearing restarts something go last,
-    # and MirrorMaker 2 after the brokers it needs: each restart then finds what it depends on.
+    return clear_many(pair, [e.id for e in ledger(pair).open_entries()], teardown)
+
+
+def clear_many(pair: LocalPair, fault_ids: list[str], teardown: bool = False) -> list[Entry]:
+    """Clear several faults in an order where each restart finds what it depends on:
+    newest first, but faults whose clearing restarts brokers after the rest, and
+    MirrorMaker 2 last (started against an unreachable primary it can stall).
+    Every fault is attempted; failures are reported together at the end."""
     rank = {"region-loss": 1, "broker-kill": 1, "replication-stop": 2}
-    pending = sorted(reversed(ledger(pair).open_entries()), key=lambda e: rank.get(e.fault.kind, 0))
+    entries = [e for e in ledger(pair).entries() if e.id in set(fault_ids)]
+    order = sorted(reversed(entries), key=lambda e: rank.get(e.fault.kind, 0))
     cleared, failed = [], []
-    for e in pending:
+    for e in order:
         try:
             cleared.append(clear(pair, e.id, teardown))
-        except Exception as err:  # keep clearing the others; report every failure at the end
+        except Exception as err:
             failed.append(f"{e.id} ({e.fault.describe()}): {str(err).splitlines()[0][:200]}")
     if failed:
         raise LocalEnvError(
-            f"recover cleared {len(cleared)} fault(s) but not: {'; '.join(failed)}; run `kdrill local recover` again"
+            f"cleared {len(cleared)} fault(s) but not: {'; '.join(failed)}; run `kdrill recover` again"
         )
     return cleared
 

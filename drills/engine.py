@@ -13,6 +13,7 @@ every exit path, Ctrl-C included, and the journal then says "interrupted".
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import signal
 import time
@@ -162,6 +163,13 @@ class Drill:
             if policy and policy != t.policy:
                 self.hooks.info(f"restarting MirrorMaker 2 under the {policy} policy")
                 t.set_policy(policy)
+            # Replication must cover the workload's topics before steady state is judged.
+            remote = {t.remote_topic(x) for x in wanted}
+            self._wait(
+                lambda: remote <= {topic for topic, _ in t.end_offsets(t.standby, sorted(remote))},
+                60,
+                f"MirrorMaker 2 to create {sorted(remote)} in {t.standby}",
+            )
             prim, stby = t.inventory(t.primary), t.inventory(t.standby)
             s.output = {
                 "primary": prim,
@@ -460,7 +468,8 @@ class Drill:
 
     def _teardown(self) -> None:
         with self._step("teardown", "clear every fault this drill applied") as s:
-            applied, self.applied = list(self.applied), []
+            mine = self.target.open_faults(os.getpid())
+            applied, self.applied = list(dict.fromkeys([*self.applied, *mine])), []
             s.output = {"clearing": applied}
             # raises after trying them all; `kdrill recover` finishes what is left
             self.target.clear_faults(applied, teardown=self.teardown_fast)

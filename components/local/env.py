@@ -40,6 +40,10 @@ STATE_ROOT = Path(os.environ.get("KDRILL_STATE_DIR", "/var/tmp/kdrill"))
 
 Progress = Callable[[str], None]
 
+# A one-partition topic on the primary whose records prove, end to end, that
+# replication runs (after `up` and whenever MirrorMaker 2 is restarted).
+PROBE_TOPIC = "kdrill-probe"
+
 
 @dataclass(frozen=True)
 class Region:
@@ -217,7 +221,7 @@ class LocalPair:
             progress("creating topics on the primary")
             kafka.create_topics(
                 self.primary.bootstrap,
-                {t.name: t.partitions for t in self.cfg.topics},
+                {t.name: t.partitions for t in self.cfg.topics} | {PROBE_TOPIC: 1},
                 min(3, len(self.primary.brokers)),
             )
 
@@ -397,10 +401,40 @@ class LocalPair:
             except KafkaException:  # the standby's brokers may still be (re)starting
                 have = set()
             if want <= have:
+                break
+            time.sleep(0.25)
+        else:
+            raise LocalEnvError(
+                f"MirrorMaker 2 did not create {sorted(want - have)} in {self.standby.name} in time; "
+                f"see {self.dir / self.standby.name / 'mirrormaker2.log'}"
+            )
+        self._probe_replication(deadline)
+
+    def _probe_replication(self, deadline: float) -> None:
+        """Topics existing is not replication running (a restarted MM2 takes seconds to
+        rejoin its group and restart tasks): send one record through and wait for it.
+        When the primary cannot take the probe (it is the one faulted), there is nothing
+        to prove yet; MM2 catches up once it returns."""
+        from confluent_kafka import Producer
+
+        p = Producer(
+            {"bootstrap.servers": self.primary.bootstrap, "message.timeout.ms": 3000},
+            logger=kafka.RDKAFKA_LOG,
+        )
+        acked: list = []
+        p.produce(PROBE_TOPIC, b"probe", on_delivery=lambda err, msg: acked.append(err is None))
+        p.flush(5)
+        if acked != [True]:
+            return
+        remote = self.remote_topic(PROBE_TOPIC)
+        want = kafka.end_offsets(self.primary.bootstrap, PROBE_TOPIC)
+        while time.monotonic() < deadline:
+            self._check_alive()
+            if kafka.end_offsets(self.standby.bootstrap, remote) == want:
                 return
             time.sleep(0.25)
         raise LocalEnvError(
-            f"MirrorMaker 2 did not create {sorted(want - have)} in {self.standby.name} in time; "
+            f"MirrorMaker 2 runs but did not replicate a probe record to {remote} in time; "
             f"see {self.dir / self.standby.name / 'mirrormaker2.log'}"
         )
 

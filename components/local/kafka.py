@@ -170,3 +170,22 @@ def create_topics(bootstrap: str, topics: dict[str, int], replication_factor: in
         except KafkaException as e:
             if e.args[0].name() != "TOPIC_ALREADY_EXISTS":
                 raise LocalEnvError(f"could not create topic {name!r}: {e.args[0].str()}") from None
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """Partition -> end offset of `topic`; empty when it does not exist (yet)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "kdrill-probe"}, logger=RDKAFKA_LOG)
+    try:
+        md = c.list_topics(topic, timeout=5).topics.get(topic)
+        if md is None or md.error is not None:
+            return {}
+        return {
+            p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=5, cached=False)[1]
+            for p in md.partitions
+        }
+    except KafkaException:
+        return {}
+    finally:
+        c.close()

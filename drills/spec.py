@@ -582,6 +582,14 @@ class Rollback(_Model):
     """failback only once the primary has caught up with what the standby took."""
 
 
+class Cost(_Model):
+    """What the drill may cost (priced by drills/cost from the stack and the spec)."""
+
+    budget_usd: float | None = Field(None, gt=0, le=1_000_000)
+    """Refuse to start when the projected cost (every resource for the drill's longest
+    possible window, the offered workload crossing regions) exceeds this; null = no budget."""
+
+
 # --- the spec -------------------------------------------------------------------------
 
 
@@ -605,6 +613,7 @@ class DrillSpec(_Model):
     cutover: Cutover = Field(default_factory=Cutover)
     objectives: Objectives = Field(default_factory=Objectives)
     rollback: Rollback = Field(default_factory=Rollback)
+    cost: Cost = Field(default_factory=Cost)
 
     @field_validator("name")
     @classmethod

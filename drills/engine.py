@@ -26,6 +26,7 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from components.local.faults import FaultSpec
+from drills import cost
 from drills.history import (
     DUPLICATE,
     LATE,
@@ -112,6 +113,7 @@ class Drill:
         self.dir.mkdir(parents=True, exist_ok=True)
         status, code = "completed", EXIT_NOT_RUN
         try:
+            cost.guard(self)  # project the cost; BudgetExceeded over the spec's cost.budget_usd
             self._preflight()
             self._steady_state()
             self._inject()
@@ -127,6 +129,9 @@ class Drill:
             self._verify()
             code = EXIT_PASS if self.verdict["passed"] else EXIT_MISSED
             self.journal.deviated = not self.verdict["passed"]
+        except cost.BudgetExceeded as e:
+            status = "refused"  # nothing was touched
+            self.hooks.info(str(e))
         except SteadyStateFailed:
             status = "aborted"
         except (KeyboardInterrupt, DrillInterrupted):

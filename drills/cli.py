@@ -322,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--stack", help="stack whose regions the fault must name (default: the spec's)"
     )
     val.set_defaults(fn=cmd_validate)
+    from drills.cost.cli import add_parser as add_cost
+
+    add_cost(sub)  # kdrill cost export|reconcile|refresh
     rec = sub.add_parser(
         "recover",
         help="clear every fault a killed drill left applied (same as `kdrill local recover`)",

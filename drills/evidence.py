@@ -16,6 +16,8 @@ import time
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from drills import cost
+
 if TYPE_CHECKING:
     from drills.engine import Drill
 
@@ -91,6 +93,7 @@ def write_evidence(drill: Drill, status: str, code: int) -> dict[str, Any]:
         "capacity": next((s.output for s in drill.journal.steps if s.phase == "serve"), None),
         "inter_region_bytes": max(0, drill.target.bytes_between_regions() - drill.bytes_start),
         "approver": drill.approver,
+        "cost": cost.evidence(drill, status),  # also writes the FOCUS exports into the run dir
         "environment": environment(drill),
         "journal": drill.journal.to_dict(),
     }
@@ -138,6 +141,7 @@ def summary_lines(ev: dict[str, Any]) -> list[str]:
                 f"  {'met ' if c['met'] else 'MISSED'} {c['objective']}: {c['value']} (bound {c['bound']})"
             )
         lines.append(f"verdict: {'PASS' if v['passed'] else 'OBJECTIVES MISSED'}")
+    lines += cost.summary_lines(ev)
     if ev.get("uploaded_to"):
         lines.append(f"evidence uploaded to {ev['uploaded_to']}")
     if ev.get("upload_error"):

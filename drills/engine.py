@@ -421,7 +421,7 @@ class Drill:
                 instants=ins,
                 drill_id=self.run_id,
             )
-            history = self.rec.builder.build(meta)
+            history = self.rec.build(meta)
             write_history(history, self.dir / "history")
             self.result = check(
                 history, CheckPolicy(tolerate=frozenset({LOST_TAIL, LATE, DUPLICATE}), sample=5)

@@ -89,4 +89,3 @@ def add_parser(sub) -> None:
     )
     rf.add_argument("--catalog", help="catalog file (default: drills/cost/catalog.json)")
     rf.set_defaults(fn=cmd_refresh)
-

@@ -113,7 +113,8 @@ def reconcile(run_dir: Path, ce) -> Reconciliation:
             actual[g["Keys"][0]] = actual.get(g["Keys"][0], 0.0) + amount
     rec.actuals_available = bool(actual)
     for svc in sorted(set(estimate) | set(actual)):
-        a = actual.get(svc) if rec.actuals_available else None
+        # Cost Explorer lists only services with a cost: once it answers, absent means 0
+        a = actual.get(svc, 0.0) if rec.actuals_available else None
         e_ = estimate.get(svc, 0.0)
         rec.rows.append({"service": svc, "estimate_usd": round(e_, 6),
                          "actual_usd": None if a is None else round(a, 6),

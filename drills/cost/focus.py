@@ -20,7 +20,9 @@ from typing import Any
 from drills.cost.model import CostReport, iso
 
 FOCUS_VERSION = "1.2"
-PROVIDER = "Amazon Web Services"
+# Provider, publisher and invoice issuer are the same legal entity: FOCUS reads a provider that
+# differs from the invoice issuer as a third-party (marketplace) charge whose BilledCost is 0.
+PROVIDER = "Amazon Web Services, Inc."
 PUBLISHER = "Amazon Web Services, Inc."
 INVOICE_ISSUER = "Amazon Web Services, Inc."
 DRILL_ID_TAG = (
@@ -39,7 +41,7 @@ COLUMNS = [
     "PricingCategory", "PricingQuantity", "PricingUnit", "ProviderName", "PublisherName",
     "ServiceCategory", "ServiceName",
     # recommended / conditional ones a drill has values for
-    "ServiceSubcategory", "ChargeFrequency", "ConsumedQuantity", "ConsumedUnit",
+    "ServiceSubcategory", "ChargeFrequency", "InvoiceId", "ConsumedQuantity", "ConsumedUnit",
     "ContractedUnitPrice", "ListUnitPrice", "PricingCurrency", "PricingCurrencyContractedUnitPrice",
     "PricingCurrencyEffectiveCost", "PricingCurrencyListUnitPrice", "RegionId", "RegionName",
     "ResourceId", "ResourceName", "ResourceType", "SkuId", "SkuMeter", "SkuPriceId",
@@ -93,6 +95,7 @@ def rows(report: CostReport, meta: dict[str, Any], region_name=lambda r: r) -> l
             "PricingUnit": unit, "ProviderName": PROVIDER, "PublisherName": PUBLISHER,
             "ServiceCategory": x.service_category, "ServiceName": x.service_name,
             "ServiceSubcategory": x.service_subcategory, "ChargeFrequency": "Usage-Based",
+            "InvoiceId": None,  # an estimate is on no invoice
             "ConsumedQuantity": _num(x.quantity), "ConsumedUnit": unit,
             "ContractedUnitPrice": x.unit_price, "ListUnitPrice": x.unit_price,
             "PricingCurrency": report.currency, "PricingCurrencyContractedUnitPrice": x.unit_price,

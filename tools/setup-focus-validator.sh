@@ -44,6 +44,7 @@ if ! "$PYDIR/bin/python$PY_SERIES" -c 'import ssl, sqlite3, ctypes, lzma, bz2, z
   if ((${#need[@]})); then
     [[ $(id -u) -eq 0 ]] || die "missing ${need[*]}; run as root or: sudo apt-get install ${need[*]}"
     say "installing build dependencies for Python $PY_SERIES: ${need[*]}"
+    apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   fi
   apt="$CACHE/apt-$PY_SUITE"

@@ -9,7 +9,7 @@
 # focus-validator pins numpy ^1.26, which has no wheels for 3.13: its dependencies are
 # installed from the list below with numpy 2 instead (pandas 2 supports it).
 #
-# Idempotent: a stamp names the validator version and this script's hash; a second run
+# Idempotent: a stamp names the validator version and its dependencies; a second run
 # only checks the stamp (seconds). Run the validator with tools/focus-validate (offline).
 set -euo pipefail
 
@@ -30,7 +30,8 @@ FV_DEPS=(
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 die() { printf 'setup-focus-validator: %s\n' "$*" >&2; exit 1; }
 
-stamp="$FVENV/.complete-$FV_VERSION-$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-12)"
+# the stamp names what the venv holds: the validator version and its dependency list
+stamp="$FVENV/.complete-$FV_VERSION-$(printf '%s\n' "$PY_SERIES" "${FV_DEPS[@]}" | sha256sum | cut -c1-12)"
 if [[ -f "$stamp" && -x "$FVENV/bin/python" ]] && "$FVENV/bin/python" -c 'import focus_validator' 2>/dev/null; then
   exit 0
 fi

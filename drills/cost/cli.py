@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from drills.cost.catalog import Catalog
+from drills.cost.catalog import Catalog, CatalogError
 from drills.cost.focus import FORMATS, write
 from drills.cost.model import CostReport
 
@@ -26,7 +26,11 @@ def cmd_export(args) -> int:
         err = (ev.get("cost") or {}).get("error", "the evidence has no cost section")
         _say(f"kdrill: {run}: no cost lines to export ({err})")
         return 2
-    cat = Catalog.load()
+    try:
+        cat = Catalog.load()
+    except CatalogError as e:
+        _say(f"kdrill: cost export: {e}")
+        return 2
     meta = {"drill_id": ev["run_id"], "drill": ev["drill"], "run_dir": run.name}
     out = write(CostReport.from_dict(final), meta, Path(args.out or run), args.format,
                 cat.region_name)  # fmt: skip
@@ -53,9 +57,12 @@ def cmd_refresh(args) -> int:
 
     from drills.cost.refresh import pricing_client, refresh
 
-    cat = Catalog.load(args.catalog)
     try:
+        cat = Catalog.load(args.catalog)
         new, updated, missing = refresh(cat, pricing_client())
+    except CatalogError as e:
+        _say(f"kdrill: cost refresh: {e}")
+        return 2
     except NoCredentialsError:
         _say("kdrill: cost refresh: no AWS credentials (the Price List Query API needs "
              "pricing:GetProducts); the catalog is unchanged")  # fmt: skip

@@ -181,8 +181,8 @@ def summary_lines(ev: dict[str, Any]) -> list[str]:
         lines.append(f"cost: ${final['total_usd']:.6f} {final['currency']} at list prices{mode}")
         for x in final["lines"]:
             lines.append(
-                f"  {x['usage_type']:<34} {x['region']:<12} {x['quantity']:>12.6f} {x['unit']:<9} "
-                f"x ${x['unit_price']:<10g} = ${x['cost']:.6f}"
+                f"  {x['usage_type']:<26} {x['quantity']:>10.6f} {x['unit']:<8} "
+                f"x ${x['unit_price']:<8g} = ${x['cost']:.6f}"
             )
         if proj:
             budget = c.get("budget_usd")

@@ -125,6 +125,9 @@ def create(cfg: LocalConfig) -> None:
         run("ip", "link", "set", a.backbone_link, "master", br)
         run("ip", "link", "set", a.backbone_link, "up")
         run("ip", "-n", ns, "addr", "add", f"{a.backbone_ip}/24", "dev", "backbone")
+        # A WAN carries MTU-sized packets; veth would pass 64 KB GSO super-packets, and a
+        # packet-loss fault dropping one of those is not what 30 % loss means on a real link.
+        run("ip", "-n", ns, "link", "set", "backbone", "gso_max_segs", "1")
         run("ip", "-n", ns, "link", "set", "backbone", "up")
         add_counters(ns)
 

@@ -1,6 +1,6 @@
 """Benchmark of the history checker: records/s and peak memory over a synthetic drill history.
 
-    .venv/bin/python bench/history_checker.py [--records 1000000] [--keys 10000]
+    .venv/bin/python bench/checker.py [--records 1000000] [--keys 10000]
 
 The history: 4 producers over ``--keys`` keys in 12 partitions of one topic,
 transaction markers every 50 offsets in both clusters, 0.5% indeterminate

@@ -159,26 +159,31 @@ def _highest_committed_in_standby(
                 for c in located.column_names
             }
         )
-    serving = index.log.take(located["last_rank"])
+    serving = index.log.select(["role", "partition", "offset"]).take(located["last_rank"])
     replicated = pc.equal(serving["role"], ROLE_CODES[Role.REPLICATED])
     same = pc.and_(replicated, pc.equal(serving["partition"], located["partition"]))
     located = located.append_column("s_offset", serving["offset"]).filter(same)
+    if not located.num_rows:
+        return {}
+    # One slot per (primary topic, partition); per group, the committed offset of each slot is the
+    # bound its rows must lie below, and one group-by takes the highest serving offset per slot.
     code = pc.index_in(located["topic"], value_set=pa.array(meta.topics, pa.string()))
-    by_partition: dict[tuple[str, int], list[tuple[str, int]]] = defaultdict(list)
+    width = int(pc.max(located["partition"]).as_py()) + 1
+    slot = pc.add(pc.multiply(pc.cast(code, pa.int64()), width), located["partition"])
+    located = located.select(["offset", "s_offset"]).append_column("slot", slot)
+    by_group: dict[str, dict[int, int]] = defaultdict(dict)
     for (group, topic, partition), offset in committed.items():
-        by_partition[(topic, partition)].append((group, offset))
+        if topic in meta.topics and partition < width:
+            by_group[group][meta.topics.index(topic) * width + partition] = offset
     highest = {}
-    for (topic, partition), commits in by_partition.items():
-        mine = located.filter(
-            pc.and_(
-                pc.equal(code, meta.topics.index(topic) if topic in meta.topics else -1),
-                pc.equal(located["partition"], partition),
-            )
-        )
-        for group, offset in commits:
-            best = pc.max(pc.filter(mine["s_offset"], pc.less(mine["offset"], offset))).as_py()
-            if best is not None:
-                highest[(group, topic, partition)] = best
+    for group, bounds in by_group.items():
+        lookup = [bounds.get(i) for i in range(len(meta.topics) * width)]
+        bound = pc.take(pa.array(lookup, pa.int64()), located["slot"])
+        below = located.filter(pc.less(located["offset"], bound))  # null bound: dropped
+        best = below.group_by("slot", use_threads=False).aggregate([("s_offset", "max")])
+        for row in best.to_pylist():
+            topic, partition = divmod(row["slot"], width)
+            highest[(group, meta.topics[topic], partition)] = row["s_offset_max"]
     return highest
 
 

@@ -69,7 +69,7 @@ class HistoryIndex:
         """The serving-log records at these ranks, with names and positions, as evidence."""
         if not ranks:
             return []
-        rows = self.log.take(pa.array(ranks, pa.int64()))["row"]
+        rows = self.log["row"].take(pa.array(ranks, pa.int64()))
         serving = self.meta.serving
         return [Found.from_row(r, serving) for r in self.serving_raw.take(rows).to_pylist()]
 
@@ -165,7 +165,9 @@ def _serving_log(
         pa.array([meta.topics.index(o[0]) if o else None for o in origins], pa.int32()), tcode
     )
     keep = pc.is_valid(ptopic)
-    raw = raw.filter(keep)
+    # One chunk: a take from a chunked table concatenates every chunk first, and ``found``
+    # takes evidence rows from ``raw`` once per case batch.
+    raw = raw.filter(keep).combine_chunks()
     tcode, ptopic = tcode.filter(keep), ptopic.filter(keep)
     role = pc.take(pa.array([ROLE_CODES[o[1]] if o else None for o in origins], pa.int8()), tcode)
     ided = _ids(raw.select(["producer", "key", "seq", "gseq"]), producers, keys)

@@ -194,19 +194,29 @@ def _serving_log(
     else:
         below = replicated
     log = log.append_column("below_e", pc.fill_null(below, False))
-    order = pc.sort_indices(
-        log,
-        sort_keys=[
-            ("kid", "ascending"),
-            ("ptopic", "ascending"),
-            ("partition", "ascending"),
-            ("role", "ascending"),
-            ("offset", "ascending"),
-        ],
-    )
+    order = _reading_order(log)
     log = log.take(order)
     log = log.append_column("rank", pa.array(range(log.num_rows), pa.int64()))
     return raw, topic_names, log
+
+
+def _reading_order(log: pa.Table) -> pa.Array:
+    """Sort indices by key, primary topic, partition, role, offset.
+
+    When the five fit in 63 bits (they do unless offsets or key counts are huge), they are packed
+    into one integer: a one-key sort is markedly faster than a five-key one.
+    """
+    keys = ["kid", "ptopic", "partition", "role", "offset"]
+    if log.num_rows and not any(log[k].null_count for k in keys):
+        low = [pc.min(log[k]).as_py() for k in keys]
+        high = [pc.max(log[k]).as_py() for k in keys]
+        bits = [int(h).bit_length() for h in high]
+        if min(low) >= 0 and sum(bits) <= 62:
+            packed = pc.cast(log[keys[0]], pa.int64())
+            for k, b in zip(keys[1:], bits[1:], strict=True):
+                packed = pc.bit_wise_or(pc.shift_left(packed, b), pc.cast(log[k], pa.int64()))
+            return pc.sort_indices(packed)
+    return pc.sort_indices(log, sort_keys=[(k, "ascending") for k in keys])
 
 
 def _end_offset_column(

@@ -28,8 +28,20 @@ console = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 
+# Signals received. A KeyboardInterrupt raised while Python runs at-fork hooks (as when
+# a signal lands inside subprocess.Popen) is printed as "Exception ignored" and lost, so
+# the long commands also check this list between their steps and raise again.
+_signals: list[int] = []
+
+
 def _interrupt(signum, frame):
+    _signals.append(signum)
     raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def check_interrupted() -> None:
+    if _signals:
+        raise KeyboardInterrupt(signal.Signals(_signals[-1]).name)
 
 
 @contextmanager
@@ -40,6 +52,7 @@ def progress_display(title: str):
     with console.status(title) as status:
 
         def step(msg: str) -> None:
+            check_interrupted()
             now = time.monotonic()
             if state["step"]:
                 console.print(f"  [green]✓[/] {state['step']} [dim]({now - state['t']:.1f}s)[/]")
@@ -265,6 +278,8 @@ def cmd_run(args) -> int:
         with console.status("drill") as status:
 
             def phase(ph: str, what: str) -> None:
+                if ph not in ("rollback", "teardown"):  # clean-up runs to the end, whatever arrives
+                    check_interrupted()
                 console.print(f"  [dim]{time.monotonic() - started:6.1f}s[/] [bold]{ph}[/] {what}")
                 status.update(f"{ph}: {what}")
 
@@ -404,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
     try:
         return args.fn(args)

@@ -11,6 +11,7 @@ file is missing or the `up` that created it was killed half way.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -232,7 +233,8 @@ class LocalPair:
             self._start_mirrormaker(deadline)
             self._write_state("up")
         except BaseException:
-            progress("failed or interrupted: tearing down")
+            with contextlib.suppress(BaseException):  # a progress display may re-raise an interrupt
+                progress("failed or interrupted: tearing down")
             self.down()
             raise
 
@@ -421,17 +423,26 @@ class LocalPair:
             {"bootstrap.servers": self.primary.bootstrap, "message.timeout.ms": 3000},
             logger=kafka.RDKAFKA_LOG,
         )
+        remote = self.remote_topic(PROBE_TOPIC)
+        # Growth, not equality: after a policy change the new remote topic holds only
+        # what MM2 copied since (its source offsets carry over from the old name).
+        before = sum(kafka.end_offsets(self.standby.bootstrap, remote).values())
         acked: list = []
         p.produce(PROBE_TOPIC, b"probe", on_delivery=lambda err, msg: acked.append(err is None))
         p.flush(5)
         if acked != [True]:
             return
-        remote = self.remote_topic(PROBE_TOPIC)
-        want = kafka.end_offsets(self.primary.bootstrap, PROBE_TOPIC)
+        last_probe = time.monotonic()
         while time.monotonic() < deadline:
             self._check_alive()
-            if kafka.end_offsets(self.standby.bootstrap, remote) == want:
+            if sum(kafka.end_offsets(self.standby.bootstrap, remote).values()) > before:
                 return
+            if time.monotonic() - last_probe > 2:
+                # A restarting MM2 may still copy under its previous config for a few
+                # seconds (a probe could land under the old name): keep probing.
+                p.produce(PROBE_TOPIC, b"probe")
+                p.flush(5)
+                last_probe = time.monotonic()
             time.sleep(0.25)
         raise LocalEnvError(
             f"MirrorMaker 2 runs but did not replicate a probe record to {remote} in time; "

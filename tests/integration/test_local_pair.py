@@ -235,6 +235,8 @@ def test_sigint_during_up_tears_everything_down(tmp_path):
     raw = stack_config("ks", "10.80.0.0/16").raw
     stack.write_text(yaml.safe_dump({"config": raw}))
     env = {**os.environ, "KDRILL_STATE_DIR": str(tmp_path / "state")}
+    p = LocalPair(stack_config("ks", "10.80.0.0/16"), tmp_path / "state")
+    p.down()  # what an earlier, killed run may have left: the wait below must see this run's processes
     proc = subprocess.Popen(
         [sys.executable, "-m", "drills.cli", "local", "up", "--stack", str(stack)],
         cwd=REPO,
@@ -242,7 +244,6 @@ def test_sigint_during_up_tears_everything_down(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    p = LocalPair(stack_config("ks", "10.80.0.0/16"), tmp_path / "state")
     # interrupt once a broker runs in the primary: network, cgroups and processes all exist
     wait_for(
         lambda: network.pids_in(p.primary.namespace) if "ks-east" in network.namespaces() else [],
@@ -252,7 +253,8 @@ def test_sigint_during_up_tears_everything_down(tmp_path):
     )
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
+    left = p.leftovers()
+    p.down()  # never leave a failed run's pair behind for the next one
     assert proc.returncode == 130, err
     assert "interrupted" in err
-    assert p.leftovers() == []
-    assert not cgroups.procs(p.primary.cgroup)
+    assert left == []

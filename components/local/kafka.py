@@ -62,8 +62,12 @@ class Broker:
 
 
 def new_cluster_id() -> str:
-    """A Kafka Uuid string: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A Kafka Uuid string: 16 random bytes, URL-safe base64 without padding. Like Kafka's
+    Uuid.randomUuid, never one starting with '-' (a command line would take it for a flag)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def server_properties(b: Broker, log_dir: Path) -> str:

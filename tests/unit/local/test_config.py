@@ -136,9 +136,10 @@ def test_single_broker_uses_bootstrap_servers_for_a_standalone_quorum():
 
 
 def test_cluster_ids_are_kafka_uuids():
-    ids = {kafka.new_cluster_id() for _ in range(50)}
-    assert len(ids) == 50
+    ids = {kafka.new_cluster_id() for _ in range(2000)}
+    assert len(ids) == 2000
     assert all(len(i) == 22 and "=" not in i for i in ids)
+    assert not any(i.startswith("-") for i in ids)  # about 1 in 64 would, unchecked
 
 
 @pytest.mark.parametrize("policy,cls", list(config.POLICIES.items()))

@@ -15,6 +15,7 @@ sequences: a moved producer's next record has the next seq for its key.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -308,6 +309,18 @@ class GroupConsumer(threading.Thread):
         self.producers: set[str] | None = None  # only records of these producers are this drill's
 
     def _client(self) -> Consumer:
+        cluster = self.place.cluster
+
+        def committed(err, partitions) -> None:
+            """A commit counts when the cluster acknowledged it, at that instant."""
+            if err is not None:
+                return
+            now = clock()
+            for tp in partitions:
+                if tp.error is None and tp.offset >= 0:
+                    self.rec.commit(self.cfg.name, cluster=cluster, topic=tp.topic, partition=tp.partition,
+                                    offset=tp.offset, time=now)  # fmt: skip
+
         return Consumer(
             {
                 "bootstrap.servers": self.place.bootstrap,
@@ -317,6 +330,7 @@ class GroupConsumer(threading.Thread):
                 "session.timeout.ms": self.cfg.session_timeout_ms,
                 "socket.connection.setup.timeout.ms": 3000,
                 "topic.metadata.refresh.interval.ms": 1000,
+                "on_commit": committed,
             },
             logger=LOG,
         )
@@ -334,15 +348,10 @@ class GroupConsumer(threading.Thread):
             self.error = e
 
     def _commit(self, c: Consumer) -> None:
-        try:
-            done = c.commit(asynchronous=False)
-        except Exception:  # nothing to commit yet, or the cluster is gone: not a commit
-            return
-        now = clock()
-        for tp in done or []:
-            if tp.error is None and tp.offset >= 0:
-                self.rec.commit(self.cfg.name, cluster=self.place.cluster, topic=tp.topic,
-                                partition=tp.partition, offset=tp.offset, time=now)  # fmt: skip
+        """Asynchronous: a commit to an unreachable coordinator must not stall consumption
+        (a synchronous one blocks for its timeouts). `committed` records the acknowledged."""
+        with contextlib.suppress(Exception):  # nothing to commit yet: not a commit
+            c.commit(asynchronous=True)
 
     def _run(self) -> None:
         c = self._client()
@@ -351,7 +360,9 @@ class GroupConsumer(threading.Thread):
         interval = self.cfg.commit_interval_ms / 1000
         while not self.stop_flag.is_set():
             if self.move is not None:
-                c.close()  # no commit: the old primary is fenced or gone
+                # No commit: the old primary is fenced or gone. close() leaves the group,
+                # which against a blackholed coordinator blocks for its timeouts: do it aside.
+                threading.Thread(target=c.close, name=f"close-{self.cfg.name}", daemon=True).start()
                 self.place, topics, position = self.move
                 self.move = None
                 c = self._client()
@@ -380,7 +391,7 @@ class GroupConsumer(threading.Thread):
                 self._commit(c)
                 last_commit = clock()
         self._commit(c)
-        c.close()
+        c.close()  # serves the last commit's acknowledgement
 
     def _on_assign(self, position: Callable):
         def assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:

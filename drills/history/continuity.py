@@ -67,11 +67,24 @@ def measure_continuity(index: HistoryIndex, notes: list[str]) -> list[Continuity
     processed = _processed_duplicates(serving_reads, primary_reads)
 
     units = _units(index, committed, primary_reads, serving_reads, positions)
+    # Without failover the same consumer keeps its in-memory position through the
+    # fault: what it read before the fault is behind it, committed or not, so the
+    # first record it still owes comes after its last pre-fault read.
+    read_up_to: dict[tuple[str, str, int], int] = {}
+    if not meta.failover and primary_reads.num_rows:
+        last = primary_reads.group_by(["group", "topic", "partition"], use_threads=False).aggregate(
+            [("offset", "max")]
+        )
+        read_up_to = {
+            (r["group"], r["topic"], r["partition"]): r["offset_max"] for r in last.to_pylist()
+        }
     results = []
     for group, ptopic, partition, topic, role in sorted(units):
         start = index.first_offset(topic, partition) or 0
         highest = owed.get((group, ptopic, partition)) if role is Role.REPLICATED else None
         ideal = start if highest is None else highest + 1
+        if (group, topic, partition) in read_up_to:
+            ideal = max(ideal, read_up_to[(group, topic, partition)] + 1)
         position, source = positions.get((group, topic, partition), (None, ResumeSource.UNKNOWN))
         resume = first_read.get((group, topic, partition))
         observed = resume is not None

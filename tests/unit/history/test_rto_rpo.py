@@ -136,3 +136,16 @@ def test_without_failover_a_restart_past_the_commit_is_a_skip():
     result = check(s.history())
     (c,) = result.continuity
     assert (c.ideal, c.resume, c.skipped) == (1, 2, 1)
+
+
+def test_without_failover_records_read_before_the_fault_are_not_skipped():
+    """The consumer that keeps running through an in-region fault continues from its own
+    position: what it read before the fault, committed or not, is behind it, not skipped."""
+    s = Scenario(failover=False, groups=("g",), instants=Instants(t_fault=100.0, t_cut=104.0))
+    recs = [s.produce("k", at=96.0 + i) for i in range(4)]
+    for i in range(3):
+        s.consume("g", recs[i], at=99.0 + i * 0.1, cluster=PRIMARY, topic=TOPIC, offset=i)
+    s.commit("g", 1, at=99.8)  # committed only the first record
+    s.consume("g", recs[3], at=105.0, cluster=PRIMARY, topic=TOPIC, offset=3)
+    (c,) = check(s.history()).continuity
+    assert (c.ideal, c.resume, c.skipped, c.duplicates) == (3, 3, 0, 0)

@@ -210,3 +210,28 @@ def test_sigint_leaves_no_fault_applied_and_an_interrupted_journal(pair, tmp_pat
     assert j["steps"][-1]["phase"] == "teardown" and j["steps"][-1]["status"] == "completed"
     assert_pair_healthy(pair)
     assert network.links()  # the pair itself stays up: the drill did not own it
+
+
+def test_blackholed_endpoint_drill_resumes_from_checkpoints(pair, tmp_path):
+    """The shipped blackhole scenario: no-acks detection, a decision delay, consumers resumed
+    by MM2 checkpoint translation while the old coordinator is unreachable (not refused)."""
+    s = load_spec(REPO / "drills" / "scenarios" / "blackhole-endpoint.yaml")
+    data = s.to_dict()
+    topic = f"orders-{uuid.uuid4().hex[:6]}"
+    data["workload"]["topics"] = [{"name": topic, "partitions": 3}]
+    for g in data["workload"]["groups"]:
+        g["topics"] = [topic]
+    from drills.spec import parse_spec
+
+    out = Drill(parse_spec(data), LocalTarget(pair), tmp_path / "run").run()
+    ev = json.loads((tmp_path / "run" / "evidence.json").read_text())
+    assert ev["status"] == "completed", [
+        (x["phase"], x["status"], x["error"]) for x in ev["journal"]["steps"]
+    ]
+    m = ev["measurements"]
+    assert m["rto"]["seconds"] is not None, m["notes"]
+    assert m["rto"]["decide"] >= data["decision"]["delay_s"]
+    replicated = [c for c in m["continuity"] if c["role"] == "replicated"]
+    assert replicated and all(c["resume_source"] == "checkpoint" for c in replicated)
+    assert out.exit_code == EXIT_PASS, ev["verdict"]
+    assert_pair_healthy(pair)

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -253,6 +254,14 @@ def cmd_run(args) -> int:
     try:
         spec = load_spec(args.spec)
         stack = args.stack or spec.target.stack
+        if not stack.endswith((".yaml", ".yml")) and config.stack_file(stack).exists():
+            pattern = (yaml.safe_load(config.stack_file(stack).read_text()) or {}).get("config", {})
+            pattern = pattern.get("kdrill:pattern", "local")
+            if pattern != "local":
+                raise LocalEnvError(
+                    f"stack {stack!r} is an AWS stack ({pattern}); drills run on the local stack only so far "
+                    "(a Pulumi-stack target is not implemented yet): use --stack local"
+                )
         cfg = config.load(stack)
         faults.validate(
             _fault_spec(spec, cfg), cfg

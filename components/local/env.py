@@ -300,25 +300,38 @@ class LocalPair:
         pid = procs.start(r.namespace, r.cgroup, argv, log)
         proc = Proc(role, r.name, pid, str(log), node)
         self.procs = [p for p in self.procs if p.label != proc.label] + [proc]
+        self._write_state(self._read_state().get("phase", "creating"))
         return proc
+
+    def _sync(self) -> None:
+        """Take the process list and policy from the state file: another kdrill process
+        (a drill, `kdrill local fault`, `recover`) may have restarted daemons since."""
+        state = self._read_state()
+        if "processes" in state:
+            self.procs = [Proc(**p) for p in state["processes"]]
+            self.policy = state.get("policy", self.policy)
 
     def start_broker(self, r: Region, node: int) -> Proc:
         props = self._paths(r, node) / "server.properties"
         return self._start(r, "broker", kafka.broker_argv(props, self._log4j()), node)
 
     def find(self, role: str, region: str, node: int | None = None) -> Proc | None:
+        self._sync()
         return next(
             (p for p in self.procs if (p.role, p.region, p.node) == (role, region, node)), None
         )
 
     def kill(self, proc: Proc) -> None:
         """SIGKILL one recorded daemon and forget it (a fault's doing, undone by restarting it)."""
+        self._sync()
+        proc = next((p for p in self.procs if p.label == proc.label), proc)
         procs.kill_all([proc.pid])
         self.procs = [p for p in self.procs if p.pid != proc.pid]
         self._write_state("up")
 
     def kill_region(self, name: str) -> list[Proc]:
         """SIGKILL every process of a region (its whole cgroup) and forget them."""
+        self._sync()
         r = self.region(name)
         killed = [p for p in self.procs if p.region == name]
         procs.kill_all(cgroups.procs(r.cgroup) + [p.pid for p in killed])
@@ -450,6 +463,7 @@ class LocalPair:
         )
 
     def _check_alive(self) -> None:
+        self._sync()
         for p in self.procs:
             if not procs.alive(p.pid):
                 last = procs.tail(Path(p.log), 30)
@@ -470,6 +484,7 @@ class LocalPair:
             raise LocalEnvError(
                 f"unknown replication policy {policy!r}; use one of: {', '.join(config.POLICIES)}"
             )
+        self._sync()
         mm = [p for p in self.procs if p.role == "mirrormaker2"]
         procs.kill_all([p.pid for p in mm])
         self.procs = [p for p in self.procs if p.role != "mirrormaker2"]

@@ -135,7 +135,9 @@ class LocalTarget:
     def open_faults(self, applier_pid: int) -> list[str]:
         """Faults this process recorded that are not cleared: what an interrupt may have
         left between the ledger write and the caller learning the fault's id."""
-        return [e.id for e in catalogue.ledger(self.pair).open_entries() if e.applier_pid == applier_pid]
+        return [
+            e.id for e in catalogue.ledger(self.pair).open_entries() if e.applier_pid == applier_pid
+        ]
 
     def fence(self, region: str) -> tuple[str, float]:
         """Our clients can no longer reach the region's brokers (both directions dropped)."""
@@ -160,7 +162,7 @@ class LocalTarget:
                     break
                 for m in msgs:
                     if m.error() is None:
-                        group, t, part, down = decode_checkpoint(m.key(), m.value())
+                        group, t, part, _upstream, down = decode_checkpoint(m.key(), m.value())
                         out[(group, t, part)] = down
                         if m.offset() + 1 >= remaining.get((m.topic(), m.partition()), 0):
                             remaining.pop((m.topic(), m.partition()), None)
@@ -216,8 +218,8 @@ def _watermark(c: Consumer, tp: TopicPartition, patience: float = 10.0) -> int:
             time.sleep(0.2)
 
 
-def decode_checkpoint(key: bytes, value: bytes) -> tuple[str, str, int, int]:
-    """(group, topic, partition, downstream offset) of an MM2 checkpoint record.
+def decode_checkpoint(key: bytes, value: bytes) -> tuple[str, str, int, int, int]:
+    """(group, topic, partition, upstream offset, downstream offset) of an MM2 checkpoint record.
 
     Key: group STRING, topic STRING, partition INT32; value: version INT16,
     upstream offset INT64, downstream offset INT64, metadata STRING (STRING is
@@ -231,5 +233,5 @@ def decode_checkpoint(key: bytes, value: bytes) -> tuple[str, str, int, int]:
     group, at = string(key, 0)
     topic, at = string(key, at)
     (partition,) = struct.unpack_from(">i", key, at)
-    _version, _upstream, downstream = struct.unpack_from(">hqq", value, 0)
-    return group, topic, partition, downstream
+    _version, upstream, downstream = struct.unpack_from(">hqq", value, 0)
+    return group, topic, partition, upstream, downstream

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from components.local import cgroups, kafka, mirrormaker, network, processes
 from components.local.env import LocalPair
 from components.local.errors import LocalEnvError
 from components.local.faults import FaultSpec, catalogue
+from drills.target import decode_checkpoint
 from tests.integration.conftest import consume_n, consumer, produce_all, stack_config, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,20 +80,6 @@ def test_records_arrive_in_the_standby_with_identical_keys_values_and_headers(
     for m in got:
         by_key.setdefault(m.key(), []).append(int(dict(m.headers())["seq"]))
     assert all(seqs == sorted(seqs) for seqs in by_key.values())
-
-
-def decode_checkpoint(key: bytes, value: bytes) -> tuple[str, str, int, int, int]:
-    """(group, topic, partition, upstream offset, downstream offset) of one MM2 checkpoint record."""
-
-    def string(buf: bytes, at: int) -> tuple[str, int]:
-        (n,) = struct.unpack_from(">h", buf, at)
-        return buf[at + 2 : at + 2 + n].decode(), at + 2 + n
-
-    group, at = string(key, 0)
-    topic, at = string(key, at)
-    (partition,) = struct.unpack_from(">i", key, at)
-    _version, upstream, downstream = struct.unpack_from(">hqq", value, 0)
-    return group, topic, partition, upstream, downstream
 
 
 def test_committed_group_offsets_reach_the_standby(pair, topic_name):

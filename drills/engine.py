@@ -1,13 +1,16 @@
 """The drill engine: phases from preflight to teardown, each a journal step.
 
     preflight -> steady state -> inject -> detect -> decide -> cutover -> serve
-    -> verify -> (rollback) -> teardown -> evidence
+    -> verify -> (rollback) -> teardown -> finish
 
-The engine talks to a `Target` (drills/target.py) and to the workload threads
-(drills/workload.py); it never reads the fault ledger to learn when the fault
-happened: detection comes from what clients see. Every fault the drill applies
-(the fault itself, the fence, stopping replication) is cleared in teardown on
-every exit path, Ctrl-C included, and the journal then says "interrupted".
+The engine talks to a `Target` (drills/targets/) and to the workload threads
+(drills/workload.py), and fills a `RunRecord` (drills/record.py); what is made
+of the record -- evidence, cost, the summary -- plugs in through `Hooks`
+(drills/hooks.py) and is unknown here. It never reads the fault ledger to learn
+when the fault happened: detection comes from what clients see. Every fault the
+drill applies (the fault itself, the fence, stopping replication) is cleared in
+teardown on every exit path, and no signal cuts that short: SIGINT, SIGTERM and
+SIGHUP are held until the journal is finished and the evidence written.
 """
 
 from __future__ import annotations
@@ -16,17 +19,15 @@ import json
 import os
 import secrets
 import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
-
-from components.local.faults import FaultSpec
-from drills import cost
+from components.faults import FaultSpec
+from components.wait import wait_until
 from drills.history import (
     DUPLICATE,
     LATE,
@@ -42,10 +43,18 @@ from drills.history import (
     check,
     write_history,
 )
-from drills.journal import DrillInterrupted, Journal, SteadyStateFailed, StepFailed
-from drills.target import Target
+from drills.hooks import HookList, Hooks
+from drills.journal import (
+    DrillInterrupted,
+    DrillRefused,
+    Journal,
+    SteadyStateFailed,
+    StepFailed,
+)
+from drills.record import RunRecord
+from drills.targets.base import Target
 from drills.workload import (
-    LOG,
+    Clients,
     Detector,
     GroupConfig,
     GroupConsumer,
@@ -54,82 +63,86 @@ from drills.workload import (
     ProducerConfig,
     Recorder,
     clock,
-    decode,
     synced_position,
 )
 
 EXIT_PASS, EXIT_MISSED, EXIT_NOT_RUN = 0, 1, 2
-
-
-@dataclass
-class Hooks:
-    """Lifecycle callbacks (progress display, reporters); the engine does not know who listens."""
-
-    phase: Callable[[str, str], None] = lambda phase, what: None
-    info: Callable[[str], None] = lambda msg: None
-    # Around the fault (tests use them to build a drill whose loss is known by construction).
-    before_inject: Callable[[Drill], None] = lambda drill: None
-    after_inject: Callable[[Drill], None] = lambda drill: None
-
-
-@dataclass
-class DrillOutcome:
-    exit_code: int
-    status: str
-    run_dir: Path
-    evidence: dict[str, Any] = field(default_factory=dict)
+TEARDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Drill:
-    def __init__(self, spec, target: Target, run_dir: Path, hooks: Hooks | None = None):
+    """One run of a drill spec against a target; `run()` fills and returns its record.
+
+    The fault is checked against the target when the drill is made (a bad region
+    or parameter raises TargetError before anything exists); the run directory,
+    the journal and the record are created up front, as in Chaos Toolkit.
+    """
+
+    def __init__(
+        self,
+        spec,
+        target: Target,
+        run_dir: Path,
+        hooks: Hooks | Iterable[Hooks] = (),
+        clients: Clients | None = None,
+    ):
         self.spec, self.target, self.dir = spec, target, run_dir
-        self.hooks = hooks or Hooks()
-        self.run_id = secrets.token_hex(3)
+        self.clients = clients or Clients()
+        self.hooks = hooks if isinstance(hooks, Hooks) else HookList(hooks)
+        f = spec.fault
+        self.fault = target.resolve_fault(
+            FaultSpec(f.kind, f.region, f.link, dict(f.params), f.duration_s)
+        )
+        if f.region != self.fault.region:  # the evidence shows the region the fault hit
+            spec = spec.model_copy(update={"fault": f.model_copy(update={"region": self.fault.region})})
+            self.spec = spec
+        run_id = secrets.token_hex(3)
         self.journal = Journal(drill=spec.name, spec=spec.to_dict(), path=run_dir / "journal.json")
+        self.record = RunRecord(run_id, spec, run_dir, self.journal, target.facts())
+        self.record.failover = spec.cutover.failover
+        self.record.serving = target.primary
         self.rec = Recorder()
         c = spec.detection
         self.detector = Detector(c.rule, c.threshold, c.window_s)
         self.applied: list[str] = []  # fault ids this drill applied, in order
-        self.fault_id: str | None = None
-        self.instants: dict[str, float | None] = dict.fromkeys(
-            ("t_fault", "t_detect", "t_decide", "t_fence", "t_cut")
-        )
         self.producers: list[InstrumentedProducer] = []
         self.groups: list[GroupConsumer] = []
-        self.failover = spec.cutover.failover
         self.end_offsets: dict[tuple[str, int], int] = {}
-        self.steady: dict[str, Any] = {}
-        self.result: CheckResult | None = None
-        self.verdict: dict[str, Any] = {}
-        self.serving = target.primary
-        self.approver: str | None = None
-        self.bytes_start = 0
         self.fault_ends: float | None = None
-        self.evidence: dict[str, Any] = {}
+
+    @property
+    def run_id(self) -> str:
+        return self.record.run_id
+
+    @property
+    def instants(self) -> dict[str, float | None]:
+        return self.record.instants
 
     # --- the run ---------------------------------------------------------------------
 
-    def run(self) -> DrillOutcome:
+    def run(self) -> RunRecord:
+        """Every phase, then -- whatever happened -- rollback, teardown and the finish."""
         self.dir.mkdir(parents=True, exist_ok=True)
+        record = self.record
         status, code = "completed", EXIT_NOT_RUN
         try:
-            cost.guard(self)  # project the cost; BudgetExceeded over the spec's cost.budget_usd
+            self._start()
             self._preflight()
             self._steady_state()
             self._inject()
             self._detect()
-            if self.instants["t_detect"] is not None:
+            if record.instants["t_detect"] is not None:
                 self._decide()
-                if self.failover:
+                if record.failover:
                     self._cutover()
                 else:
                     self._recover_in_place()
             self._serve()
             self._stop_workload()
             self._verify()
-            code = EXIT_PASS if self.verdict["passed"] else EXIT_MISSED
-            self.journal.deviated = not self.verdict["passed"]
-        except cost.BudgetExceeded as e:
+            code = EXIT_PASS if record.verdict["passed"] else EXIT_MISSED
+            self.journal.deviated = not record.verdict["passed"]
+        except DrillRefused as e:
             status = "refused"  # nothing was touched
             self.hooks.info(str(e))
         except SteadyStateFailed:
@@ -140,7 +153,9 @@ class Drill:
             status = "failed"
             self.hooks.info(f"drill failed: {type(e).__name__}: {e}")
         finally:
-            with _no_interrupts():  # a second Ctrl-C must not cut teardown short
+            # No signal cuts clean-up short: SIGINT, SIGTERM and SIGHUP wait until the
+            # faults are cleared, the journal is finished and the evidence is written.
+            with _signals_deferred() as deferred:
                 for action in (self._stop_workload, self._rollback, self._teardown):
                     try:
                         action()
@@ -148,13 +163,48 @@ class Drill:
                         self.hooks.info(f"{action.__name__.strip('_')} failed: {e}")
                         status = "failed" if status == "completed" else status
                 self.journal.finish(status)
-                self._evidence(status, code)
-        return DrillOutcome(
-            code if status == "completed" else EXIT_NOT_RUN, status, self.dir, self.evidence
-        )
+                self._finish(status, code)
+            if deferred:
+                names = ", ".join(signal.Signals(n).name for n in deferred)
+                self.hooks.info(f"{names} received during clean-up; it ran to the end first")
+        return record
+
+    def _start(self) -> None:
+        """Before anything is touched: the counters the cost needs, then the listeners
+        (the cost guard may refuse here)."""
+        record = self.record
+        try:
+            record.cost_inventory = self.target.cost_inventory()
+        except Exception as e:  # the cost section says so; the drill itself can still run
+            record.cost_inventory_error = f"{type(e).__name__}: {_first_line(e)}"
+        record.out_bytes_start = self.target.region_out_bytes()
+        self.hooks.started(record)
+
+    def _finish(self, status: str, code: int) -> None:
+        """Fill the record's last fields, let the listeners write, upload, tell them."""
+        record = self.record
+        record.status = status
+        record.exit_code = code if status == "completed" else EXIT_NOT_RUN
+        record.acknowledged = self.rec.acks_between(0, float("inf"))
+        try:
+            record.out_bytes_end = self.target.region_out_bytes()
+        except Exception as e:
+            self.hooks.info(f"inter-region byte counters unreadable: {_first_line(e)}")
+        self._notify("finishing")
+        try:
+            record.uploaded_to = self.target.upload_evidence(self.dir)
+        except Exception as e:  # the evidence is on disk either way
+            record.upload_error = f"{type(e).__name__}: {_first_line(e)[:200]}"
+        self._notify("finished")
+
+    def _notify(self, event: str) -> None:
+        try:
+            getattr(self.hooks, event)(self.record)
+        except Exception as e:  # one listener failing must not stop the evidence
+            self.hooks.info(f"{event} hook failed: {type(e).__name__}: {_first_line(e)}")
 
     def _step(self, phase: str, name: str, rollback: bool = False):
-        self.hooks.phase(phase, name)
+        self.hooks.phase_started(phase, name)
         return self.journal.step(phase, name, rollback)
 
     # --- phases -------------------------------------------------------------------------
@@ -189,13 +239,13 @@ class Drill:
         place = self._placement(self.target.primary)
         pids = {f"{self.run_id}-p{i}" for i in range(w.producers)}
         self.producers = [
-            InstrumentedProducer(pid, pcfg, place, self.rec, self.detector) for pid in sorted(pids)
+            self.clients.producer(pid, pcfg, place, self.rec, self.detector) for pid in sorted(pids)
         ]
         for g in w.groups:
             topics = g.topics or [x.name for x in w.topics]
             cfg = GroupConfig(g.name, f"kdrill-{self.run_id}-{g.name}", topics, g.process_rate,
                               g.commit_interval_ms, c.session_timeout_ms)  # fmt: skip
-            consumer = GroupConsumer(cfg, place, self.rec)
+            consumer = self.clients.group(cfg, place, self.rec)
             consumer.producers = pids
             self.groups.append(consumer)
         for th in [*self.groups, *self.producers]:
@@ -212,14 +262,13 @@ class Drill:
             self._wait(
                 lambda: self.rec.acks_between(0, clock() + 1) > 0, 30, "the first acknowledgement"
             )
-            self.bytes_start = self.target.bytes_between_regions()
             start = clock()
             lag = self._replication_lag(ss.duration_s)
             acks = self.rec.acks_between(start, clock())
             rps = acks / (clock() - start)
-            self.steady = {"throughput_rps": round(rps, 1), "max_replication_lag_s": round(lag, 3),
-                           "duration_s": round(clock() - start, 2)}  # fmt: skip
-            s.output = dict(self.steady)
+            self.record.steady_before = {"throughput_rps": round(rps, 1), "max_replication_lag_s": round(lag, 3),
+                                         "duration_s": round(clock() - start, 2)}  # fmt: skip
+            s.output = dict(self.record.steady_before)
             self._check_threads()
             if lag > ss.max_replication_lag_s:
                 raise SteadyStateFailed(
@@ -253,21 +302,19 @@ class Drill:
         return max(lags, default=0.0)
 
     def _inject(self) -> None:
-        f = self.spec.fault
-        region = f.region or (self.target.primary if f.kind in ("region-loss", "blackhole", "broker-kill",
-                                                                 "broker-pause", "cpu-squeeze") else None)  # fmt: skip
-        spec = FaultSpec(f.kind, region, f.link, dict(f.params), f.duration_s)
+        f, spec = self.spec.fault, self.fault
         with self._step("inject", spec.describe()) as s:
             if f.after_s:
                 time.sleep(f.after_s)
             self.hooks.before_inject(self)
             self.detector.arm()  # from here on, client failures count
-            self.fault_id, t_fault = self.target.apply_fault(spec)
-            self.applied.append(self.fault_id)
+            fault_id, t_fault = self.target.apply_fault(spec)
+            self.record.fault_id = fault_id
+            self.applied.append(fault_id)
             self.hooks.after_inject(self)
             self.instants["t_fault"] = t_fault
             self.fault_ends = t_fault + f.duration_s if f.duration_s else None
-            s.output = {"fault_id": self.fault_id, "t_fault": t_fault}
+            s.output = {"fault_id": fault_id, "t_fault": t_fault}
 
     def _detect(self) -> None:
         d = self.spec.detection
@@ -280,7 +327,7 @@ class Drill:
             s.output = {"t_detect": self.detector.t_detect, "evidence": self.detector.evidence}
             if self.detector.t_detect is None:
                 s.output["result"] = f"nothing detected in {d.timeout_s:g}s: no failover"
-                self.failover = False
+                self.record.failover = False
             self.detector.disarm()
 
     def _tick(self) -> None:
@@ -289,10 +336,10 @@ class Drill:
         if (
             self.fault_ends is not None
             and clock() >= self.fault_ends
-            and self.fault_id in self.applied
+            and self.record.fault_id in self.applied
         ):
-            self.target.clear_fault(self.fault_id)  # a fault with a duration ends on its own
-            self.applied.remove(self.fault_id)
+            self.target.clear_fault(self.record.fault_id)  # a fault with a duration ends on its own
+            self.applied.remove(self.record.fault_id)
         self._check_threads()
 
     def _decide(self) -> None:
@@ -306,8 +353,8 @@ class Drill:
                     f"waiting for approval: create {path} (its content names the approver)"
                 )
                 self._wait(path.exists, dec.approval_timeout_s, f"approval file {path}")
-                self.approver = path.read_text().strip()[:200] or "(empty approval file)"
-                s.output["approver"] = self.approver
+                self.record.approver = path.read_text().strip()[:200] or "(empty approval file)"
+                s.output["approver"] = self.record.approver
             self.instants["t_decide"] = clock()
             s.output["t_decide"] = self.instants["t_decide"]
 
@@ -336,7 +383,7 @@ class Drill:
             s.output = {f"{k[0]}[{k[1]}]": v for k, v in self.end_offsets.items()}
         with self._step("cutover", f"move clients to {t.standby} (resume: {cut.resume})") as s:
             t.create_topics(t.standby, {x.name: x.partitions for x in self.spec.workload.topics})
-            self.serving = t.standby
+            self.record.serving = t.standby
             place = self._placement(t.standby)
             position = self._resume_rule(cut.resume)
             for p in moving:
@@ -379,9 +426,10 @@ class Drill:
 
     def _recover_in_place(self) -> None:
         with self._step("recover", "clear the fault; the primary keeps serving") as s:
-            if self.fault_id in self.applied:
-                self.target.clear_fault(self.fault_id)
-                self.applied.remove(self.fault_id)
+            fault_id = self.record.fault_id
+            if fault_id in self.applied:
+                self.target.clear_fault(fault_id)
+                self.applied.remove(fault_id)
             cleared = clock()
             self._wait(lambda: self.rec.first_ack(self.target.primary, cleared) is not None, 120,
                        "a first ack after recovery")  # fmt: skip
@@ -390,13 +438,14 @@ class Drill:
 
     def _serve(self) -> None:
         run = self.spec.cutover.run_after_s
-        with self._step("serve", f"workload on {self.serving} for {run:g}s") as s:
+        with self._step("serve", f"workload on {self.record.serving} for {run:g}s") as s:
             start = clock()
             while clock() - start < run:
                 self._tick()
                 time.sleep(0.1)
             s.output = {"throughput_rps": round(self.rec.acks_between(start, clock()) / run, 1),
-                        "pre_fault_throughput_rps": self.steady.get("throughput_rps")}  # fmt: skip
+                        "pre_fault_throughput_rps": self.record.steady_before.get("throughput_rps")}  # fmt: skip
+            self.record.steady_after = dict(s.output)
 
     def _stop_workload(self) -> None:
         for th in [*self.producers, *self.groups]:
@@ -414,7 +463,7 @@ class Drill:
                 standby=self.target.standby,
                 topics=tuple(x.name for x in self.spec.workload.topics),
                 groups=tuple(g.cfg.name for g in self.groups),
-                failover=self.failover,
+                failover=self.record.failover,
                 mapping=TopicMapping(
                     ReplicationPolicy(self.target.policy), source_alias=self.target.primary
                 ),
@@ -423,49 +472,32 @@ class Drill:
             )
             history = self.rec.build(meta)
             write_history(history, self.dir / "history")
-            self.result = check(
+            result = check(
                 history, CheckPolicy(tolerate=frozenset({LOST_TAIL, LATE, DUPLICATE}), sample=5)
             )
-            self.verdict = judge(self.spec.objectives, self.result)
-            s.output = {"verdict": self.verdict}
+            self.record.result = result
+            self.record.verdict = judge(self.spec.objectives, result)
+            s.output = {"verdict": self.record.verdict}
 
     def _read_back(self) -> None:
         """Every record of this drill in the serving region's topics, as stored (the log)."""
-        region = self.serving
+        region, failover = self.record.serving, self.record.failover
         names = {x.name for x in self.spec.workload.topics}
         topics = sorted(
-            {self.target.remote_topic(x) for x in names} | (names if self.failover else set())
+            {self.target.remote_topic(x) for x in names} | (names if failover else set())
         )
-        if not self.failover:
+        if not failover:
             topics = sorted(names)
-        ends = {k: v for k, v in self.target.end_offsets(region, topics).items() if v > 0}
-        c = Consumer({"bootstrap.servers": self.target.bootstrap(region), "group.id": f"kdrill-{self.run_id}-log",
-                      "enable.auto.commit": False}, logger=LOG)  # fmt: skip
+        ends = self.target.end_offsets(region, topics)
         mine = {p.pid for p in self.producers}
-        try:
-            c.assign([TopicPartition(t, p, 0) for (t, p) in ends])
-            left = dict(ends)
-            deadline = clock() + 120
-            while left and clock() < deadline:
-                for m in c.consume(num_messages=1000, timeout=1):
-                    if m.error() is not None:
-                        continue
-                    k = (m.topic(), m.partition())
-                    if m.offset() + 1 >= left.get(k, 0):
-                        left.pop(k, None)
-                    ident = decode(m.value())
-                    if ident and ident[0] in mine:
-                        pid, key, seq, gseq, _ = ident
-                        self.rec.logged(pid, key, seq, gseq, cluster=region, topic=m.topic(),
-                                        partition=m.partition(), offset=m.offset())  # fmt: skip
-            if left:
-                raise StepFailed(f"could not read back {sorted(left)} from {region}")
-        finally:
-            c.close()
+        left = self.clients.read_log(self.target.bootstrap(region), ends, mine, self.rec, region,
+                                     f"kdrill-{self.run_id}-log")  # fmt: skip
+        if left:
+            raise StepFailed(f"could not read back {left} from {region}")
 
     def _rollback(self) -> None:
         rule = self.spec.rollback.rule
-        if rule == "none" or not self.failover or self.instants["t_fence"] is None:
+        if rule == "none" or not self.record.failover or self.instants["t_fence"] is None:
             return
         with self._step("rollback", "failback: restore the primary", rollback=True) as s:
             s.output = {"result": "failback restores the primary by clearing the drill's faults in teardown; "
@@ -477,24 +509,12 @@ class Drill:
             applied, self.applied = list(dict.fromkeys([*self.applied, *mine])), []
             s.output = {"clearing": applied}
             # raises after trying them all; `kdrill recover` finishes what is left
-            self.target.clear_faults(applied, teardown=self.teardown_fast)
-
-    teardown_fast = False  # set when the environment is removed right after: skip restarts
-
-    def _evidence(self, status: str, code: int) -> None:
-        from drills.evidence import write_evidence
-
-        self.evidence = write_evidence(self, status, code)
+            self.target.clear_faults(applied, final=True)
 
     # --- helpers ----------------------------------------------------------------------
 
     def _wait(self, cond: Callable[[], object], timeout: float, what: str) -> None:
-        deadline = clock() + timeout
-        while not cond():
-            if clock() > deadline:
-                raise StepFailed(f"timed out after {timeout:g}s waiting for {what}")
-            self._check_threads()
-            time.sleep(0.05)
+        wait_until(cond, timeout, what, check=self._check_threads, error=StepFailed)
 
     def _check_threads(self) -> None:
         for th in [*self.producers, *self.groups]:
@@ -563,12 +583,25 @@ def judge(obj, result: CheckResult) -> dict[str, Any]:
 
 
 @contextmanager
-def _no_interrupts():
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _signals_deferred() -> Iterator[list[int]]:
+    """Hold SIGINT, SIGTERM and SIGHUP while clean-up runs; yields the signals that came.
+
+    Only the main thread can set handlers; elsewhere (a drill run in a worker
+    thread) clean-up runs as it is."""
+    got: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield got
+        return
+    old = {sig: signal.signal(sig, lambda n, _frame: got.append(n)) for sig in TEARDOWN_SIGNALS}
     try:
-        yield
+        yield got
     finally:
-        signal.signal(signal.SIGINT, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0][:300] if str(e) else ""
 
 
 def dumps(obj: Any) -> str:

@@ -1,10 +1,11 @@
-"""A drill's evidence: evidence.json, the raw history, the journal, and an upload to S3.
+"""A drill's evidence: evidence.json, written from the run record.
 
 `evidence.json` is the machine-readable record SREs keep: schema version, the
 spec, the journal, the timeline of instants (monotonic and wall clock),
 measurements, anomalies with their ranges and proof, the verdict, the
-environment and tool versions. The run directory is then uploaded to the
-standby region's evidence bucket; a failed upload is reported, never fatal.
+environment and tool versions, and the sections other listeners added (cost).
+`EvidenceHooks` writes it when the drill finishes, and again once the engine
+has uploaded the run directory (to add where it went, or why it did not).
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ import platform
 import sys
 import time
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from drills import cost
-
-if TYPE_CHECKING:
-    from drills.engine import Drill
+from drills.hooks import Hooks
+from drills.record import RunRecord
 
 EVIDENCE_VERSION = 1
 
@@ -31,24 +31,23 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def environment(drill: Drill) -> dict[str, Any]:
-    from components.local import kafka_dist
-
+def environment(record: RunRecord) -> dict[str, Any]:
+    t = record.target
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "kdrill": _version("kdrill"),
         "confluent_kafka": _version("confluent-kafka"),
         "librdkafka": __import__("confluent_kafka").libversion()[0],
-        "kafka": kafka_dist.pinned_version(),
-        "replication": {"engine": "mirrormaker2", "policy": drill.target.policy},
-        "target": {"primary": drill.target.primary, "standby": drill.target.standby},
+        **t.versions,
+        "replication": {"engine": t.replication_engine, "policy": t.policy},
+        "target": {"primary": t.primary, "standby": t.standby},
     }
 
 
-def timeline(drill: Drill) -> dict[str, Any]:
+def timeline(record: RunRecord) -> dict[str, Any]:
     """Each instant on the monotonic clock, relative to T_fault, and as wall time."""
-    ins = drill.instants
+    ins = record.instants
     now_m, now_w = time.monotonic(), time.time()
     t0 = ins.get("t_fault")
     return {
@@ -61,9 +60,11 @@ def timeline(drill: Drill) -> dict[str, Any]:
     }
 
 
-def write_evidence(drill: Drill, status: str, code: int) -> dict[str, Any]:
-    r = drill.result
+def build(record: RunRecord) -> dict[str, Any]:
+    """The evidence document of a run record."""
+    r = record.result
     measurements = None
+    anomalies: dict[str, Any] = {}
     if r is not None:
         full = r.to_dict(full=False)
         measurements = {
@@ -76,37 +77,48 @@ def write_evidence(drill: Drill, status: str, code: int) -> dict[str, Any]:
             "notes": full["notes"],
         }
         anomalies = full["anomalies"]
-    else:
-        anomalies = {}
     evidence: dict[str, Any] = {
         "schema_version": EVIDENCE_VERSION,
-        "drill": drill.spec.name,
-        "run_id": drill.run_id,
-        "status": status,
-        "exit_code": code if status == "completed" else 2,
-        "verdict": drill.verdict or None,
-        "spec": drill.spec.to_dict(),
-        "timeline": timeline(drill),
-        "steady_state": drill.steady,
+        "drill": record.drill,
+        "run_id": record.run_id,
+        "status": record.status,
+        "exit_code": record.exit_code,
+        "verdict": record.verdict or None,
+        "spec": record.spec.to_dict(),
+        "timeline": timeline(record),
+        "steady_state": record.steady_before,
         "measurements": measurements,
         "anomalies": anomalies,
-        "capacity": next((s.output for s in drill.journal.steps if s.phase == "serve"), None),
-        "inter_region_bytes": max(0, drill.target.bytes_between_regions() - drill.bytes_start),
-        "approver": drill.approver,
-        "cost": cost.evidence(drill, status),  # also writes the FOCUS exports into the run dir
-        "environment": environment(drill),
-        "journal": drill.journal.to_dict(),
+        "capacity": record.steady_after,
+        "inter_region_bytes": record.inter_region_bytes,
+        "approver": record.approver,
+        **record.sections,  # what other listeners added, e.g. "cost"
+        "environment": environment(record),
+        "journal": record.journal.to_dict(),
     }
-    path = drill.dir / "evidence.json"
-    path.write_text(json.dumps(evidence, indent=2, default=str))
-    try:
-        evidence["uploaded_to"] = drill.target.upload_evidence(drill.dir)
-    except Exception as e:  # the evidence is on disk either way
-        evidence["upload_error"] = (
-            f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
-        )
-    path.write_text(json.dumps(evidence, indent=2, default=str))
+    if record.uploaded_to:
+        evidence["uploaded_to"] = record.uploaded_to
+    if record.upload_error:
+        evidence["upload_error"] = record.upload_error
     return evidence
+
+
+class EvidenceHooks(Hooks):
+    """Writes `evidence.json` into the run directory; `document` is the last one written."""
+
+    def __init__(self) -> None:
+        self.document: dict[str, Any] = {}
+
+    def write(self, record: RunRecord) -> None:
+        self.document = build(record)
+        path = record.run_dir / "evidence.json"
+        path.write_text(json.dumps(self.document, indent=2, default=str))
+
+    def finishing(self, record: RunRecord) -> None:
+        self.write(record)  # before the upload, so it is uploaded too
+
+    def finished(self, record: RunRecord) -> None:
+        self.write(record)  # with where the upload went
 
 
 def summary_lines(ev: dict[str, Any]) -> list[str]:

@@ -27,6 +27,10 @@ class DrillInterrupted(Exception):
     """Ctrl-C or SIGTERM during a drill."""
 
 
+class DrillRefused(Exception):
+    """The drill must not start (e.g. its projected cost is over budget); nothing was touched."""
+
+
 class StepFailed(Exception):
     """A step could not do its job; the drill cannot go on."""
 

@@ -413,3 +413,48 @@ def synced_position(
     if got.offset >= 0:
         return got.offset, ResumeSource.SYNCED.value
     return None, ResumeSource.RESET.value
+
+
+def read_log(
+    bootstrap: str,
+    ends: dict[tuple[str, int], int],
+    producer_ids: set[str],
+    rec: Recorder,
+    region: str,
+    group_id: str,
+    timeout: float = 120.0,
+) -> list[tuple[str, int]]:
+    """Read every record of `producer_ids` below `ends` from one region, as stored (the log),
+    into `rec`. Returns the partitions it could not read to their end in `timeout`."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id,
+                  "enable.auto.commit": False}, logger=LOG)  # fmt: skip
+    left = {k: v for k, v in ends.items() if v > 0}
+    try:
+        c.assign([TopicPartition(t, p, 0) for (t, p) in left])
+        deadline = clock() + timeout
+        while left and clock() < deadline:
+            for m in c.consume(num_messages=1000, timeout=1):
+                if m.error() is not None:
+                    continue
+                k = (m.topic(), m.partition())
+                if m.offset() + 1 >= left.get(k, 0):
+                    left.pop(k, None)
+                ident = decode(m.value())
+                if ident and ident[0] in producer_ids:
+                    pid, key, seq, gseq, _ = ident
+                    rec.logged(pid, key, seq, gseq, cluster=region, topic=m.topic(),
+                               partition=m.partition(), offset=m.offset())  # fmt: skip
+        return sorted(left)
+    finally:
+        c.close()
+
+
+@dataclass(frozen=True)
+class Clients:
+    """How the engine makes its Kafka clients: the instrumented producer, the group
+    consumer, the log reader. The engine's unit tests pass stand-ins that write the
+    same Recorder without a broker."""
+
+    producer: Callable[..., InstrumentedProducer] = InstrumentedProducer
+    group: Callable[..., GroupConsumer] = GroupConsumer
+    read_log: Callable[..., list[tuple[str, int]]] = read_log

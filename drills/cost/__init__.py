@@ -2,12 +2,13 @@
 reconciliation, price refresh from the AWS Price List API, and the budget guard."""
 
 from drills.cost.catalog import Catalog, CatalogError, Price
-from drills.cost.drill import BudgetExceeded, evidence, guard, summary_lines
+from drills.cost.drill import BudgetExceeded, CostHooks, evidence, guard, summary_lines
 
 __all__ = [
     "BudgetExceeded",
     "Catalog",
     "CatalogError",
+    "CostHooks",
     "Price",
     "evidence",
     "guard",

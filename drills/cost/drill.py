@@ -1,23 +1,24 @@
-"""The cost side of a drill run: projection + budget guard before inject, measured cost and
-FOCUS exports at the end. The engine and the evidence writer call the three functions
-here (`guard`, `evidence`, `summary_lines`) and know nothing else about cost.
+"""The cost side of a drill run: projection + budget guard before anything is touched,
+measured cost and FOCUS exports at the end.
+
+`CostHooks` plugs into the engine's hooks and reads only the run record: what the
+target is made of (`record.cost_inventory`), the drill window (the journal), the
+bytes each region sent to the other (`record.out_bytes_*`), what was acknowledged.
+It puts its findings in `record.sections["cost"]`, which the evidence carries.
 """
 
 from __future__ import annotations
 
-import contextlib
-import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from drills.cost.catalog import Catalog
 from drills.cost.focus import FORMATS, write
-from drills.cost.model import Inventory, Usage, inventory_local, price
-
-if TYPE_CHECKING:
-    from drills.engine import Drill
+from drills.cost.model import Inventory, Usage, price
+from drills.hooks import Hooks
+from drills.journal import DrillRefused
+from drills.record import RunRecord
 
 # Projection: how long each phase may take at most (seconds) where the spec sets no bound.
 PHASE_ALLOWANCE_S = {"preflight": 30.0, "cutover": 60.0, "verify_teardown": 60.0}
@@ -25,43 +26,15 @@ RECORD_OVERHEAD_BYTES = 70  # per record on the wire: headers, batch framing, MM
 EVIDENCE_PUTS = 12  # objects a run directory uploads (evidence, journal, history, exports)
 
 
-class BudgetExceeded(Exception):
+class BudgetExceeded(DrillRefused):
     """The projected cost is over the spec's cost.budget_usd: the drill must not start."""
 
 
-@dataclass
-class Meter:
-    """Counters at the start of the drill, per AWS source region."""
-
-    started: float = field(default_factory=time.time)
-    out_bytes: dict[str, int] = field(default_factory=dict)  # local region -> out_bytes
-    projection: dict[str, Any] | None = None
-
-
-def inventory_for(target) -> Inventory:
-    """What the drill's target is made of, in AWS terms."""
-    inv = getattr(target, "cost_inventory", None)
-    if callable(inv):
-        return inv()
-    pair = getattr(target, "pair", None)
-    if pair is not None:
-        return inventory_local(pair.cfg)
-    raise ValueError(f"cannot tell what {type(target).__name__} is made of: no cost inventory")
-
-
-def _region_out_bytes(target) -> dict[str, int]:
-    """Bytes each local region has sent over its backbone link (nftables counters)."""
-    pair = getattr(target, "pair", None)
-    if pair is None:
-        return {}
-    from components.local import network
-    from components.local.errors import LocalEnvError
-
-    out = {}
-    for r in pair.regions:
-        with contextlib.suppress(LocalEnvError):
-            out[r.name] = network.read_counters(r.namespace).get("out_bytes", 0)
-    return out
+def inventory_of(record: RunRecord) -> Inventory:
+    """What the drill's target is made of, in AWS terms (the target said so at the start)."""
+    if record.cost_inventory is None:
+        raise ValueError(record.cost_inventory_error or "the target gave no cost inventory")
+    return record.cost_inventory
 
 
 def budget_of(spec) -> float | None:
@@ -105,15 +78,15 @@ def project(spec, inv: Inventory, cat: Catalog, now: datetime | None = None):
     return report
 
 
-def guard(drill: Drill, cat: Catalog | None = None) -> None:
-    """Before anything is touched: start the meter, project the cost, refuse over budget."""
-    meter = Meter(out_bytes=_region_out_bytes(drill.target))
-    drill.cost_meter = meter
-    cat = cat or Catalog.load()
-    report = project(drill.spec, inventory_for(drill.target), cat)
-    budget = budget_of(drill.spec)
-    meter.projection = report.to_dict() | {"budget_usd": budget}
+def guard(record: RunRecord, cat: Catalog | None = None) -> None:
+    """Before anything is touched: project the cost, refuse over budget. The projection
+    goes into the record's cost section either way."""
+    budget = budget_of(record.spec)
+    section = record.sections.setdefault("cost", {"budget_usd": budget, "projected": None})
+    report = project(record.spec, inventory_of(record), cat or Catalog.load())
+    section["projected"] = report.to_dict() | {"budget_usd": budget}
     if budget is not None and report.total > budget:
+        section["refused"] = True
         raise BudgetExceeded(
             f"refused: projected cost ${report.total:.4f} exceeds cost.budget_usd ${budget:.4f} "
             f"({report.assumptions['window_s']:.0f}s window at most, {len(report.lines)} cost lines; "
@@ -121,50 +94,57 @@ def guard(drill: Drill, cat: Catalog | None = None) -> None:
         )
 
 
-def measured_usage(drill: Drill, inv: Inventory, extra_puts: int = 0) -> Usage:
-    meter: Meter = getattr(drill, "cost_meter", None) or Meter(started=drill.journal.started)
-    start = datetime.fromtimestamp(drill.journal.started, UTC)
-    end = datetime.fromtimestamp(drill.journal.ended or time.time(), UTC)
-    now = _region_out_bytes(drill.target)
+def measured_usage(record: RunRecord, inv: Inventory, extra_puts: int = 0) -> Usage:
+    """What the drill generated: its window, the bytes each region sent the other, the bytes
+    produced (for cross-AZ replication), and the objects the evidence upload PUTs."""
+    start = datetime.fromtimestamp(record.started, UTC)
+    end = datetime.fromtimestamp(record.ended, UTC)
     names = list(inv.local_regions)
     transfer: dict[tuple[str, str], int] = {}
-    for name, n in now.items():
-        delta = max(0, n - meter.out_bytes.get(name, 0))
+    for name, delta in record.out_bytes_by_region().items():
         others = [o for o in names if o != name]
-        if delta and others:
+        if delta and others and name in inv.local_regions:
             key = (inv.local_regions[name], inv.local_regions[others[0]])
             transfer[key] = transfer.get(key, 0) + delta
-    acked = drill.rec.acks_between(0, float("inf"))
-    files = sum(1 for f in Path(drill.dir).rglob("*") if f.is_file()) if drill.dir.exists() else 0
+    run_dir = Path(record.run_dir)
+    files = sum(1 for f in run_dir.rglob("*") if f.is_file()) if run_dir.exists() else 0
     return Usage(start, end, transfer_bytes=transfer,
-                 produced_bytes=acked * drill.spec.workload.record_bytes,
+                 produced_bytes=record.acknowledged * record.spec.workload.record_bytes,
                  s3_tier1={inv.standby: files + extra_puts})  # fmt: skip
 
 
-def evidence(drill: Drill, status: str) -> dict[str, Any]:
+def evidence(record: RunRecord) -> dict[str, Any]:
     """The evidence's `cost` section; writes the FOCUS exports into the run directory.
     Never raises: a cost failure is recorded, the rest of the evidence still lands."""
-    meter: Meter | None = getattr(drill, "cost_meter", None)
-    out: dict[str, Any] = {
-        "budget_usd": budget_of(drill.spec),
-        "projected": meter.projection if meter else None,
-    }
-    if status == "refused":
-        out["refused"] = True
+    out: dict[str, Any] = {"budget_usd": budget_of(record.spec), "projected": None}
+    out.update(record.sections.get("cost") or {})
     try:
         cat = Catalog.load()
-        inv = inventory_for(drill.target)
+        inv = inventory_of(record)
         # the exports and evidence.json are uploaded too: count their PUTs
-        pending = len(FORMATS) + (0 if (drill.dir / "evidence.json").exists() else 1)
-        report = price(inv, measured_usage(drill, inv, pending), cat)
-        meta = {"drill_id": drill.run_id, "drill": drill.spec.name, "run_dir": drill.dir.name}
+        pending = len(FORMATS) + (0 if (record.run_dir / "evidence.json").exists() else 1)
+        report = price(inv, measured_usage(record, inv, pending), cat)
+        meta = {"drill_id": record.run_id, "drill": record.drill, "run_dir": record.run_dir.name}
         out["final"] = report.to_dict()
         out["exports"] = [
-            write(report, meta, drill.dir, fmt, cat.region_name).name for fmt in FORMATS
+            write(report, meta, record.run_dir, fmt, cat.region_name).name for fmt in FORMATS
         ]
     except Exception as e:
         out["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
     return out
+
+
+class CostHooks(Hooks):
+    """The budget guard when the drill starts, the priced drill and its exports at the end."""
+
+    def __init__(self, catalog: Catalog | None = None) -> None:
+        self.catalog = catalog
+
+    def started(self, record: RunRecord) -> None:
+        guard(record, self.catalog)  # a drill whose cost cannot be projected does not start
+
+    def finishing(self, record: RunRecord) -> None:
+        record.sections["cost"] = evidence(record)
 
 
 def summary_lines(ev: dict[str, Any]) -> list[str]:

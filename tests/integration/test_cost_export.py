@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from drills.engine import Drill
-from drills.target import LocalTarget
+from drills.runner import run_drill
+from drills.targets import LocalTarget
 from tests.integration.test_drill import spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,7 +47,7 @@ def validate(path: Path) -> tuple[str, set[str], set[str], str]:
 @pytest.fixture(scope="module")
 def run(pair, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("cost") / "run"
-    out = Drill(spec(**{"cost": {"budget_usd": 5.0}}), LocalTarget(pair), run_dir).run()
+    out = run_drill(spec(**{"cost": {"budget_usd": 5.0}}), LocalTarget(pair), run_dir)
     return out, run_dir
 
 

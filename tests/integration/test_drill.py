@@ -16,10 +16,14 @@ import yaml
 from confluent_kafka import TopicPartition
 
 from components.local import network
-from components.local.faults import FaultSpec, catalogue, kernel
-from drills.engine import EXIT_PASS, Drill, Hooks
+from components.faults import FaultSpec
+from components.local import faults
+from components.local.faults import kernel
+from drills.engine import EXIT_PASS
+from drills.hooks import Callbacks
+from drills.runner import run_drill
 from drills.spec import load_spec
-from drills.target import LocalTarget
+from drills.targets import LocalTarget
 from tests.integration.conftest import consumer, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,15 +50,14 @@ def spec(**changes):
 
 
 def assert_pair_healthy(pair) -> None:
-    assert catalogue.ledger(pair).open_entries() == [], "a fault is still applied"
+    assert faults.ledger(pair).open_entries() == [], "a fault is still applied"
     for r in pair.regions:
         assert [t for t in kernel.tables(r.namespace) if t.startswith("kdrill_f")] == []
     assert pair.find("mirrormaker2", pair.standby.name) is not None
 
 
 def test_default_drill_passes_with_consistent_figures(pair, tmp_path):
-    drill = Drill(spec(), LocalTarget(pair), tmp_path / "run")
-    out = drill.run()
+    out = run_drill(spec(), LocalTarget(pair), tmp_path / "run")
     ev = json.loads((tmp_path / "run" / "evidence.json").read_text())
     assert out.exit_code == EXIT_PASS, ev["verdict"]
     assert ev["status"] == "completed" and ev["verdict"]["passed"]
@@ -65,7 +68,7 @@ def test_default_drill_passes_with_consistent_figures(pair, tmp_path):
     assert sum(parts) == pytest.approx(rto["seconds"], abs=1e-6), "RTO parts do not add up"
 
     # detection comes from client timeouts: never sooner than message.timeout.ms allows
-    timeout = drill.spec.clients.message_timeout_ms / 1000
+    timeout = out.record.spec.clients.message_timeout_ms / 1000
     # (a record sent a few ms before T_fault times out that much earlier; 50 ms covers it)
     assert rto["detect"] >= timeout - 0.05, (
         f"detected {rto['detect']:.3f}s after the fault, timeout {timeout}s"
@@ -112,7 +115,7 @@ def test_rpo_equals_a_loss_known_by_construction(pair, tmp_path, k):
         finally:
             c.close()
 
-    def before(drill: Drill) -> None:
+    def before(drill) -> None:
         for p in drill.producers:
             p.budget = 0  # stop sending
         wait_for(
@@ -124,7 +127,7 @@ def test_rpo_equals_a_loss_known_by_construction(pair, tmp_path, k):
             30,
             "MM2 lag to reach zero",
         )
-        seen["paused"] = catalogue.apply(pair, FaultSpec("replication-pause")).id
+        seen["paused"] = faults.apply(pair, FaultSpec("replication-pause")).id
         drill.producers[0].budget = k
         wait_for(
             lambda: watermarks(pair.primary.bootstrap, topic) == primary_end + k,
@@ -135,18 +138,16 @@ def test_rpo_equals_a_loss_known_by_construction(pair, tmp_path, k):
             pair.standby.bootstrap, remote
         )
 
-    def after(drill: Drill) -> None:
+    def after(drill) -> None:
         for p in drill.producers:
             p.budget = None  # resume: these sends meet a lost region (indeterminate, not lost)
 
-    drill = Drill(
-        s, LocalTarget(pair), tmp_path / "run", Hooks(before_inject=before, after_inject=after)
-    )
     try:
-        out = drill.run()
+        out = run_drill(s, LocalTarget(pair), tmp_path / "run",
+                        Callbacks(before_inject=before, after_inject=after))  # fmt: skip
     finally:
         if "paused" in seen:
-            catalogue.clear(pair, seen["paused"])
+            faults.clear(pair, seen["paused"])
     ev = json.loads((tmp_path / "run" / "evidence.json").read_text())
     assert ev["status"] == "completed", ev["journal"]["steps"][-3:]
     assert seen["unreplicated"] == k, "the construction itself failed"
@@ -223,7 +224,7 @@ def test_blackholed_endpoint_drill_resumes_from_checkpoints(pair, tmp_path):
         g["topics"] = [topic]
     from drills.spec import parse_spec
 
-    out = Drill(parse_spec(data), LocalTarget(pair), tmp_path / "run").run()
+    out = run_drill(parse_spec(data), LocalTarget(pair), tmp_path / "run")
     ev = json.loads((tmp_path / "run" / "evidence.json").read_text())
     assert ev["status"] == "completed", [
         (x["phase"], x["status"], x["error"]) for x in ev["journal"]["steps"]

@@ -13,8 +13,13 @@ from drills.cost.catalog import Catalog
 from drills.cost.drill import BudgetExceeded, guard, project, projected_window_s, summary_lines
 from drills.cost.drill import evidence as cost_evidence
 from drills.cost.model import inventory_local
-from drills.engine import EXIT_NOT_RUN, Drill, Hooks
+from drills.engine import EXIT_NOT_RUN
+from drills.hooks import Callbacks
+from drills.journal import Journal
+from drills.record import RunRecord
+from drills.runner import run_drill
 from drills.spec import load_spec, parse_spec
+from drills.targets import TargetFacts
 
 SCENARIO = Path(__file__).resolve().parents[3] / "drills" / "scenarios" / "region-loss.yaml"
 
@@ -34,17 +39,23 @@ class PaperTarget:
         self.inv = inventory_local(local_config.load("local"))
         self.touched: list[str] = []
 
+    def facts(self):
+        return TargetFacts("local", "local", "east", "west", "prefixed")
+
+    def resolve_fault(self, fault):
+        return fault
+
     def cost_inventory(self):
         return self.inv
 
     def open_faults(self, pid):
         return []
 
-    def clear_faults(self, ids, teardown=False):
+    def clear_faults(self, ids, final=False):
         self.touched += ids
 
-    def bytes_between_regions(self):
-        return 0
+    def region_out_bytes(self):
+        return {}
 
     def upload_evidence(self, run_dir):
         raise RuntimeError("no bucket here")
@@ -77,37 +88,39 @@ def test_projection_hand_computed():
     assert rep.basis == "projected"
 
 
-def test_guard_refuses_over_budget_with_one_line():
-    class D:
-        pass
+def record(the_spec, run_dir: Path, inventory=None) -> RunRecord:
+    """A run record as the engine starts it, on the local stack's inventory."""
+    rec = RunRecord("abc123", the_spec, run_dir, Journal(drill=the_spec.name, spec={}),
+                    PaperTarget().facts())  # fmt: skip
+    rec.cost_inventory = inventory or PaperTarget().inv
+    return rec
 
-    d = D()
-    d.spec, d.target = spec(budget=0.001), PaperTarget()
+
+def test_guard_refuses_over_budget_with_one_line(tmp_path):
+    r = record(spec(budget=0.001), tmp_path)
     with pytest.raises(BudgetExceeded) as e:
-        guard(d)
+        guard(r)
     msg = str(e.value)
     assert "\n" not in msg
     assert (
         msg.startswith("refused: projected cost $0.0") and "exceeds cost.budget_usd $0.0010" in msg
     )
-    assert d.cost_meter.projection["budget_usd"] == 0.001
+    assert r.sections["cost"]["projected"]["budget_usd"] == 0.001
+    assert r.sections["cost"]["refused"] is True
 
 
-def test_guard_passes_under_budget_and_without_one():
-    class D:
-        pass
-
+def test_guard_passes_under_budget_and_without_one(tmp_path):
     for budget in (None, 5.0):
-        d = D()
-        d.spec, d.target = spec(budget=budget), PaperTarget()
-        guard(d)
-        assert d.cost_meter.projection["total_usd"] > 0
+        r = record(spec(budget=budget), tmp_path)
+        guard(r)
+        assert r.sections["cost"]["projected"]["total_usd"] > 0
+        assert "refused" not in r.sections["cost"]
 
 
 def test_engine_refuses_before_touching_anything(tmp_path):
     said = []
     target = PaperTarget()
-    out = Drill(spec(budget=0.0001), target, tmp_path / "run", Hooks(info=said.append)).run()
+    out = run_drill(spec(budget=0.0001), target, tmp_path / "run", Callbacks(info=said.append))
     assert out.status == "refused" and out.exit_code == EXIT_NOT_RUN == 2
     assert (
         said
@@ -124,17 +137,28 @@ def test_engine_refuses_before_touching_anything(tmp_path):
     lines = summary_lines(ev)
     assert lines[0].startswith("cost: REFUSED: projected $") and "> budget $0.0001" in lines[0]
     assert target.touched == []
-    assert set(target.__dict__.get("asked", [])) <= {"pair"}  # only: is it a local pair?
+    assert target.__dict__.get("asked", []) == []  # nothing beyond the facts and counters
 
 
 def test_evidence_never_raises(tmp_path):
-    class Broken(PaperTarget):
-        def cost_inventory(self):
-            raise RuntimeError("stack unreadable")
+    r = record(spec(), tmp_path)
+    r.cost_inventory, r.cost_inventory_error = None, "RuntimeError: stack unreadable"
+    r.journal.finish("completed")
+    c = cost_evidence(r)
+    assert c["error"] == "ValueError: RuntimeError: stack unreadable"
+    assert summary_lines({"cost": c}) == [
+        "cost: not computed: ValueError: RuntimeError: stack unreadable"
+    ]
 
-    (tmp_path / "run").mkdir()
-    d = Drill(spec(), Broken(), tmp_path / "run")
-    d.journal.finish("completed")
-    c = cost_evidence(d, "completed")
-    assert c["error"] == "RuntimeError: stack unreadable"
-    assert summary_lines({"cost": c}) == ["cost: not computed: RuntimeError: stack unreadable"]
+
+def test_measured_usage_reads_the_record(tmp_path):
+    """Bytes each local region sent become transfer from its AWS region to the other's."""
+    from drills.cost.drill import measured_usage
+
+    r = record(spec(), tmp_path)
+    r.out_bytes_start, r.out_bytes_end = {"east": 100, "west": 50}, {"east": 1100, "west": 80}
+    r.acknowledged = 7
+    r.journal.finish("completed")
+    u = measured_usage(r, r.cost_inventory)
+    assert u.transfer_bytes == {("us-east-1", "us-west-2"): 1000, ("us-west-2", "us-east-1"): 30}
+    assert u.produced_bytes == 7 * r.spec.workload.record_bytes

@@ -1,0 +1,237 @@
+"""`kdrill local ...`: the local region pair's own commands (up, down, status, faults).
+
+These manage the environment itself, so they live beside it; drill commands
+(`kdrill run`, `validate`, `recover`) reach the pair only through a drill
+target. Errors a user can fix are `LocalEnvError`s, printed as one line by the
+main CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+
+from rich.table import Table
+
+from components import faults as registry
+from components.console import console, out, progress_display
+from components.local import config, faults, network
+from components.local.env import LocalPair, PairStatus
+from components.local.errors import LocalEnvError
+
+
+def pair_for(stack: str) -> LocalPair:
+    """The pair recorded as running for this stack, else one built from the stack file."""
+    cfg = config.load(stack)
+    return LocalPair.from_state(cfg.prefix) or LocalPair(cfg)
+
+
+def running_pair(stack: str) -> LocalPair:
+    pair = pair_for(stack)
+    if not pair.is_up():
+        raise LocalEnvError(f"local pair {stack} is not up; run `kdrill local up` first")
+    return pair
+
+
+def cmd_up(args) -> int:
+    pair = LocalPair.from_stack(args.stack)
+    if args.policy:
+        pair.policy = args.policy
+    with progress_display(f"local pair {args.stack} up") as step:
+        pair.up(progress=step)
+    print_status(pair.status())
+    return 0
+
+
+def cmd_down(args) -> int:
+    pair = pair_for(args.stack)
+    t = time.monotonic()
+    removed = pair.down()
+    left = pair.leftovers()
+    if left:
+        console.print(f"[red]down left behind:[/] {', '.join(left)}")
+        return 1
+    what = ", ".join(removed) if removed else "nothing was up"
+    console.print(f"local pair {args.stack} down in {time.monotonic() - t:.1f}s ({what})")
+    return 0
+
+
+def cmd_status(args) -> int:
+    st = pair_for(args.stack).status()
+    if args.json:
+        out.print_json(json.dumps(asdict(st)))
+    else:
+        print_status(st)
+    return 0 if st.up else 3
+
+
+def print_status(st: PairStatus) -> None:
+    out.print(
+        f"[bold]stack[/] {st.stack}  [bold]up[/] {st.up}  [bold]replication policy[/] {st.policy}"
+    )
+    for r in st.regions:
+        t = Table(title=f"{r.name} ({r.role})", title_justify="left")
+        t.add_column("what")
+        t.add_column("value")
+        t.add_row("namespace", r.namespace)
+        t.add_row("bootstrap", r.bootstrap)
+        t.add_row("brokers", f"{r.brokers_registered}/{r.brokers_expected} registered")
+        t.add_row("cpu quota", "unlimited" if r.cpu_cores is None else f"{r.cpu_cores:g} cores")
+        t.add_row("s3", f"{r.s3_endpoint} buckets: {', '.join(r.buckets) or '-'}")
+        for label, alive in r.processes.items():
+            t.add_row(label, "[green]running[/]" if alive else "[red]not running[/]")
+        for topic, parts in r.topics.items():
+            t.add_row(f"topic {topic}", f"{sum(parts.values())} records, end offsets {parts}")
+        t.add_row("consumer groups", ", ".join(r.groups) or "-")
+        if r.error:
+            t.add_row("[red]error[/]", r.error)
+        out.print(t)
+
+
+def cmd_fault(args) -> int:
+    if args.clear:
+        pair = pair_for(args.stack)
+        ids = (
+            [e.id for e in faults.ledger(pair).open_entries()]
+            if args.clear == "all"
+            else [args.clear]
+        )
+        for fid in ids:
+            e = faults.clear(pair, fid)
+            console.print(f"cleared {e.id}: {e.fault.describe()}")
+        if not ids:
+            console.print("no fault applied")
+        return 0
+    if not args.kind:
+        raise LocalEnvError("name a fault kind (see `kdrill local fault --help`) or --clear ID|all")
+    spec = registry.FaultSpec(
+        args.kind, args.region, args.link, faults.parse_params(args.param), args.duration
+    )
+    faults.validate(spec, config.load(args.stack))  # bad input: before anything is touched
+    e = faults.apply(running_pair(args.stack), spec)
+    console.print(f"applied {e.id}: {e.fault.describe()} (t_fault={e.t_fault:.3f} monotonic)")
+    if args.duration:
+        try:
+            with console.status(
+                f"{e.id} applied; clearing in {args.duration:g}s (Ctrl-C clears now)"
+            ):
+                time.sleep(args.duration)
+        finally:
+            faults.clear(pair_for(args.stack), e.id)
+            console.print(f"cleared {e.id}")
+    return 0
+
+
+def cmd_faults(args) -> int:
+    pair = pair_for(args.stack)
+    t = Table(title="faults applied", title_justify="left")
+    for col in ("id", "fault", "status", "applied by pid", "observed"):
+        t.add_column(col)
+    open_entries = faults.ledger(pair).open_entries()
+    for e in open_entries:
+        try:
+            seen = json.dumps(faults.observe(pair, e))
+        except Exception as err:  # observing never fails the listing
+            seen = f"(cannot observe: {err})"
+        t.add_row(e.id, e.fault.describe(), e.status, str(e.applier_pid), seen)
+    out.print(t if open_entries else "no fault applied")
+    return 0
+
+
+def recover(stack: str) -> int:
+    """Clear every fault the ledger says is still applied (what a killed drill left)."""
+    cleared = faults.recover(pair_for(stack))
+    for e in cleared:
+        console.print(f"cleared {e.id}: {e.fault.describe()} (applied by pid {e.applier_pid})")
+    console.print(f"recover: {len(cleared)} fault(s) cleared")
+    return 0
+
+
+def cmd_recover(args) -> int:
+    return recover(args.stack)
+
+
+def cmd_counters(args) -> int:
+    pair = running_pair(args.stack)
+    t = Table(
+        title="bytes on each region's backbone link (inter-region traffic)", title_justify="left"
+    )
+    for col in ("region", "in bytes", "out bytes", "in packets", "out packets"):
+        t.add_column(col)
+    for r in pair.regions:
+        c = network.read_counters(r.namespace)
+        t.add_row(
+            r.name,
+            *(str(c.get(k, 0)) for k in ("in_bytes", "out_bytes", "in_packets", "out_packets")),
+        )
+    out.print(t)
+    return 0
+
+
+def add_parser(sub) -> argparse._SubParsersAction:
+    """Add `local` and its commands to the main parser's subcommands; returns the
+    local subcommands so other packages can add theirs (`demo`)."""
+    local = sub.add_parser(
+        "local", help="the local region pair (network namespaces + real Kafka + MirrorMaker 2)"
+    )
+    lsub = local.add_subparsers(dest="cmd", required=True)
+
+    def add(name: str, fn, help: str) -> argparse.ArgumentParser:
+        sp = lsub.add_parser(name, help=help, description=help)
+        add_stack_argument(sp)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    up = add(
+        "up", cmd_up, "bring up both regions, their Kafka clusters, S3 endpoints and MirrorMaker 2"
+    )
+    up.add_argument(
+        "--policy", choices=sorted(config.POLICIES), help="override the stack's replication policy"
+    )
+    add("down", cmd_down, "tear everything down: processes, namespaces, links, cgroups, state")
+    st = add(
+        "status", cmd_status, "what each region holds and runs (exit 3 when the pair is not up)"
+    )
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+
+    fault = add("fault", cmd_fault, "apply a fault to the running pair, or clear one")
+    fault.formatter_class = argparse.RawDescriptionHelpFormatter
+    fault.description = (
+        "Apply a fault (recorded in the pair's fault ledger before it is applied), or clear one.\n\n"
+        f"{registry.help_text(target='local')}\n\n"
+        "--region defaults to the stack's primary for kinds that act on a region. --link is client "
+        "(clients' access) or backbone (the replication path); link faults act on the region's "
+        "side of it, egress for bandwidth, and default to the backbone."
+    )
+    fault.add_argument("kind", nargs="?", help="fault kind (see above)")
+    fault.add_argument("--region", help="target region (default: the primary)")
+    fault.add_argument("--link", help="client or backbone")
+    fault.add_argument(
+        "--param", action="append", default=[], metavar="K=V", help="fault parameter, repeatable"
+    )
+    fault.add_argument("--duration", type=float, help="clear automatically after this many seconds")
+    fault.add_argument(
+        "--clear", metavar="ID|all", help="clear fault ID (or all) instead of applying"
+    )
+    add("faults", cmd_faults, "list the faults applied, with what can be observed of each")
+    add(
+        "recover",
+        cmd_recover,
+        "clear every fault the ledger says is still applied (e.g. after a killed drill)",
+    )
+    add(
+        "counters",
+        cmd_counters,
+        "bytes that crossed between the regions (nftables counters on the backbone)",
+    )
+    return lsub
+
+
+def add_stack_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--stack",
+        default="local",
+        help="stack name, read from stacks/Pulumi.<stack>.yaml, or a path to a stack file (default: local)",
+    )

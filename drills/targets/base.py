@@ -1,0 +1,112 @@
+"""What the drill engine needs from an environment: the `Target` protocol.
+
+A target owns the environment a drill runs in. The engine asks it for the
+regions and their bootstrap servers, validates the spec's fault against it
+before anything is touched, and has it prepare the environment (bring it up
+when nobody else has), apply and clear faults (each returning the instant it
+took effect), fence a region, stop replication, read end offsets and
+checkpoints, count the bytes that crossed between the regions, say what it is
+made of for the cost model, and upload the evidence. Nothing outside a target
+reaches into namespaces, the local pair, nftables or Pulumi state.
+
+A Pulumi-stack target (faults as stack updates) implements the same protocol;
+the engine does not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from components.faults import FaultSpec
+
+if TYPE_CHECKING:
+    from drills.cost.model import Inventory
+
+Progress = Callable[[str], None]
+
+
+class TargetError(Exception):
+    """The target cannot do what was asked (unknown stack or region, environment not up).
+    `str()` is one line naming what is wrong and how to fix it."""
+
+
+@dataclass(frozen=True)
+class TargetFacts:
+    """What a run record keeps of the target: enough to read the evidence without it."""
+
+    stack: str
+    kind: str  # "local", later "aws"
+    primary: str
+    standby: str
+    policy: str
+    replication_engine: str = "mirrormaker2"
+    versions: dict[str, str | None] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "kind": self.kind,
+            "primary": self.primary,
+            "standby": self.standby,
+            "replication": {"engine": self.replication_engine, "policy": self.policy},
+            "versions": dict(self.versions),
+        }
+
+
+class Target(Protocol):
+    primary: str
+    standby: str
+
+    @property
+    def policy(self) -> str: ...
+
+    # --- the environment --------------------------------------------------------------
+    def facts(self) -> TargetFacts: ...
+    def resolve_fault(self, fault: FaultSpec) -> FaultSpec:
+        """The fault checked against this target, defaults filled in (region, link,
+        parameters); raises TargetError naming what is wrong. Touches nothing."""
+        ...
+
+    def prepare(self, progress: Progress = lambda s: None) -> None:
+        """Make the environment ready (bring it up if nobody has); idempotent."""
+        ...
+
+    def release(self) -> None:
+        """Undo what `prepare` created (nothing, when the environment was already up)."""
+        ...
+
+    # --- clients ----------------------------------------------------------------------
+    def bootstrap(self, region: str) -> str: ...
+    def remote_topic(self, topic: str) -> str: ...
+    def set_policy(self, policy: str) -> None: ...
+    def create_topics(self, region: str, topics: dict[str, int]) -> None: ...
+    def inventory(self, region: str) -> dict: ...
+    def end_offsets(self, region: str, topics: list[str]) -> dict[tuple[str, int], int]: ...
+    def checkpoints(self) -> dict[tuple[str, str, int], int]: ...
+
+    # --- faults -----------------------------------------------------------------------
+    def apply_fault(self, spec: FaultSpec) -> tuple[str, float]: ...
+    def clear_fault(self, fault_id: str) -> None: ...
+    def clear_faults(self, fault_ids: list[str], final: bool = False) -> None:
+        """Clear several in dependency order. `final`: the drill is over; a target about to
+        release its environment may skip restarting what the faults stopped."""
+        ...
+
+    def open_faults(self, applier_pid: int) -> list[str]: ...
+    def recover(self) -> list[str]:
+        """Clear every fault left applied, by anyone (`kdrill recover`); one line each."""
+        ...
+
+    def fence(self, region: str) -> tuple[str, float]: ...
+    def stop_replication(self) -> tuple[str, float]: ...
+
+    # --- measurement and evidence -----------------------------------------------------
+    def region_out_bytes(self) -> dict[str, int]:
+        """Bytes each region has sent to the other so far (a counter; the engine diffs)."""
+        ...
+
+    def cost_inventory(self) -> Inventory: ...
+    def upload_evidence(self, run_dir: Path) -> str: ...

@@ -94,7 +94,9 @@ class Drill:
             FaultSpec(f.kind, f.region, f.link, dict(f.params), f.duration_s)
         )
         if f.region != self.fault.region:  # the evidence shows the region the fault hit
-            spec = spec.model_copy(update={"fault": f.model_copy(update={"region": self.fault.region})})
+            spec = spec.model_copy(
+                update={"fault": f.model_copy(update={"region": self.fault.region})}
+            )
             self.spec = spec
         run_id = secrets.token_hex(3)
         self.journal = Journal(drill=spec.name, spec=spec.to_dict(), path=run_dir / "journal.json")

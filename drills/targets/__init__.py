@@ -36,7 +36,9 @@ def stack_pattern(stack: str) -> str:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
-        raise TargetError(f"{path}: not YAML ({str(e).splitlines()[0]}); fix the stack file") from None
+        raise TargetError(
+            f"{path}: not YAML ({str(e).splitlines()[0]}); fix the stack file"
+        ) from None
     cfg = raw.get("config") if isinstance(raw, dict) else None
     return str((cfg or {}).get("kdrill:pattern", "local"))
 

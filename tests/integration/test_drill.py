@@ -157,7 +157,7 @@ def test_rpo_equals_a_loss_known_by_construction(pair, tmp_path, k):
     assert_pair_healthy(pair)
 
 
-def run_cli_and_interrupt(pair, tmp_path, when) -> tuple[subprocess.Popen, dict]:
+def run_cli_and_interrupt(pair, tmp_path, when, sig=signal.SIGINT) -> tuple[subprocess.Popen, dict]:
     stack = tmp_path / "Pulumi.kt.yaml"
     stack.write_text(yaml.safe_dump({"config": pair.cfg.raw}))
     out = tmp_path / "out"
@@ -178,7 +178,7 @@ def run_cli_and_interrupt(pair, tmp_path, when) -> tuple[subprocess.Popen, dict]
     while time.monotonic() < deadline:
         j = journal()
         if j and when(j["steps"]):
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(sig)
             break
         time.sleep(0.005)
     else:
@@ -211,6 +211,19 @@ def test_sigint_leaves_no_fault_applied_and_an_interrupted_journal(pair, tmp_pat
     assert j["steps"][-1]["phase"] == "teardown" and j["steps"][-1]["status"] == "completed"
     assert_pair_healthy(pair)
     assert network.links()  # the pair itself stays up: the drill did not own it
+
+
+def test_sigterm_during_teardown_waits_for_the_journal_and_the_evidence(pair, tmp_path):
+    """SIGTERM while the drill clears its faults (restarting the lost region's brokers):
+    clean-up runs to the end, the journal is finished, the evidence written."""
+    proc, ev = run_cli_and_interrupt(pair, tmp_path, running("teardown"), signal.SIGTERM)
+    assert proc.returncode in (0, 1), ev["_output"][-2000:]
+    j = ev["journal"]
+    assert j["status"] == "completed" and j["ended"] is not None
+    assert j["steps"][-1]["phase"] == "teardown" and j["steps"][-1]["status"] == "completed"
+    assert ev["status"] == "completed" and ev["measurements"] is not None
+    assert "SIGTERM received during clean-up" in ev["_output"]
+    assert_pair_healthy(pair)
 
 
 def test_blackholed_endpoint_drill_resumes_from_checkpoints(pair, tmp_path):

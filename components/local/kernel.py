@@ -1,4 +1,5 @@
-"""Kernel-level levers inside a region's namespace: nftables tables and tc qdiscs.
+"""Kernel-level levers for faults: nftables tables and tc qdiscs inside a region's
+namespace, root-side links, process states.
 
 Each fault that drops packets gets an nftables table of its own, named after
 its ledger id (`inet kdrill_f7`), so clearing it is deleting that one table:
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 from components.local.errors import LocalEnvError
 
@@ -96,3 +98,11 @@ def link_set(dev: str, up: bool) -> None:
 def link_is_up(dev: str) -> bool:
     p = subprocess.run(["ip", "-o", "link", "show", dev], capture_output=True, text=True)
     return p.returncode == 0 and "state DOWN" not in p.stdout and ",UP" in p.stdout
+
+
+def process_state(pid: int) -> str | None:
+    """The state letter of a process (R, S, T for stopped, Z...), None when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return None

@@ -1,14 +1,20 @@
-"""The fault catalogue for the local regions: specs, the ledger, and apply / clear / observe."""
+"""Faults on the local region pair: the ledger, and apply / clear / recover / observe.
 
-from components.local.faults.catalogue import apply, clear, ledger, observe, recover
-from components.local.faults.spec import CATALOGUE, FaultError, FaultSpec, parse_params, validate
+What each kind is and does is its entry in the registry (components/faults/); this
+package runs the entries' local behaviour against a LocalPair and keeps the ledger.
+"""
+
+from components.local import kernel
+from components.local.faults.lifecycle import apply, clear, clear_many, ledger, observe, recover
+from components.local.faults.spec import FaultError, FaultSpec, parse_params, validate
 
 __all__ = [
-    "CATALOGUE",
     "FaultError",
     "FaultSpec",
     "apply",
     "clear",
+    "clear_many",
+    "kernel",
     "ledger",
     "observe",
     "parse_params",

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.local.faults.spec import FaultSpec
+from components.faults.spec import FaultSpec
 
 OPEN = ("applying", "applied")
 

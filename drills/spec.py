@@ -16,8 +16,9 @@ field path and the fix, e.g.::
 No input (a missing file, text that is not YAML, YAML that is a list or a
 scalar, wrong types, unknown keys, impossible values, contradictions between
 fields) produces anything but a `SpecError`. Region names are checked later,
-against the stack the drill runs on; the fault's kind, link and parameters are
-checked here against the fault catalogue.
+against the stack the drill runs on (a fault that acts on a region and names none
+acts on the stack's primary); the fault's kind, region rule, link and parameters
+are checked here against the fault registry (components/faults).
 """
 
 from __future__ import annotations
@@ -42,7 +43,15 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from components.local.faults.spec import CATALOGUE
+from components.faults import (
+    RENAMED,
+    FaultError,
+    FaultSpec,
+    ParamError,
+    check_params,
+    get,
+    names,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -71,20 +80,8 @@ __all__ = [
 SCHEMA_VERSION = 1
 SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
 
-FaultKind = Literal[
-    "region-loss",
-    "partition",
-    "packet-loss",
-    "bandwidth",
-    "latency",
-    "blackhole",
-    "broker-kill",
-    "broker-pause",
-    "replication-pause",
-    "replication-stop",
-    "cpu-squeeze",
-]
-FAULT_KINDS: tuple[str, ...] = typing.get_args(FaultKind)
+FAULT_KINDS: tuple[str, ...] = names("local")
+"""The built-in kinds a drill can apply on the local pair (the registry may hold more)."""
 
 DAY_S = 86_400.0  # no single wait in a drill is longer than a day
 MAX_YAML_NODES = 100_000  # a drill spec is a few hundred nodes; this stops alias bombs
@@ -355,12 +352,43 @@ def _check_params(value: Any, handler: Any) -> Any:
     return handler(value)
 
 
+def _choices(options: tuple[str, ...]) -> str:
+    """'a', 'b' or 'c' — as pydantic words a Literal's choices."""
+    quoted = [repr(o) for o in options]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
+_TYPE_NEEDS = {"float": "must be a number", "int": "must be an integer", "str": "must be a string"}
+
+
+def _param_problem(e: ParamError) -> PydanticCustomError:
+    """A parameter error from the registry, worded for a drill spec (`fault.params.<name>`)."""
+    p, got = e.param, f"(got {_got(e.value)})"
+    if e.reason == "unknown" or p is None:
+        return _fail(str(e), f"params.{e.name}" if e.name else "params")
+    if e.reason == "missing":
+        example = _n(p.low) if p.low is not None else "..."
+        return _fail(
+            f"{e.kind} needs parameter {p.name} ({p.help}), e.g. params: {{{p.name}: {example}}}",
+            "params",
+        )
+    if e.reason == "type":
+        problem = _TYPE_NEEDS.get(p.type, f"must be a {p.type}")
+    elif e.reason == "choice":
+        problem = f"must be one of: {', '.join(p.choices)}"
+    elif e.reason == "range":
+        problem = f"must be in {p.range}"
+    else:  # the model's own check, whose message names the value already
+        return _fail(e.detail, f"params.{p.name}")
+    return _fail(f"{problem} {got}", f"params.{p.name}")
+
+
 class Fault(_Model):
-    """The fault from the catalogue, and when it strikes. Test the ambiguous middle states
+    """The fault from the registry, and when it strikes. Test the ambiguous middle states
     too (packet loss, a blocked endpoint, high replication lag), not only a clean outage."""
 
-    kind: FaultKind
-    """One of the fault catalogue's kinds (`kdrill local faults` lists them)."""
+    kind: str
+    """A registered fault kind (`kdrill local fault --help` lists them with their parameters)."""
     region: str | None = None
     """The region it acts on, for kinds that act on a region; null = the stack's primary.
     Checked against the stack when the drill runs. Kinds acting between the regions
@@ -377,11 +405,19 @@ class Fault(_Model):
     duration_s: float | None = Field(None, gt=0, le=DAY_S)
     """How long the fault stays applied; null = until cutover / teardown."""
 
+    @field_validator("kind")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        try:
+            get(v)
+        except FaultError as e:  # a renamed kind says what to write instead
+            msg = str(e) if v in RENAMED else f"must be one of {_choices(names())} (got {_got(v)})"
+            raise _fail(msg) from None
+        return v
+
     @model_validator(mode="after")
-    def _against_catalogue(self) -> Fault:
-        kind = CATALOGUE.get(self.kind)
-        if kind is None:  # the catalogue lost a kind the schema still names
-            raise _fail(f"{self.kind} is not in the fault catalogue", "kind")
+    def _against_registry(self) -> Fault:
+        kind = get(self.kind)
         if kind.region == "none" and self.region is not None:
             raise _fail(
                 f"{self.kind} acts between the regions and takes no region "
@@ -390,46 +426,16 @@ class Fault(_Model):
             )
         if self.link is not None and not kind.link:
             raise _fail(f"{self.kind} takes no link; remove it", "link")
-        for name, value in self.params.items():
-            p = kind.params.get(name)
-            if p is None:
-                allowed = ", ".join(kind.params) or "none"
-                raise _fail(
-                    f"{self.kind} has no parameter {name!r}; parameters: {allowed}",
-                    f"params.{name}",
-                )
-            if p.type is str:
-                if not isinstance(value, str):
-                    raise _fail(f"must be a string (got {_got(value)})", f"params.{name}")
-            else:
-                num = value
-                wanted = (int,) if p.type is int else (int, float)
-                if not isinstance(value, wanted):
-                    raise _fail(
-                        f"must be {'an integer' if p.type is int else 'a number'} "
-                        f"(got {_got(value)})",
-                        f"params.{name}",
-                    )
-                if isinstance(num, float) and not math.isfinite(num):
-                    raise _fail(f"must be a finite number (got {_got(value)})", f"params.{name}")
-                if p.low is not None and p.high is not None and not p.low <= num <= p.high:
-                    raise _fail(
-                        f"must be in {p.low:g}..{p.high:g} (got {_got(value)})",
-                        f"params.{name}",
-                    )
-            if p.choices and value not in p.choices:
-                raise _fail(
-                    f"must be one of: {', '.join(p.choices)} (got {_got(value)})",
-                    f"params.{name}",
-                )
-        for name, p in kind.params.items():
-            if p.default is None and name not in self.params:
-                raise _fail(
-                    f"{self.kind} needs parameter {name} ({p.help}), "
-                    f"e.g. params: {{{name}: {p.low if p.low is not None else '...'}}}",
-                    "params",
-                )
+        try:
+            check_params(kind.name, kind.params, self.params, strict=True)
+        except ParamError as e:
+            raise _param_problem(e) from None
         return self
+
+    def fault_spec(self) -> FaultSpec:
+        """The fault as the registry's value, still unresolved: `components.faults.resolve`
+        fills in the region (the stack's primary when null), link and parameter defaults."""
+        return FaultSpec(self.kind, self.region, self.link, dict(self.params), self.duration_s)
 
 
 # --- detection / decision -------------------------------------------------------------

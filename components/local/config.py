@@ -3,19 +3,35 @@
 `stacks/Pulumi.local.yaml` is an ordinary Pulumi stack config file (namespaced
 `kdrill:` keys holding structured values), so the same file a `pulumi config`
 command reads also tells the local runtime which regions to build. Validation
-happens here, once, before anything is created: a bad value is reported as one
-line naming the key and the fix.
+happens here, once, before anything is created, by the pydantic models below
+(the schema of the file); a bad value is reported as one `LocalEnvError` line
+naming the key and the fix. Each constrained field's `description` is the rule
+the error message states ("<value> must be <description>").
+
+The runtime reads a `LocalConfig`: the validated sections flattened, plus the
+stack's name, the file it came from and the raw mapping (kept in the state
+file so another process rebuilds the same pair).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic.fields import FieldInfo
 
 from components.local.errors import LocalEnvError
 
@@ -26,40 +42,152 @@ POLICIES = {
     "prefixed": "org.apache.kafka.connect.mirror.DefaultReplicationPolicy",
     "identity": "org.apache.kafka.connect.mirror.IdentityReplicationPolicy",
 }
-
-_NAME = re.compile(r"^[a-z][a-z0-9]{0,7}$")
-_PREFIX = re.compile(r"^[a-z][a-z0-9]{0,3}$")
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    name: str
-    partitions: int = 1
+Policy = Literal["prefixed", "identity"]
+assert set(get_args(Policy)) == set(POLICIES)
 
 
-@dataclass(frozen=True)
-class RegionSpec:
-    """One region as configured. `index` (1-based) fixes its addresses."""
+class _Model(BaseModel):
+    """Unknown keys are errors (a typo must not silently fall back to a default);
+    keys are camelCase in the file, snake_case in Python."""
 
-    name: str
-    role: str  # "primary" or "standby"
-    index: int
-    aws_region: str
-    brokers: int = 1
-    cpu_cores: float = 1.0
-    buckets: tuple[str, ...] = ()
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
+    )
 
 
-@dataclass(frozen=True)
-class ReplicationSpec:
-    engine: str = "mirrormaker2"
-    policy: str = "prefixed"
-    offset_lag_max: int = 100
-    interval_seconds: int = 2
+def _rule(rule: str, **constraints: Any) -> Any:
+    """A field whose values must satisfy `rule`: the text every error on it states."""
+    return Field(description=rule, **constraints)
+
+
+class TopicSpec(_Model):
+    name: Annotated[str, Field(strict=True, description="a topic name")]
+    partitions: Annotated[int, _rule("an integer from 1 to 1000", strict=True, ge=1, le=1000)] = 1
+
+
+class RegionSpec(_Model):
+    """One region as configured. `index` (1-based, its place in the list) fixes its addresses."""
+
+    name: Annotated[
+        str,
+        _rule(
+            "1-8 lowercase letters/digits starting with a letter",
+            strict=True,
+            pattern=r"^[a-z][a-z0-9]{0,7}$",
+        ),
+    ]
+    role: Annotated[Literal["primary", "standby"], _rule("'primary' or 'standby'")]
+    aws_region: Annotated[str, _rule("an AWS region name such as us-east-1", strict=True)] = (
+        "us-east-1"
+    )
+    brokers: Annotated[int, _rule("an integer from 1 to 5", strict=True, ge=1, le=5)] = 1
+    cpu_cores: Annotated[
+        float, _rule("a number of cores from 0.1 to 64", strict=True, ge=0.1, le=64)
+    ] = 1.0
+    buckets: Annotated[
+        tuple[Annotated[str, Field(strict=True, min_length=1)], ...],
+        _rule("a list of non-empty bucket names"),
+    ] = ()
+
+    _index: int = PrivateAttr(default=0)
+
+    @property
+    def index(self) -> int:
+        return self._index
+
+    def at(self, index: int) -> RegionSpec:
+        """This region placed at `index` in the stack's list."""
+        placed = self.model_copy()
+        placed._index = index
+        return placed
+
+
+class ReplicationSpec(_Model):
+    engine: Annotated[
+        Literal["mirrormaker2"], _rule("'mirrormaker2' (the only engine the local runtime runs)")
+    ] = "mirrormaker2"
+    policy: Annotated[Policy, _rule(f"one of: {', '.join(POLICIES)}")] = "prefixed"
+    offset_lag_max: Annotated[int, _rule("a positive integer", strict=True, ge=1)] = 100
+    interval_seconds: Annotated[int, _rule("a positive integer", strict=True, ge=1)] = 2
 
     @property
     def policy_class(self) -> str:
         return POLICIES[self.policy]
+
+
+class LocalSpec(_Model):
+    """`kdrill:local`: where the pair lives on this machine."""
+
+    network: Annotated[ipaddress.IPv4Network, _rule("an IPv4 network such as 10.77.0.0/16")] = (
+        ipaddress.IPv4Network("10.77.0.0/16")
+    )
+    name_prefix: Annotated[
+        str, _rule("1-4 lowercase letters/digits", strict=True, pattern=r"^[a-z][a-z0-9]{0,3}$")
+    ] = "kd"
+    inter_region_rtt_ms: Annotated[
+        int, _rule("an integer from 0 to 5000 (ms)", strict=True, ge=0, le=5000)
+    ] = 70  # the default inter-region round trip on the replication path
+
+    @field_validator("network")
+    @classmethod
+    def _slash_16(cls, v: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+        if v.prefixlen != 16:
+            raise ValueError("must be a /16 (e.g. 10.77.0.0/16)")
+        return v
+
+
+class StackFile(_Model):
+    """The `config:` mapping of a local stack file. Keys outside these are left
+    alone: a Pulumi stack file may hold other namespaces' settings."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    pattern: str = Field(
+        default="local",
+        alias="kdrill:pattern",
+        description="'local' (the only pattern the local runtime builds)",
+    )
+    regions: Annotated[
+        tuple[RegionSpec, ...],
+        Field(
+            alias="kdrill:regions",
+            description="a list of exactly two regions (one primary, one standby)",
+            min_length=2,
+            max_length=2,
+        ),
+    ]
+    topics: Annotated[
+        tuple[TopicSpec, ...],
+        Field(alias="kdrill:topics", description="a list of topics (name, partitions)"),
+    ] = ()
+    replication: ReplicationSpec = Field(
+        default_factory=ReplicationSpec, alias="kdrill:replication"
+    )
+    local: LocalSpec = Field(default_factory=LocalSpec, alias="kdrill:local")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        """An empty YAML section (`kdrill:topics:` with nothing under it) means the defaults."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None or k == "kdrill:pattern"}
+        return data
+
+    @field_validator("pattern")
+    @classmethod
+    def _local(cls, v: str) -> str:
+        if v != "local":
+            raise ValueError(f"is {v!r}; the local runtime needs 'local'")
+        return v
+
+    @field_validator("regions")
+    @classmethod
+    def _one_of_each(cls, v: tuple[RegionSpec, ...]) -> tuple[RegionSpec, ...]:
+        if {r.role for r in v} != {"primary", "standby"}:
+            raise ValueError("needs one region with role primary and one with role standby")
+        if v[0].name == v[1].name:
+            raise ValueError(f"both regions are named {v[0].name!r}; names must differ")
+        return tuple(r.at(i) for i, r in enumerate(v, start=1))
 
 
 @dataclass(frozen=True)
@@ -126,118 +254,82 @@ def load(stack: str = "local", path: Path | None = None) -> LocalConfig:
 
 def parse(cfg: dict[str, Any], stack: str = "local", source: Path | None = None) -> LocalConfig:
     """Validate the `config:` mapping of a stack file into a LocalConfig."""
-    where = str(source or f"stack {stack}")
-
-    def bad(key: str, why: str) -> LocalEnvError:
-        return LocalEnvError(f"{where}: {key}: {why}")
-
-    if cfg.get("kdrill:pattern", "local") != "local":
-        raise bad(
-            "kdrill:pattern", f"is {cfg['kdrill:pattern']!r}; the local runtime needs 'local'"
-        )
-
-    raw_regions = cfg.get("kdrill:regions")
-    if not isinstance(raw_regions, list) or len(raw_regions) != 2:
-        raise bad("kdrill:regions", "must list exactly two regions (one primary, one standby)")
-    regions = []
-    for i, r in enumerate(raw_regions, start=1):
-        key = f"kdrill:regions[{i - 1}]"
-        if not isinstance(r, dict):
-            raise bad(key, "must be a mapping with name, role, awsRegion, brokers, cpuCores")
-        unknown = set(r) - {"name", "role", "awsRegion", "brokers", "cpuCores", "buckets"}
-        if unknown:
-            raise bad(
-                f"{key}.{sorted(unknown)[0]}",
-                "unknown key; allowed: name, role, awsRegion, brokers, cpuCores, buckets",
-            )
-        name = r.get("name")
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise bad(
-                f"{key}.name",
-                f"{name!r} must be 1-8 lowercase letters/digits starting with a letter",
-            )
-        role = r.get("role")
-        if role not in ("primary", "standby"):
-            raise bad(f"{key}.role", f"{role!r} must be 'primary' or 'standby'")
-        brokers = r.get("brokers", 1)
-        if not isinstance(brokers, int) or isinstance(brokers, bool) or not 1 <= brokers <= 5:
-            raise bad(f"{key}.brokers", f"{brokers!r} must be an integer from 1 to 5")
-        cpu = r.get("cpuCores", 1.0)
-        if not isinstance(cpu, int | float) or isinstance(cpu, bool) or not 0.1 <= cpu <= 64:
-            raise bad(f"{key}.cpuCores", f"{cpu!r} must be a number of cores from 0.1 to 64")
-        buckets = r.get("buckets", [])
-        if not isinstance(buckets, list) or not all(isinstance(b, str) and b for b in buckets):
-            raise bad(f"{key}.buckets", "must be a list of bucket names")
-        regions.append(
-            RegionSpec(
-                name=name,
-                role=role,
-                index=i,
-                aws_region=str(r.get("awsRegion", "us-east-1")),
-                brokers=brokers,
-                cpu_cores=float(cpu),
-                buckets=tuple(buckets),
-            )
-        )
-    if {r.role for r in regions} != {"primary", "standby"}:
-        raise bad("kdrill:regions", "needs one region with role primary and one with role standby")
-    if regions[0].name == regions[1].name:
-        raise bad(
-            "kdrill:regions", f"both regions are named {regions[0].name!r}; names must differ"
-        )
-
-    topics = []
-    for j, t in enumerate(cfg.get("kdrill:topics") or []):
-        key = f"kdrill:topics[{j}]"
-        if not isinstance(t, dict) or not isinstance(t.get("name"), str):
-            raise bad(key, "must be a mapping with a name and partitions")
-        parts = t.get("partitions", 1)
-        if not isinstance(parts, int) or isinstance(parts, bool) or not 1 <= parts <= 1000:
-            raise bad(f"{key}.partitions", f"{parts!r} must be an integer from 1 to 1000")
-        topics.append(TopicSpec(name=t["name"], partitions=parts))
-
-    rep = cfg.get("kdrill:replication") or {}
-    policy = rep.get("policy", "prefixed")
-    if policy not in POLICIES:
-        raise bad("kdrill:replication.policy", f"{policy!r} must be one of: {', '.join(POLICIES)}")
-    engine = rep.get("engine", "mirrormaker2")
-    if engine != "mirrormaker2":
-        raise bad(
-            "kdrill:replication.engine", f"{engine!r}: the local runtime runs 'mirrormaker2' only"
-        )
-    lag_max = rep.get("offsetLagMax", 100)
-    interval = rep.get("intervalSeconds", 2)
-    for k, v in (("offsetLagMax", lag_max), ("intervalSeconds", interval)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise bad(f"kdrill:replication.{k}", f"{v!r} must be a positive integer")
-
-    local = cfg.get("kdrill:local") or {}
     try:
-        network = ipaddress.IPv4Network(local.get("network", "10.77.0.0/16"))
-    except ValueError:
-        raise bad(
-            "kdrill:local.network", f"{local.get('network')!r} is not an IPv4 network"
-        ) from None
-    if network.prefixlen != 16:
-        raise bad("kdrill:local.network", "must be a /16 (e.g. 10.77.0.0/16)")
-    prefix = local.get("namePrefix", "kd")
-    if not isinstance(prefix, str) or not _PREFIX.match(prefix):
-        raise bad("kdrill:local.namePrefix", f"{prefix!r} must be 1-4 lowercase letters/digits")
-
-    rtt = local.get("interRegionRttMs", 70)
-    if not isinstance(rtt, int) or isinstance(rtt, bool) or not 0 <= rtt <= 5000:
-        raise bad(
-            "kdrill:local.interRegionRttMs", f"{rtt!r} must be an integer from 0 to 5000 (ms)"
-        )
-
+        f = StackFile.model_validate(cfg)
+    except ValidationError as err:
+        raise LocalEnvError(f"{source or f'stack {stack}'}: {_first_error(err)}") from None
     return LocalConfig(
         stack=stack,
-        rtt_ms=rtt,
-        regions=(regions[0], regions[1]),
-        topics=tuple(topics),
-        replication=ReplicationSpec(engine, policy, lag_max, interval),
-        network=network,
-        prefix=prefix,
+        regions=(f.regions[0], f.regions[1]),
+        topics=f.topics,
+        replication=f.replication,
+        network=f.local.network,
+        prefix=f.local.name_prefix,
+        rtt_ms=f.local.inter_region_rtt_ms,
         source=source,
         raw=cfg,
     )
+
+
+# --- one line per error -------------------------------------------------------------
+
+
+def _first_error(err: ValidationError) -> str:
+    """`<key>: <what is wrong and the fix>` for the first problem pydantic found."""
+    e = err.errors()[0]
+    loc = e["loc"]
+    key = _key(loc)
+    model, info = _field_at(loc)
+    keys = ", ".join(_aliases(model))
+    if e["type"] == "value_error":  # our own validators: the message is the whole story
+        why = str(e["ctx"]["error"])
+    elif e["type"] == "extra_forbidden":
+        why = f"unknown key; allowed: {keys}"
+    elif e["type"] in ("model_type", "model_attributes_type"):
+        why = f"must be a mapping with {keys}"
+    elif e["type"] == "missing":
+        why = f"missing; set it to {info.description}" if info and info.description else "missing"
+    else:
+        rule = info.description if info and info.description else e["msg"].lower()
+        value = e["input"]
+        scalar = value is None or isinstance(value, str | int | float | bool)
+        why = f"{value!r} must be {rule}" if scalar else f"must be {rule}"
+    return f"{key}: {why}" if key else why
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    """("kdrill:regions", 0, "brokers") -> "kdrill:regions[0].brokers"."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _field_at(loc: tuple[int | str, ...]) -> tuple[type[BaseModel], FieldInfo | None]:
+    """The model a location points into and the field it names (None for an unknown key)."""
+    model: type[BaseModel] = StackFile
+    info: FieldInfo | None = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
+        if info is None:
+            break
+        inner = _model_in(info.annotation)
+        if inner is None:
+            break
+        model = inner
+    return model, info
+
+
+def _model_in(tp: Any) -> type[BaseModel] | None:
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return tp
+    for arg in get_args(tp):
+        if (found := _model_in(arg)) is not None:
+            return found
+    return None
+
+
+def _aliases(model: type[BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items()]

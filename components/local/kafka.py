@@ -1,4 +1,9 @@
-"""A region's KRaft cluster: broker configs, storage format, start, readiness.
+"""A region's KRaft cluster: broker configs, storage format, start, readiness, and
+what clients read of it (end offsets, the inventory of topics, configs, groups, ACLs).
+
+`end_offsets` and `inventory` are the project's one reader of each: status, the
+drill target, the demo, benches and tests all go through them, so "what a
+region holds" means the same thing everywhere.
 
 Each broker is a combined broker+controller node with four listeners:
 
@@ -21,14 +26,28 @@ import base64
 import logging
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import (
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ConfigResource,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
 
 from components.local import kafka_dist
 from components.local.errors import LocalEnvError
+from components.wait import wait_until
+
+T = TypeVar("T")
 
 CLIENT_PORT, REPLICATION_PORT, INTERNAL_PORT, CONTROLLER_PORT = 9092, 9192, 9292, 9392
 
@@ -134,26 +153,39 @@ def admin(bootstrap: str, **extra: object) -> AdminClient:
     return AdminClient(conf, logger=RDKAFKA_LOG)
 
 
-def wait_ready(bootstrap: str, brokers: int, deadline: float, still_alive) -> None:
-    """Poll the admin API until all `brokers` are registered and metadata answers.
+def wait_ready(
+    bootstrap: str, brokers: int, deadline: float, still_alive: Callable[[], object]
+) -> None:
+    """Wait until all `brokers` are registered and metadata answers (by `deadline`, monotonic).
 
     `still_alive()` is checked between polls so a broker that died (port taken,
     bad config) fails fast with its log, instead of waiting out the deadline.
     """
     a = admin(bootstrap)
     last = "no answer"
-    while time.monotonic() < deadline:
-        still_alive()
+
+    def ready() -> bool:
+        nonlocal last
         try:
             nodes = a.describe_cluster(request_timeout=2).result().nodes
             if len(nodes) >= brokers:
                 a.list_topics(timeout=2)
-                return
+                return True
             last = f"{len(nodes)} of {brokers} brokers registered"
         except KafkaException as e:
             last = str(e.args[0]) if e.args else str(e)
-        time.sleep(0.2)
-    raise LocalEnvError(f"cluster at {bootstrap} not ready in time ({last}); see the broker logs")
+        return False
+
+    wait_until(
+        ready,
+        deadline - time.monotonic(),
+        f"cluster at {bootstrap}",
+        interval=0.2,
+        check=still_alive,
+        error=lambda _: LocalEnvError(
+            f"cluster at {bootstrap} not ready in time ({last}); see the broker logs"
+        ),
+    )
 
 
 def create_topics(bootstrap: str, topics: dict[str, int], replication_factor: int) -> None:
@@ -176,20 +208,141 @@ def create_topics(bootstrap: str, topics: dict[str, int], replication_factor: in
                 raise LocalEnvError(f"could not create topic {name!r}: {e.args[0].str()}") from None
 
 
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    """Partition -> end offset of `topic`; empty when it does not exist (yet)."""
-    from confluent_kafka import Consumer, TopicPartition
+# What a restarted, re-electing or just-created partition answers for a moment.
+TRANSIENT = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+    }
+)
 
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "kdrill-probe"}, logger=RDKAFKA_LOG)
+
+def end_offsets(
+    bootstrap: str, topics: Iterable[str] | str, patience: float = 10.0
+) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> end offset (the high watermark) of each of `topics` in one cluster.
+
+    Topics the cluster does not have are left out. Transient answers (a leader
+    moving, a broker restarting, a timeout) are retried until `patience` seconds
+    have passed, then raised as the `KafkaException` they are; any other error
+    is raised at once. Offsets are read from the brokers, never from a cache.
+    """
+    c = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "kdrill-offsets", "enable.auto.commit": False},
+        logger=RDKAFKA_LOG,
+    )
     try:
-        md = c.list_topics(topic, timeout=5).topics.get(topic)
-        if md is None or md.error is not None:
-            return {}
-        return {
-            p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=5, cached=False)[1]
-            for p in md.partitions
-        }
-    except KafkaException:
-        return {}
+        return read_end_offsets(c, topics, patience)
     finally:
         c.close()
+
+
+def read_end_offsets(
+    client: Any, topics: Iterable[str] | str, patience: float = 10.0
+) -> dict[tuple[str, int], int]:
+    """`end_offsets` through an open client: anything with confluent-kafka's
+    `Consumer.list_topics` and `Consumer.get_watermark_offsets` (tests pass a fake)."""
+    wanted = list(dict.fromkeys([topics] if isinstance(topics, str) else topics))
+    if not wanted:
+        return {}
+    deadline = time.monotonic() + patience
+
+    def metadata() -> dict:
+        listed = client.list_topics(timeout=5).topics
+        for t in wanted:
+            err = listed[t].error if t in listed else None
+            if err is not None and err.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise KafkaException(err)  # transient ones are retried below
+        return listed
+
+    listed = _retrying(metadata, deadline)
+    out: dict[tuple[str, int], int] = {}
+    for t in wanted:
+        md = listed.get(t)
+        if md is None or md.error is not None:  # absent (UNKNOWN_TOPIC_OR_PART)
+            continue
+        for p in sorted(md.partitions):
+            tp = TopicPartition(t, p)
+            out[(t, p)] = _retrying(
+                lambda tp=tp: client.get_watermark_offsets(tp, timeout=5, cached=False)[1],
+                deadline,
+            )
+    return out
+
+
+def _retrying(call: Callable[[], T], deadline: float) -> T:
+    """`call()`, retried while it raises a transient KafkaException and `deadline` is ahead."""
+    last: KafkaException | None = None
+
+    def attempt() -> tuple[T] | None:
+        nonlocal last
+        try:
+            return (call(),)
+        except KafkaException as e:
+            if not e.args or e.args[0].code() not in TRANSIENT:
+                raise
+            last = e
+            return None
+
+    # `attempt` runs at least once, so `last` is set whenever time runs out.
+    return wait_until(
+        attempt,
+        deadline - time.monotonic(),
+        "a transient Kafka error to pass",
+        interval=0.2,
+        error=lambda _: last or KafkaException(KafkaError(KafkaError._TIMED_OUT)),
+    )[0]
+
+
+# Topic configs that matter when a region takes over (compared across regions in preflight).
+INVENTORY_CONFIGS = ("retention.ms", "cleanup.policy", "min.insync.replicas", "max.message.bytes")
+
+
+def inventory(bootstrap: str, timeout: float = 5) -> dict:
+    """What one cluster holds, for status and for comparing regions before a drill.
+
+    {"brokers": registered broker count,
+     "topics": {name: partitions}, "end_offsets": {name: {partition: end offset}},
+     "configs": {name: {key: value}} for INVENTORY_CONFIGS,
+     "groups": [consumer group ids, sorted],
+     "acls": [every ACL binding as text] or ["unavailable: <why>"] without an authorizer}
+
+    Internal topics (`__consumer_offsets`, ...) are left out. `timeout` bounds
+    each admin request (and the patience of the end-offset read).
+    """
+    a = admin(bootstrap)
+    brokers = len(a.describe_cluster(request_timeout=timeout).result().nodes)
+    md = a.list_topics(timeout=timeout)
+    topics = {n: len(t.partitions) for n, t in sorted(md.topics.items()) if not n.startswith("__")}
+    ends: dict[str, dict[int, int]] = {n: {} for n in topics}
+    for (t, p), off in end_offsets(bootstrap, topics, patience=timeout).items():
+        ends[t][p] = off
+    configs: dict[str, dict[str, str]] = {}
+    if topics:
+        futures = a.describe_configs(
+            [ConfigResource("TOPIC", n) for n in topics], request_timeout=timeout
+        )
+        for res, f in futures.items():
+            entries = f.result()
+            configs[res.name] = {k: entries[k].value for k in INVENTORY_CONFIGS if k in entries}
+        configs = dict(sorted(configs.items()))
+    groups = sorted(
+        g.group_id for g in a.list_consumer_groups(request_timeout=timeout).result().valid
+    )
+    try:
+        acl_filter = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                                      AclOperation.ANY, AclPermissionType.ANY)  # fmt: skip
+        acls = [str(b) for b in a.describe_acls(acl_filter, request_timeout=timeout).result()]
+    except Exception as e:  # no authorizer configured: say so rather than report "no ACLs"
+        acls = [f"unavailable: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}"]
+    return {
+        "brokers": brokers,
+        "topics": topics,
+        "end_offsets": ends,
+        "configs": configs,
+        "groups": groups,
+        "acls": acls,
+    }

@@ -95,3 +95,12 @@ logger.mirror.level = INFO
 logger.server.name = kafka.server.KafkaRaftServer
 logger.server.level = INFO
 """
+
+
+def log4j_config(directory: Path) -> Path:
+    """The log4j2 config every JVM of a pair starts with, written into the pair's directory
+    on first use (its path on the command line is also how `down` knows a JVM is the pair's)."""
+    p = directory / "log4j2.properties"
+    if not p.exists():
+        p.write_text(LOG4J2)
+    return p

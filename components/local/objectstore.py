@@ -12,11 +12,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
 
 from components.local.errors import LocalEnvError
+from components.wait import wait_until
 
 PORT = 4566
 # moto accepts any credentials; these name the local endpoint and are not secrets.
@@ -36,15 +38,25 @@ def argv() -> list[str]:
     return [str(moto), "-H", "0.0.0.0", "-p", str(PORT)]
 
 
-def wait_ready(url: str, deadline: float, still_alive) -> None:
-    while time.monotonic() < deadline:
-        still_alive()
+def wait_ready(url: str, deadline: float, still_alive: Callable[[], object]) -> None:
+    """Wait until the endpoint answers HTTP (by `deadline`, monotonic), checking
+    `still_alive()` between tries so a dead server fails fast."""
+
+    def answers() -> bool:
         try:
             urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
-            return
+            return True
         except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-    raise LocalEnvError(f"S3 endpoint {url} did not answer in time; see its log")
+            return False
+
+    wait_until(
+        answers,
+        deadline - time.monotonic(),
+        f"S3 endpoint {url}",
+        interval=0.1,
+        check=still_alive,
+        error=lambda _: LocalEnvError(f"S3 endpoint {url} did not answer in time; see its log"),
+    )
 
 
 def client(url: str, aws_region: str):

@@ -12,10 +12,10 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from components.local import cgroups
+from components.wait import WaitTimeout, wait_until
 
 
 def start(
@@ -61,9 +61,12 @@ def kill_all(pids: list[int], timeout: float = 5.0) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + timeout
-    while any(alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    with contextlib.suppress(WaitTimeout):  # a task stuck in the kernel: callers check again
+        wait_until(
+            lambda: not any(alive(p) for p in pids),
+            timeout,
+            f"{len(pids)} killed process(es) to exit",
+        )
 
 
 def tail(log: Path, lines: int = 5) -> str:

@@ -22,9 +22,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from components.local.errors import LocalEnvError
+from components.wait import wait_until
 
 API_PORT = 8474
 PROXY_PORT = 19192
@@ -68,15 +70,25 @@ class Toxiproxy:
         except json.JSONDecodeError:  # /version answers in plain text
             return raw.decode()
 
-    def wait_ready(self, deadline: float, still_alive) -> None:
-        while time.monotonic() < deadline:
-            still_alive()
+    def wait_ready(self, deadline: float, still_alive: Callable[[], object]) -> None:
+        """Wait until the API answers (by `deadline`, monotonic), checking
+        `still_alive()` between tries so a dead server fails fast."""
+
+        def answers() -> bool:
             try:
                 self._call("GET", "/version")
-                return
+                return True
             except (urllib.error.URLError, OSError):
-                time.sleep(0.1)
-        raise LocalEnvError(f"toxiproxy at {self.base} did not answer in time")
+                return False
+
+        wait_until(
+            answers,
+            deadline - time.monotonic(),
+            f"toxiproxy at {self.base}",
+            interval=0.1,
+            check=still_alive,
+            error=lambda _: LocalEnvError(f"toxiproxy at {self.base} did not answer in time"),
+        )
 
     def create_proxy(self, name: str, listen: str, upstream: str) -> None:
         self._call(

@@ -1,0 +1,191 @@
+"""Replication between the regions: MirrorMaker 2 in the standby, and the toxiproxy
+path it reads the primary through.
+
+Contract: `start` returns only once replication is proven end to end — the
+standby holds the remote topics and the checkpoints topic MM2 creates, and a
+probe record produced to the primary's PROBE_TOPIC has arrived in the standby
+(topics existing is not replication running: a restarted MM2 takes seconds to
+rejoin its group and restart its tasks). `restart` does the same under another
+replication policy. Latency on the path is toxiproxy's (components/local/toxiproxy.py).
+
+The policy in force is the process registry's (components/local/state.py), so
+it is recorded in the state file along with the MM2 process.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from confluent_kafka import KafkaException, Producer
+
+from components.local import config, kafka, kafka_dist, mirrormaker, processes, toxiproxy
+from components.local.config import LocalConfig
+from components.local.errors import LocalEnvError
+from components.local.region import Region
+from components.local.state import ProcessRegistry
+from components.wait import wait_until
+
+# A one-partition topic on the primary whose records prove, end to end, that
+# replication runs (after `up` and whenever MirrorMaker 2 is restarted).
+PROBE_TOPIC = "kdrill-probe"
+
+# How often a probe is sent again while waiting: a restarting MM2 may still copy under
+# its previous config for a few seconds (so a probe could land under the old name).
+REPROBE_SECONDS = 2.0
+
+
+class Replication:
+    """MirrorMaker 2 (primary -> standby) and its latency proxies, for one pair."""
+
+    def __init__(
+        self, cfg: LocalConfig, primary: Region, standby: Region, registry: ProcessRegistry
+    ):
+        self.cfg = cfg
+        self.primary = primary
+        self.standby = standby
+        self.registry = registry
+
+    @property
+    def policy(self) -> str:
+        return self.registry.policy
+
+    @property
+    def log(self) -> Path:
+        return self.registry.workdir(self.standby.name) / "mirrormaker2.log"
+
+    def remote_topic(self, topic: str) -> str:
+        """The standby's name for a primary topic under the current replication policy."""
+        return mirrormaker.remote_topic(topic, self.primary.name, self.policy)
+
+    # --- latency ----------------------------------------------------------------------
+
+    @property
+    def latency_proxy(self) -> toxiproxy.Toxiproxy:
+        return toxiproxy.Toxiproxy(self.standby.client_ip)
+
+    def proxy_names(self) -> list[str]:
+        """Toxiproxy proxy names, one per primary broker."""
+        return [f"replication-{b.node_id}" for b in self.primary.brokers]
+
+    def set_latency(self, rtt_ms: float, jitter_ms: float = 0) -> None:
+        for name in self.proxy_names():
+            self.latency_proxy.set_latency(name, rtt_ms, jitter_ms)
+
+    def start_proxies(self, deadline: float) -> None:
+        """Once toxiproxy answers, route each primary broker's replication listener
+        through it at the stack's round trip."""
+        tp = self.latency_proxy
+        tp.wait_ready(deadline, self.registry.check_alive)
+        for b, name in zip(self.primary.brokers, self.proxy_names(), strict=True):
+            tp.create_proxy(name, listen=b.replication_advertised, upstream=b.replication_address)
+        self.set_latency(self.cfg.rtt_ms)
+
+    # --- MirrorMaker 2 ----------------------------------------------------------------
+
+    def start(self, deadline: float) -> None:
+        """Start MirrorMaker 2 under the current policy and wait until it replicates."""
+        props = self.registry.dir / "mm2.properties"
+        props.write_text(
+            mirrormaker.properties(
+                self.cfg, self.primary.replication_bootstrap, self.standby.bootstrap, self.policy
+            )
+        )
+        log4j = kafka_dist.log4j_config(self.registry.dir)
+        self.registry.start(
+            self.standby, "mirrormaker2", mirrormaker.argv(props, log4j, self.standby.name)
+        )
+        self.wait_replicating(deadline)
+
+    def restart(self, policy: str | None = None, timeout: float = 120.0) -> None:
+        """Restart MirrorMaker 2, optionally under another replication policy."""
+        if policy is not None and policy not in config.POLICIES:
+            raise LocalEnvError(
+                f"unknown replication policy {policy!r}; use one of: {', '.join(config.POLICIES)}"
+            )
+        self.registry.sync()
+        processes.kill_all([p.pid for p in self.registry.procs if p.role == "mirrormaker2"])
+        self.registry.forget(lambda p: p.role == "mirrormaker2")
+        self.registry.policy = policy or self.registry.policy
+        self.start(time.monotonic() + timeout)
+        self.registry.write("up")
+
+    def wait_replicating(self, deadline: float) -> None:
+        """MM2 is ready when the standby holds the remote topics of the primary's
+        configured topics and its checkpoints topic (both connectors run), and a
+        probe record crosses."""
+        want = {self.remote_topic(t.name) for t in self.cfg.topics}
+        want.add(mirrormaker.checkpoints_topic(self.primary.name))
+        a = kafka.admin(self.standby.bootstrap)
+        have: set[str] = set()
+
+        def created() -> bool:
+            nonlocal have
+            try:
+                have = set(a.list_topics(timeout=3).topics)
+            except KafkaException:  # the standby's brokers may still be (re)starting
+                have = set()
+            return want <= have
+
+        wait_until(
+            created,
+            deadline - time.monotonic(),
+            f"MirrorMaker 2's topics in {self.standby.name}",
+            interval=0.25,
+            check=self.registry.check_alive,
+            error=lambda _: LocalEnvError(
+                f"MirrorMaker 2 did not create {sorted(want - have)} in {self.standby.name} "
+                f"in time; see {self.log}"
+            ),
+        )
+        self.probe(deadline)
+
+    def probe(self, deadline: float) -> None:
+        """Send one record through and wait for it in the standby.
+
+        When the primary cannot take the probe (it is the one faulted), there is
+        nothing to prove yet; MM2 catches up once it returns.
+        """
+        p = Producer(
+            {"bootstrap.servers": self.primary.bootstrap, "message.timeout.ms": 3000},
+            logger=kafka.RDKAFKA_LOG,
+        )
+        remote = self.remote_topic(PROBE_TOPIC)
+        # Growth, not equality: after a policy change the new remote topic holds only
+        # what MM2 copied since (its source offsets carry over from the old name).
+        before = self._records(remote)
+        acked: list[bool] = []
+        p.produce(PROBE_TOPIC, b"probe", on_delivery=lambda err, msg: acked.append(err is None))
+        p.flush(5)
+        if acked != [True]:
+            return
+        last_probe = time.monotonic()
+
+        def arrived() -> bool:
+            nonlocal last_probe
+            if self._records(remote, patience=1) > before:
+                return True
+            if time.monotonic() - last_probe > REPROBE_SECONDS:
+                p.produce(PROBE_TOPIC, b"probe")
+                p.flush(5)
+                last_probe = time.monotonic()
+            return False
+
+        wait_until(
+            arrived,
+            deadline - time.monotonic(),
+            f"a probe record in {remote}",
+            interval=0.25,
+            check=self.registry.check_alive,
+            error=lambda _: LocalEnvError(
+                f"MirrorMaker 2 runs but did not replicate a probe record to {remote} in time; "
+                f"see {self.log}"
+            ),
+        )
+
+    def _records(self, remote: str, patience: float = 10.0) -> int:
+        """Records in the standby's `remote` topic; 0 while it is absent or unreachable."""
+        try:
+            return sum(kafka.end_offsets(self.standby.bootstrap, remote, patience).values())
+        except KafkaException:
+            return 0

@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from components import faults as registry
+
 NAMESPACE = "kdrill"
 
 Engine = Literal["msk", "apache", "automq"]
@@ -172,26 +174,56 @@ class PrivateLinkConfig(_Model):
     client_vpcs: list[ClientVpc] = Field(default_factory=list)
 
 
-FaultKind = Literal["region-loss", "region-degraded", "endpoint-blocked", "fis-cross-region"]
-
-
 class FaultConfig(_Model):
-    """One entry of `kdrill:faults`. Clearing the list restores the original graph."""
+    """One entry of `kdrill:faults`: a fault kind from the registry (components/faults) that
+    runs on AWS, checked there. Clearing the list restores the original graph.
 
-    kind: FaultKind
-    region: RegionRole = "primary"
-    az_index: int | None = Field(default=None, ge=0, le=2)  # region-degraded: which AZ
-    duration: str = "PT10M"  # fis-cross-region: ISO 8601, at most PT12H
+    The parameter fields below are the parameters AWS renders, under camelCase keys
+    (tests/unit/components/test_config.py checks they stay in step with the registry);
+    `blackhole` takes none here: on AWS it blocks the Kafka (PrivateLink) endpoint."""
+
+    kind: str
+    region: RegionRole | None = None  # None: the kind's default region (the primary)
+    az_index: int | None = None  # region-degraded: which AZ (0, 1 or 2)
+    duration: str | None = None  # fis-cross-region: ISO 8601, at most PT12H (default PT10M)
 
     @model_validator(mode="after")
-    def _fields(self) -> FaultConfig:
-        if self.kind == "region-degraded" and self.az_index is None:
-            raise ValueError("region-degraded needs azIndex (0, 1 or 2)")
-        if self.kind != "region-degraded" and self.az_index is not None:
-            raise ValueError(f"azIndex only applies to region-degraded, not {self.kind}")
-        if not self.duration.startswith("PT"):
-            raise ValueError(f"duration {self.duration!r} is not an ISO 8601 time span like PT10M")
-        return self
+    def _against_registry(self) -> FaultConfig:
+        given = {n: v for n in FAULT_PARAM_FIELDS if (v := getattr(self, n)) is not None}
+        try:
+            spec = registry.resolve(
+                registry.FaultSpec(self.kind, self.region, params=given),
+                regions=REGION_ROLES,
+                primary="primary",
+                standby="standby",
+                target="aws",
+            )
+        except registry.ParamError as e:
+            raise ValueError(_param_message(e)) from None
+        except registry.FaultError as e:
+            raise ValueError(str(e)) from None
+        filled = {n: v for n, v in spec.params.items() if n in FAULT_PARAM_FIELDS}
+        return self.model_copy(update={"region": spec.region, **filled})
+
+
+FAULT_PARAM_FIELDS = ("az_index", "duration")
+
+
+def _param_message(e: registry.ParamError) -> str:
+    """A registry parameter error in stack-config words (`azIndex`, not `--param az_index`)."""
+    key, p = to_camel(e.name), e.param
+    if e.reason == "unknown":
+        takes = [k.name for k in registry.kinds("aws") if e.name in k.params.model_fields]
+        return f"{key} only applies to {' and '.join(takes) or 'no fault kind'}, not {e.kind}"
+    if p is None:
+        return str(e)
+    if e.reason == "missing":
+        return f"{e.kind} needs {key} ({p.help})"
+    if e.reason == "range":
+        return f"{e.kind}: {key}={e.value} is out of range {p.range}"
+    if e.reason == "type":
+        return f"{e.kind}: {key}={e.value!r} is not a {p.type}"
+    return f"{e.kind}: {key}: {e.detail}"
 
 
 class StackConfig(_Model):

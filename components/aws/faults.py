@@ -1,13 +1,18 @@
 """The fault switch: `kdrill:faults` in stack config -> what each region renders.
 
+The kinds, their parameters and checks are the fault registry's (components/faults);
+this module only says how an AWS stack renders the ones that run on AWS:
+
 | kind              | rendered as                                                             |
 | ----------------- | ----------------------------------------------------------------------- |
 | region-loss       | deny-all NACL rules on every subnet of the region (stateless: cuts live  |
 |                   | Kafka connections) + self-managed brokers' InstanceState -> stopped      |
 |                   | (MSK cannot be stopped: isolation only)                                  |
 | region-degraded   | the same, for one AZ (`azIndex`)                                        |
-| endpoint-blocked  | the endpoint service loses its allowed principals and the client        |
-|                   | endpoints their ingress rule                                            |
+| blackhole         | the endpoint service loses its allowed principals and the client        |
+|                   | endpoints their ingress rule (a blocked private endpoint; the local     |
+|                   | pair's `blackhole` drops the same clients' packets). Formerly           |
+|                   | `endpoint-blocked`, which is now an error naming the new name           |
 | fis-cross-region  | an AWS FIS experiment template (cross-region connectivity disruption,   |
 |                   | time-boxed by `duration`); starting it is the drill's job — its id is   |
 |                   | exported as `faults.<region>.fisExperimentTemplateId`                   |
@@ -59,7 +64,7 @@ def plan_faults(faults: Sequence[FaultConfig], role: RegionRole) -> RegionFaults
         elif f.kind == "region-degraded":
             assert f.az_index is not None
             azs.add(f.az_index)
-        elif f.kind == "endpoint-blocked":
+        elif f.kind == "blackhole":
             blocked = True
         elif f.kind == "fis-cross-region":
             fis = f.duration

@@ -3,9 +3,9 @@ interface endpoint in each client VPC of the region.
 
 Each broker gets its own NLB listener port (`BROKER_PORT_BASE + node id`) forwarding to
 its Kafka port, because Kafka clients must reach each broker individually after
-bootstrap. The `endpoint-blocked` fault removes the service's allowed principals and the
-client endpoints' ingress rule: existing endpoints stop passing traffic, new ones cannot
-connect.
+bootstrap. The `blackhole` fault (formerly `endpoint-blocked`) removes the service's
+allowed principals and the client endpoints' ingress rule: existing endpoints stop
+passing traffic, new ones cannot connect.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class PrivateLinkArgs:
     """targets: (node id, instance id) per broker; broker_port: the Kafka listener port.
     allowed_principals: IAM principals allowed to create endpoints to the service.
     client_vpcs: client VPCs of this region that get an interface endpoint.
-    blocked: the `endpoint-blocked` fault.
+    blocked: the `blackhole` fault.
     """
 
     role: RegionRole
@@ -139,7 +139,7 @@ def client_security_group(
     blocked: bool,
 ) -> aws.ec2.SecurityGroup:
     """The security group of a client VPC's endpoint; its one ingress rule (the client's
-    CIDR on `ports`) is what the `endpoint-blocked` fault removes."""
+    CIDR on `ports`) is what the `blackhole` fault removes."""
     child = pulumi.ResourceOptions(parent=parent)
     sg = aws.ec2.SecurityGroup(
         f"{name}-sg",

@@ -4,7 +4,13 @@ import copy
 
 import pytest
 
-from components.aws.config import ConfigError, parse_stack_config
+from components import faults
+from components.aws.config import (
+    FAULT_PARAM_FIELDS,
+    ConfigError,
+    FaultConfig,
+    parse_stack_config,
+)
 from tests.unit.components.harness import AWS_STACKS, stack_config
 
 
@@ -67,7 +73,42 @@ def test_open_source_automq_cannot_use_ebs_wal():
 
 
 def test_fault_fields_checked():
-    assert "azIndex" in _broken(lambda r: r.update(faults=[{"kind": "region-degraded"}]))
+    assert "region-degraded needs azIndex" in _broken(
+        lambda r: r.update(faults=[{"kind": "region-degraded"}])
+    )
+    assert "azIndex only applies to region-degraded, not region-loss" in _broken(
+        lambda r: r.update(faults=[{"kind": "region-loss", "azIndex": 1}])
+    )
     assert "listed twice" in _broken(
         lambda r: r.update(faults=[{"kind": "region-loss"}, {"kind": "region-loss"}])
     )
+    assert "not an ISO 8601 time span" in _broken(
+        lambda r: r.update(faults=[{"kind": "fis-cross-region", "duration": "10m"}])
+    )
+
+
+def test_fault_kinds_come_from_the_registry():
+    assert "was renamed to blackhole" in _broken(
+        lambda r: r.update(faults=[{"kind": "endpoint-blocked"}])
+    )
+    assert "partition does not run on the aws target" in _broken(
+        lambda r: r.update(faults=[{"kind": "partition"}])
+    )
+    raw = copy.deepcopy(stack_config("apache-use1-usw2"))
+    raw["faults"] = [{"kind": "blackhole"}, {"kind": "fis-cross-region", "region": "standby"}]
+    cfg = parse_stack_config(raw)
+    assert [(f.kind, f.region) for f in cfg.faults] == [
+        ("blackhole", "primary"),  # a region-less fault acts on the primary
+        ("fis-cross-region", "standby"),
+    ]
+    assert cfg.faults[1].duration == "PT10M"  # the registry's default
+
+
+def test_fault_config_fields_are_the_aws_kinds_parameters():
+    fields = set(FaultConfig.model_fields) - {"kind", "region"}
+    assert fields == set(FAULT_PARAM_FIELDS)
+    aws_only = {
+        n for k in faults.kinds("aws") if k.targets == {"aws"} for n in k.params.model_fields
+    }
+    every = {n for k in faults.kinds("aws") for n in k.params.model_fields}
+    assert aws_only <= fields <= every  # each AWS-only parameter has its stack-config key

@@ -34,7 +34,7 @@ def diff(a, b):
 def test_plan_faults_per_region():
     faults = [
         FaultConfig(kind="region-degraded", region="primary", az_index=1),
-        FaultConfig(kind="endpoint-blocked", region="standby"),
+        FaultConfig(kind="blackhole", region="standby"),
         FaultConfig(kind="fis-cross-region", region="primary", duration="PT5M"),
     ]
     primary, standby = plan_faults(faults, "primary"), plan_faults(faults, "standby")
@@ -97,10 +97,10 @@ def test_region_degraded_touches_one_az():
     assert stopped == {"kdrill-standby-automq-fleet-broker-2-state"}, stopped
 
 
-def test_endpoint_blocked_removes_principals_and_ingress():
+def test_blackhole_removes_principals_and_ingress():
     stack = "apache-use1-usw2"
     clean = render_stack(stack)
-    blocked = with_faults(stack, [{"kind": "endpoint-blocked", "region": "primary"}])
+    blocked = with_faults(stack, [{"kind": "blackhole", "region": "primary"}])
     svc = blocked.named("kdrill-primary-privatelink-service")
     assert svc.inputs.get("allowedPrincipals") in (None, []), f"{svc.name} still allows principals"
     assert clean.named("kdrill-primary-privatelink-service").inputs["allowedPrincipals"]
@@ -112,8 +112,8 @@ def test_endpoint_blocked_removes_principals_and_ingress():
     assert [n for _, n in changed] == ["kdrill-primary-privatelink-service"], changed
 
 
-def test_endpoint_blocked_on_msk_empties_the_cluster_policy():
-    blocked = with_faults("msk-use1-usw2", [{"kind": "endpoint-blocked", "region": "standby"}])
+def test_blackhole_on_msk_empties_the_cluster_policy():
+    blocked = with_faults("msk-use1-usw2", [{"kind": "blackhole", "region": "standby"}])
     policy = blocked.named("kdrill-standby-msk-connectivity-cluster-policy").inputs["policy"]
     assert '"Statement": []' in policy, policy
     assert (

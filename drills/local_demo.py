@@ -9,14 +9,17 @@ this command brought it up).
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
+from components.local import kafka
 from components.local.env import LocalPair
 from components.local.errors import LocalEnvError
+from components.wait import WaitTimeout, wait_until
 
 GROUP = "demo-readers"
 out = Console()
@@ -87,46 +90,42 @@ def consume_and_commit(bootstrap: str, topic: str, group: str, n: int) -> None:
     c.close()  # an inactive group: MM2 syncs offsets only into groups empty in the target
 
 
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "kdrill-demo-probe"})
-    try:
-        md = c.list_topics(topic, timeout=5).topics.get(topic)
-        if md is None or md.error is not None:
-            return {}
-        return {
-            p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
-            for p in md.partitions
-        }
-    finally:
-        c.close()
+def by_partition(bootstrap: str, topic: str) -> dict[int, int]:
+    """Partition -> end offset of one topic (empty while it does not exist), for display."""
+    return {p: off for (_, p), off in kafka.end_offsets(bootstrap, topic).items()}
 
 
 def wait_replicated(pair: LocalPair, topic: str, remote: str, timeout: float = 90) -> float:
     """Seconds from now until the standby's end offsets match the primary's."""
-    want = end_offsets(pair.primary.bootstrap, topic)
+    want = by_partition(pair.primary.bootstrap, topic)
     t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if end_offsets(pair.standby.bootstrap, remote) == want:
-            return time.monotonic() - t0
-        time.sleep(0.2)
-    raise LocalEnvError(
-        f"{remote} in {pair.standby.name} did not catch up with {topic} in {timeout:.0f}s"
+    wait_until(
+        lambda: by_partition(pair.standby.bootstrap, remote) == want,
+        timeout,
+        f"{remote} to catch up",
+        interval=0.2,
+        error=lambda _: LocalEnvError(
+            f"{remote} in {pair.standby.name} did not catch up with {topic} in {timeout:.0f}s"
+        ),
     )
+    return time.monotonic() - t0
 
 
 def wait_group_synced(
     bootstrap: str, group: str, remote: str, timeout: float = 60
 ) -> dict[int, int]:
+    """The group's committed offsets in the standby once MM2 has synced any; {} if none
+    arrive within `timeout` (the demo then says so rather than failing)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
         parts = c.list_topics(remote, timeout=5).topics[remote].partitions
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
+
+        def synced() -> dict[int, int]:
             committed = c.committed([TopicPartition(remote, p) for p in parts], timeout=5)
-            got = {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
-            if got:
-                return got
-            time.sleep(0.5)
+            return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
+
+        with contextlib.suppress(WaitTimeout):
+            return wait_until(synced, timeout, f"{group}'s offsets in the standby", interval=0.5)
         return {}
     finally:
         c.close()
@@ -136,8 +135,8 @@ def show(pair: LocalPair, topic: str, remote: str, lag: float, synced: dict[int,
     t = Table(title="what each region holds", title_justify="left")
     for col in ("region", "role", "topic", "records", "end offsets per partition", "group offsets"):
         t.add_column(col)
-    prim = end_offsets(pair.primary.bootstrap, topic)
-    stby = end_offsets(pair.standby.bootstrap, remote)
+    prim = by_partition(pair.primary.bootstrap, topic)
+    stby = by_partition(pair.standby.bootstrap, remote)
     t.add_row(
         pair.primary.name,
         "primary",

@@ -22,6 +22,7 @@ from confluent_kafka import Consumer, KafkaError, Producer
 
 from components.local import config
 from components.local.env import LocalPair
+from components.wait import WaitTimeout, wait_until
 
 
 def stack_config(prefix: str, network: str, brokers: int = 1, **replication) -> config.LocalConfig:
@@ -108,11 +109,14 @@ def consume_n(
 
 def wait_for(condition, timeout: float, what: str, interval: float = 0.25):
     """Poll `condition()` until it returns something truthy; fail naming `what`."""
-    deadline = time.monotonic() + timeout
     last = None
-    while time.monotonic() < deadline:
+
+    def probe():
+        nonlocal last
         last = condition()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+        return last
+
+    try:
+        return wait_until(probe, timeout, what, interval=interval)
+    except WaitTimeout:
+        pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")

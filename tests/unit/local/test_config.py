@@ -74,6 +74,79 @@ def test_bad_values_name_the_key_and_the_fix(path, value, expect):
     assert "\n" not in msg
 
 
+@pytest.mark.parametrize(
+    "path,value,expect",
+    [
+        (
+            "kdrill:replication.lag",
+            1,
+            "kdrill:replication.lag: unknown key; allowed: engine, policy, offsetLagMax, intervalSeconds",
+        ),
+        (
+            "kdrill:local.rtt",
+            1,
+            "kdrill:local.rtt: unknown key; allowed: network, namePrefix, interRegionRttMs",
+        ),
+        ("kdrill:regions.0.brokers", True, "kdrill:regions[0].brokers: True must be an integer"),
+        ("kdrill:regions.0.brokers", 2.0, "kdrill:regions[0].brokers: 2.0 must be an integer"),
+        ("kdrill:regions.1", "west", "kdrill:regions[1]: must be a mapping with name, role"),
+        ("kdrill:regions", [], "kdrill:regions: must be a list of exactly two regions"),
+        ("kdrill:regions.0.buckets", [""], "kdrill:regions[0].buckets[0]: '' must be a list"),
+        ("kdrill:topics", [{"partitions": 2}], "kdrill:topics[0].name: missing; set it to"),
+        ("kdrill:replication.engine", "mm1", "'mm1' must be 'mirrormaker2'"),
+        ("kdrill:local.network", "10.77.0.1/16", "'10.77.0.1/16' must be an IPv4 network"),
+        ("kdrill:local.namePrefix", "Kd", "kdrill:local.namePrefix: 'Kd' must be 1-4 lowercase"),
+        ("kdrill:local.interRegionRttMs", 9000, "9000 must be an integer from 0 to 5000 (ms)"),
+    ],
+)
+def test_every_section_is_checked_and_errors_stay_one_line(path, value, expect):
+    with pytest.raises(LocalEnvError) as e:
+        config.parse(with_(path, value), stack="x")
+    msg = str(e.value)
+    assert msg.startswith("stack x: ") and expect in msg, msg
+    assert "\n" not in msg
+
+
+def test_missing_regions_say_what_to_add():
+    raw = copy.deepcopy(BASE)
+    del raw["kdrill:regions"]
+    with pytest.raises(
+        LocalEnvError, match=r"kdrill:regions: missing; set it to a list of exactly two"
+    ):
+        config.parse(raw)
+
+
+def test_empty_sections_and_other_namespaces_mean_defaults():
+    raw = {
+        "kdrill:regions": BASE["kdrill:regions"],
+        "kdrill:topics": None,
+        "kdrill:replication": None,
+        "kdrill:local": None,
+        "aws:region": "us-east-1",  # another namespace's key: not ours to judge
+    }
+    cfg = config.parse(raw)
+    assert cfg.topics == ()
+    assert (cfg.replication.policy, cfg.replication.offset_lag_max) == ("prefixed", 100)
+    assert cfg.replication.policy_class == config.POLICIES["prefixed"]
+    assert (str(cfg.network), cfg.prefix, cfg.rtt_ms) == ("10.77.0.0/16", "kd", 70)
+    assert cfg.raw is raw
+
+
+def test_parsed_config_reads_like_the_stack_file():
+    cfg = config.load("local")
+    east, west = cfg.regions
+    assert (east.index, west.index) == (1, 2)  # the order in the file fixes the addresses
+    assert (east.aws_region, east.brokers, east.cpu_cores) == ("us-east-1", 1, 1.0)
+    assert west.buckets == ("kdrill-west-data", "kdrill-west-evidence")
+    assert cfg.region("west") is west and cfg.standby is west and cfg.primary is east
+    assert cfg.topics[0].name == "orders" and cfg.topics[0].partitions == 3
+    assert cfg.source == config.stack_file("local")
+    # frozen and comparable: the same file read twice is the same config
+    assert config.load("local") == cfg and hash(config.load("local")) == hash(cfg)
+    with pytest.raises(ValueError):
+        east.brokers = 3
+
+
 def test_unknown_stack_lists_the_stacks_that_exist():
     with pytest.raises(LocalEnvError, match=r"stack 'nope' does not exist.*stacks here: .*local"):
         config.load("nope")

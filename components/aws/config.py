@@ -174,6 +174,10 @@ class PrivateLinkConfig(_Model):
     client_vpcs: list[ClientVpc] = Field(default_factory=list)
 
 
+FAULT_PARAM_FIELDS = ("az_index", "duration")
+"""FaultConfig's parameter fields: the AWS kinds' registry parameters it renders."""
+
+
 class FaultConfig(_Model):
     """One entry of `kdrill:faults`: a fault kind from the registry (components/faults) that
     runs on AWS, checked there. Clearing the list restores the original graph.
@@ -183,16 +187,26 @@ class FaultConfig(_Model):
     `blackhole` takes none here: on AWS it blocks the Kafka (PrivateLink) endpoint."""
 
     kind: str
-    region: RegionRole | None = None  # None: the kind's default region (the primary)
+    region: RegionRole | None = None  # filled in by the registry's region rule (the primary)
     az_index: int | None = None  # region-degraded: which AZ (0, 1 or 2)
     duration: str | None = None  # fis-cross-region: ISO 8601, at most PT12H (default PT10M)
 
-    @model_validator(mode="after")
-    def _against_registry(self) -> FaultConfig:
-        given = {n: v for n in FAULT_PARAM_FIELDS if (v := getattr(self, n)) is not None}
+    @model_validator(mode="before")
+    @classmethod
+    def _against_registry(cls, data: Any) -> Any:
+        """Check the entry with the registry and fill in its defaults (region, duration)
+        before the fields are validated, so `FaultConfig(...)` and YAML get the same."""
+        if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
+            return data  # not a mapping / no kind: the field checks report it
+        out = dict(data)
+        given = {}
+        for name in FAULT_PARAM_FIELDS:
+            for key in {name, to_camel(name)} & set(out):
+                if out[key] is not None:
+                    given[name] = out.pop(key)
         try:
             spec = registry.resolve(
-                registry.FaultSpec(self.kind, self.region, params=given),
+                registry.FaultSpec(out["kind"], out.get("region"), params=given),
                 regions=REGION_ROLES,
                 primary="primary",
                 standby="standby",
@@ -202,11 +216,9 @@ class FaultConfig(_Model):
             raise ValueError(_param_message(e)) from None
         except registry.FaultError as e:
             raise ValueError(str(e)) from None
-        filled = {n: v for n, v in spec.params.items() if n in FAULT_PARAM_FIELDS}
-        return self.model_copy(update={"region": spec.region, **filled})
-
-
-FAULT_PARAM_FIELDS = ("az_index", "duration")
+        out["region"] = spec.region
+        out.update({n: v for n, v in spec.params.items() if n in FAULT_PARAM_FIELDS})
+        return out
 
 
 def _param_message(e: registry.ParamError) -> str:

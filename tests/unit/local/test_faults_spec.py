@@ -1,19 +1,15 @@
-"""Fault specs are validated before anything is touched; the ledger survives its writer."""
+"""Fault specs are validated against a local stack before anything is touched; the ledger
+survives its writer. (The registry itself: tests/unit/test_fault_registry.py.)"""
 
 import json
 import multiprocessing
 
 import pytest
 
+from components import faults as registry
 from components.local import config
-from components.local.faults import (
-    CATALOGUE,
-    FaultError,
-    FaultSpec,
-    catalogue,
-    parse_params,
-    validate,
-)
+from components.local import faults as local_faults
+from components.local.faults import FaultError, FaultSpec, parse_params, validate
 from components.local.faults.ledger import Ledger
 
 CFG = config.load("local")
@@ -31,10 +27,17 @@ CFG = config.load("local")
         ),
         (FaultSpec("packet-loss", params={"percent": "lots"}), "percent='lots' is not a float"),
         (
+            FaultSpec("broker-kill", region="east", params={"broker": "x"}),
+            "broker-kill: broker='x' is not an int",
+        ),
+        (
             FaultSpec("bandwidth", params={"mbit": 1, "rate": 2}),
             "bandwidth has no parameter 'rate'; parameters: mbit, burst_kb",
         ),
-        (FaultSpec("region-loss"), "region-loss needs --region (east or west)"),
+        (
+            FaultSpec("region-degraded", params={"az_index": 1}),
+            "region-degraded does not run on the local target (only aws)",
+        ),
         (
             FaultSpec("region-loss", region="mars"),
             "unknown region 'mars'; this stack has: east, west",
@@ -73,8 +76,17 @@ def test_validation_fills_defaults_and_converts_types():
     }
 
 
-def test_every_kind_has_an_action_and_a_clear():
-    assert set(catalogue.ACTIONS) == set(CATALOGUE)
+def test_region_kinds_default_to_the_primary():
+    for kind in ("region-loss", "blackhole", "broker-kill", "cpu-squeeze"):
+        params = {"cores": 1} if kind == "cpu-squeeze" else {}
+        assert validate(FaultSpec(kind, params=params), CFG).region == CFG.primary.name, kind
+    assert validate(FaultSpec("region-loss", region="west"), CFG).region == "west"
+    assert validate(FaultSpec("partition"), CFG).region is None
+
+
+def test_every_local_kind_has_local_behaviour():
+    local = registry.kinds("local")
+    assert local and all(k.local is not None for k in local)
 
 
 def test_param_pairs_parse_or_fail_clearly():
@@ -88,7 +100,7 @@ def test_apply_rejects_bad_input_before_recording_anything(tmp_path):
 
     pair = LocalPair(CFG, state_root=tmp_path)
     with pytest.raises(FaultError):
-        catalogue.apply(pair, FaultSpec("packet-loss", params={"percent": 150}))
+        local_faults.apply(pair, FaultSpec("packet-loss", params={"percent": 150}))
     assert Ledger(pair.dir).entries() == []
 
 

@@ -19,9 +19,12 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from components.local import config  # noqa: E402
+from components.faults import FaultSpec  # noqa: E402
+from components.local import (
+    config,  # noqa: E402
+    faults,  # noqa: E402
+)
 from components.local.env import LocalPair  # noqa: E402
-from components.local.faults import FaultSpec, catalogue  # noqa: E402
 
 
 def specs(pair: LocalPair) -> list[FaultSpec]:
@@ -58,10 +61,10 @@ def main() -> int:
             applies, clears = [], []
             for _ in range(args.repeat):
                 t0 = time.monotonic()
-                e = catalogue.apply(pair, spec)
+                e = faults.apply(pair, spec)
                 applies.append(e.t_fault - t0)
                 t0 = time.monotonic()
-                catalogue.clear(pair, e.id)
+                faults.clear(pair, e.id)
                 clears.append(time.monotonic() - t0)
             rows.append((spec.describe(), statistics.median(applies), statistics.median(clears)))
             print(f"{rows[-1][0]:<45} apply {rows[-1][1] * 1000:8.1f} ms   clear {rows[-1][2] * 1000:8.1f} ms",

@@ -19,8 +19,8 @@ import pytest
 import yaml
 from confluent_kafka import KafkaException, Producer
 
-from components.local import cgroups, kafka, network, processes
-from components.local.faults import FaultSpec, catalogue, kernel
+from components.faults import FaultSpec
+from components.local import cgroups, faults, kafka, kernel, network, processes
 from tests.integration.conftest import consume_n, consumer, produce_all, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,11 +28,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 @contextmanager
 def fault(pair, kind, **kw):
-    e = catalogue.apply(pair, FaultSpec(kind, **kw))
+    e = faults.apply(pair, FaultSpec(kind, **kw))
     try:
         yield e
     finally:
-        catalogue.clear(pair, e.id)
+        faults.clear(pair, e.id)
 
 
 def end_offset(bootstrap: str, topic: str, partitions: int = 1) -> int:
@@ -168,7 +168,7 @@ def test_packet_loss_cuts_replication_throughput(pair, topic_name):
         time.sleep(10)
         crossed = end_offset(pair.standby.bootstrap, remote) - base
         lossy = crossed * size / (time.monotonic() - t0) / 1e3
-        dropped = catalogue.observe(pair, e)[pair.primary.namespace]["packets"]
+        dropped = faults.observe(pair, e)[pair.primary.namespace]["packets"]
     print(
         f"replication: {clean:.0f} kB/s clean, {lossy:.0f} kB/s at 30% loss ({dropped} packets dropped)"
     )
@@ -214,7 +214,7 @@ def test_latency_raises_replication_lag_by_the_added_round_trip(pair, topic_name
     base = statistics.median(lag_sample(pair, topic_name, remote))
     added_ms = 200
     with fault(pair, "latency", params={"ms": pair.cfg.rtt_ms + added_ms}) as e:
-        assert catalogue.observe(pair, e)["rtt_jitter_ms"][0] == pair.cfg.rtt_ms + added_ms
+        assert faults.observe(pair, e)["rtt_jitter_ms"][0] == pair.cfg.rtt_ms + added_ms
         slow = statistics.median(lag_sample(pair, topic_name, remote))
     print(
         f"median lag {base * 1000:.0f} ms at {pair.cfg.rtt_ms} ms RTT, {slow * 1000:.0f} ms at +{added_ms} ms"
@@ -241,7 +241,7 @@ def test_blackholed_listener_times_clients_out_and_spares_the_other_region(pair,
             "a produce through a blackholed endpoint was acknowledged"
         )
         assert errors[0][1] >= 2.5, f"failed after {errors[0][1]:.1f}s: refused, not timed out"
-        assert catalogue.observe(pair, e)[pair.primary.namespace]["packets"] > 0
+        assert faults.observe(pair, e)[pair.primary.namespace]["packets"] > 0
         produce_all(pair.standby.bootstrap, [(b"k", b"fine", [])], topic_name)
     produce_all(pair.primary.bootstrap, [(b"k", b"reachable again", [])], "orders")
 
@@ -259,7 +259,8 @@ def test_backbone_counters_count_replicated_bytes(pair, topic_name):
 APPLIER = """
 import sys, time
 from components.local.env import LocalPair
-from components.local.faults import FaultSpec, catalogue
+from components.faults import FaultSpec
+from components.local import faults
 pair = LocalPair.from_state(sys.argv[1], __import__("pathlib").Path(sys.argv[2]))
 for spec in [
     FaultSpec("partition"),
@@ -270,7 +271,7 @@ for spec in [
     FaultSpec("cpu-squeeze", region=pair.standby.name, params={"cores": 0.5}),
     FaultSpec("replication-pause"),
 ]:
-    catalogue.apply(pair, spec)
+    faults.apply(pair, spec)
 print("applied", flush=True)
 time.sleep(600)
 """
@@ -309,5 +310,5 @@ def test_recover_after_sigkill_of_the_applier_clears_everything(pair, tmp_path):
             assert processes._state(pid) != "T", f"process {pid} in {r.name} still stopped"
             assert pid in {p.pid for p in pair.procs}, f"stray process {pid} in {r.name}"
     assert pair.latency_proxy.latency(pair.replication_proxies()[0]) == (pair.cfg.rtt_ms, 0)
-    assert catalogue.ledger(pair).open_entries() == []
+    assert faults.ledger(pair).open_entries() == []
     assert not processes.alive(proc.pid)

@@ -8,7 +8,7 @@ from components.faults.registry import FaultKind, kinds
 def _takes(k: FaultKind) -> str:
     if k.region == "none":
         return "between regions"
-    where = "region" if k.region == "primary" else "region (standby)"
+    where = "region" if k.region == "primary" else "region (default standby)"
     return f"{where}, link" if k.link else where
 
 
@@ -23,8 +23,7 @@ def help_text(target: str = "local") -> str:
             param_lines.append(f"  {k.name if i == 0 else '':<18} {p.describe()}")
     return "\n".join(
         [
-            "kinds (where: region = acts on --region, the stack's primary when omitted, or its",
-            "standby where marked; link = also --link client|backbone, backbone when omitted):",
+            "kinds (where: region = acts on --region; link = also takes --link):",
             *kind_lines,
             "",
             "parameters (--param name=value):",

@@ -147,7 +147,9 @@ def names(target: str | None = None) -> tuple[str, ...]:
 def get(name: str, target: str | None = None) -> FaultKind:
     """The kind called `name` (that runs on `target`, when given), or a one-line FaultError."""
     if name in RENAMED:
-        raise FaultError(f"fault kind {name!r} was renamed to {RENAMED[name]}; use {RENAMED[name]}")
+        raise FaultError(
+            f"fault kind {name!r} was renamed to {RENAMED[name]}; write {RENAMED[name]} instead"
+        )
     kind = KINDS.get(name)
     if kind is None:
         raise FaultError(f"unknown fault kind {name!r}; kinds: {', '.join(names(target))}")

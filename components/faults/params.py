@@ -25,7 +25,9 @@ class Params(BaseModel):
     errors. Declare each parameter with `Field(default?, ge=, le=, description=help)`;
     a `Literal[...]` annotation gives its choices."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", allow_inf_nan=False, frozen=True, validate_default=True
+    )
 
 
 class NoParams(Params):

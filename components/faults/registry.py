@@ -45,8 +45,9 @@ def _nothing_to_observe(pair: LocalPair, e: Entry) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Local:
-    """How a kind acts on the local pair. Each function gets the pair and the fault's
-    ledger entry, whose `fault` is the resolved FaultSpec.
+    """How a kind acts on the local pair. Each function gets the pair (its public
+    methods only) and the resolved FaultSpec (`plan`) or the fault's ledger entry (the
+    others: `entry.fault` is the spec, `entry.undo` the facts `plan` found).
 
     - `plan(pair, fault)`: the facts clearing will need (devices, namespaces, previous
       values, pids), found *before* anything is recorded or touched; it raises when the

@@ -21,7 +21,6 @@ from components.console import (
     out,
     progress_display,
 )
-from components.faults import FaultSpec
 from components.local import cli as local_cli
 from components.local.errors import LocalEnvError
 from drills.hooks import Callbacks
@@ -29,17 +28,12 @@ from drills.spec import DrillSpec, SpecError, load_spec
 from drills.targets import Target, TargetError, open_target
 
 
-def _fault_of(spec: DrillSpec) -> FaultSpec:
-    f = spec.fault
-    return FaultSpec(f.kind, f.region, f.link, dict(f.params), f.duration_s)
-
-
 def _load(spec_path: str, stack: str | None, keep: bool = False) -> tuple[DrillSpec, Target]:
     """The spec and its target, the fault checked against the target: raises SpecError or
     TargetError, and nothing has been touched either way."""
     spec = load_spec(spec_path)
     target = open_target(stack or spec.target.stack, keep)
-    target.resolve_fault(_fault_of(spec))
+    target.resolve_fault(spec.fault.fault_spec())
     return spec, target
 
 

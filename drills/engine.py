@@ -26,7 +26,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from components.faults import FaultSpec
 from components.wait import wait_until
 from drills.history import (
     DUPLICATE,
@@ -90,9 +89,7 @@ class Drill:
         self.clients = clients or Clients()
         self.hooks = hooks if isinstance(hooks, Hooks) else HookList(hooks)
         f = spec.fault
-        self.fault = target.resolve_fault(
-            FaultSpec(f.kind, f.region, f.link, dict(f.params), f.duration_s)
-        )
+        self.fault = target.resolve_fault(f.fault_spec())
         if f.region != self.fault.region:  # the evidence shows the region the fault hit
             spec = spec.model_copy(
                 update={"fault": f.model_copy(update={"region": self.fault.region})}

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drills.journal import Journal
-from drills.targets.base import TargetFacts
 
 if TYPE_CHECKING:
     from drills.cost.model import Inventory
@@ -27,6 +26,29 @@ if TYPE_CHECKING:
 
 RECORD_VERSION = 1
 INSTANTS = ("t_fault", "t_detect", "t_decide", "t_fence", "t_cut")
+
+
+@dataclass(frozen=True)
+class TargetFacts:
+    """What a run record keeps of the target: enough to read the evidence without it."""
+
+    stack: str
+    kind: str  # "local", later "aws"
+    primary: str
+    standby: str
+    policy: str
+    replication_engine: str = "mirrormaker2"
+    versions: dict[str, str | None] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "kind": self.kind,
+            "primary": self.primary,
+            "standby": self.standby,
+            "replication": {"engine": self.replication_engine, "policy": self.policy},
+            "versions": dict(self.versions),
+        }
 
 
 @dataclass

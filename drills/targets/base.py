@@ -16,11 +16,11 @@ the engine does not change.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from components.faults import FaultSpec
+from drills.record import TargetFacts
 
 if TYPE_CHECKING:
     from drills.cost.model import Inventory
@@ -31,29 +31,6 @@ Progress = Callable[[str], None]
 class TargetError(Exception):
     """The target cannot do what was asked (unknown stack or region, environment not up).
     `str()` is one line naming what is wrong and how to fix it."""
-
-
-@dataclass(frozen=True)
-class TargetFacts:
-    """What a run record keeps of the target: enough to read the evidence without it."""
-
-    stack: str
-    kind: str  # "local", later "aws"
-    primary: str
-    standby: str
-    policy: str
-    replication_engine: str = "mirrormaker2"
-    versions: dict[str, str | None] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "stack": self.stack,
-            "kind": self.kind,
-            "primary": self.primary,
-            "standby": self.standby,
-            "replication": {"engine": self.replication_engine, "policy": self.policy},
-            "versions": dict(self.versions),
-        }
 
 
 class Target(Protocol):

@@ -22,8 +22,11 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _runtime_imports(tree: ast.AST, module: str, is_package: bool) -> set[str]:
-    """Modules imported by `tree`, skipping `if TYPE_CHECKING:` bodies."""
+def _runtime_imports(
+    tree: ast.AST, module: str, is_package: bool, modules: frozenset[str] = frozenset()
+) -> set[str]:
+    """Modules imported by `tree`, skipping `if TYPE_CHECKING:` bodies; `modules` are the
+    known module names (to tell `from pkg import submodule` from `from pkg import name`)."""
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
@@ -39,8 +42,10 @@ def _runtime_imports(tree: ast.AST, module: str, is_package: bool) -> set[str]:
                 pkg = module.split(".") if is_package else module.split(".")[:-1]
                 pkg = pkg[: len(pkg) - (node.level - 1)]
                 base = ".".join([*pkg, base] if base else pkg)
-            found.add(base)
-            found.update(f"{base}.{a.name}" for a in node.names)
+            subs = {f"{base}.{a.name}" for a in node.names}
+            found.update(subs)
+            if not subs <= modules:  # `from pkg import submodule` depends on the submodule
+                found.add(base)
         for child in ast.iter_child_nodes(node):
             visit(child)
 
@@ -53,7 +58,9 @@ def import_graph() -> dict[str, set[str]]:
     modules = {_module_name(p): p for p in files}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
-        raw = _runtime_imports(ast.parse(path.read_text()), name, path.name == "__init__.py")
+        raw = _runtime_imports(
+            ast.parse(path.read_text()), name, path.name == "__init__.py", frozenset(modules)
+        )
         graph[name] = {m for m in raw if m in modules and m != name}
     return graph
 
@@ -108,3 +115,8 @@ def test_the_checker_finds_a_circle():
         "def f():\n    from . import z\n"
     )
     assert _runtime_imports(tree, "p.q", False) == {"typing", "typing.TYPE_CHECKING", "p", "p.z"}
+    assert _runtime_imports(tree, "p.q", False, frozenset({"p.z"})) == {
+        "typing",
+        "typing.TYPE_CHECKING",
+        "p.z",
+    }

@@ -33,7 +33,10 @@ def _load(spec_path: str, stack: str | None, keep: bool = False) -> tuple[DrillS
     TargetError, and nothing has been touched either way."""
     spec = load_spec(spec_path)
     target = open_target(stack or spec.target.stack, keep)
-    target.resolve_fault(spec.fault.fault_spec())
+    try:
+        target.resolve_fault(spec.fault.fault_spec())
+    except TargetError as e:
+        raise TargetError(f"fault: {e}") from None
     return spec, target
 
 
@@ -44,7 +47,7 @@ def cmd_validate(args) -> int:
         error(f"kdrill: invalid drill spec: {e}")
         return 2
     except TargetError as e:
-        error(f"kdrill: {args.spec}: fault: {e}")
+        error(f"kdrill: {args.spec}: {e}")
         return 2
     console.print(f"{args.spec}: valid drill spec {spec.name!r} (schema version {spec.version})")
     return 0

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from components import faults as registry
 from components.faults import FaultSpec
 from components.local import config, kafka, kafka_dist, mirrormaker, network, objectstore
 from components.local import faults as local_faults
@@ -61,16 +60,8 @@ class LocalTarget:
         )
 
     def resolve_fault(self, fault: FaultSpec) -> FaultSpec:
-        cfg = self.pair.cfg
         try:
-            return registry.resolve(
-                fault,
-                regions=[r.name for r in cfg.regions],
-                primary=cfg.primary.name,
-                standby=cfg.standby.name,
-                target="local",
-                brokers={r.name: r.brokers for r in cfg.regions},
-            )
+            return local_faults.validate(fault, self.pair.cfg)
         except LocalEnvError as e:
             raise TargetError(str(e)) from None
 

@@ -17,7 +17,7 @@ from components.local import cgroups, kafka, mirrormaker, network, processes
 from components.local.env import LocalPair
 from components.local.errors import LocalEnvError
 from components.local.faults import FaultSpec, catalogue
-from drills.target import decode_checkpoint
+from drills.targets import decode_checkpoint
 from tests.integration.conftest import consume_n, consumer, produce_all, stack_config, wait_for
 
 REPO = Path(__file__).resolve().parents[2]

@@ -102,12 +102,6 @@ def cmd_recover(args) -> int:
     return 0
 
 
-def cmd_demo(args) -> int:
-    from drills import local_demo
-
-    return local_demo.run(args.stack, args.records, progress_display)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kdrill",
@@ -149,14 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.add_argument("--stack", default="local", help="stack name or stack file (default: local)")
     rec.set_defaults(fn=cmd_recover)
-    lsub = local_cli.add_parser(sub)
-    demo = lsub.add_parser(
-        "demo",
-        help="bring the pair up, replicate a small workload, show what each region holds, tear down",
-    )
-    local_cli.add_stack_argument(demo)
-    demo.add_argument("--records", type=int, default=1000, help="records to produce (default 1000)")
-    demo.set_defaults(fn=cmd_demo)
+    local_cli.add_parser(sub)  # kdrill local up|down|status|demo|fault|faults|recover|counters
     return p
 
 

@@ -170,9 +170,14 @@ def cmd_counters(args) -> int:
     return 0
 
 
-def add_parser(sub) -> argparse._SubParsersAction:
-    """Add `local` and its commands to the main parser's subcommands; returns the
-    local subcommands so other packages can add theirs (`demo`)."""
+def cmd_demo(args) -> int:
+    from components.local import demo
+
+    return demo.run(args.stack, args.records, progress_display)
+
+
+def add_parser(sub) -> None:
+    """Add `local` and its commands to the main parser's subcommands."""
     local = sub.add_parser(
         "local", help="the local region pair (network namespaces + real Kafka + MirrorMaker 2)"
     )
@@ -195,6 +200,12 @@ def add_parser(sub) -> argparse._SubParsersAction:
         "status", cmd_status, "what each region holds and runs (exit 3 when the pair is not up)"
     )
     st.add_argument("--json", action="store_true", help="machine-readable output")
+    demo = add(
+        "demo",
+        cmd_demo,
+        "bring the pair up, replicate a small workload, show what each region holds, tear down",
+    )
+    demo.add_argument("--records", type=int, default=1000, help="records to produce (default 1000)")
 
     fault = add("fault", cmd_fault, "apply a fault to the running pair, or clear one")
     fault.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -226,7 +237,6 @@ def add_parser(sub) -> argparse._SubParsersAction:
         cmd_counters,
         "bytes that crossed between the regions (nftables counters on the backbone)",
     )
-    return lsub
 
 
 def add_stack_argument(p: argparse.ArgumentParser) -> None:

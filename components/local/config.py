@@ -226,8 +226,9 @@ def stack_file(stack: str) -> Path:
     return STACKS_DIR / f"Pulumi.{stack}.yaml"
 
 
-def load(stack: str = "local", path: Path | None = None) -> LocalConfig:
-    """Read and validate a local stack file (default `stacks/Pulumi.<stack>.yaml`).
+def read_stack(stack: str, path: Path | None = None) -> tuple[str, Path, dict[str, Any]]:
+    """(stack name, file, its `config:` mapping) of a stack file, unvalidated: what both the
+    local runtime and a drill (telling a local stack from an AWS one) read first.
 
     `stack` may also be a path to a stack file (anything ending in .yaml), which
     lets tests and experiments use a pair of their own without touching stacks/.
@@ -249,7 +250,14 @@ def load(stack: str = "local", path: Path | None = None) -> LocalConfig:
         raise LocalEnvError(
             f"{path}: not valid YAML ({e.__class__.__name__}); fix the file"
         ) from None
-    return parse(doc.get("config") or {}, stack=stack, source=path)
+    cfg = doc.get("config") if isinstance(doc, dict) else None
+    return stack, path, cfg if isinstance(cfg, dict) else {}
+
+
+def load(stack: str = "local", path: Path | None = None) -> LocalConfig:
+    """Read and validate a local stack file (default `stacks/Pulumi.<stack>.yaml`)."""
+    stack, path, cfg = read_stack(stack, path)
+    return parse(cfg, stack=stack, source=path)
 
 
 def parse(cfg: dict[str, Any], stack: str = "local", source: Path | None = None) -> LocalConfig:

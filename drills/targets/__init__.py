@@ -2,16 +2,14 @@
 
 `open_target(stack)` picks the target for a stack name (or a stack file path):
 the local pair for a `local` pattern stack; an AWS stack is refused with one
-line until a Pulumi-stack target exists.
+line until a Pulumi-stack target exists. A stack that does not exist is one
+line naming the stacks that do.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import yaml
-
 from components.local import config
+from components.local.errors import LocalEnvError
 from drills.targets.base import Progress, Target, TargetError, TargetFacts
 from drills.targets.local import LocalTarget, decode_checkpoint
 
@@ -28,19 +26,12 @@ __all__ = [
 
 
 def stack_pattern(stack: str) -> str:
-    """The stack's `kdrill:pattern` (default `local`); a stack file that does not exist is
-    left for the target to report."""
-    path = Path(stack) if stack.endswith((".yaml", ".yml")) else config.stack_file(stack)
-    if not path.exists():
-        return "local"
+    """The stack's `kdrill:pattern` (`local` when it names none)."""
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise TargetError(
-            f"{path}: not YAML ({str(e).splitlines()[0]}); fix the stack file"
-        ) from None
-    cfg = raw.get("config") if isinstance(raw, dict) else None
-    return str((cfg or {}).get("kdrill:pattern", "local"))
+        _, _, cfg = config.read_stack(stack)
+    except LocalEnvError as e:
+        raise TargetError(str(e)) from None
+    return str(cfg.get("kdrill:pattern", "local"))
 
 
 def open_target(stack: str, keep: bool = False) -> Target:

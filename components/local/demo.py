@@ -1,4 +1,4 @@
-"""The README's main job until the drill engine lands: show the pair replicating.
+"""`kdrill local demo`: show the pair replicating (the README's `./run demo`).
 
 Brings the local pair up (unless it already is), produces a small keyed
 workload to the primary, lets a consumer group read and commit part of it, waits

@@ -184,7 +184,8 @@ class Drill:
         record = self.record
         record.status = status
         record.exit_code = code if status == "completed" else EXIT_NOT_RUN
-        record.acknowledged = self.rec.acks_between(0, float("inf"))
+        if record.result is None:  # stopped before verify: the acks are still in the recorder
+            record.acknowledged = self.rec.acks_between(0, float("inf"))
         try:
             record.out_bytes_end = self.target.region_out_bytes()
         except Exception as e:
@@ -469,6 +470,7 @@ class Drill:
                 instants=ins,
                 drill_id=self.run_id,
             )
+            self.record.acknowledged = self.rec.acks_between(0, float("inf"))  # build() drains them
             history = self.rec.build(meta)
             write_history(history, self.dir / "history")
             result = check(

@@ -247,6 +247,7 @@ def test_phases_run_in_order_and_teardown_clears_every_fault(tmp_path):
     assert doc["spec"]["fault"]["region"] == "east"
     assert doc["environment"]["kafka"] == "x"
     assert doc["cost"]["final"]["total_usd"] > 0 and doc["cost"]["exports"]
+    assert record.acknowledged > record.result.rpo.acknowledged > 0  # + the standby's acks
     assert json.loads(json.dumps(ev.document, default=str)) == doc
 
 

@@ -3,10 +3,16 @@
 One row per cost line. Every column the FOCUS 1.2 Cost and Usage dataset makes mandatory
 is present, plus the conditional ones a drill has values for (region, resource, SKU,
 consumed quantity, tags), plus kdrill's own columns prefixed `x_` as FOCUS requires for
-custom columns. ChargeCategory is Usage; ChargePeriodStart/End are the drill's window;
-BillingPeriodStart/End the calendar month holding it; costs are list prices (an estimate:
-BilledCost = EffectiveCost = ContractedCost = ListCost, PricingCategory Standard).
-Tags is a JSON object holding the drill id under the stack's cost tag key.
+custom columns. ChargeCategory is Usage; ChargePeriodStart/End are the drill's window on
+whole seconds (the quantities are computed on the same window), or the part of it in one
+calendar month when the window crosses one (the model splits such lines);
+BillingPeriodStart/End the calendar month holding the row; costs are list prices (an
+estimate: BilledCost = EffectiveCost = ContractedCost = ListCost, PricingCategory
+Standard), and the billing account says "estimate" so a row cannot pass for an invoice
+line. ServiceName is the service AWS bills the line under (EBS and NAT under Amazon EC2),
+ResourceId the real id or ARN where the stack's outputs give one, SkuId the Price List's
+SKU once `kdrill cost refresh` has taken it. Units are FOCUS units: GiB where the catalog's
+GB is 2^30 bytes. Tags is a JSON object holding the drill id under the stack's cost tag key.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from drills.cost.model import CostReport, iso
+from drills.cost.model import CostReport, iso, month_bounds
 
 FOCUS_VERSION = "1.2"
 # Provider, publisher and invoice issuer are the same legal entity: FOCUS reads a provider that
@@ -29,9 +35,12 @@ DRILL_ID_TAG = (
     "kdrill:drill-id"  # = components.aws.tags.DRILL_ID_TAG (what Cost Explorer filters on)
 )
 
-# FOCUS units (UnitFormat) for the catalog's price-list units.
-UNITS = {"Hrs": "Hours", "GB-Mo": "GB-Months", "IOPS-Mo": "IOPS-Months",
-         "MiBps-Mo": "MiBps-Months", "GB": "GB", "Requests": "Requests"}  # fmt: skip
+# FOCUS units (UnitFormat: GiB for 2^30 bytes, GB for 10^9) for the catalog's price-list units.
+UNITS_BINARY = {"Hrs": "Hours", "GB-Mo": "GiB-Months", "IOPS-Mo": "IOPS-Months",
+                "MiBps-Mo": "MiBps-Months", "GB": "GiB", "Requests": "Requests"}  # fmt: skip
+UNITS_DECIMAL = UNITS_BINARY | {"GB-Mo": "GB-Months", "GB": "GB"}
+UNITS = UNITS_BINARY
+ALLOWED_UNITS = set(UNITS_BINARY.values()) | set(UNITS_DECIMAL.values())
 
 COLUMNS = [
     # mandatory in FOCUS 1.2
@@ -48,7 +57,7 @@ COLUMNS = [
     "SubAccountId", "SubAccountName", "Tags",
     # kdrill's own
     "x_DrillId", "x_DrillName", "x_DrillPhase", "x_DrillRunDir", "x_EstimateBasis", "x_StackMode",
-    "x_UsageType", "x_PriceSource", "x_PriceTaken", "x_PriceListSku",
+    "x_UsageType", "x_PriceSource", "x_PriceTaken", "x_PriceListSku", "x_CostAllocation",
 ]  # fmt: skip
 NUMERIC = {"BilledCost", "ContractedCost", "EffectiveCost", "ListCost", "PricingQuantity",
            "ConsumedQuantity", "ContractedUnitPrice", "ListUnitPrice",
@@ -62,26 +71,32 @@ FORMATS = {
 
 
 def _month(t: datetime) -> tuple[datetime, datetime]:
-    t = t.astimezone(UTC)
-    start = datetime(t.year, t.month, 1, tzinfo=UTC)
-    end = datetime(t.year + (t.month == 12), t.month % 12 + 1, 1, tzinfo=UTC)
-    return start, end
+    return month_bounds(t)
+
+
+def _t(s: str) -> datetime:
+    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def _num(x: float) -> float:
     return float(f"{x:.10g}")
 
 
-def rows(report: CostReport, meta: dict[str, Any], region_name=lambda r: r) -> list[dict[str, Any]]:
+def rows(
+    report: CostReport, meta: dict[str, Any], region_name=lambda r: r, gb_bytes: int = 2**30
+) -> list[dict[str, Any]]:
     """FOCUS rows. `meta`: drill_id, drill, run_dir, stack, account_id, account_name, tags."""
-    bp_start, bp_end = _month(report.start)
-    end = report.end if report.end > report.start else report.start
+    units = UNITS_BINARY if gb_bytes == 2**30 else UNITS_DECIMAL
     tags = {**meta.get("tags", {}), DRILL_ID_TAG: meta["drill_id"], "kdrill:drill": meta["drill"],
             "kdrill:stack": report.stack}  # fmt: skip
-    account = meta.get("account_id") or f"kdrill-{report.mode}"
+    account = meta.get("account_id") or f"kdrill-{report.mode}-estimate"
     out = []
     for x in report.lines:
-        unit = UNITS.get(x.unit, x.unit)
+        start = _t(x.start) if x.start else report.start
+        end = _t(x.end) if x.end else report.end
+        end = max(start, end)
+        bp_start, bp_end = _month(start)
+        unit = units.get(x.unit, x.unit)
         cost = _num(x.cost)
         out.append({
             "BilledCost": cost, "BillingAccountId": account,
@@ -89,7 +104,7 @@ def rows(report: CostReport, meta: dict[str, Any], region_name=lambda r: r) -> l
             "BillingCurrency": report.currency, "BillingPeriodEnd": iso(bp_end),
             "BillingPeriodStart": iso(bp_start), "ChargeCategory": "Usage", "ChargeClass": None,
             "ChargeDescription": f"{x.usage_type}: {x.description}",
-            "ChargePeriodEnd": iso(end), "ChargePeriodStart": iso(report.start),
+            "ChargePeriodEnd": iso(end), "ChargePeriodStart": iso(start),
             "ContractedCost": cost, "EffectiveCost": cost, "InvoiceIssuerName": INVOICE_ISSUER,
             "ListCost": cost, "PricingCategory": "Standard", "PricingQuantity": _num(x.quantity),
             "PricingUnit": unit, "ProviderName": PROVIDER, "PublisherName": PUBLISHER,
@@ -102,8 +117,8 @@ def rows(report: CostReport, meta: dict[str, Any], region_name=lambda r: r) -> l
             "PricingCurrencyEffectiveCost": cost, "PricingCurrencyListUnitPrice": x.unit_price,
             "RegionId": x.region, "RegionName": region_name(x.region),
             "ResourceId": x.resource_id, "ResourceName": x.resource_name,
-            "ResourceType": x.resource_type, "SkuId": x.sku, "SkuMeter": x.usage_type,
-            "SkuPriceId": x.price_id, "SubAccountId": account,
+            "ResourceType": x.resource_type, "SkuId": x.aws_sku or x.sku, "SkuMeter": x.usage_type,
+            "SkuPriceId": f"{x.aws_sku}.OnDemand" if x.aws_sku else x.price_id, "SubAccountId": account,
             "SubAccountName": meta.get("account_name") or f"kdrill {report.mode} estimate",
             "Tags": json.dumps(tags, sort_keys=True),
             "x_DrillId": meta["drill_id"], "x_DrillName": meta["drill"],
@@ -111,19 +126,24 @@ def rows(report: CostReport, meta: dict[str, Any], region_name=lambda r: r) -> l
             "x_EstimateBasis": f"{report.basis} usage at on-demand list prices",
             "x_StackMode": report.mode, "x_UsageType": x.usage_type,
             "x_PriceSource": x.price_source, "x_PriceTaken": x.price_taken,
-            "x_PriceListSku": x.aws_sku,
+            "x_PriceListSku": x.aws_sku, "x_CostAllocation": x.allocation,
         })  # fmt: skip
     return out
 
 
 def write(
-    report: CostReport, meta: dict[str, Any], out_dir: Path, fmt: str, region_name=lambda r: r
+    report: CostReport,
+    meta: dict[str, Any],
+    out_dir: Path,
+    fmt: str,
+    region_name=lambda r: r,
+    gb_bytes: int = 2**30,
 ) -> Path:
     """Write the export in `fmt` (focus-csv | focus-parquet | json) into out_dir; return its path."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     path = Path(out_dir) / FORMATS[fmt]
-    data = rows(report, meta, region_name)
+    data = rows(report, meta, region_name, gb_bytes)
     if fmt == "json":
         doc = {"focus_version": FOCUS_VERSION, "report": report.to_dict(), "rows": data}
         path.write_text(json.dumps(doc, indent=2, default=str))

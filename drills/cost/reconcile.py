@@ -1,10 +1,20 @@
 """`kdrill cost reconcile RUN_DIR`: the drill's estimate against AWS Cost Explorer's actuals.
 
-Asks `ce.get_cost_and_usage` for the UnblendedCost of resources tagged with the drill's id
-(the `kdrill:drill-id` cost allocation tag) over the days the drill window touches, grouped
-by SERVICE, and compares each service with the estimate's lines. Cost Explorer lags up to a
-day and attributes only tagged resources whose tag is activated for cost allocation, so
-"no actuals" is reported as that, never as a zero actual.
+Asks `ce.get_cost_and_usage` (UnblendedCost, RECORD_TYPE Usage only: no credits, refunds or
+taxes) for the cost allocation tag the stack's resources carry, grouped by SERVICE and
+USAGE_TYPE (inter-region transfer, EBS and NAT appear under "EC2 - Other"), every page
+(NextPageToken), and compares it with the estimate per service and usage type.
+
+Which tag: an ephemeral environment stamps its env id on every resource as
+`kdrill:drill-id`, so its actuals are the drill's own. A persistent stack carries
+`kdrill:stack`: its actuals are everything tagged with the stack during the drill's hours
+-- the standing cost of those hours plus whatever else ran on the stack -- so the
+comparison is an allocation of the stack's cost to the drill window, not the drill's cost.
+
+Granularity: HOURLY over the clock hours the window touches, where the account has hourly
+granularity enabled (Cost Explorer settings); otherwise DAILY over whole days, said so.
+Cost Explorer lags up to a day and attributes only resources whose tag is activated for
+cost allocation, so "no actuals" is reported as that, never as a zero actual.
 """
 
 from __future__ import annotations
@@ -16,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from drills.cost.focus import DRILL_ID_TAG
-from drills.cost.model import CE_SERVICE
+from drills.cost.model import CE_SERVICE, family
+
+STACK_TAG = "kdrill:stack"  # = components.aws.tags.STACK_TAG
 
 
 class ReconcileError(RuntimeError):
@@ -31,16 +43,22 @@ class Reconciliation:
     actuals_available: bool = False
     estimated_by_ce: bool = False
     message: str = ""
+    granularity: str = "HOURLY"
+    tag: tuple[str, str] = ("", "")
+    notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        out = [f"drill {self.drill_id}: {self.window[0]} .. {self.window[1]}"]
+        out = [f"drill {self.drill_id}: {self.window[0]} .. {self.window[1]} "
+               f"({self.granularity}, tag {self.tag[0]}={self.tag[1]}, RECORD_TYPE Usage)"]  # fmt: skip
         out.append(
-            f"  {'service (Cost Explorer)':<46} {'estimate':>12} {'actual':>12} {'delta':>12}"
+            f"  {'service / usage type (Cost Explorer)':<62} {'estimate':>12} {'actual':>12} {'delta':>12}"
         )
         for r in self.rows:
             act = "n/a" if r["actual_usd"] is None else f"{r['actual_usd']:.6f}"
             delta = "n/a" if r["delta_usd"] is None else f"{r['delta_usd']:+.6f}"
-            out.append(f"  {r['service']:<46} {r['estimate_usd']:>12.6f} {act:>12} {delta:>12}")
+            name = f"{r['service']} / {r['usage_type']}"
+            out.append(f"  {name:<62} {r['estimate_usd']:>12.6f} {act:>12} {delta:>12}")
+        out += self.notes
         if self.message:
             out.append(self.message)
         return out
@@ -66,16 +84,55 @@ def load_estimate(run_dir: Path) -> dict[str, Any]:
     return doc | {"drill_id": drill_id}
 
 
-def query(ce, drill_id: str, start: datetime, end: datetime) -> dict[str, Any]:
-    """The Cost Explorer request for the drill's tag over whole days covering [start, end)."""
+def _hour_floor(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def time_period(start: datetime, end: datetime, granularity: str) -> dict[str, str]:
+    """Cost Explorer's TimePeriod (End exclusive) covering [start, end)."""
+    if granularity == "HOURLY":
+        a = _hour_floor(start)
+        b = _hour_floor(end) + (timedelta(hours=1) if end > _hour_floor(end) else timedelta())
+        b = max(b, a + timedelta(hours=1))
+        f = "%Y-%m-%dT%H:%M:%SZ"
+        return {"Start": a.strftime(f), "End": b.strftime(f)}
     day0 = start.astimezone(UTC).date()
-    day1 = end.astimezone(UTC).date() + timedelta(days=1)  # End is exclusive
-    return ce.get_cost_and_usage(
-        TimePeriod={"Start": day0.isoformat(), "End": day1.isoformat()},
-        Granularity="DAILY",
-        Filter={"Tags": {"Key": DRILL_ID_TAG, "Values": [drill_id], "MatchOptions": ["EQUALS"]}},
-        Metrics=["UnblendedCost"],
-        GroupBy=[{"Type": "DIMENSION", "Key": "SERVICE"}],
+    day1 = end.astimezone(UTC).date() + timedelta(days=1)
+    return {"Start": day0.isoformat(), "End": day1.isoformat()}
+
+
+def request(tag_key: str, tag_value: str, start: datetime, end: datetime,
+            granularity: str) -> dict[str, Any]:  # fmt: skip
+    return {
+        "TimePeriod": time_period(start, end, granularity),
+        "Granularity": granularity,
+        "Filter": {"And": [
+            {"Tags": {"Key": tag_key, "Values": [tag_value], "MatchOptions": ["EQUALS"]}},
+            {"Dimensions": {"Key": "RECORD_TYPE", "Values": ["Usage"]}},
+        ]},
+        "Metrics": ["UnblendedCost"],
+        "GroupBy": [{"Type": "DIMENSION", "Key": "SERVICE"},
+                    {"Type": "DIMENSION", "Key": "USAGE_TYPE"}],
+    }  # fmt: skip
+
+
+def query(ce, req: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every page of the answer: ResultsByTime of all pages, in order."""
+    out: list[dict[str, Any]] = []
+    token = None
+    while True:
+        resp = ce.get_cost_and_usage(**req, **({"NextPageToken": token} if token else {}))
+        out += resp.get("ResultsByTime", [])
+        token = resp.get("NextPageToken")
+        if not token:
+            return out
+
+
+def _hourly_not_enabled(e) -> bool:
+    err = e.response.get("Error", {})
+    msg = (err.get("Message") or "").lower()
+    return err.get("Code") in ("ValidationException", "DataUnavailableException") and (
+        "hourly" in msg or "granularity" in msg
     )
 
 
@@ -87,12 +144,37 @@ def reconcile(run_dir: Path, ce) -> Reconciliation:
     start = datetime.strptime(report["window"]["start"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     end = datetime.strptime(report["window"]["end"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     rec = Reconciliation(est["drill_id"], (report["window"]["start"], report["window"]["end"]))
-    estimate: dict[str, float] = {}
+    tag = report.get("tag") or {}
+    local = report.get("mode") == "local"
+    if tag.get("ephemeral"):
+        rec.tag = (DRILL_ID_TAG, tag.get("value") or rec.drill_id)
+        rec.notes.append(f"  ephemeral environment: every resource carries {DRILL_ID_TAG}="
+                         f"{rec.tag[1]}, so the actuals are this environment's own")  # fmt: skip
+    else:
+        rec.tag = (tag.get("key") or STACK_TAG, tag.get("value") or report.get("stack", ""))
+        rec.notes.append(
+            f"  persistent stack: the actuals are everything tagged {rec.tag[0]}={rec.tag[1]} in "
+            "the drill's hours -- the standing cost of those hours plus anything else running on "
+            "the stack -- an allocation of the stack's cost to the drill window, not what the "
+            "drill alone caused (see the estimate's incremental/allocated split)"
+        )
+    estimate: dict[tuple[str, str], float] = {}
     for x in report["lines"]:
-        svc = CE_SERVICE.get(x["service_code"], x["service_name"])
-        estimate[svc] = estimate.get(svc, 0.0) + x["cost"]
+        key = (CE_SERVICE.get(family(x["sku"]), x["service_name"]), x["usage_type"])
+        estimate[key] = estimate.get(key, 0.0) + x["cost"]
     try:
-        resp = query(ce, rec.drill_id, start, end)
+        try:
+            results = query(ce, request(*rec.tag, start, end, "HOURLY"))
+        except ClientError as e:
+            if not _hourly_not_enabled(e):
+                raise
+            rec.granularity = "DAILY"
+            rec.notes.append(
+                "  hourly granularity is not enabled for this account (Cost Explorer -> "
+                "Preferences -> Hourly granularity): compared over whole days, so the actuals "
+                "include everything tagged in those days"
+            )
+            results = query(ce, request(*rec.tag, start, end, "DAILY"))
     except (NoCredentialsError, PartialCredentialsError):
         raise ReconcileError(
             "no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
@@ -101,30 +183,31 @@ def reconcile(run_dir: Path, ce) -> Reconciliation:
     except ClientError as e:
         code = e.response.get("Error", {}).get("Code", "")
         if code == "DataUnavailableException":
-            resp = {"ResultsByTime": []}
+            results = []
         else:
             msg = e.response.get("Error", {}).get("Message", "")
             raise ReconcileError(f"Cost Explorer refused: {code}: {msg}") from None
-    actual: dict[str, float] = {}
-    for period in resp.get("ResultsByTime", []):
+    actual: dict[tuple[str, str], float] = {}
+    for period in results:
         rec.estimated_by_ce |= bool(period.get("Estimated"))
         for g in period.get("Groups", []):
             amount = float(g["Metrics"]["UnblendedCost"]["Amount"])
-            actual[g["Keys"][0]] = actual.get(g["Keys"][0], 0.0) + amount
+            keys = list(g["Keys"]) + [""]
+            key = (keys[0], keys[1])
+            actual[key] = actual.get(key, 0.0) + amount
     rec.actuals_available = bool(actual)
-    for svc in sorted(set(estimate) | set(actual)):
-        # Cost Explorer lists only services with a cost: once it answers, absent means 0
-        a = actual.get(svc, 0.0) if rec.actuals_available else None
-        e_ = estimate.get(svc, 0.0)
-        rec.rows.append({"service": svc, "estimate_usd": round(e_, 6),
+    for svc, ut in sorted(set(estimate) | set(actual)):
+        # Cost Explorer lists only what has a cost: once it answers, absent means 0
+        a = actual.get((svc, ut), 0.0) if rec.actuals_available else None
+        e_ = estimate.get((svc, ut), 0.0)
+        rec.rows.append({"service": svc, "usage_type": ut, "estimate_usd": round(e_, 6),
                          "actual_usd": None if a is None else round(a, 6),
                          "delta_usd": None if a is None else round(a - e_, 6)})  # fmt: skip
     if not rec.actuals_available:
-        local = report.get("mode") == "local"
         rec.message = (
-            "no actuals yet: Cost Explorer shows no cost tagged "
-            f"{DRILL_ID_TAG}={rec.drill_id} for these days. It lags up to 24 hours, and attributes "
-            f"only resources carrying the tag once {DRILL_ID_TAG} is activated as a cost allocation tag"
+            f"no actuals yet: Cost Explorer shows no cost tagged {rec.tag[0]}={rec.tag[1]} "
+            f"for this window. It lags up to 24 hours, and attributes only resources carrying "
+            f"the tag once {rec.tag[0]} is activated as a cost allocation tag"
             + (
                 "; this drill ran on the local stack, so no AWS resource carries it"
                 if local

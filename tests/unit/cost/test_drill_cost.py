@@ -81,7 +81,7 @@ def test_projection_hand_computed():
     h = 228 / 3600
     offered = 200 * 1 * (200 + 70)  # rate x producers x (record + overhead) bytes/s
     expect = (3 * 0.0816 * h  # two brokers + MM2 on m7g.large
-              + 2 * 100 * h / 730 * 0.08  # two 100 GiB gp3 volumes
+              + 2 * 100 * h / 744 * 0.08  # two 100 GiB gp3 volumes (January: 744 h)
               + offered * 228 / 2**30 * 0.02  # USE1-USW2-AWS-Out-Bytes
               + 12 * 0.000005)  # evidence PUTs in us-west-2  # fmt: skip
     assert rep.total == pytest.approx(expect)

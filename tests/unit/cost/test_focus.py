@@ -47,7 +47,7 @@ def read_csv(path):
 
 def test_csv_has_every_mandatory_column_filled(report, tmp_path):
     rows = read_csv(write(report, META, tmp_path, "focus-csv"))
-    assert len(rows) == len(report.lines) == 7
+    assert len(rows) == len(report.lines) == 14  # 7 lines, each split at the month boundary
     for col in MANDATORY_1_2:
         assert col in rows[0], col
     for r in rows:
@@ -57,19 +57,31 @@ def test_csv_has_every_mandatory_column_filled(report, tmp_path):
         assert (r["ServiceCategory"], r["ServiceSubcategory"]) in ALLOWED_PAIRS
 
 
-def test_window_billing_period_and_costs(report, tmp_path):
+def test_rows_crossing_a_billing_period_are_split_at_the_boundary(report, tmp_path):
     rows = read_csv(write(report, META, tmp_path, "focus-csv", Catalog.load().region_name))
-    r = next(x for x in rows if x["x_UsageType"] == "USE1-USW2-AWS-Out-Bytes")
-    assert r["ChargePeriodStart"] == "2026-12-31T23:59:30Z"
-    assert r["ChargePeriodEnd"] == "2027-01-01T00:00:45Z"
-    assert (r["BillingPeriodStart"], r["BillingPeriodEnd"]) == (
-        "2026-12-01T00:00:00Z",
-        "2027-01-01T00:00:00Z",
-    )
-    assert float(r["PricingQuantity"]) == pytest.approx(3 / 1024)  # 3 MiB in GB of 2^30 bytes
-    assert float(r["BilledCost"]) == pytest.approx(3 / 1024 * 0.02)
-    assert r["BilledCost"] == r["EffectiveCost"] == r["ListCost"] == r["ContractedCost"]
-    assert r["RegionId"] == "us-east-1" and r["RegionName"] == "US East (N. Virginia)"
+    dec, jan = [x for x in rows if x["x_UsageType"] == "USE1-USW2-AWS-Out-Bytes"]
+    assert (dec["ChargePeriodStart"], dec["ChargePeriodEnd"]) == (
+        "2026-12-31T23:59:30Z", "2027-01-01T00:00:00Z")  # fmt: skip
+    assert (dec["BillingPeriodStart"], dec["BillingPeriodEnd"]) == (
+        "2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z")  # fmt: skip
+    assert (jan["ChargePeriodStart"], jan["ChargePeriodEnd"]) == (
+        "2027-01-01T00:00:00Z", "2027-01-01T00:00:45Z")  # fmt: skip
+    assert (jan["BillingPeriodStart"], jan["BillingPeriodEnd"]) == (
+        "2027-01-01T00:00:00Z", "2027-02-01T00:00:00Z")  # fmt: skip
+    for r in rows:  # no row leaves its billing period
+        assert (
+            r["BillingPeriodStart"]
+            <= r["ChargePeriodStart"]
+            < r["ChargePeriodEnd"]
+            <= r["BillingPeriodEnd"]
+        )
+    # 3 MiB over 75 s, split by time: 30 s in December, 45 s in January
+    assert float(dec["PricingQuantity"]) == pytest.approx(3 / 1024 * 30 / 75)
+    assert float(jan["PricingQuantity"]) == pytest.approx(3 / 1024 * 45 / 75)
+    assert dec["PricingUnit"] == "GiB"  # the catalog's GB is 2^30 bytes
+    assert float(dec["BilledCost"]) + float(jan["BilledCost"]) == pytest.approx(3 / 1024 * 0.02)
+    assert dec["BilledCost"] == dec["EffectiveCost"] == dec["ListCost"] == dec["ContractedCost"]
+    assert dec["RegionId"] == "us-east-1" and dec["RegionName"] == "US East (N. Virginia)"
     total = sum(float(x["BilledCost"]) for x in rows)
     assert total == pytest.approx(report.total)
 
@@ -87,14 +99,14 @@ def test_tags_and_custom_columns(report, tmp_path):
 
 def test_parquet_types(report, tmp_path):
     t = pq.read_table(write(report, META, tmp_path, "focus-parquet"))
-    assert t.num_rows == 7 and t.column_names == COLUMNS
+    assert t.num_rows == 14 and t.column_names == COLUMNS
     assert str(t.schema.field("BilledCost").type) == "double"
     assert str(t.schema.field("ChargePeriodStart").type).endswith("tz=UTC]")
 
 
 def test_json_carries_the_report(report, tmp_path):
     doc = json.loads(write(report, META, tmp_path, "json").read_text())
-    assert doc["focus_version"] == "1.2" and len(doc["rows"]) == 7
+    assert doc["focus_version"] == "1.2" and len(doc["rows"]) == 14
     assert doc["report"]["total_usd"] == pytest.approx(report.total, abs=1e-6)
 
 

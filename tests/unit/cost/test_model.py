@@ -4,7 +4,8 @@ Catalog prices used (us-east-1 unless said): inter-region $0.02/GB, m7g.xlarge $
 (us-west-2), gp3 $0.08/GB-Mo, $0.005/IOPS-Mo, $0.04/MiBps-Mo, io2 $0.125/GB-Mo and
 $0.065/IOPS-Mo, S3 $0.005/1000 PUT and $0.0004/1000 GET, cross-AZ $0.01/GB, PrivateLink
 $0.012/AZ-h (eu-central-1) and $0.01/GB, NAT $0.045/h and $0.045/GB, MSK kafka.m7g.large
-$0.204/h and $0.10/GB-Mo. GB = 2^30 bytes; a month = 730 h.
+$0.204/h and $0.10/GB-Mo. GB = 2^30 bytes; a month is the calendar month's hours
+(T0 is in March: 744 h).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from drills.cost.model import Inventory, Resource, Usage, inventory_aws, invento
 
 GiB = 2**30
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+M = 744  # hours in March 2026, the month T0 is in
 STACKS = Path(__file__).resolve().parents[3] / "stacks"
 
 
@@ -70,10 +72,10 @@ def test_gp3_storage_iops_throughput_prorated_by_month(cat):
           Resource("ebs.gp3.iops", "us-east-1", 3000, "v", "EBS", "iops"),
           Resource("ebs.gp3.throughput", "us-east-1", 375, "v", "EBS", "tp")]  # fmt: skip
     lines = {x.usage_type: x for x in price(inv(*rs), usage(hours=73), cat).lines}
-    # 73 h = 0.1 month
-    assert lines["EBS:VolumeUsage.gp3"].cost == pytest.approx(1000 * 0.1 * 0.08)  # $8.00
-    assert lines["EBS:VolumeP-IOPS.gp3"].cost == pytest.approx(3000 * 0.1 * 0.005)  # $1.50
-    assert lines["EBS:VolumeP-Throughput.gp3"].cost == pytest.approx(375 * 0.1 * 0.04)  # $1.50
+    # 73 h of March's 744 h
+    assert lines["EBS:VolumeUsage.gp3"].cost == pytest.approx(1000 * 73 / M * 0.08)  # $7.85
+    assert lines["EBS:VolumeP-IOPS.gp3"].cost == pytest.approx(3000 * 73 / M * 0.005)
+    assert lines["EBS:VolumeP-Throughput.gp3"].cost == pytest.approx(375 * 73 / M * 0.04)
     assert lines["EBS:VolumeUsage.gp3"].unit == "GB-Mo"
 
 
@@ -81,8 +83,8 @@ def test_io2_storage_and_iops(cat):
     rs = [Resource("ebs.io2.storage", "us-east-1", 500, "v", "EBS", "wal"),
           Resource("ebs.io2.iops", "us-east-1", 10000, "v", "EBS", "wal iops")]  # fmt: skip
     lines = {x.usage_type: x for x in price(inv(*rs), usage(hours=730), cat).lines}
-    assert lines["EBS:VolumeUsage.io2"].cost == pytest.approx(62.5)
-    assert lines["EBS:VolumeP-IOPS.io2"].cost == pytest.approx(650.0)
+    assert lines["EBS:VolumeUsage.io2"].cost == pytest.approx(500 * 0.125 * 730 / M)
+    assert lines["EBS:VolumeP-IOPS.io2"].cost == pytest.approx(10000 * 0.065 * 730 / M)
 
 
 def test_s3_request_tiers(cat):
@@ -94,7 +96,7 @@ def test_s3_request_tiers(cat):
 
 def test_s3_standard_storage(cat):
     r = Resource("s3.standard.storage", "us-west-2", 100, "b", "S3 bucket", "evidence")
-    assert only(price(inv(r), usage(hours=730), cat)).cost == pytest.approx(2.30)
+    assert only(price(inv(r), usage(hours=730), cat)).cost == pytest.approx(100 * 0.023 * 730 / M)
 
 
 def test_cross_az_charged_in_both_directions(cat):
@@ -125,7 +127,7 @@ def test_msk_broker_hours_and_storage(cat):
           Resource("msk.storage", "us-east-1", 3000, "s", "MSK storage", "storage")]  # fmt: skip
     lines = {x.usage_type: x for x in price(inv(*rs), usage(hours=1), cat).lines}
     assert lines["USE1-Kafka.m7g.large"].cost == pytest.approx(0.612)
-    assert lines["USE1-Kafka.Storage.GP2"].cost == pytest.approx(3000 / 730 * 0.10)
+    assert lines["USE1-Kafka.Storage.GP2"].cost == pytest.approx(3000 / M * 0.10)
 
 
 def test_unknown_region_in_the_inventory_fails_loudly(cat):
@@ -146,7 +148,7 @@ def test_local_stack_is_priced_as_the_aws_regions_it_stands_for(cat):
     # 1 broker per region + MM2 in the standby, m7g.large at $0.0816/h; 100 GiB gp3 each
     hours = [x for x in rep.lines if x.unit == "Hrs"]
     assert sum(x.cost for x in hours) == pytest.approx(3 * 0.0816)
-    assert rep.total == pytest.approx(3 * 0.0816 + 2 * 100 / 730 * 0.08 + 0.02)
+    assert rep.total == pytest.approx(3 * 0.0816 + 2 * 100 / M * 0.08 + 0.02)
 
 
 @pytest.mark.parametrize("stack", ["msk-use1-usw2", "apache-use1-usw2", "automq-use1-usw2"])
@@ -168,8 +170,8 @@ def test_apache_stack_hand_computed(cat):
         by[x.usage_type] = by.get(x.usage_type, 0) + x.cost
     # 3 x m7g.xlarge per region, 1000 GiB gp3 with 6000 IOPS and 500 MiB/s each
     assert by["BoxUsage:m7g.xlarge"] == pytest.approx(3 * 0.1632)
-    assert by["EBS:VolumeUsage.gp3"] == pytest.approx(3 * 1000 / 730 * 0.08)
-    assert by["EBS:VolumeP-IOPS.gp3"] == pytest.approx(3 * 3000 / 730 * 0.005)
-    assert by["EBS:VolumeP-Throughput.gp3"] == pytest.approx(3 * 375 / 730 * 0.04)
-    assert by["VpcEndpoint-Hours"] == pytest.approx(0.01)  # one client VPC, one subnet
+    assert by["EBS:VolumeUsage.gp3"] == pytest.approx(3 * 1000 / M * 0.08)
+    assert by["EBS:VolumeP-IOPS.gp3"] == pytest.approx(3 * 3000 / M * 0.005)
+    assert by["EBS:VolumeP-Throughput.gp3"] == pytest.approx(3 * 375 / M * 0.04)
+    assert by["USE1-VpcEndpoint-Hours"] == pytest.approx(0.01)  # one client VPC, one subnet
     assert "Transit gateway attachment hours and data processing" in rep.not_priced

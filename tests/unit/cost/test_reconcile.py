@@ -33,55 +33,99 @@ def ce():
     )
 
 
-def expected_request():
-    return {
-        "TimePeriod": {"Start": "2026-11-26", "End": "2026-11-28"},  # the window crosses midnight
-        "Granularity": "DAILY",
-        "Filter": {
-            "Tags": {"Key": "kdrill:drill-id", "Values": ["d00d42"], "MatchOptions": ["EQUALS"]}
-        },
+def expected_request(granularity="HOURLY", key="kdrill:stack", value="local", token=None):
+    period = ({"Start": "2026-11-26T23:00:00Z", "End": "2026-11-27T01:00:00Z"}  # touched hours
+              if granularity == "HOURLY" else {"Start": "2026-11-26", "End": "2026-11-28"})  # fmt: skip
+    req = {
+        "TimePeriod": period,
+        "Granularity": granularity,
+        "Filter": {"And": [
+            {"Tags": {"Key": key, "Values": [value], "MatchOptions": ["EQUALS"]}},
+            {"Dimensions": {"Key": "RECORD_TYPE", "Values": ["Usage"]}},
+        ]},
         "Metrics": ["UnblendedCost"],
-        "GroupBy": [{"Type": "DIMENSION", "Key": "SERVICE"}],
-    }
+        "GroupBy": [{"Type": "DIMENSION", "Key": "SERVICE"},
+                    {"Type": "DIMENSION", "Key": "USAGE_TYPE"}],
+    }  # fmt: skip
+    if token:
+        req["NextPageToken"] = token
+    return req
 
 
-def group(service, amount):
-    return {"Keys": [service], "Metrics": {"UnblendedCost": {"Amount": amount, "Unit": "USD"}}}
+def group(service, usage_type, amount):
+    return {"Keys": [service, usage_type],
+            "Metrics": {"UnblendedCost": {"Amount": amount, "Unit": "USD"}}}  # fmt: skip
 
 
-def test_estimate_against_actuals_per_service(run_dir):
+def hour(start, end, *groups, estimated=True):
+    return {"TimePeriod": {"Start": start, "End": end}, "Total": {}, "Groups": list(groups),
+            "Estimated": estimated}  # fmt: skip
+
+
+EC2 = "Amazon Elastic Compute Cloud - Compute"
+
+
+def test_estimate_against_actuals_per_service_and_usage_type_every_page(run_dir):
     client = ce()
-    resp = {"ResultsByTime": [
-        {"TimePeriod": {"Start": "2026-11-26", "End": "2026-11-27"}, "Total": {},
-         "Groups": [group("Amazon Elastic Compute Cloud - Compute", "0.0020")], "Estimated": True},
-        {"TimePeriod": {"Start": "2026-11-27", "End": "2026-11-28"}, "Total": {},
-         "Groups": [group("Amazon Elastic Compute Cloud - Compute", "0.0030"),
-                    group("AWS Data Transfer", "0.0200")], "Estimated": True},
-    ], "DimensionValueAttributes": []}  # fmt: skip
+    page1 = {"ResultsByTime": [hour("2026-11-26T23:00:00Z", "2026-11-27T00:00:00Z",
+                                    group(EC2, "BoxUsage:m7g.large", "0.0010"))],
+             "NextPageToken": "p2", "DimensionValueAttributes": []}  # fmt: skip
+    page2 = {"ResultsByTime": [hour("2026-11-27T00:00:00Z", "2026-11-27T01:00:00Z",
+                                    group(EC2, "BoxUsage:m7g.large", "0.0010"),
+                                    group("EC2 - Other", "USE1-USW2-AWS-Out-Bytes", "0.0200"))],
+             "DimensionValueAttributes": []}  # fmt: skip
     with Stubber(client) as stub:
-        stub.add_response("get_cost_and_usage", resp, expected_request())
+        stub.add_response("get_cost_and_usage", page1, expected_request())
+        stub.add_response("get_cost_and_usage", page2, expected_request(token="p2"))
         rec = reconcile(run_dir, client)
-    rows = {r["service"]: r for r in rec.rows}
-    ec2 = rows["Amazon Elastic Compute Cloud - Compute"]
-    est = 3 * 0.0816 * 2 / 60  # two brokers + MM2 for two minutes
-    assert ec2["estimate_usd"] == pytest.approx(est, abs=1e-6)
-    assert ec2["actual_usd"] == pytest.approx(0.005) and ec2["delta_usd"] == pytest.approx(
-        0.005 - est, abs=1e-6
-    )
-    assert rows["AWS Data Transfer"]["estimate_usd"] == pytest.approx(0.02)
-    assert rows["AWS Data Transfer"]["delta_usd"] == pytest.approx(0.0)
-    s3 = rows["Amazon Simple Storage Service"]  # absent from Cost Explorer's answer: no cost
+        stub.assert_no_pending_responses()
+    rows = {(r["service"], r["usage_type"]): r for r in rec.rows}
+    box = rows[(EC2, "BoxUsage:m7g.large")]  # us-east-1 broker, both pages added up
+    assert box["estimate_usd"] == pytest.approx(0.0816 * 2 / 60, abs=1e-6)
+    assert box["actual_usd"] == pytest.approx(0.002)
+    # inter-region transfer is "EC2 - Other" in Cost Explorer, not "AWS Data Transfer"
+    xfer = rows[("EC2 - Other", "USE1-USW2-AWS-Out-Bytes")]
+    assert xfer["estimate_usd"] == pytest.approx(0.02) and xfer["delta_usd"] == pytest.approx(0)
+    s3 = rows[("Amazon Simple Storage Service", "USW2-Requests-Tier1")]  # absent: no cost
     assert s3["actual_usd"] == 0.0 and s3["delta_usd"] == pytest.approx(-10 * 0.000005)
-    assert rec.actuals_available and "estimated" in rec.message
-    assert any("AWS Data Transfer" in x for x in rec.lines())
+    assert rec.actuals_available and rec.granularity == "HOURLY" and "estimated" in rec.message
+    text = "\n".join(rec.lines())
+    assert "RECORD_TYPE Usage" in text and "persistent stack" in text
+    assert "allocation of the stack's cost to the drill window" in text
+
+
+def test_hourly_not_enabled_falls_back_to_daily_and_says_so(run_dir):
+    client = ce()
+    with Stubber(client) as stub:
+        stub.add_client_error("get_cost_and_usage", "ValidationException",
+                              "Hourly granularity is not enabled for this account",
+                              expected_params=expected_request())  # fmt: skip
+        stub.add_response("get_cost_and_usage", {"ResultsByTime": [
+            hour("2026-11-26", "2026-11-27", group(EC2, "BoxUsage:m7g.large", "0.5"))]},
+            expected_request("DAILY"))  # fmt: skip
+        rec = reconcile(run_dir, client)
+    assert rec.granularity == "DAILY" and rec.actuals_available
+    assert any("hourly granularity is not enabled" in n for n in rec.notes)
+
+
+def test_ephemeral_env_filters_on_its_env_id(run_dir):
+    doc = json.loads((run_dir / "cost.json").read_text())
+    doc["report"]["tag"] = {"key": "kdrill:drill-id", "value": "env-7f3a", "ephemeral": True}
+    (run_dir / "cost.json").write_text(json.dumps(doc))
+    client = ce()
+    with Stubber(client) as stub:
+        stub.add_response("get_cost_and_usage", {"ResultsByTime": []},
+                          expected_request(key="kdrill:drill-id", value="env-7f3a"))  # fmt: skip
+        rec = reconcile(run_dir, client)
+    assert rec.tag == ("kdrill:drill-id", "env-7f3a")
+    assert any("ephemeral environment" in n for n in rec.notes)
 
 
 def test_no_actuals_yet_says_why(run_dir):
     client = ce()
     with Stubber(client) as stub:
         stub.add_response("get_cost_and_usage", {"ResultsByTime": [
-            {"TimePeriod": {"Start": "2026-11-26", "End": "2026-11-27"}, "Total": {}, "Groups": [],
-             "Estimated": True}]}, expected_request())  # fmt: skip
+            hour("2026-11-26T23:00:00Z", "2026-11-27T00:00:00Z")]}, expected_request())  # fmt: skip
         rec = reconcile(run_dir, client)
     assert not rec.actuals_available
     assert all(r["actual_usd"] is None for r in rec.rows)  # unknown, not zero

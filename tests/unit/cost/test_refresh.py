@@ -48,17 +48,17 @@ def test_refresh_updates_prices_sources_and_dates():
             "get_products",
             {"PriceList": [item("ABC123EC2", "0.1700000000", "Hrs", "USW2-BoxUsage:m7g.xlarge")],
              "FormatVersion": "aws_v1"},
-            {"ServiceCode": "AmazonEC2", "MaxResults": 10,
+            {"ServiceCode": "AmazonEC2", "MaxResults": 100,
              "Filters": filters(usagetype="USW2-BoxUsage:m7g.xlarge", regionCode="us-west-2",
                                 **EC2_INSTANCE_FILTERS)},
         )  # fmt: skip
         stub.add_response("get_products", {"PriceList": [], "FormatVersion": "aws_v1"},
-                          {"ServiceCode": "AmazonEC2", "MaxResults": 10,
+                          {"ServiceCode": "AmazonEC2", "MaxResults": 100,
                            "Filters": filters(usagetype="EU-NatGateway-Hours", regionCode="eu-west-1")})  # fmt: skip
         stub.add_response(
             "get_products",
             {"PriceList": [item("XFER01", "0.0200000000", "GB", "USE1-USW2-AWS-Out-Bytes")]},
-            {"ServiceCode": "AWSDataTransfer", "MaxResults": 10,
+            {"ServiceCode": "AWSDataTransfer", "MaxResults": 100,
              "Filters": filters(usagetype="USE1-USW2-AWS-Out-Bytes")},
         )  # fmt: skip
         new, updated, missing = refresh(cat, client, today="2026-11-27")

@@ -77,6 +77,51 @@ def cmd_refresh(args) -> int:
     return 0 if not missing else 1
 
 
+def cmd_standby(args) -> int:
+    from drills.cost.standby import (
+        StandbyAssumptions,
+        StandbyError,
+        measured_rate,
+        meta,
+        standby_for,
+    )
+    from drills.cost.standby import table as standby_table
+
+    a = StandbyAssumptions(nat_gateways=args.nat_gateways)
+    try:
+        if args.from_run:
+            a.rate_bytes_per_s, a.rate_source = measured_rate(Path(args.from_run))
+        elif args.rate_mibps is not None:
+            a.rate_bytes_per_s = args.rate_mibps * 2**20
+            a.rate_source = f"configured {args.rate_mibps:g} MiB/s"
+        if args.automq_retained_gib is not None:
+            a.automq_retained_gib = args.automq_retained_gib
+        if args.month:
+            from datetime import UTC, datetime
+
+            a.month = datetime.strptime(args.month, "%Y-%m").replace(tzinfo=UTC)
+        cat = Catalog.load()
+        report = standby_for(args.stack, cat, a, args.price_as)
+    except (StandbyError, CatalogError, ValueError, OSError) as e:
+        _say(f"kdrill: cost standby: {str(e).splitlines()[0]}")
+        return 2
+    for line in standby_table(report):
+        _say(line)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        path = write(report, meta(report), out, "focus-csv", cat.region_name, cat.gb_bytes)
+        path = path.rename(out / "standby-focus.csv")
+        _say(f"  FOCUS 1.2: {path}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from drills.cost.checks import validate_path
+
+    return validate_path(Path(args.path), setup=not args.no_setup, say=_say)
+
+
 def add_parser(sub) -> None:
     cost = sub.add_parser("cost", help="what a drill cost: FOCUS export, Cost Explorer, prices")
     csub = cost.add_subparsers(dest="cmd", required=True)
@@ -96,3 +141,24 @@ def add_parser(sub) -> None:
     )
     rf.add_argument("--catalog", help="catalog file (default: drills/cost/catalog.json)")
     rf.set_defaults(fn=cmd_refresh)
+    sb = csub.add_parser("standby", help="the monthly cost of keeping the standby ready",
+                         description="list prices; Savings Plans / reserved capacity not modelled")  # fmt: skip
+    sb.add_argument("--stack", required=True, help="a stack under stacks/ (local or an AWS stack)")
+    sb.add_argument("--price-as", help="price the local pair as this AWS stack")
+    rate = sb.add_mutually_exclusive_group()
+    rate.add_argument("--rate-mibps", type=float, help="replication rate primary -> standby")
+    rate.add_argument("--from-run", help="take the replication rate a drill run measured")
+    sb.add_argument("--nat-gateways", type=int, default=0, help="NAT gateways in the standby")
+    sb.add_argument("--automq-retained-gib", type=float, help="GiB the AutoMQ data bucket holds")
+    sb.add_argument("--month", help="YYYY-MM (default: this month)")
+    sb.add_argument("--out", help="also write standby-focus.csv (FOCUS 1.2) into this directory")
+    sb.set_defaults(fn=cmd_standby)
+    va = csub.add_parser("validate", help="kdrill's FOCUS checks + the FinOps FOCUS validator",
+                         description="exit 0 valid, 1 invalid, 2 cannot validate")  # fmt: skip
+    va.add_argument("path", help="a run directory or a FOCUS CSV/Parquet file")
+    va.add_argument(
+        "--no-setup",
+        action="store_true",
+        help="do not build the validator if it is missing (fail instead)",
+    )
+    va.set_defaults(fn=cmd_validate)

@@ -5,7 +5,9 @@
 #   2. a Python 3.11 virtualenv in .venv with kdrill installed editable
 #   3. the pinned Apache Kafka jars from Maven Central, cached outside the repo
 # Other set-up steps (the Pulumi engine, toxiproxy) are added as tools/setup-*.sh
-# and run from here in file-name order.
+# and run from here in file-name order. The FOCUS validator (setup-focus-validator.sh:
+# CPython 3.13 built from source) serves only the tests and `kdrill cost validate`, so it
+# runs only with KDRILL_WITH_FOCUS_VALIDATOR=1 (./run tests sets it; ./run drill does not).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -79,5 +81,8 @@ if ! command -v go >/dev/null; then
 fi
 for step in "$ROOT"/tools/setup-*.sh; do
   [[ -e "$step" ]] || continue
+  if [[ "$(basename "$step")" == setup-focus-validator.sh && "${KDRILL_WITH_FOCUS_VALIDATOR:-0}" != 1 ]]; then
+    continue
+  fi
   bash "$step"
 done

@@ -20,6 +20,11 @@ PY_SUITE=trixie
 PYDIR="$CACHE/python-$PY_SERIES"
 FVENV="$CACHE/focus-validator"
 FV_VERSION=2.2.1
+# sha256 of the FOCUS 1.2 rule file the pinned validator ships (rules/model-1.2.0.1.json).
+# drills/cost/checks.py reads that file to decide whether the InvoiceId-C-005-C allowance
+# still applies; a different file is a different validator, so set-up refuses it.
+FV_RULES=model-1.2.0.1.json
+FV_RULES_SHA256=639b302ace9edd05922e3d15fcedf62723c92e7cf25e0a7a6684dd4fd4076fec
 # focus-validator 2.2.1's own dependencies (pyproject), numpy moved to 2.x for Python 3.13.
 FV_DEPS=(
   "pandas>=2,<3" tabulate pyarrow "pydantic>=2.12,<3" "pyyaml>=6.0.3,<7" requests
@@ -32,7 +37,11 @@ die() { printf 'setup-focus-validator: %s\n' "$*" >&2; exit 1; }
 
 # the stamp names what the venv holds: the validator version and its dependency list
 stamp="$FVENV/.complete-$FV_VERSION-$(printf '%s\n' "$PY_SERIES" "${FV_DEPS[@]}" | sha256sum | cut -c1-12)"
-if [[ -f "$stamp" && -x "$FVENV/bin/python" ]] && "$FVENV/bin/python" -c 'import focus_validator' 2>/dev/null; then
+rules_ok() {
+  local f; f="$(ls "$FVENV"/lib/python*/site-packages/focus_validator/rules/"$FV_RULES" 2>/dev/null | head -1)"
+  [[ -n "$f" ]] && [[ "$(sha256sum "$f" | cut -d' ' -f1)" == "$FV_RULES_SHA256" ]]
+}
+if [[ -f "$stamp" && -x "$FVENV/bin/python" ]] && "$FVENV/bin/python" -c 'import focus_validator' 2>/dev/null && rules_ok; then
   exit 0
 fi
 
@@ -85,5 +94,6 @@ rm -rf "$FVENV"
 "$FVENV/bin/python" -m pip install -q "${FV_DEPS[@]}"
 "$FVENV/bin/python" -m pip install -q --no-deps "focus-validator==$FV_VERSION"
 "$FVENV/bin/python" -c 'import focus_validator.main' || die "focus-validator does not import"
+rules_ok || die "focus-validator $FV_VERSION's $FV_RULES is not the pinned one (sha256 $FV_RULES_SHA256)"
 touch "$stamp"
 say "focus-validator $FV_VERSION ready: $ROOT/tools/focus-validate FILE"

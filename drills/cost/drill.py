@@ -127,7 +127,8 @@ def evidence(record: RunRecord) -> dict[str, Any]:
         meta = {"drill_id": record.run_id, "drill": record.drill, "run_dir": record.run_dir.name}
         out["final"] = report.to_dict()
         out["exports"] = [
-            write(report, meta, record.run_dir, fmt, cat.region_name).name for fmt in FORMATS
+            write(report, meta, record.run_dir, fmt, cat.region_name, cat.gb_bytes).name
+            for fmt in FORMATS
         ]
     except Exception as e:
         out["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
@@ -162,7 +163,13 @@ def summary_lines(ev: dict[str, Any]) -> list[str]:
         for x in final["lines"]:
             lines.append(
                 f"  {x['usage_type']:<26} {x['quantity']:>10.6f} {x['unit']:<8} "
-                f"x ${x['unit_price']:<8g} = ${x['cost']:.6f}"
+                f"x ${x['unit_price']:<8g} = ${x['cost']:.6f}  {x.get('allocation', '')}"
+            )
+        split = final.get("split_usd")
+        if split:
+            lines.append(
+                f"  incremental (caused by the drill) ${split['incremental']:.6f}, "
+                f"allocated (its window's share of standing resources) ${split['allocated']:.6f}"
             )
         if proj:
             budget = c.get("budget_usd")

@@ -162,3 +162,23 @@ def test_measured_usage_reads_the_record(tmp_path):
     u = measured_usage(r, r.cost_inventory)
     assert u.transfer_bytes == {("us-east-1", "us-west-2"): 1000, ("us-west-2", "us-east-1"): 30}
     assert u.produced_bytes == 7 * r.spec.workload.record_bytes
+
+
+def test_evidence_carries_the_split_and_the_summary_prints_it(tmp_path):
+    """Issue 21 item 4: the local pair's brokers are standing (allocated), what crossed
+    regions and the evidence PUTs are the drill's own (incremental)."""
+    r = record(spec(), tmp_path)
+    r.out_bytes_start, r.out_bytes_end = {"east": 0}, {"east": 2**30}
+    r.journal.finish("completed")
+    c = cost_evidence(r)
+    final = c["final"]
+    by = {x["usage_type"]: x["allocation"] for x in final["lines"]}
+    assert (
+        by["BoxUsage:m7g.large"] == "allocated" and by["USE1-USW2-AWS-Out-Bytes"] == "incremental"
+    )
+    split = final["split_usd"]
+    assert split["incremental"] + split["allocated"] == pytest.approx(final["total_usd"], abs=2e-6)
+    assert split["incremental"] >= 0.02  # 1 GiB across regions at $0.02
+    assert any(
+        x.startswith("  incremental (caused by the drill) $") for x in summary_lines({"cost": c})
+    )

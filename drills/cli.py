@@ -87,10 +87,105 @@ def cmd_run(args) -> int:
         target.release()
     for line in summary_lines(outcome.evidence):
         out.print(line, markup=False, highlight=False)
+    if args.junit:
+        from drills.report.junit import render as junit
+
+        Path(args.junit).write_text(junit(outcome.evidence))
+        out.print(f"junit: {args.junit}")
     out.print(f"evidence: {run_dir}/evidence.json  ({time.monotonic() - started:.0f}s in all)")
+    if (run_dir / "report.html").exists():
+        out.print(f"report: {run_dir}/report.html  (signed manifest: {run_dir}/manifest.json)")
+    else:
+        out.print(f"report: not written (rebuild it with `kdrill report {run_dir}`)")
     if args.keep and getattr(target, "owned", False):
         out.print("environment kept up (--keep): `kdrill local status`, then `kdrill local down`")
     return outcome.exit_code
+
+
+def cmd_report(args) -> int:
+    from drills.report.build import write_report
+    from drills.report.load import ReportError
+    from drills.report.manifest import MANIFEST, verify, write_manifest
+
+    run_dir = Path(args.run_dir)
+    signed = (run_dir / MANIFEST).exists()
+    before = verify(run_dir) if signed else None
+    try:
+        rep, page, md = write_report(run_dir)
+    except ReportError as e:
+        error(f"kdrill: {e}")
+        return 2
+    console.print(f"report: {page}  ({page.stat().st_size / 1e6:.2f} MB; {md.name} beside it)")
+    if before is not None:
+        changed = {p.split(":")[0] for p in before.problems} - {"report.html", "report.md"}
+        if changed:
+            console.print(
+                "manifest.json left as it was: it did not verify before the rebuild", markup=False
+            )
+        else:
+            write_manifest(run_dir, rep.run.ev.get("run_id"))
+            console.print("manifest.json re-signed (only report.html and report.md changed)")
+    if args.junit:
+        from drills.report.junit import render as junit
+
+        Path(args.junit).write_text(junit(rep.run.ev))
+        console.print(f"junit: {args.junit}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from drills.report.manifest import verify
+
+    run_dir = Path(args.run_dir)
+    v = verify(run_dir, args.key)
+    for note in v.notes:
+        console.print(f"note: {note}", markup=False)
+    if not v.ok:
+        for p in v.problems:
+            error(f"kdrill: {run_dir}: {p}")
+        return 1
+    console.print(f"{run_dir}: manifest signature valid, {v.files} files unchanged", markup=False)
+    return 0
+
+
+def cmd_keys(args) -> int:
+    from drills.report.manifest import fingerprint, key_path, load_key, public_text
+
+    pub = public_text(load_key().public_key())
+    out.print(f"ed25519 {pub}", markup=False, highlight=False)
+    console.print(f"fingerprint {fingerprint(pub)}; private key {key_path()} (0600)", markup=False)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from drills.report import compare
+    from drills.report.load import ReportError
+
+    try:
+        thresholds = compare.parse_thresholds(args.threshold)
+        runs = [compare.load(Path(d)) for d in args.run_dirs]
+    except (compare.ThresholdError, ReportError) as e:
+        error(f"kdrill: {e}")
+        return 2
+    from rich.table import Table
+
+    head, body = compare.rows(runs)
+    table = Table(*head, title=f"baseline: {runs[0].name}")
+    for r in body:
+        table.add_row(*r)
+    out.print(table)
+    found = compare.regressions(runs, thresholds)
+    if args.html:
+        Path(args.html).write_text(compare.html(runs, found))
+        console.print(f"html: {args.html}")
+    for line in found:
+        out.print(f"REGRESSED {line}", markup=False, highlight=False)
+    out.print(
+        f"{len(found)} regression(s) past {', '.join(map(str, thresholds)) or 'no thresholds'}",
+        markup=False,
+        highlight=False,
+    )
+    return 1 if found else 0
 
 
 def cmd_recover(args) -> int:
@@ -113,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run a drill spec against a stack and write its evidence",
         description="Run a drill (YAML spec) on a stack: preflight, steady state, inject, detect, decide, "
-        "cutover, verify, teardown. Writes evidence.json, the journal and the raw history to "
+        "cutover, verify, teardown. Writes evidence.json, the journal, the raw history, report.html / "
+        "report.md and a signed manifest.json to "
         "--out/<time>-<name>/ and uploads them to the standby's evidence bucket. Exit code: 0 objectives "
         "met, 1 objectives missed, 2 the drill could not run (bad spec, environment, steady state, interrupt).",
     )
@@ -125,7 +221,50 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--keep", action="store_true", help="leave the environment up afterwards for inspection"
     )
+    run.add_argument(
+        "--junit", metavar="FILE", help="also write JUnit XML: a testcase per objective"
+    )
     run.set_defaults(fn=cmd_run)
+    rep = sub.add_parser(
+        "report",
+        help="rebuild a run's report.html and report.md from evidence.json and the history",
+        description="Rebuild RUN_DIR/report.html (and report.md) from RUN_DIR/evidence.json and "
+        "RUN_DIR/history alone; no target is touched. Re-signs manifest.json when every other file "
+        "still verifies. Exit 2 when the directory cannot be read.",
+    )
+    rep.add_argument("run_dir")
+    rep.add_argument(
+        "--junit", metavar="FILE", help="also write JUnit XML: a testcase per objective"
+    )
+    rep.set_defaults(fn=cmd_report)
+    ver = sub.add_parser(
+        "verify",
+        help="check a run directory against its signed manifest.json (exit 0 intact, 1 not)",
+    )
+    ver.add_argument("run_dir")
+    ver.add_argument(
+        "--key", help="trusted public key (base64, from `kdrill keys`); default: the embedded one"
+    )
+    ver.set_defaults(fn=cmd_verify)
+    keys = sub.add_parser(
+        "keys", help="print this installation's evidence-signing public key (created if absent)"
+    )
+    keys.set_defaults(fn=cmd_keys)
+    from drills.report.compare import DEFAULT_THRESHOLDS, FIGURES
+
+    cmp_ = sub.add_parser(
+        "compare",
+        help="runs side by side (RTO parts, RPO, duplicates, skipped, cost); exit 1 on a regression",
+        description="Compare run directories; the first is the baseline. Thresholds: FIGURE=N% "
+        f"(relative) or FIGURE=N (absolute), FIGURE one of {', '.join(FIGURES)}. Exit 0 no "
+        "regression, 1 a figure regressed past its threshold, 2 bad arguments or unreadable runs.",
+    )
+    cmp_.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    cmp_.add_argument(
+        "--threshold", default=DEFAULT_THRESHOLDS, help=f"default: {DEFAULT_THRESHOLDS}"
+    )
+    cmp_.add_argument("--html", metavar="FILE", help="also write the table as HTML")
+    cmp_.set_defaults(fn=cmd_compare)
     val = sub.add_parser(
         "validate", help="check a drill spec without running it (exit 0 valid, 2 invalid)"
     )

@@ -1,4 +1,4 @@
-"""A drill with the standard listeners: the cost guard and export, then the evidence.
+"""A drill with the standard listeners: the cost guard and export, the evidence, the report.
 
 The engine knows no listener; this is where the usual ones are put together, so
 the CLI, the tests and the benches run a drill the same way:
@@ -18,6 +18,7 @@ from drills.engine import EXIT_NOT_RUN, Drill
 from drills.evidence import EvidenceHooks
 from drills.hooks import Hooks
 from drills.record import RunRecord
+from drills.report.build import ReportHooks
 from drills.targets.base import Target
 
 
@@ -31,10 +32,11 @@ class DrillOutcome:
 
 
 def make_drill(spec, target: Target, run_dir: Path, *hooks: Hooks) -> tuple[Drill, EvidenceHooks]:
-    """The drill with cost and evidence listening first (the cost section must exist
-    before the evidence is written), then `hooks`."""
+    """The drill with cost, evidence and report listening first, in that order (the cost
+    section must exist before the evidence is written, the evidence before the report;
+    the report hook writes the signed manifest.json last), then `hooks`."""
     evidence = EvidenceHooks()
-    return Drill(spec, target, run_dir, [CostHooks(), evidence, *hooks]), evidence
+    return Drill(spec, target, run_dir, [CostHooks(), evidence, ReportHooks(), *hooks]), evidence
 
 
 def run_drill(spec, target: Target, run_dir: Path, *hooks: Hooks) -> DrillOutcome:

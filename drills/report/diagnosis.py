@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from drills.report.facts import Facts, predicted_duplicates, step_seconds
+from drills.report.facts import Facts, predicted_duplicates
 from drills.report.layers import CAPACITY_RATIO, Check
 from drills.report.load import RunData
 
@@ -43,7 +43,16 @@ class Rule:
 
     def evaluate(self, run: RunData, f: Facts) -> Finding:
         fired, values, evidence = self.fn(run, f)
-        return Finding(self.id, self.title, fired, values, evidence if fired else [], self.cause if fired else "", self.action if fired else "", self.table_row)
+        return Finding(
+            self.id,
+            self.title,
+            fired,
+            values,
+            evidence if fired else [],
+            self.cause if fired else "",
+            self.action if fired else "",
+            self.table_row,
+        )
 
 
 RULES: list[Rule] = []
@@ -77,7 +86,9 @@ def _consumers(run, f):
     if not f.continuity:
         return None, {"replication lag ok": lag_ok}, []
     pred = predicted_duplicates(run, f)
-    excess = {g: p["measured"] - p["predicted"] for g, p in pred.items() if p["measured"] > p["predicted"]}
+    excess = {
+        g: p["measured"] - p["predicted"] for g, p in pred.items() if p["measured"] > p["predicted"]
+    }
     values = {
         "replication lag ok": lag_ok,
         "skipped": f.skipped,
@@ -89,7 +100,9 @@ def _consumers(run, f):
     if f.skipped:
         ev.append(f"{f.skipped} records skipped (loss by offset)")
     for g, rows in sorted(f.reset_groups.items()):
-        ev.append(f"group {g} resumed from auto.offset.reset on {len(rows)} partition(s), re-reading {sum(r['duplicates'] for r in rows):,} records")
+        ev.append(
+            f"group {g} resumed from auto.offset.reset on {len(rows)} partition(s), re-reading {sum(r['duplicates'] for r in rows):,} records"
+        )
     for g, n in sorted(excess.items()):
         ev.append(f"group {g}: {n:,} duplicates beyond MirrorMaker 2's prediction")
     return bool(lag_ok) and wrong, values, ev
@@ -107,7 +120,10 @@ def _reset(run, f):
     values = {g: sorted(set(s)) for g, s in sorted(f.sources.items())}
     ev = []
     for g, rows in sorted(f.reset_groups.items()):
-        parts = ", ".join(f"{r['topic']}[{r['partition']}] committed {r['committed']} resumed {r['resume']}" for r in rows)
+        parts = ", ".join(
+            f"{r['topic']}[{r['partition']}] committed {r['committed']} resumed {r['resume']}"
+            for r in rows
+        )
         ev.append(f"{g}: {parts}; {sum(r['duplicates'] for r in rows):,} records re-read")
     return bool(f.reset_groups), values, ev
 
@@ -122,8 +138,15 @@ def _dup_pred(run, f):
     if not f.continuity:
         return None, {}, []
     pred = predicted_duplicates(run, f)
-    values = {"mm2": f"offset.lag.max {f.mm2['offset_lag_max']}, sync interval {f.mm2['sync_interval_s']} s ({f.mm2_source})"}
-    values.update({g: f"measured {p['measured']:,}, predicted <= {p['predicted']:,} ({'/'.join(p['sources'])})" for g, p in pred.items()})
+    values = {
+        "mm2": f"offset.lag.max {f.mm2['offset_lag_max']}, sync interval {f.mm2['sync_interval_s']} s ({f.mm2_source})"
+    }
+    values.update(
+        {
+            g: f"measured {p['measured']:,}, predicted <= {p['predicted']:,} ({'/'.join(p['sources'])})"
+            for g, p in pred.items()
+        }
+    )
     over = [g for g, p in pred.items() if p["measured"] > p["predicted"]]
     return bool(over), values, [f"{g}: {values[g]}" for g in over]
 
@@ -140,11 +163,25 @@ def _cutover(run, f):
     bound = (run.spec.get("objectives") or {}).get("max_rto_seconds")
     rpo_ok = _rpo_ok(run, f)
     if rto is None:
-        return (None if f.status != "completed" else rpo_ok is not False), {"RTO": None, "RPO ok": rpo_ok}, ["the serving region never delivered a post-fault record to every group"]
+        return (
+            (None if f.status != "completed" else rpo_ok is not False),
+            {"RTO": None, "RPO ok": rpo_ok},
+            ["the serving region never delivered a post-fault record to every group"],
+        )
     after = sum((f.rto.get(k) or 0.0) for k in ("decide", "cutover", "first_consume"))
-    values = {"RTO s": round(rto, 3), "bound s": bound, "detect s": _r(f.rto.get("detect")), "decide+cutover+first consume s": round(after, 3), "RPO ok": rpo_ok}
+    values = {
+        "RTO s": round(rto, 3),
+        "bound s": bound,
+        "detect s": _r(f.rto.get("detect")),
+        "decide+cutover+first consume s": round(after, 3),
+        "RPO ok": rpo_ok,
+    }
     slow = (bound is not None and rto > bound) or after > max(5.0, f.rto.get("detect") or 0.0)
-    return bool(rpo_ok) and slow, values, [f"RTO {rto:.2f} s, of which {after:.2f} s after detection (bound {bound} s)"]
+    return (
+        bool(rpo_ok) and slow,
+        values,
+        [f"RTO {rto:.2f} s, of which {after:.2f} s after detection (bound {bound} s)"],
+    )
 
 
 @rule(
@@ -159,7 +196,11 @@ def _capacity(run, f):
     s, p = cap.get("throughput_rps"), cap.get("pre_fault_throughput_rps")
     if s is None or not p:
         return None, {"serving rec/s": s, "pre-fault rec/s": p}, []
-    return s < CAPACITY_RATIO * p, {"serving rec/s": s, "pre-fault rec/s": p, "threshold": f"{CAPACITY_RATIO:.0%}"}, [f"serving {s:.1f} rec/s = {s / p:.0%} of the pre-fault {p:.1f} rec/s"]
+    return (
+        s < CAPACITY_RATIO * p,
+        {"serving rec/s": s, "pre-fault rec/s": p, "threshold": f"{CAPACITY_RATIO:.0%}"},
+        [f"serving {s:.1f} rec/s = {s / p:.0%} of the pre-fault {p:.1f} rec/s"],
+    )
 
 
 @rule(
@@ -173,9 +214,19 @@ def _dups(run, f):
     if not run.measurements:
         return None, {}, []
     obj = run.spec.get("objectives") or {}
-    untolerated = {k: a["count"] for k, a in f.anomalies.items() if k in ("duplicate", "reordered") and not a.get("tolerated")}
+    untolerated = {
+        k: a["count"]
+        for k, a in f.anomalies.items()
+        if k in ("duplicate", "reordered") and not a.get("tolerated")
+    }
     maxd = obj.get("max_duplicates")
-    values = {"duplicate/reordered anomalies": {k: a["count"] for k, a in f.anomalies.items() if k in ("duplicate", "reordered")}, "consumer duplicates": f.duplicates, "max_duplicates": maxd}
+    values = {
+        "duplicate/reordered anomalies": {
+            k: a["count"] for k, a in f.anomalies.items() if k in ("duplicate", "reordered")
+        },
+        "consumer duplicates": f.duplicates,
+        "max_duplicates": maxd,
+    }
     ev = [f"{k}: {n} records" for k, n in untolerated.items()]
     if maxd is not None and f.duplicates > maxd:
         ev.append(f"consumers re-read {f.duplicates:,} records, bound {maxd:,}")
@@ -191,11 +242,26 @@ def _dups(run, f):
 )
 def _movement(run, f):
     rto = f.rto.get("seconds")
-    moving = sum(s.get("duration") or 0.0 for s in f.steps if s.get("phase") == "cutover" and not s.get("name", "").startswith(("fence", "move clients")))
+    moving = sum(
+        s.get("duration") or 0.0
+        for s in f.steps
+        if s.get("phase") == "cutover"
+        and not s.get("name", "").startswith(("fence", "move clients"))
+    )
     if rto is None:
         return None, {"data-moving cutover steps s": round(moving, 3)}, []
-    values = {"data-moving cutover steps s": round(moving, 3), "RTO s": round(rto, 3), "inter-region bytes": run.ev.get("inter_region_bytes")}
-    return moving >= 0.5 * rto, values, [f"{moving:.2f} s of the {rto:.2f} s RTO went to stopping replication and snapshotting offsets"]
+    values = {
+        "data-moving cutover steps s": round(moving, 3),
+        "RTO s": round(rto, 3),
+        "inter-region bytes": run.ev.get("inter_region_bytes"),
+    }
+    return (
+        moving >= 0.5 * rto,
+        values,
+        [
+            f"{moving:.2f} s of the {rto:.2f} s RTO went to stopping replication and snapshotting offsets"
+        ],
+    )
 
 
 @rule(
@@ -208,7 +274,11 @@ def _parity(run, f):
     if f.parity is None:
         return None, {}, []
     diffs = {k: v for k, v in f.parity.items() if v}
-    return bool(diffs), {k: (len(v) if hasattr(v, "__len__") else v) for k, v in f.parity.items()}, [f"{k}: {v}" for k, v in diffs.items()]
+    return (
+        bool(diffs),
+        {k: (len(v) if hasattr(v, "__len__") else v) for k, v in f.parity.items()},
+        [f"{k}: {v}" for k, v in diffs.items()],
+    )
 
 
 @rule(
@@ -220,14 +290,21 @@ def _parity(run, f):
 def _near(run, f):
     ss, obj = run.spec.get("steady_state") or {}, run.spec.get("objectives") or {}
     pairs = {
-        "replication lag s": (f.steady.get("max_replication_lag_s"), ss.get("max_replication_lag_s")),
+        "replication lag s": (
+            f.steady.get("max_replication_lag_s"),
+            ss.get("max_replication_lag_s"),
+        ),
         "RPO s": (f.rpo.get("seconds"), obj.get("max_rpo_seconds")),
         "RPO records": (f.rpo.get("records"), obj.get("max_rpo_records")),
     }
     known = {k: v for k, v in pairs.items() if v[0] is not None and v[1]}
     if not known:
         return None, {}, []
-    near = [f"{k}: {v:.3g} of bound {b:.3g} ({v / b:.0%})" for k, (v, b) in known.items() if v >= NEAR * b]
+    near = [
+        f"{k}: {v:.3g} of bound {b:.3g} ({v / b:.0%})"
+        for k, (v, b) in known.items()
+        if v >= NEAR * b
+    ]
     return bool(near), {k: f"{v:.3g} / {b:.3g}" for k, (v, b) in known.items()}, near
 
 
@@ -241,7 +318,11 @@ def _split(run, f):
     n = f.rpo.get("split_brain")
     if n is None:
         return None, {}, []
-    return n > 0, {"split-brain writes": n}, [f"{n} writes acknowledged by the old primary after T_fence"]
+    return (
+        n > 0,
+        {"split-brain writes": n},
+        [f"{n} writes acknowledged by the old primary after T_fence"],
+    )
 
 
 @rule(
@@ -254,7 +335,17 @@ def _lost(run, f):
     n = f.rpo.get("records")
     if n is None:
         return None, {}, []
-    return n > 0, {"RPO records": n, "RPO s": _r(f.rpo.get("seconds")), "indeterminate": f.rpo.get("indeterminate")}, [f"{n} acknowledged records absent from the standby below its end offsets (oldest acknowledged {_r(f.rpo.get('seconds'))} s before the fault)"]
+    return (
+        n > 0,
+        {
+            "RPO records": n,
+            "RPO s": _r(f.rpo.get("seconds")),
+            "indeterminate": f.rpo.get("indeterminate"),
+        },
+        [
+            f"{n} acknowledged records absent from the standby below its end offsets (oldest acknowledged {_r(f.rpo.get('seconds'))} s before the fault)"
+        ],
+    )
 
 
 @rule(
@@ -264,7 +355,11 @@ def _lost(run, f):
     "Read the journal's failed step; rerun once its cause is fixed",
 )
 def _not_recovered(run, f):
-    failed = [f"{s['phase']}: {s.get('name')} {s.get('status')} {s.get('error') or ''}".strip() for s in f.steps if s.get("status") not in ("completed", None)]
+    failed = [
+        f"{s['phase']}: {s.get('name')} {s.get('status')} {s.get('error') or ''}".strip()
+        for s in f.steps
+        if s.get("status") not in ("completed", None)
+    ]
     fired = f.status != "completed" or not f.recovered
     return fired, {"status": f.status, "recovered": f.recovered}, failed or [f"status {f.status}"]
 
@@ -285,7 +380,9 @@ def diagnose(run: RunData, f: Facts) -> list[Finding]:
     return [r.evaluate(run, f) for r in RULES]
 
 
-def unresolved_risks(findings: list[Finding], layer_checks: list[Check], passed: bool | None) -> list[str]:
+def unresolved_risks(
+    findings: list[Finding], layer_checks: list[Check], passed: bool | None
+) -> list[str]:
     """What the drill leaves open: findings that fired while the drill passed, what was not measured."""
     risks = []
     for x in findings:

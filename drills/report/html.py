@@ -32,11 +32,16 @@ def _e(x: Any) -> str:
 
 def _table(head: list[str], rows: list[list[Any]], cls: list[str] | None = None) -> str:
     h = "".join(f"<th>{_e(c)}</th>" for c in head)
+    thead = f"<thead><tr>{h}</tr></thead>" if any(head) else ""
     body = []
     for i, r in enumerate(rows):
         c = f' class="{cls[i]}"' if cls and cls[i] else ""
-        body.append(f"<tr{c}>" + "".join(f"<td>{v if isinstance(v, _Raw) else _e(v)}</td>" for v in r) + "</tr>")
-    return f"<table><thead><tr>{h}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        body.append(
+            f"<tr{c}>"
+            + "".join(f"<td>{v if isinstance(v, _Raw) else _e(v)}</td>" for v in r)
+            + "</tr>"
+        )
+    return f"<table>{thead}<tbody>{''.join(body)}</tbody></table>"
 
 
 class _Raw(str):
@@ -66,49 +71,98 @@ def render(rep: Report) -> str:
     ]
     if rep.svg:
         ms = "".join(
-            f'<li data-marker="{escape(m.id)}">{_e(m.label)}: {m.at:+.3f} s</li>' for m in rep.markers
+            f'<li data-marker="{escape(m.id)}">{_e(m.label)}: {m.at:+.3f} s</li>'
+            for m in rep.markers
         )
-        parts.append(f'<figure id="timeline-figure">{rep.svg}<figcaption><ul>{ms}</ul>'
-                     "Replication lag is shown as sampled (steady-state maximum, lag at the fault); "
-                     "the history keeps no lag time series.</figcaption></figure>")
+        parts.append(
+            f'<figure id="timeline-figure">{rep.svg}<figcaption><ul>{ms}</ul>'
+            "Replication lag is shown as sampled (steady-state maximum, lag at the fault); "
+            "the history keeps no lag time series.</figcaption></figure>"
+        )
     else:
         parts.append(f'<p class="nm">No timeline: {_e(rep.run.history_note)}</p>')
     parts.append('<h2 id="continuity">Consumer continuity</h2>')
     if rep.continuity_rows:
-        parts.append(_table(
-            ["group", "topic", "partition", "role", "committed", "ideal", "resume", "source", "duplicates", "skipped", "dup. vs processed"],
-            rep.continuity_rows,
-            ["fired" if r[7] == "reset" and r[3] != "local" else "" for r in rep.continuity_rows],
-        ))
+        parts.append(
+            _table(
+                [
+                    "group",
+                    "topic",
+                    "partition",
+                    "role",
+                    "committed",
+                    "ideal",
+                    "resume",
+                    "source",
+                    "duplicates",
+                    "skipped",
+                    "dup. vs processed",
+                ],
+                rep.continuity_rows,
+                [
+                    "fired" if r[7] == "reset" and r[3] != "local" else ""
+                    for r in rep.continuity_rows
+                ],
+            )
+        )
     else:
         parts.append('<p class="nm">Not measured: the history was not checked.</p>')
     parts.append('<h2 id="layers">The five layers</h2>')
     for layer, cs in rep.layers.items():
         parts.append(f'<h3 data-layer="{escape(layer)}">{_e(layer)}</h3>')
-        parts.append(_table(["check", "measured", "bound", "met", "note"],
-                            [[c.name, c.value if c.measured else "not measured", c.bound, _state(c), c.note] for c in cs]))
+        parts.append(
+            _table(
+                ["check", "measured", "bound", "met", "note"],
+                [
+                    [c.name, c.value if c.measured else "not measured", c.bound, _state(c), c.note]
+                    for c in cs
+                ],
+            )
+        )
     parts.append('<h2 id="diagnosis">Diagnosis</h2>')
     fired = [f for f in rep.findings if f.fired]
     if fired:
         for f in fired:
             ev_items = "".join(f"<li>{_e(x)}</li>" for x in f.evidence)
-            parts.append(f'<div class="finding fired" data-rule="{escape(f.rule)}"><b>{_e(f.title)}</b>'
-                         f"<ul>{ev_items}</ul><p>Likely cause: {_e(f.cause)}<br>Next move: {_e(f.action)}</p></div>")
+            parts.append(
+                f'<div class="finding fired" data-rule="{escape(f.rule)}"><b>{_e(f.title)}</b>'
+                f"<ul>{ev_items}</ul><p>Likely cause: {_e(f.cause)}<br>Next move: {_e(f.action)}</p></div>"
+            )
     else:
         parts.append("<p>No rule fired.</p>")
     parts.append("<h3>Every rule evaluated</h3>")
-    parts.append(_table(["rule", "decision table", "fired", "values"],
-                        [[f.title, "yes" if f.table_row else "", {True: "FIRED", False: "no", None: "could not evaluate"}[f.fired], _fmt(f.values)] for f in rep.findings],
-                        ["fired" if f.fired else "" for f in rep.findings]))
+    parts.append(
+        _table(
+            ["rule", "decision table", "fired", "values"],
+            [
+                [
+                    f.title,
+                    "yes" if f.table_row else "",
+                    {True: "FIRED", False: "no", None: "could not evaluate"}[f.fired],
+                    _fmt(f.values),
+                ]
+                for f in rep.findings
+            ],
+            ["fired" if f.fired else "" for f in rep.findings],
+        )
+    )
     parts.append('<h2 id="risks">Unresolved risks</h2>')
-    parts.append("<ul>" + "".join(f"<li>{_e(r)}</li>" for r in rep.risks) + "</ul>" if rep.risks else "<p>None.</p>")
+    parts.append(
+        "<ul>" + "".join(f"<li>{_e(r)}</li>" for r in rep.risks) + "</ul>"
+        if rep.risks
+        else "<p>None.</p>"
+    )
     parts.append('<h2 id="anomalies">Anomalies</h2>')
     if rep.anomalies:
         for kind, a in rep.anomalies.items():
-            parts.append(f"<h3>{_e(kind)}: {a['count']} records{' (tolerated by the spec)' if a.get('tolerated') else ''}</h3>")
+            parts.append(
+                f"<h3>{_e(kind)}: {a['count']} records{' (tolerated by the spec)' if a.get('tolerated') else ''}</h3>"
+            )
             parts.append(_table(["producer", "key", "seq", "count", "proof (sampled)"], a["rows"]))
     else:
-        parts.append("<p>None found.</p>" if rep.run.measurements else '<p class="nm">Not checked.</p>')
+        parts.append(
+            "<p>None found.</p>" if rep.run.measurements else '<p class="nm">Not checked.</p>'
+        )
     parts.append('<h2 id="journal">Journal</h2>')
     parts.append(_table(["phase", "step", "status", "duration", "detail"], rep.journal_rows))
     parts.append('<h2 id="cost">Cost</h2>')
@@ -117,8 +171,10 @@ def render(rep: Report) -> str:
         parts.append(_table(["line", "quantity", "unit", "unit price", "cost"], rep.cost_rows))
     else:
         parts.append('<p class="nm">No cost section.</p>')
-    parts.append(f'<p class="meta">Generated by kdrill {_e(h["kdrill"])} at <span id="generated">{_e(rep.generated)}</span> '
-                 "from evidence.json and the history.</p></body></html>")
+    parts.append(
+        f'<p class="meta">Generated by kdrill {_e(h["kdrill"])} at <span id="generated">{_e(rep.generated)}</span> '
+        "from evidence.json and the history.</p></body></html>"
+    )
     return "\n".join(parts)
 
 

@@ -10,13 +10,19 @@ def render(ev: dict[str, Any]) -> str:
     v = ev.get("verdict") or {}
     checks = v.get("checks") or []
     name = f"kdrill.{ev.get('drill')}"
-    suite = ET.Element("testsuite", name=name, tests=str(max(1, len(checks))),
-                       failures=str(sum(not c["met"] for c in checks)),
-                       errors="0" if ev.get("status") == "completed" and v else "1",
-                       time=str((ev.get("journal") or {}).get("duration") or 0))
+    suite = ET.Element(
+        "testsuite",
+        name=name,
+        tests=str(max(1, len(checks))),
+        failures=str(sum(not c["met"] for c in checks)),
+        errors="0" if ev.get("status") == "completed" and v else "1",
+        time=str((ev.get("journal") or {}).get("duration") or 0),
+    )
     if ev.get("status") != "completed" or not v:
         case = ET.SubElement(suite, "testcase", classname=name, name="drill ran")
-        ET.SubElement(case, "error", message=f"drill {ev.get('status')}: no verdict").text = ev.get("status")
+        ET.SubElement(case, "error", message=f"drill {ev.get('status')}: no verdict").text = ev.get(
+            "status"
+        )
     for c in checks:
         case = ET.SubElement(suite, "testcase", classname=name, name=str(c["objective"]))
         if not c["met"]:

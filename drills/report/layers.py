@@ -80,52 +80,166 @@ def checks(run: RunData, f: Facts) -> list[Check]:
         "" if lag is not None else "steady state not reached",
     )
     rec, sec = f.rpo.get("records"), f.rpo.get("seconds")
-    add(L, "RPO (records lost)", rec, obj.get("max_rpo_records"), _le(rec, obj.get("max_rpo_records")), why_no_result or "")
-    add(L, "RPO (seconds)", _s(sec), _s(obj.get("max_rpo_seconds")), _le(sec, obj.get("max_rpo_seconds")), why_no_result or "")
-    for kind, label in (("lost-interior", "missing ranges (interior gaps)"), ("duplicate", "duplicate ranges"), ("reordered", "reordered ranges")):
+    add(
+        L,
+        "RPO (records lost)",
+        rec,
+        obj.get("max_rpo_records"),
+        _le(rec, obj.get("max_rpo_records")),
+        why_no_result or "",
+    )
+    add(
+        L,
+        "RPO (seconds)",
+        _s(sec),
+        _s(obj.get("max_rpo_seconds")),
+        _le(sec, obj.get("max_rpo_seconds")),
+        why_no_result or "",
+    )
+    for kind, label in (
+        ("lost-interior", "missing ranges (interior gaps)"),
+        ("duplicate", "duplicate ranges"),
+        ("reordered", "reordered ranges"),
+    ):
         a = f.anomalies.get(kind)
         n = a["count"] if a else (0 if run.measurements else None)
         met = None if n is None else (n == 0 or bool(a and a.get("tolerated")))
-        add(L, label, n, 0, met, why_no_result or ("tolerated by the spec" if a and a.get("tolerated") else ""))
-    add(L, "late-replicated records (above E)", f.rpo.get("late_replicated"), note=why_no_result or "")
+        add(
+            L,
+            label,
+            n,
+            0,
+            met,
+            why_no_result or ("tolerated by the spec" if a and a.get("tolerated") else ""),
+        )
+    add(
+        L,
+        "late-replicated records (above E)",
+        f.rpo.get("late_replicated"),
+        note=why_no_result or "",
+    )
     if f.parity is not None:
         missing = f.parity.get("topics_missing_in_standby") or []
-        add(L, "topic coverage (topics missing in the standby)", len(missing), 0, not missing, ", ".join(missing))
+        add(
+            L,
+            "topic coverage (topics missing in the standby)",
+            len(missing),
+            0,
+            not missing,
+            ", ".join(missing),
+        )
     else:
         add(L, "topic coverage", None, note="preflight inventory not recorded")
-    add(L, "offset reconciliation (records skipped)", f.skipped if run.measurements else None, obj.get("max_skipped"), _le(f.skipped, obj.get("max_skipped")) if run.measurements else None, why_no_result or "")
+    add(
+        L,
+        "offset reconciliation (records skipped)",
+        f.skipped if run.measurements else None,
+        obj.get("max_skipped"),
+        _le(f.skipped, obj.get("max_skipped")) if run.measurements else None,
+        why_no_result or "",
+    )
 
     # Client behaviour
     L = LAYERS[1]
-    det = (spec.get("detection") or {})
-    add(L, "detection time (T_detect - T_fault)", _s(f.rto.get("detect") if f.rto else run.instant("t_detect")), _s(det.get("timeout_s")), _le(f.rto.get("detect") if f.rto else run.instant("t_detect"), det.get("timeout_s")), f"rule {det.get('rule')}, threshold {det.get('threshold')}")
+    det = spec.get("detection") or {}
+    add(
+        L,
+        "detection time (T_detect - T_fault)",
+        _s(f.rto.get("detect") if f.rto else run.instant("t_detect")),
+        _s(det.get("timeout_s")),
+        _le(f.rto.get("detect") if f.rto else run.instant("t_detect"), det.get("timeout_s")),
+        f"rule {det.get('rule')}, threshold {det.get('threshold')}",
+    )
     if f.failed_sends is not None:
         add(L, "failed sends (delivery errors)", f.failed_sends, note=f"of {f.sends} sends")
     else:
         add(L, "failed sends", None, note=run.history_note or "no history")
-    add(L, "indeterminate sends (never acknowledged)", f.rpo.get("indeterminate"), note=why_no_result or "neither lost nor a gap")
-    move = next((s for s in f.steps if s.get("phase") == "cutover" and s.get("name", "").startswith("move clients")), None)
-    add(L, "bootstrap change (clients moved)", _s(move.get("duration")) if move else None, note=(move or {}).get("status", "no cutover step ran"))
+    add(
+        L,
+        "indeterminate sends (never acknowledged)",
+        f.rpo.get("indeterminate"),
+        note=why_no_result or "neither lost nor a gap",
+    )
+    move = next(
+        (
+            s
+            for s in f.steps
+            if s.get("phase") == "cutover" and s.get("name", "").startswith("move clients")
+        ),
+        None,
+    )
+    add(
+        L,
+        "bootstrap change (clients moved)",
+        _s(move.get("duration")) if move else None,
+        note=(move or {}).get("status", "no cutover step ran"),
+    )
     for g, t in sorted((f.rto.get("by_group") or {}).items()):
-        add(L, f"group restart: {g} first consume (since T_fault)", _s(t), note=f"resumed from {', '.join(sorted(set(f.sources.get(g, [])))) or '-'}")
-    add(L, "duplicates consumed (all groups)", f.duplicates if run.measurements else None, obj.get("max_duplicates"), _le(f.duplicates, obj.get("max_duplicates")) if run.measurements else None, why_no_result or "")
-    add(L, "DNS TTL / service discovery", None, note="the local pair moves clients by bootstrap list; no DNS in the path")
+        add(
+            L,
+            f"group restart: {g} first consume (since T_fault)",
+            _s(t),
+            note=f"resumed from {', '.join(sorted(set(f.sources.get(g, [])))) or '-'}",
+        )
+    add(
+        L,
+        "duplicates consumed (all groups)",
+        f.duplicates if run.measurements else None,
+        obj.get("max_duplicates"),
+        _le(f.duplicates, obj.get("max_duplicates")) if run.measurements else None,
+        why_no_result or "",
+    )
+    add(
+        L,
+        "DNS TTL / service discovery",
+        None,
+        note="the local pair moves clients by bootstrap list; no DNS in the path",
+    )
     add(L, "sink idempotency", None, note="the drill's consumers have no downstream sink")
 
     # Control state
     L = LAYERS[2]
     if f.parity is not None:
-        add(L, "topic parity (partitions)", len(f.parity.get("partition_mismatch") or {}), 0, not f.parity.get("partition_mismatch"), _brief(f.parity.get("partition_mismatch")))
-        add(L, "topic config parity", len(f.parity.get("config_mismatch") or {}), 0, not f.parity.get("config_mismatch"), _brief(f.parity.get("config_mismatch")))
+        add(
+            L,
+            "topic parity (partitions)",
+            len(f.parity.get("partition_mismatch") or {}),
+            0,
+            not f.parity.get("partition_mismatch"),
+            _brief(f.parity.get("partition_mismatch")),
+        )
+        add(
+            L,
+            "topic config parity",
+            len(f.parity.get("config_mismatch") or {}),
+            0,
+            not f.parity.get("config_mismatch"),
+            _brief(f.parity.get("config_mismatch")),
+        )
         gm = f.parity.get("groups_missing_in_standby") or []
         add(L, "group parity (groups missing in the standby)", len(gm), 0, not gm, ", ".join(gm))
     else:
         add(L, "topic / group parity", None, note="preflight inventory not recorded")
     if f.acls is not None:
-        add(L, "ACLs (primary / standby)", f"{f.acls[0]} / {f.acls[1]}", note="MM2 copies topic ACLs only (WRITE skipped, ALL becomes READ)")
-    add(L, "users, quotas", None, note="not inventoried (MM2 does not replicate SCRAM users or quotas)")
+        add(
+            L,
+            "ACLs (primary / standby)",
+            f"{f.acls[0]} / {f.acls[1]}",
+            note="MM2 copies topic ACLs only (WRITE skipped, ALL becomes READ)",
+        )
+    add(
+        L,
+        "users, quotas",
+        None,
+        note="not inventoried (MM2 does not replicate SCRAM users or quotas)",
+    )
     add(L, "schemas", None, note="no schema registry in this stack")
-    add(L, "authorization checks in the standby", None, note="the drill's clients run without authentication")
+    add(
+        L,
+        "authorization checks in the standby",
+        None,
+        note="the drill's clients run without authentication",
+    )
 
     # Capacity and cost
     L = LAYERS[3]
@@ -133,33 +247,86 @@ def checks(run: RunData, f: Facts) -> list[Check]:
     serving, pre = cap.get("throughput_rps"), cap.get("pre_fault_throughput_rps")
     if serving is not None and pre:
         ratio = serving / pre
-        add(L, "serving vs pre-fault throughput", f"{serving:.1f} / {pre:.1f} rec/s ({ratio:.0%})", f">= {CAPACITY_RATIO:.0%}", ratio >= CAPACITY_RATIO, "report threshold, not a spec objective")
+        add(
+            L,
+            "serving vs pre-fault throughput",
+            f"{serving:.1f} / {pre:.1f} rec/s ({ratio:.0%})",
+            f">= {CAPACITY_RATIO:.0%}",
+            ratio >= CAPACITY_RATIO,
+            "report threshold, not a spec objective",
+        )
     else:
-        add(L, "serving vs pre-fault throughput", None, note="the drill did not reach the serve phase")
+        add(
+            L,
+            "serving vs pre-fault throughput",
+            None,
+            note="the drill did not reach the serve phase",
+        )
     thr = f.steady.get("throughput_rps")
-    add(L, "steady-state throughput", None if thr is None else f"{thr:.1f} rec/s", ss.get("min_throughput_rps") and f">= {ss['min_throughput_rps']} rec/s", None if thr is None or ss.get("min_throughput_rps") is None else thr >= ss["min_throughput_rps"])
+    add(
+        L,
+        "steady-state throughput",
+        None if thr is None else f"{thr:.1f} rec/s",
+        ss.get("min_throughput_rps") and f">= {ss['min_throughput_rps']} rec/s",
+        None
+        if thr is None or ss.get("min_throughput_rps") is None
+        else thr >= ss["min_throughput_rps"],
+    )
     add(L, "headroom (CPU of the serving region)", None, note="per-region CPU use is not recorded")
     add(L, "inter-region bytes", run.ev.get("inter_region_bytes"))
     cost = run.ev.get("cost") or {}
     final = cost.get("final") or cost.get("projected")
     budget = cost.get("budget_usd")
     if final:
-        add(L, f"drill cost ({final.get('basis')})", f"{final.get('total_usd', 0):.4f} {final.get('currency', 'USD')}", budget, _le(final.get("total_usd"), budget), final.get("note", "")[:160])
+        add(
+            L,
+            f"drill cost ({final.get('basis')})",
+            f"{final.get('total_usd', 0):.4f} {final.get('currency', 'USD')}",
+            budget,
+            _le(final.get("total_usd"), budget),
+            final.get("note", "")[:160],
+        )
     else:
         add(L, "drill cost", None, note="no cost section in the evidence")
 
     # Operating model
     L = LAYERS[4]
     dec = spec.get("decision") or {}
-    add(L, "decision mode", dec.get("mode"), note=f"approver: {run.ev.get('approver')}" if run.ev.get("approver") else "no human approval")
+    add(
+        L,
+        "decision mode",
+        dec.get("mode"),
+        note=f"approver: {run.ev.get('approver')}"
+        if run.ev.get("approver")
+        else "no human approval",
+    )
     for phase in ("detect", "decide", "cutover", "serve", "verify", "teardown"):
         secs = step_seconds(f, phase)
         ran = any(s.get("phase") == phase for s in f.steps)
-        add(L, f"step time: {phase}", _s(secs) if ran else None, note="" if ran else "step did not run")
+        add(
+            L,
+            f"step time: {phase}",
+            _s(secs) if ran else None,
+            note="" if ran else "step did not run",
+        )
     rto = f.rto.get("seconds")
-    add(L, "RTO", _s(rto), _s(obj.get("max_rto_seconds")), _le(rto, obj.get("max_rto_seconds")), why_no_result or ("" if rto is not None else "not every group consumed after the fault"))
+    add(
+        L,
+        "RTO",
+        _s(rto),
+        _s(obj.get("max_rto_seconds")),
+        _le(rto, obj.get("max_rto_seconds")),
+        why_no_result or ("" if rto is not None else "not every group consumed after the fault"),
+    )
     rb = spec.get("rollback") or {}
-    add(L, "rollback condition", rb.get("rule"), note="rollback not exercised" if rb.get("rule") in (None, "none") else f"require zero lag: {rb.get('require_zero_lag')}")
+    add(
+        L,
+        "rollback condition",
+        rb.get("rule"),
+        note="rollback not exercised"
+        if rb.get("rule") in (None, "none")
+        else f"require zero lag: {rb.get('require_zero_lag')}",
+    )
     return out
 
 

@@ -74,7 +74,9 @@ def _sha256(path: Path) -> str:
 
 def _files(run_dir: Path) -> list[Path]:
     return sorted(
-        p for p in run_dir.rglob("*") if p.is_file() and p.relative_to(run_dir).as_posix() != MANIFEST
+        p
+        for p in run_dir.rglob("*")
+        if p.is_file() and p.relative_to(run_dir).as_posix() != MANIFEST
     )
 
 
@@ -136,9 +138,13 @@ def verify(run_dir: Path, trusted: str | None = None) -> Verification:
         mine = load_key(create=False)
         trusted = public_text(mine.public_key()) if mine else None
         if trusted and trusted != pub_b64:
-            v.notes.append(f"signed by key {fingerprint(pub_b64)}, not this installation's ({fingerprint(trusted)})")
+            v.notes.append(
+                f"signed by key {fingerprint(pub_b64)}, not this installation's ({fingerprint(trusted)})"
+            )
     elif trusted != pub_b64:
-        v.problems.append(f"signed by key {fingerprint(pub_b64)}, not the trusted {fingerprint(trusted)}")
+        v.problems.append(
+            f"signed by key {fingerprint(pub_b64)}, not the trusted {fingerprint(trusted)}"
+        )
     listed = doc.get("files") or {}
     for rel, meta in sorted(listed.items()):
         p = run_dir / rel

@@ -20,17 +20,29 @@ def render(rep: Report) -> str:
     v = ev.get("verdict")
     if v:
         lines += ["", "| objective | value | bound | met |", "| --- | --- | --- | --- |"]
-        lines += [f"| {_c(c['objective'])} | {_c(c['value'])} | {_c(c['bound'])} | {'yes' if c['met'] else '**no**'} |" for c in v["checks"]]
+        lines += [
+            f"| {_c(c['objective'])} | {_c(c['value'])} | {_c(c['bound'])} | {'yes' if c['met'] else '**no**'} |"
+            for c in v["checks"]
+        ]
     fired = [f for f in rep.findings if f.fired]
     lines += ["", "**Diagnosis**" + ("" if fired else ": no rule fired")]
     for f in fired:
-        lines.append(f"- **{f.title}** - {'; '.join(f.evidence)[:400]}. Cause: {f.cause}. Next: {f.action}.")
+        lines.append(
+            f"- **{f.title}** - {'; '.join(f.evidence)[:400]}. Cause: {f.cause}. Next: {f.action}."
+        )
     missed = [c for c in rep.checks if c.state == "MISSED"]
-    lines += ["", f"**Five layers**: {sum(c.state == 'met' for c in rep.checks)} met, {len(missed)} missed, "
-              f"{sum(not c.measured for c in rep.checks)} not measured"]
+    lines += [
+        "",
+        f"**Five layers**: {sum(c.state == 'met' for c in rep.checks)} met, {len(missed)} missed, "
+        f"{sum(not c.measured for c in rep.checks)} not measured",
+    ]
     lines += [f"- MISSED {c.layer}: {c.name} = {c.value} (bound {c.bound})" for c in missed]
     if rep.risks:
-        lines += ["", "<details><summary>Unresolved risks</summary>", ""] + [f"- {_c(r)}" for r in rep.risks] + ["", "</details>"]
+        lines += (
+            ["", "<details><summary>Unresolved risks</summary>", ""]
+            + [f"- {_c(r)}" for r in rep.risks]
+            + ["", "</details>"]
+        )
     lines += ["", "Full report: `report.html` in the run directory."]
     text = "\n".join(lines) + "\n"
     return text if len(text) <= LIMIT else text[: LIMIT - 40] + "\n\n(truncated)\n"

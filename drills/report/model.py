@@ -55,22 +55,36 @@ def header(run: RunData) -> dict[str, Any]:
     tgt = env.get("target") or {}
     j = ev.get("journal") or {}
     started = j.get("started")
-    when = dt.datetime.fromtimestamp(started, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if started else "-"
+    when = (
+        dt.datetime.fromtimestamp(started, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        if started
+        else "-"
+    )
     fault = spec.get("fault") or {}
     m = run.measurements
     rto, rpo = m.get("rto") or {}, m.get("rpo") or {}
-    versions = ", ".join(f"{k} {env[k]}" for k in ("kdrill", "kafka", "confluent_kafka", "librdkafka", "python") if env.get(k))
+    versions = ", ".join(
+        f"{k} {env[k]}"
+        for k in ("kdrill", "kafka", "confluent_kafka", "librdkafka", "python")
+        if env.get(k)
+    )
     cost = ev.get("cost") or {}
     final = cost.get("final") or cost.get("projected") or {}
     facts = [
         ("drill", f"{ev.get('drill')}: {spec.get('description', '')}"),
         ("stack", (spec.get("target") or {}).get("stack")),
         ("regions", f"primary {tgt.get('primary', '-')} -> standby {tgt.get('standby', '-')}"),
-        ("pattern", f"asynchronous replication ({rep.get('engine', '-')}, {rep.get('policy') or 'default'} policy); "
-                    f"fault {fault.get('kind')} {fault.get('region') or fault.get('link') or ''}; "
-                    f"{'failover' if (spec.get('cutover') or {}).get('failover', True) else 'no failover'}"),
+        (
+            "pattern",
+            f"asynchronous replication ({rep.get('engine', '-')}, {rep.get('policy') or 'default'} policy); "
+            f"fault {fault.get('kind')} {fault.get('region') or fault.get('link') or ''}; "
+            f"{'failover' if (spec.get('cutover') or {}).get('failover', True) else 'no failover'}",
+        ),
         ("versions", versions),
-        ("decision", f"{(spec.get('decision') or {}).get('mode')}; approver {ev.get('approver') or '-'}"),
+        (
+            "decision",
+            f"{(spec.get('decision') or {}).get('mode')}; approver {ev.get('approver') or '-'}",
+        ),
         ("time", f"{when}, {j.get('duration', '-')} s on host {j.get('host', '-')}"),
     ]
     figures = [
@@ -80,13 +94,34 @@ def header(run: RunData) -> dict[str, Any]:
         ["  fence (T_fence - T_fault)", _s(rto.get("fence", run.instant("t_fence")))],
         ["  cutover (T_cut - T_decide)", _s(rto.get("cutover"))],
         ["  first consume (max T_consume - T_cut)", _s(rto.get("first_consume"))],
-        ["RPO (records)", "n/a" if rpo.get("records") is None else f"{rpo['records']:,} of {rpo.get('acknowledged', 0):,} acknowledged"],
+        [
+            "RPO (records)",
+            "n/a"
+            if rpo.get("records") is None
+            else f"{rpo['records']:,} of {rpo.get('acknowledged', 0):,} acknowledged",
+        ],
         ["RPO (seconds)", _s(rpo.get("seconds"))],
-        ["split-brain / late / indeterminate", "n/a" if not rpo else f"{rpo.get('split_brain')} / {rpo.get('late_replicated')} / {rpo.get('indeterminate')}"],
-        ["cost", f"{final.get('total_usd', 0):.4f} {final.get('currency', 'USD')} ({final.get('basis')})" if final else "n/a"],
+        [
+            "split-brain / late / indeterminate",
+            "n/a"
+            if not rpo
+            else f"{rpo.get('split_brain')} / {rpo.get('late_replicated')} / {rpo.get('indeterminate')}",
+        ],
+        [
+            "cost",
+            f"{final.get('total_usd', 0):.4f} {final.get('currency', 'USD')} ({final.get('basis')})"
+            if final
+            else "n/a",
+        ],
     ]
-    return {"drill": ev.get("drill"), "status": ev.get("status"), "verdict": verdict_word(ev),
-            "kdrill": env.get("kdrill"), "facts": facts, "figures": figures}
+    return {
+        "drill": ev.get("drill"),
+        "status": ev.get("status"),
+        "verdict": verdict_word(ev),
+        "kdrill": env.get("kdrill"),
+        "facts": facts,
+        "figures": figures,
+    }
 
 
 def _anomalies(ev: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -94,11 +129,20 @@ def _anomalies(ev: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for kind, a in (ev.get("anomalies") or {}).items():
         rows = []
         for c in (a.get("cases") or [])[:CASES_SHOWN]:
-            seq = f"{c.get('first_seq')}..{c.get('last_seq')}" if "first_seq" in c else c.get("seq", "-")
-            proof = "; ".join(
-                f"gseq {w.get('gseq')} at {w.get('at', {}).get('topic')}[{w.get('at', {}).get('partition')}]@{w.get('at', {}).get('offset')} acked {w.get('ack_time')}"
-                for w in (c.get("writes") or [])[:3]
-            ) or ", ".join(f"{k}={v}" for k, v in c.items() if k not in ("anomaly", "producer", "key"))[:300]
+            seq = (
+                f"{c.get('first_seq')}..{c.get('last_seq')}"
+                if "first_seq" in c
+                else c.get("seq", "-")
+            )
+            proof = (
+                "; ".join(
+                    f"gseq {w.get('gseq')} at {w.get('at', {}).get('topic')}[{w.get('at', {}).get('partition')}]@{w.get('at', {}).get('offset')} acked {w.get('ack_time')}"
+                    for w in (c.get("writes") or [])[:3]
+                )
+                or ", ".join(
+                    f"{k}={v}" for k, v in c.items() if k not in ("anomaly", "producer", "key")
+                )[:300]
+            )
             rows.append([c.get("producer"), c.get("key"), seq, c.get("count", 1), proof])
         out[kind] = {"count": a.get("count"), "tolerated": a.get("tolerated"), "rows": rows}
     return out
@@ -120,8 +164,19 @@ def _cost(ev: dict[str, Any]) -> tuple[list[list[Any]], str]:
     final = cost.get("final") or cost.get("projected")
     if not final:
         return [], ""
-    rows = [[ln.get("description"), f"{ln.get('quantity', 0):.4g}", ln.get("unit"), ln.get("unit_price"), f"{ln.get('cost', 0):.6f}"] for ln in final.get("lines") or []]
-    rows.append(["total", "", "", "", f"{final.get('total_usd', 0):.6f} {final.get('currency', 'USD')}"])
+    rows = [
+        [
+            ln.get("description"),
+            f"{ln.get('quantity', 0):.4g}",
+            ln.get("unit"),
+            ln.get("unit_price"),
+            f"{ln.get('cost', 0):.6f}",
+        ]
+        for ln in final.get("lines") or []
+    ]
+    rows.append(
+        ["total", "", "", "", f"{final.get('total_usd', 0):.6f} {final.get('currency', 'USD')}"]
+    )
     return rows, f"{final.get('basis')}: {final.get('note', '')}"
 
 
@@ -131,14 +186,36 @@ def build(run: RunData, generated: str | None = None) -> Report:
     layers = {name: [c for c in cs if c.layer == name] for name in LAYERS}
     findings = diagnose(run, f)
     passed = (run.ev.get("verdict") or {}).get("passed")
-    cont = [[c["group"], c["topic"], c["partition"], c.get("role"), c.get("committed"), c.get("ideal"), c.get("resume"),
-             c.get("resume_source"), c.get("duplicates"), c.get("skipped"), c.get("duplicates_processed")]
-            for c in f.continuity]
+    cont = [
+        [
+            c["group"],
+            c["topic"],
+            c["partition"],
+            c.get("role"),
+            c.get("committed"),
+            c.get("ideal"),
+            c.get("resume"),
+            c.get("resume_source"),
+            c.get("duplicates"),
+            c.get("skipped"),
+            c.get("duplicates_processed"),
+        ]
+        for c in f.continuity
+    ]
     cost_rows, cost_note = _cost(run.ev)
     return Report(
-        run=run, facts=f, header=header(run), markers=markers(run), svg=render_svg(run),
-        continuity_rows=cont, layers=layers, findings=findings,
-        risks=unresolved_risks(findings, cs, passed), anomalies=_anomalies(run.ev),
-        journal_rows=_journal(run.ev), cost_rows=cost_rows, cost_note=cost_note,
+        run=run,
+        facts=f,
+        header=header(run),
+        markers=markers(run),
+        svg=render_svg(run),
+        continuity_rows=cont,
+        layers=layers,
+        findings=findings,
+        risks=unresolved_risks(findings, cs, passed),
+        anomalies=_anomalies(run.ev),
+        journal_rows=_journal(run.ev),
+        cost_rows=cost_rows,
+        cost_note=cost_note,
         generated=generated or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
     )

@@ -66,7 +66,14 @@ def _rate(times: np.ndarray, edges: np.ndarray, width: float) -> np.ndarray:
 
 
 def render_svg(run: RunData) -> str | None:
-    """The timeline as an SVG element (no XML prolog), or None without a history."""
+    """The timeline as an SVG element (no XML prolog), or None without a history.
+
+    Deterministic: the same run renders the same bytes (fixed SVG id salt, no date)."""
+    with matplotlib.rc_context({"svg.hashsalt": "kdrill", "svg.fonttype": "path"}):
+        return _render(run)
+
+
+def _render(run: RunData) -> str | None:
     h = run.history
     if h is None:
         return None

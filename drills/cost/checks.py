@@ -3,8 +3,8 @@
 The validator (focus-validator 2.2.1, model 1.2.0.1) skips most of its rules on an export
 like ours (441 of 578), so kdrill checks what matters for a drill export itself:
 ListCost = ListUnitPrice x PricingQuantity on every row, the rows' BilledCost adds up to
-the run's total, every ChargePeriod lies within its BillingPeriod, and units come from
-the allowed set (FOCUS units, GiB for 2^30 bytes).
+the run's total, every ChargePeriod lies within its BillingPeriod, units come from the
+allowed set (FOCUS units, GiB for 2^30 bytes), and each ServiceName has one category.
 
 Acceptance of the validator's verdict: "Fail: 0", or exactly InvoiceId-C-005-C failing while
 the validator's rule file still has an empty Condition on both InvoiceId-C-004-C and
@@ -66,6 +66,14 @@ def check_rows(rows: list[dict[str, Any]], total: float | None = None) -> list[s
             if r.get(col) not in ALLOWED_UNITS:
                 problems.append(f"{what}: {col} {r.get(col)!r} is not an allowed unit "
                                 f"({', '.join(sorted(ALLOWED_UNITS))})")  # fmt: skip
+    cats: dict[str, set[tuple[str, str]]] = {}
+    for r in rows:
+        cats.setdefault(r.get("ServiceName"), set()).add(
+            (r.get("ServiceCategory"), r.get("ServiceSubcategory")))  # fmt: skip
+    for name, pairs in sorted(cats.items(), key=lambda kv: str(kv[0])):
+        if len(pairs) > 1:
+            problems.append(f"ServiceName {name!r} has more than one ServiceCategory/Subcategory: "
+                            f"{sorted(pairs)}")  # fmt: skip
     if total is not None:
         billed = sum(_f(r["BilledCost"]) for r in rows)
         if abs(billed - total) > 1e-6 + 1e-6 * abs(total):

@@ -26,6 +26,9 @@ RECORD_OVERHEAD_BYTES = 70  # per record on the wire: headers, batch framing, MM
 EVIDENCE_PUTS = 12  # objects a run directory uploads (evidence, journal, history, exports)
 
 
+ALLOC_TAG = {"incremental": "incr", "allocated": "alloc"}
+
+
 class BudgetExceeded(DrillRefused):
     """The projected cost is over the spec's cost.budget_usd: the drill must not start."""
 
@@ -163,14 +166,12 @@ def summary_lines(ev: dict[str, Any]) -> list[str]:
         for x in final["lines"]:
             lines.append(
                 f"  {x['usage_type']:<26} {x['quantity']:>10.6f} {x['unit']:<8} "
-                f"x ${x['unit_price']:<8g} = ${x['cost']:.6f}  {x.get('allocation', '')}"
+                f"x ${x['unit_price']:<8g} = ${x['cost']:.6f} {ALLOC_TAG.get(x.get('allocation'), '')}"
             )
         split = final.get("split_usd")
         if split:
-            lines.append(
-                f"  incremental (caused by the drill) ${split['incremental']:.6f}, "
-                f"allocated (its window's share of standing resources) ${split['allocated']:.6f}"
-            )
+            lines.append(f"  incremental (caused by the drill):     ${split['incremental']:.6f}")
+            lines.append(f"  allocated (share of standing resources): ${split['allocated']:.6f}")
         if proj:
             budget = c.get("budget_usd")
             tail = f", budget ${budget:.2f}" if budget is not None else ""

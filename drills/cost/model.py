@@ -61,15 +61,17 @@ CE_SERVICE = {
 
 # FOCUS ServiceName (as AWS bills it: EBS volumes and NAT gateways are Amazon EC2 lines,
 # interface endpoints Amazon VPC's), ServiceCategory, ServiceSubcategory (an allowed 1.2
-# pair) and the bill's product code, per SKU family.
+# pair) and the bill's product code, per SKU family. FOCUS gives a ServiceName one and only
+# one ServiceCategory (ServiceName-C-005-C) and subcategory, so EBS and NAT lines carry
+# Amazon EC2's: Compute / Virtual Machines.
 SERVICE = {
     "ec2.instance": ("Amazon Elastic Compute Cloud", "Compute", "Virtual Machines", "AmazonEC2"),
-    "ebs": ("Amazon Elastic Compute Cloud", "Storage", "Block Storage", "AmazonEC2"),
+    "ebs": ("Amazon Elastic Compute Cloud", "Compute", "Virtual Machines", "AmazonEC2"),
     "s3": ("Amazon Simple Storage Service", "Storage", "Object Storage", "AmazonS3"),
     "transfer": ("AWS Data Transfer", "Networking", "Network Connectivity", "AWSDataTransfer"),
     "privatelink": ("Amazon Virtual Private Cloud", "Networking", "Network Connectivity",
                     "AmazonVPC"),
-    "nat": ("Amazon Elastic Compute Cloud", "Networking", "Network Infrastructure", "AmazonEC2"),
+    "nat": ("Amazon Elastic Compute Cloud", "Compute", "Virtual Machines", "AmazonEC2"),
     "msk": ("Amazon Managed Streaming for Apache Kafka", "Analytics", "Streaming Analytics",
             "AmazonMSK"),
 }  # fmt: skip

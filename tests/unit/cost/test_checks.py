@@ -100,3 +100,9 @@ def test_setup_script_pins_the_version_and_the_rule_files_checksum():
     text = (checks.ROOT / "tools" / "setup-focus-validator.sh").read_text()
     assert f"FV_VERSION={checks.VALIDATOR_VERSION}" in text
     assert checks.RULES_SHA256 in text
+
+
+def test_one_category_per_service_name(good):
+    bad = copy.deepcopy(good)
+    bad[0]["ServiceCategory"] = "Storage"  # EC2 lines split over two categories
+    assert any("more than one ServiceCategory" in p for p in checks.check_rows(bad))

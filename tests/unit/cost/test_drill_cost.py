@@ -180,5 +180,5 @@ def test_evidence_carries_the_split_and_the_summary_prints_it(tmp_path):
     assert split["incremental"] + split["allocated"] == pytest.approx(final["total_usd"], abs=2e-6)
     assert split["incremental"] >= 0.02  # 1 GiB across regions at $0.02
     assert any(
-        x.startswith("  incremental (caused by the drill) $") for x in summary_lines({"cost": c})
+        x.startswith("  incremental (caused by the drill):") for x in summary_lines({"cost": c})
     )

@@ -289,3 +289,17 @@ def test_ephemeral_stack_resources_are_launched_for_the_drill(cat):
     assert (i.tag_key, i.tag_value, i.ephemeral) == ("kdrill:drill-id", "env-42", True)
     rep = price(i, window(T, 600), cat)
     assert rep.split()[ALLOCATED] == 0 and rep.tag["ephemeral"]
+
+
+def test_every_price_and_billing_rule_cites_a_page_and_a_sentence(cat):
+    from drills.cost.model import MIN_60S, PER_STARTED_HOUR
+
+    rules = cat.raw["billing_rules"]
+    assert set(rules["per_started_hour"]["applies_to"]) == set(PER_STARTED_HOUR)
+    assert set(rules["per_second_60s_minimum"]["applies_to"]) == set(MIN_60S)
+    for rule in rules.values():
+        for c in rule["cite"]:
+            assert c["page"].startswith("https://") and c["sentence"].endswith(".")
+    for p in cat.prices.values():
+        assert p.source.startswith("https://aws.amazon.com/") and " -- " in p.source, p.price_id
+        assert '"$' in p.source, p.price_id  # the quoted price sentence

@@ -17,11 +17,46 @@ import pulumi
 from components.aws.brokers import BrokerFleet, BrokerFleetArgs, BrokerSlot, broker_slots
 from components.aws.config import BrokerCapacity, RegionConfig, RegionRole, VolumeConfig
 from components.aws.network import PortRange
+from components.aws.privatelink import PRIVATELINK_PORT, broker_endpoint
 
 CLIENT_PORT = PortRange("kafka", 9092, 9092)
 CONTROLLER_PORT = PortRange("kraft-controller", 9093, 9093)
 CONTROLLERS = 3
 LOG_DIR = "/var/lib/kafka/data"
+JAVA_HOME = "/opt/java"
+PRIVATELINK = PortRange("kafka-privatelink", PRIVATELINK_PORT, PRIVATELINK_PORT)
+
+
+@dataclass(frozen=True)
+class ArtifactSource:
+    """The region's artifacts bucket, read through the VPC's S3 gateway endpoint: the VPCs
+    have no NAT or internet gateway, so user data downloads nothing from the internet. A
+    gateway endpoint serves the regional S3 endpoint for buckets in its own region
+    (https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-s3.html); the AWS CLI
+    ships with Amazon Linux 2023."""
+
+    region: str
+    bucket: str
+    prefix: str
+    jdk: str
+
+    @property
+    def endpoint(self) -> str:
+        return f"https://s3.{self.region}.amazonaws.com"
+
+    def fetch(self, name: str, into: str, strip: int = 0) -> str:
+        """A shell line unpacking artifact `name` (a .tgz) into `into`."""
+        flags = f" --strip-components={strip}" if strip else ""
+        return (
+            f"mkdir -p {into}\naws s3 cp --region {self.region} --endpoint-url {self.endpoint} "
+            f"s3://{self.bucket}/{self.prefix}/{name} - | tar -xz -C {into}{flags}\n"
+        )
+
+    def object_arn(self) -> str:
+        return f"arn:aws:s3:::{self.bucket}/{self.prefix}/*"
+
+    def jdk_install(self) -> str:
+        return self.fetch(self.jdk, JAVA_HOME, strip=1) + f"export JAVA_HOME={JAVA_HOME}\n"
 
 
 def cluster_id(seed: str) -> str:
@@ -38,10 +73,20 @@ def bootstrap_servers(slots: Sequence[BrokerSlot]) -> str:
     return ",".join(f"{s.ip}:{CLIENT_PORT.from_port}" for s in slots)
 
 
-def kraft_properties(slot: BrokerSlot, slots: Sequence[BrokerSlot]) -> dict[str, str]:
-    """server.properties of one node (KRaft; combined mode for the first three)."""
+def kraft_properties(
+    slot: BrokerSlot, slots: Sequence[BrokerSlot], zone: str | None = None
+) -> dict[str, str]:
+    """server.properties of one node (KRaft; combined mode for the first three). With a
+    PrivateLink `zone`, a PRIVATELINK listener advertises the broker's own NLB port."""
     controller = slot.node_id < CONTROLLERS
     listeners = [f"PLAINTEXT://{slot.ip}:{CLIENT_PORT.from_port}"]
+    advertised = [f"PLAINTEXT://{slot.ip}:{CLIENT_PORT.from_port}"]
+    protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+    if zone is not None:
+        host, port = broker_endpoint(slot.node_id, zone)
+        listeners.append(f"PRIVATELINK://{slot.ip}:{PRIVATELINK_PORT}")
+        advertised.append(f"PRIVATELINK://{host}:{port}")
+        protocols.append("PRIVATELINK:PLAINTEXT")
     if controller:
         listeners.append(f"CONTROLLER://{slot.ip}:{CONTROLLER_PORT.from_port}")
     return {
@@ -50,8 +95,8 @@ def kraft_properties(slot: BrokerSlot, slots: Sequence[BrokerSlot]) -> dict[str,
         "controller.quorum.voters": quorum_voters(slots),
         "controller.listener.names": "CONTROLLER",
         "listeners": ",".join(listeners),
-        "advertised.listeners": f"PLAINTEXT://{slot.ip}:{CLIENT_PORT.from_port}",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "advertised.listeners": ",".join(advertised),
+        "listener.security.protocol.map": ",".join(protocols),
         "inter.broker.listener.name": "PLAINTEXT",
         "log.dirs": LOG_DIR,
         "broker.rack": slot.az,
@@ -87,6 +132,7 @@ Description={description}
 After=network-online.target
 [Service]
 User=kafka
+Environment=JAVA_HOME={JAVA_HOME}
 ExecStart={exec_start}
 Restart=on-failure
 LimitNOFILE=1000000
@@ -98,16 +144,28 @@ systemctl enable --now kafka
 """
 
 
-def user_data(slot: BrokerSlot, slots: Sequence[BrokerSlot], kafka_version: str, cid: str) -> str:
+def kafka_artifact(kafka_version: str) -> str:
+    """The Apache Kafka binary release's file name (staged in the artifacts bucket)."""
+    return f"kafka_2.13-{kafka_version}.tgz"
+
+
+def user_data(
+    slot: BrokerSlot,
+    slots: Sequence[BrokerSlot],
+    kafka_version: str,
+    cid: str,
+    source: ArtifactSource,
+    zone: str | None = None,
+) -> str:
     home = f"/opt/kafka_2.13-{kafka_version}"
-    url = f"https://archive.apache.org/dist/kafka/{kafka_version}/kafka_2.13-{kafka_version}.tgz"
+    props = render_properties(kraft_properties(slot, slots, zone))
     return (
         "#!/bin/bash\nset -euo pipefail\n"
-        "dnf install -y java-21-amazon-corretto-headless xfsprogs\n"
+        + source.jdk_install()
         + mount_script()
         + f"id kafka || useradd -r -d /var/lib/kafka kafka\nmkdir -p {LOG_DIR}\n"
-        f"curl -fsSL {url} | tar -xz -C /opt\n"
-        f"cat > /etc/kafka.properties <<'PROPS'\n{render_properties(kraft_properties(slot, slots))}PROPS\n"
+        + source.fetch(kafka_artifact(kafka_version), "/opt")
+        + f"cat > /etc/kafka.properties <<'PROPS'\n{props}PROPS\n"
         f"[ -f {LOG_DIR}/meta.properties ] || {home}/bin/kafka-storage.sh format -t {cid} "
         "-c /etc/kafka.properties\n"
         f"chown -R kafka:kafka /var/lib/kafka\n"
@@ -133,7 +191,11 @@ class ApacheKafkaClusterArgs:
     subnet_cidrs: Sequence[str]
     security_group_id: pulumi.Input[str]
     tags: Mapping[str, str]
+    artifacts: ArtifactSource
+    zone: str | None = None  # PrivateLink zone (brokers advertise b<N>.<zone>)
     stopped_azs: Sequence[int] = ()
+    force_stop: bool = False
+    data_opts: pulumi.ResourceOptions | None = None
 
 
 class ApacheKafkaCluster(pulumi.ComponentResource):
@@ -148,7 +210,7 @@ class ApacheKafkaCluster(pulumi.ComponentResource):
         slots = broker_slots(args.capacity.count, args.region, args.subnet_cidrs)
 
         def render(slot: BrokerSlot) -> str:
-            return user_data(slot, slots, args.kafka_version, cid)
+            return user_data(slot, slots, args.kafka_version, cid, args.artifacts, args.zone)
 
         self.fleet = BrokerFleet(
             f"{name}-fleet",
@@ -164,7 +226,10 @@ class ApacheKafkaCluster(pulumi.ComponentResource):
                 volume=args.storage,
                 volume_part="log-volume",
                 user_data=render,
+                artifacts_arn=args.artifacts.object_arn(),
                 stopped_azs=args.stopped_azs,
+                force_stop=args.force_stop,
+                data_opts=args.data_opts,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -15,6 +15,7 @@ import pulumi
 
 from components.aws.apache import (
     LOG_DIR,
+    ArtifactSource,
     bootstrap_servers,
     cluster_id,
     kraft_properties,
@@ -45,8 +46,9 @@ def automq_properties(
     ops_bucket: str,
     region: str,
     wal: str,
+    zone: str | None = None,
 ) -> dict[str, str]:
-    props = kraft_properties(slot, slots)
+    props = kraft_properties(slot, slots, zone)
     props.update(
         {
             "s3.data.buckets": s3_url(0, data_bucket, region),
@@ -59,20 +61,27 @@ def automq_properties(
     return props
 
 
-def user_data(slot: BrokerSlot, cfg: AutoMQConfig, props: Mapping[str, str], cid: str) -> str:
+def user_data(
+    slot: BrokerSlot,
+    cfg: AutoMQConfig,
+    kafka_version: str,
+    props: Mapping[str, str],
+    cid: str,
+    source: ArtifactSource,
+) -> str:
+    """The release is `automq-<version>_kafka-<kafka version>.tgz`, the name AutoMQ's own
+    release workflow downloads (AutoMQ/automq .github/workflows/docker-kafka-release.yaml),
+    staged in the region's artifacts bucket (no internet route from the VPC)."""
     home = f"/opt/automq-{cfg.version}"
-    url = (
-        f"https://github.com/AutoMQ/automq/releases/download/{cfg.version}/automq-{cfg.version}.tgz"
-    )
     # The EBS WAL is a raw block device: wait for it to attach, never format or mount it.
     wal_wait = f"for i in $(seq 60); do [ -b {WAL_DEVICE} ] && break; sleep 5; done\n"
     return (
         "#!/bin/bash\nset -euo pipefail\n"
         + (wal_wait if cfg.wal == "ebs" else "")
-        + "dnf install -y java-21-amazon-corretto-headless\n"
+        + source.jdk_install()
         + f"id kafka || useradd -r -d /var/lib/kafka kafka\nmkdir -p {LOG_DIR} {home}\n"
-        f"curl -fsSL {url} | tar -xz -C {home} --strip-components=1\n"
-        f"cat > /etc/kafka.properties <<'PROPS'\n{render_properties(props)}PROPS\n"
+        + source.fetch(cfg.artifact(kafka_version), home, strip=1)
+        + f"cat > /etc/kafka.properties <<'PROPS'\n{render_properties(props)}PROPS\n"
         f"[ -f {LOG_DIR}/meta.properties ] || {home}/bin/kafka-storage.sh format -t {cid} "
         "-c /etc/kafka.properties\n"
         "chown -R kafka:kafka /var/lib/kafka\n"
@@ -124,6 +133,8 @@ class AutoMQClusterArgs:
     subnet_cidrs: Sequence[str]
     security_group_id: pulumi.Input[str]
     tags: Mapping[str, str]
+    kafka_version: str
+    artifacts: ArtifactSource
     data_bucket_name: str
     ops_bucket_name: str
     noncurrent_days: int = 7
@@ -131,6 +142,9 @@ class AutoMQClusterArgs:
     replication_required: Sequence[str] = ()
     force_destroy: bool = False
     stopped_azs: Sequence[int] = ()
+    force_stop: bool = False
+    zone: str | None = None
+    data_opts: pulumi.ResourceOptions | None = None
 
 
 class AutoMQCluster(pulumi.ComponentResource):
@@ -160,6 +174,7 @@ class AutoMQCluster(pulumi.ComponentResource):
                     replicate_to=ReplicationTarget(target) if target is not None else None,
                     replication_required=purpose in args.replication_required,
                     force_destroy=args.force_destroy,
+                    keep=args.data_opts if purpose == "data" else None,
                 ),
                 opts=child,
             )
@@ -174,8 +189,9 @@ class AutoMQCluster(pulumi.ComponentResource):
                 args.ops_bucket_name,
                 args.region.region,
                 args.automq.wal,
+                args.zone,
             )
-            return user_data(slot, args.automq, props, cid)
+            return user_data(slot, args.automq, args.kafka_version, props, cid, args.artifacts)
 
         self.fleet = BrokerFleet(
             f"{name}-fleet",
@@ -192,7 +208,10 @@ class AutoMQCluster(pulumi.ComponentResource):
                 volume_part="wal-volume",
                 user_data=render,
                 policy=bucket_access_policy([b.arn for b in self.buckets.values()]),
+                artifacts_arn=args.artifacts.object_arn(),
                 stopped_azs=args.stopped_azs,
+                force_stop=args.force_stop,
+                data_opts=args.data_opts,
             ),
             opts=child,
         )

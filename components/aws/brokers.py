@@ -10,6 +10,7 @@ fault really restarts the brokers rather than forgetting them.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -19,7 +20,20 @@ import pulumi_aws as aws
 from components.aws.config import BrokerCapacity, RegionConfig, RegionRole, VolumeConfig
 from components.aws.iam import assume_role_policy
 from components.aws.network import broker_ip
-from components.aws.tags import with_tags
+from components.aws.tags import DRILL_ID_TAG, ENVIRONMENT_TAG, EXPIRES_AT_TAG, with_tags
+
+# Tags that change per drill or per environment. A launch template's tag specifications
+# are part of its version, and a new version would replace brokers whose private IPs are
+# fixed (create-before-delete then fails on the address): such tags go on the instances,
+# volumes and the template resource itself (in-place updates), never into tag specs.
+VOLATILE_TAGS = (DRILL_ID_TAG, ENVIRONMENT_TAG, EXPIRES_AT_TAG)
+
+
+def stable_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in tags.items() if k not in VOLATILE_TAGS}
+
+
+ROOT_VOLUME = {"volume_size": 30, "volume_type": "gp3", "encrypted": True}
 
 DATA_DEVICE = "/dev/sdf"  # appears as /dev/nvme1n1 on Nitro instances
 
@@ -74,7 +88,10 @@ class BrokerFleetArgs:
     volume_part: str
     user_data: Callable[[BrokerSlot], str]
     policy: pulumi.Input[str] | None = None
+    artifacts_arn: str | None = None  # s3 object ARN prefix of the staged software
     stopped_azs: Sequence[int] = ()
+    force_stop: bool = False  # region loss: stop without a clean shutdown
+    data_opts: pulumi.ResourceOptions | None = None  # protect / retain log volumes
 
 
 class BrokerFleet(pulumi.ComponentResource):
@@ -100,6 +117,24 @@ class BrokerFleet(pulumi.ComponentResource):
             aws.iam.RolePolicy(
                 f"{name}-instance-policy", role=role.id, policy=args.policy, opts=child
             )
+        if args.artifacts_arn is not None:
+            aws.iam.RolePolicy(
+                f"{name}-artifacts-policy",
+                role=role.id,
+                policy=json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": ["s3:GetObject"],
+                                "Resource": [args.artifacts_arn],
+                            }
+                        ],
+                    }
+                ),
+                opts=child,
+            )
         profile = aws.iam.InstanceProfile(
             f"{name}-instance-profile",
             role=role.name,
@@ -118,12 +153,15 @@ class BrokerFleet(pulumi.ComponentResource):
             block_device_mappings=[
                 {
                     "device_name": "/dev/xvda",
-                    "ebs": {"volume_size": 30, "volume_type": "gp3", "encrypted": "true"},
+                    "ebs": {**ROOT_VOLUME, "encrypted": "true"},
                 }
             ],
             tag_specifications=[
-                {"resource_type": "instance", "tags": broker_tags},
-                {"resource_type": "volume", "tags": with_tags(tags, part="root-volume")},
+                {"resource_type": "instance", "tags": stable_tags(broker_tags)},
+                {
+                    "resource_type": "volume",
+                    "tags": stable_tags(with_tags(tags, part="root-volume")),
+                },
             ],
             update_default_version=True,
             tags=tags,
@@ -144,7 +182,12 @@ class BrokerFleet(pulumi.ComponentResource):
                 user_data_base64=base64.b64encode(args.user_data(slot).encode()).decode(),
                 user_data_replace_on_change=False,
                 tags=with_tags(broker_tags, Name=broker, **{"kdrill:node-id": str(slot.node_id)}),
-                opts=child,
+                root_block_device={**ROOT_VOLUME, "tags": with_tags(tags, part="root-volume")},
+                # A fixed private IP cannot be held by two instances: delete first. Template
+                # edits reach brokers only when they are replaced for another reason.
+                opts=pulumi.ResourceOptions(
+                    parent=self, delete_before_replace=True, ignore_changes=["launchTemplate"]
+                ),
             )
             self.instance_ids.append(instance.id)
             if args.volume is not None:
@@ -160,7 +203,7 @@ class BrokerFleet(pulumi.ComponentResource):
                     tags=with_tags(
                         tags, part=args.volume_part, Name=f"{broker}-{args.volume_part}"
                     ),
-                    opts=child,
+                    opts=pulumi.ResourceOptions.merge(child, args.data_opts),
                 )
                 aws.ec2.VolumeAttachment(
                     f"{broker}-{args.volume_part}-attachment",
@@ -175,6 +218,9 @@ class BrokerFleet(pulumi.ComponentResource):
                 f"{broker}-state",
                 instance_id=instance.id,
                 state="stopped" if slot.az_index in args.stopped_azs else "running",
+                # force: stop like a lost region, without flushing file systems or a clean
+                # shutdown (EC2 StopInstances Force)
+                force=args.force_stop and slot.az_index in args.stopped_azs,
                 opts=child,
             )
 

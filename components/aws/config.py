@@ -130,16 +130,62 @@ class BucketsConfig(_Model):
 
 
 class AutoMQConfig(_Model):
+    """AutoMQ release and WAL. Open-source releases are `automq-<version>_kafka-<kafka
+    version>.tgz` (the Kafka version is `kdrill:brokers.kafkaVersion`); their block-device
+    WAL is deprecated (AutoMQ/automq#2516, see issue #3037), so only the S3 WAL is offered.
+    A block-device (EBS) WAL needs `edition: commercial` and the vendor's artifact name."""
+
     version: str = "1.5.0"
-    # Open-source AutoMQ keeps its WAL on S3; EBS WAL is a commercial-edition feature.
     wal: Literal["s3", "ebs"] = "s3"
     edition: Literal["open-source", "commercial"] = "open-source"
+    # edition=commercial: the tarball AutoMQ supplies, staged in the artifacts bucket.
+    commercial_artifact: str | None = None
 
     @model_validator(mode="after")
     def _wal_edition(self) -> AutoMQConfig:
         if self.wal == "ebs" and self.edition != "commercial":
-            raise ValueError("wal=ebs needs edition=commercial (open-source AutoMQ's WAL is on S3)")
+            raise ValueError(
+                "wal=ebs is a block-device WAL, which open-source AutoMQ no longer supports "
+                "(its WAL is on S3: use wal=s3), or set edition=commercial"
+            )
+        if self.edition == "commercial" and not self.commercial_artifact:
+            raise ValueError(
+                "edition=commercial needs commercialArtifact (the tarball AutoMQ supplies; "
+                "open-source releases are not the commercial edition)"
+            )
         return self
+
+    def artifact(self, kafka_version: str) -> str:
+        if self.edition == "commercial":
+            assert self.commercial_artifact is not None
+            return self.commercial_artifact
+        return f"automq-{self.version}_kafka-{kafka_version}.tgz"
+
+
+class ArtifactsConfig(_Model):
+    """Where brokers get their software: the VPCs have no internet route (no NAT, no internet
+    gateway), so Kafka/AutoMQ and the JDK are staged in a bucket in each region and fetched
+    through the VPC's S3 gateway endpoint (gateway endpoints serve same-region buckets only).
+    `bucket` may contain `{region}`."""
+
+    bucket: str = "kdrill-artifacts-{region}"
+    prefix: str = "kdrill"
+    jdk: str = "amazon-corretto-21-aarch64-linux-jdk.tar.gz"
+
+    def bucket_for(self, region: str) -> str:
+        return self.bucket.format(region=region)
+
+
+class KubernetesNetwork(_Model):
+    """Where the Kubernetes cluster's nodes are: a VPC in one of the pair's regions, attached
+    to that region's transit gateway, so MirrorMaker 2 reaches the primary over the stack's
+    inter-region link (and the cross-region fault cuts it)."""
+
+    region_role: RegionRole = "standby"
+    vpc_id: str
+    cidr: str
+    subnet_ids: list[str] = Field(min_length=1)
+    route_table_ids: list[str] = Field(min_length=1)
 
 
 class KubernetesTarget(_Model):
@@ -150,6 +196,10 @@ class KubernetesTarget(_Model):
     kubeconfig: str | None = None  # default: the usual ~/.kube/config
     image: str = "apache/kafka:4.1.0"
     replicas: int = Field(default=1, ge=1)
+    network: KubernetesNetwork | None = None
+    # MSK IAM auth needs the aws-msk-iam-auth library on MirrorMaker 2's classpath; the
+    # apache/kafka image does not ship it. Say so when the image carries it.
+    image_has_msk_iam_auth: bool = False
 
 
 class ReplicationConfig(_Model):
@@ -167,11 +217,15 @@ class ClientVpc(_Model):
     vpc_id: str
     subnet_ids: list[str] = Field(min_length=1)
     cidr: str
+    # The network ACL of the endpoint subnets: the `blackhole` fault adds deny rules to it.
+    network_acl_id: str | None = None
 
 
 class PrivateLinkConfig(_Model):
     allowed_principals: list[str] = Field(default_factory=list)
     client_vpcs: list[ClientVpc] = Field(default_factory=list)
+    # Private hosted zone (in each client VPC) naming the brokers: <role>.<zone>
+    zone: str = "kafka.kdrill.internal"
 
 
 FAULT_PARAM_FIELDS = ("az_index", "duration")
@@ -254,6 +308,7 @@ class StackConfig(_Model):
     brokers: BrokersConfig
     storage: VolumeConfig
     buckets: BucketsConfig = Field(default_factory=BucketsConfig)
+    artifacts: ArtifactsConfig = Field(default_factory=ArtifactsConfig)
     automq: AutoMQConfig | None = None
     replication: ReplicationConfig
     private_link: PrivateLinkConfig = Field(default_factory=PrivateLinkConfig)
@@ -284,8 +339,28 @@ class StackConfig(_Model):
                 f"replication {self.replication.kind} does not apply to engine {self.engine}; "
                 f"choose one of {sorted(allowed)}"
             )
-        if self.replication.kind == "mirrormaker2" and self.replication.kubernetes is None:
-            raise ValueError("replication kind mirrormaker2 needs replication.kubernetes.context")
+        if self.replication.kind == "mirrormaker2":
+            k8s = self.replication.kubernetes
+            if k8s is None:
+                raise ValueError(
+                    "replication kind mirrormaker2 needs replication.kubernetes.context"
+                )
+            if k8s.network is None:
+                raise ValueError(
+                    "replication kind mirrormaker2 needs replication.kubernetes.network (the "
+                    "VPC its nodes run in) so it can reach the brokers over the stack's link"
+                )
+            if self.inter_region != "transit-gateway":
+                raise ValueError(
+                    "replication kind mirrormaker2 needs interRegion transit-gateway: VPC "
+                    "peering is not transitive, so the Kubernetes VPC could not reach the "
+                    "primary over the stack's inter-region link"
+                )
+            if self.engine == "msk" and not k8s.image_has_msk_iam_auth:
+                raise ValueError(
+                    "MirrorMaker 2 against MSK uses IAM auth: give replication.kubernetes.image "
+                    "an image with aws-msk-iam-auth on its classpath and set imageHasMskIamAuth"
+                )
         if self.engine == "automq" and self.automq is None:
             raise ValueError("engine automq needs the kdrill:automq block")
         if self.engine != "automq" and self.automq is not None:
@@ -300,6 +375,21 @@ class StackConfig(_Model):
                 raise ValueError(f"MSK instance types start with 'kafka.' ({', '.join(bad)})")
         if {"data", "ops"} & set(self.buckets.replicate) and self.engine != "automq":
             raise ValueError("buckets.replicate data/ops only exist for engine automq")
+        for f in self.faults:
+            if f.kind != "blackhole":
+                continue
+            clients = [c for c in self.private_link.client_vpcs if c.region_role == f.region]
+            if not clients:
+                raise ValueError(
+                    f"blackhole on AWS blocks the client VPCs' private endpoints; the {f.region} "
+                    "region has none (privateLink.clientVpcs)"
+                )
+            bare = [c.name for c in clients if c.network_acl_id is None]
+            if bare:
+                raise ValueError(
+                    f"blackhole denies traffic on the endpoint subnets' network ACL: set "
+                    f"privateLink.clientVpcs[].networkAclId for {', '.join(bare)}"
+                )
         seen: set[tuple[str, str]] = set()
         for f in self.faults:
             key = (f.kind, f.region)

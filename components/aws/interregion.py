@@ -3,6 +3,10 @@
 `vpc-peering`: a peering connection requested from the primary and accepted in the
 standby, with routes both ways. `transit-gateway`: a transit gateway per region, VPC
 attachments, a TGW peering attachment accepted in the standby, and static routes.
+
+`attached`: another VPC (MirrorMaker 2's Kubernetes nodes) attached to its region's
+transit gateway, with routes to both broker VPCs through it: replication then crosses
+regions over this link, so a cross-region fault (NACLs, FIS on the transit gateways) cuts it.
 """
 
 from __future__ import annotations
@@ -30,11 +34,22 @@ class LinkEnd:
 
 
 @dataclass
+class AttachedVpc:
+    name: str
+    region_role: Literal["primary", "standby"]
+    vpc_id: str
+    cidr: str
+    subnet_ids: list[str]
+    route_table_ids: list[str]
+
+
+@dataclass
 class InterRegionLinkArgs:
     kind: Literal["vpc-peering", "transit-gateway"]
     primary: LinkEnd
     standby: LinkEnd
     tags: Mapping[str, str]
+    attached: AttachedVpc | None = None
 
 
 class InterRegionLink(pulumi.ComponentResource):
@@ -89,6 +104,10 @@ class InterRegionLink(pulumi.ComponentResource):
                 opts=self._opts(end, depends_on=[accepter]),
             )
         self.link_id = peering.id
+        if args.attached is not None:
+            raise ValueError(
+                "an attached VPC needs kind transit-gateway (peering is not transitive)"
+            )
 
     def _transit_gateway(self, name: str, args: InterRegionLinkArgs) -> None:
         tags = with_tags(args.tags, part="inter-region-link")
@@ -146,3 +165,36 @@ class InterRegionLink(pulumi.ComponentResource):
                 opts=self._opts(end, depends_on=[attachments[role]]),
             )
         self.link_id = peering.id
+        extra = args.attached
+        if extra is None:
+            return
+        home = args.primary if extra.region_role == "primary" else args.standby
+        away_role = "standby" if extra.region_role == "primary" else "primary"
+        away = args.primary if away_role == "primary" else args.standby
+        tgw = tgws[extra.region_role]
+        attachment = aws.ec2transitgateway.VpcAttachment(
+            f"{name}-{extra.name}-vpc-attachment",
+            transit_gateway_id=tgw.id,
+            vpc_id=extra.vpc_id,
+            subnet_ids=extra.subnet_ids,
+            tags=with_tags(tags, region_role=extra.region_role),
+            opts=self._opts(home),
+        )
+        # The other region's transit gateway sends the attached VPC's replies back over
+        # the peering attachment (the home TGW learns the VPC by propagation).
+        aws.ec2transitgateway.Route(
+            f"{name}-{away_role}-to-{extra.name}",
+            destination_cidr_block=extra.cidr,
+            transit_gateway_attachment_id=peering.id,
+            transit_gateway_route_table_id=tgws[away_role].association_default_route_table_id,
+            opts=self._opts(away, depends_on=[accepter]),
+        )
+        for i, rt in enumerate(extra.route_table_ids):
+            for dest_role, dest in (("primary", args.primary), ("standby", args.standby)):
+                aws.ec2.Route(
+                    f"{name}-{extra.name}-{i}-to-{dest_role}",
+                    route_table_id=rt,
+                    destination_cidr_block=dest.cidr,
+                    transit_gateway_id=tgw.id,
+                    opts=self._opts(home, depends_on=[attachment]),
+                )

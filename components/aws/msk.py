@@ -48,6 +48,16 @@ class MskClusterArgs:
     subnet_ids: Sequence[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
     tags: Mapping[str, str]
+    # A cross-region MSK Replicator reads its source over multi-VPC private connectivity,
+    # turned on for IAM auth (the `unauthenticated` type is not supported with it):
+    # https://docs.aws.amazon.com/msk/latest/developerguide/msk-replicator-prepare-cluster.html
+    multi_vpc_iam: bool = False
+    # Data: kept on delete / protected outside ephemeral stacks (see paired.data_options).
+    data_opts: pulumi.ResourceOptions | None = None
+
+
+# MSK creates and updates take tens of minutes; the provider's defaults are too short.
+MSK_TIMEOUTS = pulumi.CustomTimeouts(create="120m", update="120m", delete="60m")
 
 
 class MskCluster(pulumi.ComponentResource):
@@ -86,6 +96,15 @@ class MskCluster(pulumi.ComponentResource):
                 "client_subnets": list(args.subnet_ids),
                 "security_groups": [args.security_group_id],
                 "storage_info": {"ebs_storage_info": ebs_info},
+                **(
+                    {
+                        "connectivity_info": {
+                            "vpc_connectivity": {"client_authentication": {"sasl": {"iam": True}}}
+                        }
+                    }
+                    if args.multi_vpc_iam
+                    else {}
+                ),
             },
             encryption_info={
                 "encryption_at_rest_kms_key_arn": kms.arn,
@@ -98,7 +117,9 @@ class MskCluster(pulumi.ComponentResource):
             },
             enhanced_monitoring="PER_TOPIC_PER_BROKER",
             tags=with_tags(tags, part="msk-cluster"),
-            opts=child,
+            opts=pulumi.ResourceOptions.merge(
+                pulumi.ResourceOptions(parent=self, custom_timeouts=MSK_TIMEOUTS), args.data_opts
+            ),
         )
         self.arn = cluster.arn
         self.bootstrap_servers = cluster.bootstrap_brokers_sasl_iam

@@ -16,11 +16,16 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws import apache, msk
-from components.aws.apache import ApacheKafkaCluster, ApacheKafkaClusterArgs
+from components.aws.apache import ApacheKafkaCluster, ApacheKafkaClusterArgs, ArtifactSource
 from components.aws.automq import AutoMQCluster, AutoMQClusterArgs
 from components.aws.config import RegionRole, StackConfig
-from components.aws.faults import CrossRegionExperiment, CrossRegionExperimentArgs, plan_faults
-from components.aws.interregion import InterRegionLink, InterRegionLinkArgs, LinkEnd
+from components.aws.faults import (
+    S3_REPLICATION_UNDER_LOSS,
+    CrossRegionExperiment,
+    CrossRegionExperimentArgs,
+    plan_faults,
+)
+from components.aws.interregion import AttachedVpc, InterRegionLink, InterRegionLinkArgs, LinkEnd
 from components.aws.msk import MskCluster, MskClusterArgs
 from components.aws.network import PortRange, RegionNetwork, RegionNetworkArgs
 from components.aws.privatelink import (
@@ -41,10 +46,29 @@ from components.kubernetes.mirrormaker2 import MirrorMaker2, MirrorMaker2Args
 
 
 def engine_ports(engine: str) -> tuple[tuple[PortRange, ...], tuple[PortRange, ...]]:
-    """(client ports, VPC-internal ports) of an engine."""
+    """(client ports, VPC-internal ports) of an engine. The PrivateLink listener is reached
+    from the NLB, which lives in the VPC."""
     if engine == "msk":
         return msk.CLIENT_PORTS, ()
-    return (apache.CLIENT_PORT,), (apache.CONTROLLER_PORT,)
+    return (apache.CLIENT_PORT,), (apache.CONTROLLER_PORT, apache.PRIVATELINK)
+
+
+def data_options(cfg: StackConfig) -> pulumi.ResourceOptions:
+    """Options for resources holding data (log volumes, MSK clusters, AutoMQ data buckets):
+    kept in the account when deleted from the stack outside ephemeral stacks, and protected
+    from `pulumi destroy` in production."""
+    if cfg.environment == "ephemeral":
+        return pulumi.ResourceOptions()
+    return pulumi.ResourceOptions(retain_on_delete=True, protect=cfg.environment == "production")
+
+
+def artifact_source(cfg: StackConfig, region: str) -> ArtifactSource:
+    a = cfg.artifacts
+    return ArtifactSource(region, a.bucket_for(region), a.prefix, a.jdk)
+
+
+def zone_for(cfg: StackConfig, role: RegionRole) -> str:
+    return f"{role}.{cfg.private_link.zone}"
 
 
 def other(role: RegionRole) -> RegionRole:
@@ -89,6 +113,9 @@ class PairedRegionKafka(pulumi.ComponentResource):
             allowed.update(
                 {c.name: c.cidr for c in cfg.private_link.client_vpcs if c.region_role == role}
             )
+            k8s = cfg.replication.kubernetes
+            if cfg.replication.kind == "mirrormaker2" and k8s and k8s.network:
+                allowed["mirrormaker2"] = k8s.network.cidr  # MM2 reads / writes both regions
             network = RegionNetwork(
                 f"{name}-{role}",
                 RegionNetworkArgs(
@@ -135,6 +162,9 @@ class PairedRegionKafka(pulumi.ComponentResource):
                 "faults": {
                     "isolatedAzs": list(faults.isolated_azs),
                     "endpointBlocked": faults.endpoint_blocked,
+                    "regionLost": faults.region_lost,
+                    "forcedStop": faults.forced_stop and cfg.engine != "msk",
+                    "s3Replication": S3_REPLICATION_UNDER_LOSS if faults.region_lost else None,
                 },
             }
             if isinstance(engine, MskCluster):
@@ -149,6 +179,8 @@ class PairedRegionKafka(pulumi.ComponentResource):
                         client_vpcs=[
                             c for c in cfg.private_link.client_vpcs if c.region_role == role
                         ],
+                        replicator_source=role == "primary"
+                        and cfg.replication.kind == "msk-replicator",
                         blocked=faults.endpoint_blocked,
                     ),
                     opts=ropts,
@@ -170,7 +202,8 @@ class PairedRegionKafka(pulumi.ComponentResource):
                                 strict=True,
                             )
                         ),
-                        broker_port=apache.CLIENT_PORT.from_port,
+                        broker_port=apache.PRIVATELINK.from_port,
+                        zone=zone_for(cfg, role),
                         tags=args.tags,
                         allowed_principals=cfg.private_link.allowed_principals,
                         client_vpcs=[
@@ -199,6 +232,9 @@ class PairedRegionKafka(pulumi.ComponentResource):
                     opts=ropts,
                 )
                 out["faults"]["fisExperimentTemplateId"] = experiment.template_id
+                out["faults"]["fisDisruptConnectivityTemplateId"] = (
+                    experiment.disrupt_connectivity_template_id
+                )
             self.regions[role] = out
 
         self.link = InterRegionLink(
@@ -208,6 +244,7 @@ class PairedRegionKafka(pulumi.ComponentResource):
                 primary=self._link_end("primary"),
                 standby=self._link_end("standby"),
                 tags=args.tags,
+                attached=self._attached_vpc(),
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -225,6 +262,23 @@ class PairedRegionKafka(pulumi.ComponentResource):
             subnet_ids=net.subnet_ids,
         )
 
+    def _attached_vpc(self) -> AttachedVpc | None:
+        """MirrorMaker 2's Kubernetes VPC, attached to its region's transit gateway so its
+        traffic to the other region takes the stack's inter-region link."""
+        cfg = self._args.config
+        k8s = cfg.replication.kubernetes
+        if cfg.replication.kind != "mirrormaker2" or k8s is None or k8s.network is None:
+            return None
+        n = k8s.network
+        return AttachedVpc(
+            name="mirrormaker2",
+            region_role=n.region_role,
+            vpc_id=n.vpc_id,
+            cidr=n.cidr,
+            subnet_ids=list(n.subnet_ids),
+            route_table_ids=list(n.route_table_ids),
+        )
+
     def _engine(
         self,
         name: str,
@@ -236,8 +290,11 @@ class PairedRegionKafka(pulumi.ComponentResource):
         cfg, stack = self._args.config, self._args.stack
         region = cfg.regions.by_role(role)
         capacity = cfg.brokers.by_role(role)
-        stopped = plan_faults(cfg.faults, role).stopped_azs
+        plan = plan_faults(cfg.faults, role)
+        stopped = plan.stopped_azs
         tags = with_role(self._args.tags, role)
+        source = artifact_source(cfg, region.region)
+        zone = zone_for(cfg, role)
         if cfg.engine == "msk":
             return MskCluster(
                 f"{name}-{role}-msk",
@@ -250,6 +307,8 @@ class PairedRegionKafka(pulumi.ComponentResource):
                     subnet_ids=network.subnet_ids,
                     security_group_id=network.broker_security_group_id,
                     tags=tags,
+                    multi_vpc_iam=role == "primary" and cfg.replication.kind == "msk-replicator",
+                    data_opts=data_options(cfg),
                 ),
                 opts=ropts,
             )
@@ -268,7 +327,11 @@ class PairedRegionKafka(pulumi.ComponentResource):
                     subnet_cidrs=network.subnet_cidrs,
                     security_group_id=network.broker_security_group_id,
                     tags=tags,
+                    artifacts=source,
+                    zone=zone,
                     stopped_azs=stopped,
+                    force_stop=plan.forced_stop,
+                    data_opts=data_options(cfg),
                 ),
                 opts=ropts,
             )
@@ -291,6 +354,11 @@ class PairedRegionKafka(pulumi.ComponentResource):
                 subnet_cidrs=network.subnet_cidrs,
                 security_group_id=network.broker_security_group_id,
                 tags=tags,
+                kafka_version=cfg.brokers.kafka_version,
+                artifacts=source,
+                zone=zone,
+                force_stop=plan.forced_stop,
+                data_opts=data_options(cfg),
                 data_bucket_name=f"{prefix}-automq-data",
                 ops_bucket_name=f"{prefix}-automq-ops",
                 noncurrent_days=min(cfg.buckets.noncurrent_days, 7),

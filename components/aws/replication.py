@@ -44,6 +44,46 @@ class MskReplicatorArgs:
     tags: Mapping[str, str]
 
 
+# The managed policy AWSMSKReplicatorExecutionRole, mirrored action for action but scoped to
+# the two clusters (WriteDataIdempotently is needed on both clusters):
+# https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AWSMSKReplicatorExecutionRole.html
+# https://docs.aws.amazon.com/msk/latest/developerguide/msk-replicator-ser.html
+REPLICATOR_CLUSTER_ACTIONS = (
+    "kafka-cluster:Connect",
+    "kafka-cluster:DescribeCluster",
+    "kafka-cluster:AlterCluster",
+    "kafka-cluster:DescribeTopic",
+    "kafka-cluster:CreateTopic",
+    "kafka-cluster:AlterTopic",
+    "kafka-cluster:WriteData",
+    "kafka-cluster:ReadData",
+    "kafka-cluster:AlterGroup",
+    "kafka-cluster:DescribeGroup",
+    "kafka-cluster:DescribeTopicDynamicConfiguration",
+    "kafka-cluster:AlterTopicDynamicConfiguration",
+    "kafka-cluster:WriteDataIdempotently",
+)
+REPLICATOR_TOPIC_ACTIONS = (
+    "kafka-cluster:DescribeTopic",
+    "kafka-cluster:CreateTopic",
+    "kafka-cluster:AlterTopic",
+    "kafka-cluster:WriteData",
+    "kafka-cluster:ReadData",
+    "kafka-cluster:DescribeTopicDynamicConfiguration",
+    "kafka-cluster:AlterTopicDynamicConfiguration",
+    "kafka-cluster:AlterCluster",
+)
+REPLICATOR_GROUP_ACTIONS = (
+    "kafka-cluster:AlterGroup",
+    "kafka-cluster:DescribeGroup",
+    "kafka-cluster:DeleteGroup",
+)
+# Explicit, not the provider's defaults: replicate what the source already holds, and keep
+# topic names (a drill's consumers move to the same topic name in the standby).
+STARTING_POSITION = "EARLIEST"
+TOPIC_NAMES = "IDENTICAL"
+
+
 def replicator_policy(
     source_arn: pulumi.Input[str], target_arn: pulumi.Input[str]
 ) -> pulumi.Output[str]:
@@ -59,26 +99,21 @@ def replicator_policy(
                 "Version": "2012-10-17",
                 "Statement": [
                     {
+                        "Sid": "ClusterPermissions",
                         "Effect": "Allow",
-                        "Action": [
-                            "kafka-cluster:Connect",
-                            "kafka-cluster:Describe*",
-                            "kafka-cluster:AlterCluster",
-                        ],
+                        "Action": list(REPLICATOR_CLUSTER_ACTIONS),
                         "Resource": arns,
                     },
                     {
+                        "Sid": "TopicPermissions",
                         "Effect": "Allow",
-                        "Action": [
-                            "kafka-cluster:*Topic*",
-                            "kafka-cluster:ReadData",
-                            "kafka-cluster:WriteData",
-                        ],
+                        "Action": list(REPLICATOR_TOPIC_ACTIONS),
                         "Resource": [scoped(a, "topic") for a in arns],
                     },
                     {
+                        "Sid": "GroupPermissions",
                         "Effect": "Allow",
-                        "Action": ["kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"],
+                        "Action": list(REPLICATOR_GROUP_ACTIONS),
                         "Resource": [scoped(a, "group") for a in arns],
                     },
                 ],
@@ -134,6 +169,8 @@ class MskReplicator(pulumi.ComponentResource):
                         "copy_topic_configurations": True,
                         "copy_access_control_lists_for_topics": True,
                         "detect_and_copy_new_topics": True,
+                        "starting_position": {"type": STARTING_POSITION},
+                        "topic_name_configuration": {"type": TOPIC_NAMES},
                     }
                 ],
                 "consumer_group_replications": [

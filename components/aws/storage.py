@@ -46,6 +46,7 @@ class SecureBucketArgs:
     replicate_to: ReplicationTarget | None = None
     replication_required: bool = False
     force_destroy: bool = False
+    keep: pulumi.ResourceOptions | None = None  # retain_on_delete / protect for the bucket
 
 
 class SecureBucket(pulumi.ComponentResource):
@@ -67,7 +68,7 @@ class SecureBucket(pulumi.ComponentResource):
             bucket=args.bucket_name,
             force_destroy=args.force_destroy,
             tags=tags,
-            opts=child,
+            opts=pulumi.ResourceOptions.merge(child, args.keep),
         )
         self.bucket_name = bucket.bucket
         self.arn = bucket.arn

@@ -26,6 +26,7 @@ class Res:
     name: str
     inputs: dict[str, Any]
     provider: str | None
+    opts: pulumi.ResourceOptions | None = None  # as registered (from a stack transformation)
 
     @property
     def tags(self) -> dict[str, str]:
@@ -60,6 +61,10 @@ def _fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]
         out["bootstrapBrokersSaslIam"] = f"b-1.{inputs['clusterName']}.kafka:9098"
     elif typ == "aws:ec2/vpcEndpointService:VpcEndpointService":
         out["serviceName"] = f"com.amazonaws.vpce.mock.{name}"
+    elif typ == "aws:ec2/vpcEndpoint:VpcEndpoint":
+        out["dnsEntries"] = [{"dnsName": f"{name}.vpce.mock", "hostedZoneId": "ZMOCK"}]
+    elif typ == "aws:route53/zone:Zone":
+        out["zoneId"] = f"{name}-zone-id"
     elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
         out["latestVersion"] = 1
     elif typ == "aws:ec2transitgateway/transitGateway:TransitGateway":
@@ -103,15 +108,23 @@ def render(config: dict[str, Any], stack: str = "test", preview: bool = False) -
     from components.aws.program import build
 
     result = Rendered(resources=mocks.resources)
+    options: dict[tuple[str, str], pulumi.ResourceOptions] = {}
+
+    def record(args: pulumi.ResourceTransformationArgs):
+        options[(args.type_, args.name)] = args.opts
+        return None
 
     @pulumi.runtime.test
     def run():
+        pulumi.runtime.register_stack_transformation(record)
         pair = build(stack=stack)
         return pulumi.Output.from_input(
             {"regions": pair.regions, "replication": pair.replication}
         ).apply(lambda o: result.outputs.update(o))
 
     run()
+    for r in result.resources:
+        r.opts = options.get((r.typ, r.name))
     return result
 
 

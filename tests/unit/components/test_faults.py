@@ -2,11 +2,20 @@
 restores the original graph — every resource and every input identical."""
 
 import copy
+import json
 
 import pytest
 
-from components.aws.config import FaultConfig
-from components.aws.faults import ROUTE_TABLE_ACTION, TRANSIT_GATEWAY_ACTION, plan_faults
+from components.aws.config import ConfigError, FaultConfig, parse_stack_config
+from components.aws.faults import (
+    DISRUPT_CONNECTIVITY_ACTION,
+    FIS_LOGGING_ACTIONS,
+    FIS_NACL_ACTIONS,
+    ROUTE_TABLE_ACTION,
+    S3_REPLICATION_UNDER_LOSS,
+    TRANSIT_GATEWAY_ACTION,
+    plan_faults,
+)
 from tests.unit.components.harness import render, render_stack, stack_config
 
 NACL_RULE = "aws:ec2/networkAclRule:NetworkAclRule"
@@ -97,29 +106,51 @@ def test_region_degraded_touches_one_az():
     assert stopped == {"kdrill-standby-automq-fleet-broker-2-state"}, stopped
 
 
-def test_blackhole_removes_principals_and_ingress():
+def test_blackhole_is_a_nacl_deny_on_the_endpoint_subnets():
+    """Issue 20 item 6: stateless NACL denies (they cut open connections); principals and
+    security-group rules, which leave tracked flows alive, are not what the fault changes."""
     stack = "apache-use1-usw2"
     clean = render_stack(stack)
     blocked = with_faults(stack, [{"kind": "blackhole", "region": "primary"}])
-    svc = blocked.named("kdrill-primary-privatelink-service")
-    assert svc.inputs.get("allowedPrincipals") in (None, []), f"{svc.name} still allows principals"
-    assert clean.named("kdrill-primary-privatelink-service").inputs["allowedPrincipals"]
     added, removed, changed = diff(clean, blocked)
-    assert not added
-    assert [n for _, n in removed] == ["kdrill-primary-privatelink-apps-use1-endpoint-ingress"], (
-        removed
-    )
-    assert [n for _, n in changed] == ["kdrill-primary-privatelink-service"], changed
+    assert not removed and not changed, (removed, changed)
+    rules = [blocked.named(n) for _, n in added]
+    assert {r.typ for r in rules} == {NACL_RULE}, added
+    nacl = stack_config(stack)["privateLink"]["clientVpcs"][0]["networkAclId"]
+    by_dir = {r.inputs["egress"]: r.inputs for r in rules}
+    assert set(by_dir) == {True, False}, added
+    for inputs in by_dir.values():
+        assert inputs["networkAclId"] == nacl and inputs["ruleAction"] == "deny"
+        assert inputs["ruleNumber"] < 100  # before the client NACL's allow rules
+        assert inputs["cidrBlock"] == "10.60.0.0/16"
+    ingress = by_dir[False]
+    assert (ingress["fromPort"], ingress["toPort"]) == (9100, 9102), ingress
+    assert blocked.named("kdrill-primary-privatelink-service").inputs["allowedPrincipals"]
 
 
-def test_blackhole_on_msk_empties_the_cluster_policy():
-    blocked = with_faults("msk-use1-usw2", [{"kind": "blackhole", "region": "standby"}])
-    policy = blocked.named("kdrill-standby-msk-connectivity-cluster-policy").inputs["policy"]
-    assert '"Statement": []' in policy, policy
-    assert (
-        "111122223333"
-        in blocked.named("kdrill-primary-msk-connectivity-cluster-policy").inputs["policy"]
-    )
+def test_blackhole_needs_client_vpcs_with_their_nacl():
+    raw = copy.deepcopy(stack_config("msk-use1-usw2"))
+    raw["faults"] = [{"kind": "blackhole", "region": "standby"}]
+    with pytest.raises(ConfigError, match="standby region has none"):
+        parse_stack_config(raw)
+    raw = copy.deepcopy(stack_config("apache-use1-usw2"))
+    del raw["privateLink"]["clientVpcs"][0]["networkAclId"]
+    raw["faults"] = [{"kind": "blackhole"}]
+    with pytest.raises(ConfigError, match="networkAclId for apps-use1"):
+        parse_stack_config(raw)
+
+
+def test_msk_cluster_policy_never_has_an_empty_statement():
+    """AWS rejects `"Statement": []`: no statement, no ClusterPolicy resource."""
+    raw = copy.deepcopy(stack_config("msk-use1-usw2"))
+    raw["privateLink"] = {"allowedPrincipals": []}
+    rendered = render(raw, "msk-use1-usw2")
+    policies = rendered.of("aws:msk/clusterPolicy:ClusterPolicy")
+    assert [p.name for p in policies] == ["kdrill-primary-msk-connectivity-cluster-policy"]
+    for p in policies:
+        assert json.loads(p.inputs["policy"])["Statement"], p.name
+    raw["replication"] = {"kind": "none"}
+    assert not render(raw, "msk-use1-usw2").of("aws:msk/clusterPolicy:ClusterPolicy")
 
 
 @pytest.mark.parametrize(
@@ -133,7 +164,7 @@ def test_fis_template_rendered_and_exported(stack, action, target_type):
     rendered = with_faults(
         stack, [{"kind": "fis-cross-region", "region": "primary", "duration": "PT15M"}]
     )
-    (template,) = rendered.of("aws:fis/experimentTemplate:ExperimentTemplate")
+    template = rendered.named("kdrill-primary-fis-template")
     (act,) = template.inputs["actions"]
     assert act["actionId"] == action, template.name
     params = {p["key"]: p["value"] for p in act["parameters"]}
@@ -145,3 +176,53 @@ def test_fis_template_rendered_and_exported(stack, action, target_type):
     exported = rendered.outputs["regions"]["primary"]["faults"]["fisExperimentTemplateId"]
     assert exported == f"{template.name}-id"
     assert not render_stack(stack).of("aws:fis/experimentTemplate:ExperimentTemplate")
+
+
+def test_fis_templates_have_documented_permissions_stop_conditions_and_logging():
+    """Issue 20 item 5."""
+    rendered = with_faults(
+        "msk-use1-usw2", [{"kind": "fis-cross-region", "region": "primary", "duration": "PT5M"}]
+    )
+    policy = json.loads(rendered.named("kdrill-primary-fis-policy").inputs["policy"])
+    actions = {a for st in policy["Statement"] for a in st["Action"]}
+    documented = {
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeManagedPrefixLists",
+        "ec2:GetManagedPrefixListEntries",
+        "ec2:DescribeVpcPeeringConnections",
+        "ec2:ModifyVpcEndpoint",
+        *FIS_NACL_ACTIONS,
+        *FIS_LOGGING_ACTIONS,
+    }
+    assert documented <= actions, sorted(documented - actions)
+    templates = rendered.of("aws:fis/experimentTemplate:ExperimentTemplate")
+    assert len(templates) == 2
+    rendered.named("kdrill-primary-fis-abort")  # the stop condition's alarm exists
+    for t in templates:
+        (stop,) = t.inputs["stopConditions"]
+        assert stop["source"] == "aws:cloudwatch:alarm", stop
+        assert stop["value"].endswith("kdrill-primary-fis-abort"), stop
+        logs = t.inputs["logConfiguration"]
+        assert logs["logSchemaVersion"] == 2
+        assert logs["cloudwatchLogsConfiguration"]["logGroupArn"].endswith(":*")
+    nacl = rendered.named("kdrill-primary-fis-disrupt-connectivity")
+    (act,) = nacl.inputs["actions"]
+    assert act["actionId"] == DISRUPT_CONNECTIVITY_ACTION
+    assert {p["key"]: p["value"] for p in act["parameters"]} == {"scope": "all", "duration": "PT5M"}
+    faults = rendered.outputs["regions"]["primary"]["faults"]
+    assert faults["fisDisruptConnectivityTemplateId"] == f"{nacl.name}-id"
+
+
+def test_region_loss_forces_the_stops_and_states_s3_replication():
+    """Issue 20 item 9: a lost region does not shut down cleanly; S3 CRR keeps running."""
+    lost = with_faults("automq-use1-usw2", [{"kind": "region-loss", "region": "primary"}])
+    for s in lost.of(STATE):
+        primary = "-primary-" in s.name
+        assert s.inputs.get("force", False) is primary, s.name
+    faults = lost.outputs["regions"]["primary"]["faults"]
+    assert faults["forcedStop"] is True and faults["s3Replication"] == S3_REPLICATION_UNDER_LOSS
+    assert lost.outputs["regions"]["standby"]["faults"]["s3Replication"] is None
+    degraded = with_faults(
+        "automq-use1-usw2", [{"kind": "region-degraded", "region": "primary", "azIndex": 0}]
+    )
+    assert not any(s.inputs.get("force") for s in degraded.of(STATE))

@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 
+from components.aws.brokers import VOLATILE_TAGS
 from components.aws.config import parse_stack_config
 from components.aws.tags import COST_TAG_KEYS, PART_TAG, ROLE_TAG, is_taggable
 from tests.unit.components.harness import AWS_STACKS, render_stack, stack_config
@@ -162,10 +163,17 @@ def test_cost_tags_on_every_taggable_resource(stack):
 
 @pytest.mark.parametrize("stack", AWS_STACKS)
 def test_launch_templates_tag_what_they_launch(stack):
-    for lt in render_stack(stack).of("aws:ec2/launchTemplate:LaunchTemplate"):
+    """Tag specs carry the stable cost tags; per-drill / per-environment ones (a new
+    template version would replace fixed-IP brokers) are on the instances themselves."""
+    rendered = render_stack(stack)
+    stable = [k for k in COST_TAG_KEYS if k not in VOLATILE_TAGS]
+    for lt in rendered.of("aws:ec2/launchTemplate:LaunchTemplate"):
         for spec in lt.inputs["tagSpecifications"]:
-            missing = [k for k in COST_TAG_KEYS if k not in spec["tags"]]
+            missing = [k for k in stable if k not in spec["tags"]]
             assert not missing, f"{lt.name} {spec['resourceType']} tag spec lacks {missing}"
+    for i in rendered.of("aws:ec2/instance:Instance"):
+        missing = [k for k in COST_TAG_KEYS if k not in i.inputs["rootBlockDevice"]["tags"]]
+        assert not missing, f"{i.name} root volume lacks {missing}"
 
 
 # --- encryption, exposure ----------------------------------------------------------------------------------
@@ -243,6 +251,8 @@ def test_kafka_ports_open_only_to_named_cidrs(stack):
     cfg = parse_stack_config(raw)
     named = {cfg.regions.primary.cidr, cfg.regions.standby.cidr, *cfg.client_cidrs.values()}
     named |= {c.cidr for c in cfg.private_link.client_vpcs}
+    if cfg.replication.kubernetes and cfg.replication.kubernetes.network:
+        named.add(cfg.replication.kubernetes.network.cidr)
     for rule in rendered.of("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"):
         cidr = rule.inputs.get("cidrIpv4")
         if cidr is None:

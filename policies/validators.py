@@ -8,6 +8,7 @@ Property names are the engine's (camelCase), as CrossGuard sees them.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -33,8 +34,14 @@ DEFAULT_MIN_WAL_IOPS = 3000
 DEFAULT_MAX_TTL_HOURS = 72
 
 BUCKET = "aws:s3/bucket:Bucket"
+BUCKETS = {BUCKET, "aws:s3/bucketV2:BucketV2"}  # BucketV2: the deprecated name, same resource
 VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
+VERSIONINGS = {VERSIONING, "aws:s3/bucketVersioningV2:BucketVersioningV2"}
 SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+SSES = {
+    SSE,
+    "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
+}
 PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 REPLICATION = "aws:s3/bucketReplicationConfig:BucketReplicationConfig"
 VOLUME = "aws:ebs/volume:Volume"
@@ -43,6 +50,10 @@ INSTANCE = "aws:ec2/instance:Instance"
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 SG_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
+LOAD_BALANCERS = {"aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer"}
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+NACL_RULE = "aws:ec2/networkAclRule:NetworkAclRule"
+AWS_PROVIDER = "pulumi:providers:aws"
 
 
 def _config(args: Any) -> Mapping[str, Any]:
@@ -108,10 +119,10 @@ def validate_expiry(args: Any, report_violation: Report) -> None:
 # --- buckets ---------------------------------------------------------------------------------
 
 
-def _by_bucket(resources: Iterable[Any], typ: str) -> dict[str, list[Any]]:
+def _by_bucket(resources: Iterable[Any], types: set[str]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     for r in resources:
-        if r.resource_type == typ and r.props.get("bucket"):
+        if r.resource_type in types and r.props.get("bucket"):
             out.setdefault(r.props["bucket"], []).append(r)
     return out
 
@@ -119,13 +130,13 @@ def _by_bucket(resources: Iterable[Any], typ: str) -> dict[str, list[Any]]:
 def bucket_problems(resources: list[Any]) -> list[tuple[str, str]]:
     """(bucket resource name, problem) for every bucket that is not versioned, encrypted,
     private, or replicated when tagged `kdrill:replicate=required`."""
-    versioning = _by_bucket(resources, VERSIONING)
-    sse = _by_bucket(resources, SSE)
-    pab = _by_bucket(resources, PUBLIC_ACCESS_BLOCK)
-    replication = _by_bucket(resources, REPLICATION)
+    versioning = _by_bucket(resources, VERSIONINGS)
+    sse = _by_bucket(resources, SSES)
+    pab = _by_bucket(resources, {PUBLIC_ACCESS_BLOCK})
+    replication = _by_bucket(resources, {REPLICATION})
     problems = []
     for b in resources:
-        if b.resource_type != BUCKET:
+        if b.resource_type not in BUCKETS:
             continue
         name = b.props.get("bucket")
         if not name:
@@ -191,6 +202,22 @@ def validate_wal_volumes(args: Any, report_violation: Report) -> None:
 # --- Kafka ports never open to the world ---------------------------------------------------------
 
 
+def covers_world(cidrs: Iterable[str]) -> bool:
+    """True when the CIDRs together cover every IPv4 or every IPv6 address
+    (0.0.0.0/0, or e.g. 0.0.0.0/1 + 128.0.0.0/1)."""
+    nets = []
+    for c in cidrs:
+        try:
+            nets.append(ipaddress.ip_network(c, strict=False))
+        except (TypeError, ValueError):
+            continue
+    for version, world in ((4, "0.0.0.0/0"), (6, "::/0")):
+        same = [n for n in nets if n.version == version]
+        if same and [str(n) for n in ipaddress.collapse_addresses(same)] == [world]:  # type: ignore[arg-type]
+            return True
+    return False
+
+
 def _touches_kafka(protocol: Any, from_port: Any, to_port: Any) -> bool:
     if str(protocol) in ("-1", "all"):
         return True
@@ -204,27 +231,28 @@ def public_kafka_ingress(resource_type: str, props: Mapping[str, Any]) -> list[s
     """Descriptions of ingress entries that open a Kafka port to 0.0.0.0/0 or ::/0."""
     found = []
     if resource_type == SECURITY_GROUP:
+        kafka_cidrs: set[str] = set()
         for rule in props.get("ingress") or []:
             cidrs = set(rule.get("cidrBlocks") or []) | set(rule.get("ipv6CidrBlocks") or [])
-            if cidrs & WORLD and _touches_kafka(
-                rule.get("protocol"), rule.get("fromPort"), rule.get("toPort")
-            ):
-                found.append(
-                    f"inline ingress {rule.get('fromPort')}-{rule.get('toPort')} from {sorted(cidrs & WORLD)}"
-                )
+            if _touches_kafka(rule.get("protocol"), rule.get("fromPort"), rule.get("toPort")):
+                kafka_cidrs |= cidrs
+                if covers_world(cidrs):
+                    found.append(
+                        f"inline ingress {rule.get('fromPort')}-{rule.get('toPort')} from {sorted(cidrs)}"
+                    )
+        if not found and covers_world(kafka_cidrs):
+            found.append(f"inline ingress rules together cover the internet: {sorted(kafka_cidrs)}")
     elif resource_type == SG_INGRESS_RULE:
-        cidrs = {props.get("cidrIpv4"), props.get("cidrIpv6")} & WORLD
-        if cidrs and _touches_kafka(
+        cidrs = {c for c in (props.get("cidrIpv4"), props.get("cidrIpv6")) if c}
+        if covers_world(cidrs) and _touches_kafka(
             props.get("ipProtocol"), props.get("fromPort"), props.get("toPort")
         ):
             found.append(
                 f"ingress {props.get('fromPort')}-{props.get('toPort')} from {sorted(cidrs)}"
             )
     elif resource_type == SG_RULE and props.get("type") == "ingress":
-        cidrs = (
-            set(props.get("cidrBlocks") or []) | set(props.get("ipv6CidrBlocks") or [])
-        ) & WORLD
-        if cidrs and _touches_kafka(
+        cidrs = set(props.get("cidrBlocks") or []) | set(props.get("ipv6CidrBlocks") or [])
+        if covers_world(cidrs) and _touches_kafka(
             props.get("protocol"), props.get("fromPort"), props.get("toPort")
         ):
             found.append(
@@ -236,6 +264,75 @@ def public_kafka_ingress(resource_type: str, props: Mapping[str, Any]) -> list[s
 def validate_no_public_kafka(args: Any, report_violation: Report) -> None:
     for what in public_kafka_ingress(args.resource_type, args.props):
         report_violation(f"{args.name} opens a Kafka port to the internet: {what}")
+
+
+def _private(cidr: str) -> bool:
+    try:
+        return ipaddress.ip_network(cidr, strict=False).is_private
+    except ValueError:
+        return False
+
+
+def public_kafka_rule_sets(resources: Iterable[Any]) -> list[tuple[str, list[str]]]:
+    """(security group, its rules) where separate ingress rules on Kafka ports together
+    cover the internet (each alone may look private, e.g. 0.0.0.0/1 and 128.0.0.0/1)."""
+    by_group: dict[str, list[tuple[str, set[str]]]] = {}
+    for r in resources:
+        p = r.props
+        if r.resource_type == SG_INGRESS_RULE:
+            proto, cidrs = p.get("ipProtocol"), {p.get("cidrIpv4"), p.get("cidrIpv6")} - {None}
+        elif r.resource_type == SG_RULE and p.get("type") == "ingress":
+            proto = p.get("protocol")
+            cidrs = set(p.get("cidrBlocks") or []) | set(p.get("ipv6CidrBlocks") or [])
+        else:
+            continue
+        if cidrs and _touches_kafka(proto, p.get("fromPort"), p.get("toPort")):
+            by_group.setdefault(str(p.get("securityGroupId")), []).append((r.name, cidrs))
+    out = []
+    for group, rules in by_group.items():
+        every = {c for _, cidrs in rules for c in cidrs}
+        if covers_world(every) and not any(covers_world(c) for _, c in rules):
+            public = [n for n, cidrs in rules if not all(_private(c) for c in cidrs)]
+            out.append((group, sorted(public)))
+    return out
+
+
+def validate_no_public_kafka_sets(args: Any, report_violation: Report) -> None:
+    for group, names in public_kafka_rule_sets(args.resources):
+        report_violation(
+            f"{', '.join(names)}: together open a Kafka port of {group} to the internet"
+        )
+
+
+# --- load balancers, launch templates ------------------------------------------------------------
+
+
+def validate_internal_load_balancers(args: Any, report_violation: Report) -> None:
+    """Brokers are reached privately (PrivateLink): no internet-facing load balancer."""
+    if args.resource_type in LOAD_BALANCERS and args.props.get("internal") is not True:
+        report_violation(
+            f"{args.name}: load balancer is internet-facing (internal={args.props.get('internal')!r})"
+        )
+
+
+def _true(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
+
+
+def validate_encrypted_root_volumes(args: Any, report_violation: Report) -> None:
+    """Launch templates' block devices (the brokers' root volumes) and instances' root
+    block devices are encrypted."""
+    if args.resource_type == LAUNCH_TEMPLATE:
+        for m in args.props.get("blockDeviceMappings") or []:
+            ebs = m.get("ebs") or {}
+            if ebs and not _true(ebs.get("encrypted")):
+                report_violation(
+                    f"{args.name}: block device {m.get('deviceName')} is not encrypted"
+                )
+    elif args.resource_type == INSTANCE:
+        root = args.props.get("rootBlockDevice") or {}
+        if root and "encrypted" in root and not _true(root.get("encrypted")):
+            report_violation(f"{args.name}: root volume is not encrypted")
 
 
 # --- MSK ----------------------------------------------------------------------------------------------
@@ -251,6 +348,54 @@ def validate_msk_in_transit(args: Any, report_violation: Report) -> None:
         )
     if transit.get("inCluster") is False:
         report_violation(f"{args.name}: MSK in-cluster encryption is disabled")
+
+
+def validate_msk_authenticated(args: Any, report_violation: Report) -> None:
+    if args.resource_type != MSK_CLUSTER:
+        return
+    auth = args.props.get("clientAuthentication") or {}
+    if auth.get("unauthenticated") is True:
+        report_violation(f"{args.name}: MSK allows unauthenticated clients")
+
+
+# --- regions and the fault switch -------------------------------------------------------------------
+
+
+def validate_two_regions(args: Any, report_violation: Report) -> None:
+    """A paired-region stack's AWS providers name two distinct regions."""
+    regions = {
+        r.props.get("region")
+        for r in args.resources
+        if r.resource_type == AWS_PROVIDER and r.props.get("region")
+    }
+    tagged = any((r.props.get("tags") or {}).get(ROLE_TAG) for r in args.resources)
+    if tagged and len(regions) < 2:
+        report_violation(
+            f"primary and standby must be in two distinct regions; AWS providers name {sorted(regions)}"
+        )
+
+
+def validate_deny_rules_first(args: Any, report_violation: Report) -> None:
+    """A network-ACL deny rule (the fault switch) must be evaluated before every allow rule
+    of its ACL and direction: NACLs apply the lowest-numbered matching rule."""
+    lowest_allow: dict[tuple[str, bool], int] = {}
+    denies = []
+    for r in args.resources:
+        if r.resource_type != NACL_RULE:
+            continue
+        key = (str(r.props.get("networkAclId")), bool(r.props.get("egress")))
+        number = int(r.props.get("ruleNumber") or 0)
+        if r.props.get("ruleAction") == "allow":
+            lowest_allow[key] = min(lowest_allow.get(key, number), number)
+        elif r.props.get("ruleAction") == "deny":
+            denies.append((r.name, key, number))
+    for name, key, number in denies:
+        allow = lowest_allow.get(key)
+        if allow is not None and number >= allow:
+            report_violation(
+                f"{name}: deny rule {number} comes after allow rule {allow} of the same ACL, "
+                "so it never applies"
+            )
 
 
 # --- standby capacity -------------------------------------------------------------------------------------

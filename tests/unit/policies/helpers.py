@@ -16,8 +16,17 @@ RESOURCE_VALIDATORS = [
     v.validate_wal_volumes,
     v.validate_no_public_kafka,
     v.validate_msk_in_transit,
+    v.validate_internal_load_balancers,
+    v.validate_encrypted_root_volumes,
+    v.validate_msk_authenticated,
 ]
-STACK_VALIDATORS = [v.validate_buckets, v.validate_standby_capacity]
+STACK_VALIDATORS = [
+    v.validate_buckets,
+    v.validate_standby_capacity,
+    v.validate_no_public_kafka_sets,
+    v.validate_two_regions,
+    v.validate_deny_rules_first,
+]
 
 
 def _opts() -> PolicyResourceOptions:

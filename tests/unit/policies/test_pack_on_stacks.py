@@ -86,3 +86,55 @@ def test_msk_plaintext_is_caught():
     assert len(found) == 1 and found[0].startswith(
         "kdrill-standby-msk-cluster: MSK clientBroker"
     ), found
+
+
+# --- issue 20 item 11: one seeded misconfiguration per rule, on a whole mocked stack ------------
+
+
+def _split_world(rs):
+    """Two rules on the brokers' SG that each look private but together cover the internet."""
+    rule = next(p for _, n, p in rs if n == "kdrill-primary-kafka-from-apps-use1")
+    rule["cidrIpv4"] = "0.0.0.0/1"
+    twin = dict(rule, cidrIpv4="128.0.0.0/1")
+    rs.append(("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "kdrill-twin", twin))
+
+
+def _bucket_v2(rs):
+    """A BucketV2 (the deprecated name) without versioning or encryption is still a bucket."""
+    tags = next(p for _, n, p in rs if n == "kdrill-primary-vpc")["tags"]
+    rs.append(("aws:s3/bucketV2:BucketV2", "kdrill-v2", {"bucket": "kdrill-v2", "tags": tags}))
+
+
+def _deny_after_allow(rs):
+    rule = next(p for t, n, p in rs if n == "kdrill-primary-private-0-allow-vpc-in")
+    deny = dict(rule, ruleAction="deny", ruleNumber=150, cidrBlock="0.0.0.0/0", protocol="-1")
+    rs.append(("aws:ec2/networkAclRule:NetworkAclRule", "kdrill-late-deny", deny))
+
+
+def _one_region(rs):
+    for t, _, p in rs:
+        if t == "pulumi:providers:aws":
+            p["region"] = "us-east-1"
+
+
+SEEDED = [
+    ("apache-use1-usw2", _split_world, "kdrill-primary-kafka-from-apps-use1, kdrill-twin: together open"),
+    ("apache-use1-usw2", _bucket_v2, "kdrill-v2: bucket kdrill-v2 is not versioned"),
+    ("apache-use1-usw2", lambda rs: edit(rs, "kdrill-primary-privatelink-nlb", lambda p: p.update(internal=False)), "kdrill-primary-privatelink-nlb: load balancer is internet-facing"),
+    ("msk-use1-usw2", lambda rs: edit(rs, "kdrill-primary-msk-cluster", lambda p: p["clientAuthentication"].update(unauthenticated=True)), "kdrill-primary-msk-cluster: MSK allows unauthenticated"),
+    ("automq-use1-usw2", lambda rs: edit(rs, "kdrill-standby-automq-fleet-lt", lambda p: p["blockDeviceMappings"][0]["ebs"].update(encrypted="false")), "kdrill-standby-automq-fleet-lt: block device /dev/xvda is not encrypted"),
+    ("automq-use1-usw2", _one_region, "primary and standby must be in two distinct regions"),
+    ("apache-use1-usw2", _deny_after_allow, "kdrill-late-deny: deny rule 150 comes after allow rule 100"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "stack,seed,message",
+    SEEDED,
+    ids=[s[1].__name__ if s[1].__name__ != "<lambda>" else s[2].split(":")[0] for s in SEEDED],
+)
+def test_issue20_rule_catches_its_seeded_misconfiguration(stack, seed, message):
+    rs = as_resources(render_stack(stack))
+    seed(rs)
+    found = run_pack(rs)
+    assert any(m.startswith(message) for m in found), f"pack missed: {message}\nfound: {found}"

@@ -57,6 +57,10 @@ def cmd_run(args) -> int:
     from drills.evidence import summary_lines
     from drills.runner import run_drill
 
+    if getattr(args, "plan", False):  # AWS stacks: what the fault changes, under mocks
+        from drills.targets.aws import plan_command
+
+        return plan_command(args.spec, args.stack)
     try:
         spec, target = _load(args.spec, args.stack, keep=args.keep)
     except SpecError as e:
@@ -223,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--junit", metavar="FILE", help="also write JUnit XML: a testcase per objective"
+    )
+    run.add_argument(
+        "--plan",
+        action="store_true",
+        help="AWS stacks: print what the drill's fault adds, changes and removes (the real "
+        "program under Pulumi's mocks; nothing is run or contacted)",
     )
     run.set_defaults(fn=cmd_run)
     rep = sub.add_parser(

@@ -32,8 +32,10 @@ def cmd_export(args) -> int:
         _say(f"kdrill: cost export: {e}")
         return 2
     meta = {"drill_id": ev["run_id"], "drill": ev["drill"], "run_dir": run.name}
-    out = write(CostReport.from_dict(final), meta, Path(args.out or run), args.format,
-                cat.region_name)  # fmt: skip
+    out_dir = Path(args.out or run)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = write(CostReport.from_dict(final), meta, out_dir, args.format, cat.region_name,
+                cat.gb_bytes)  # fmt: skip
     _say(f"{out} ({len(final['lines'])} FOCUS {'rows' if args.format != 'json' else 'lines'}, "
          f"total ${final['total_usd']:.6f})")  # fmt: skip
     return 0

@@ -87,3 +87,25 @@ def test_cli_prints_a_monthly_table_and_writes_focus(stack, tmp_path, capsys):
 def test_cli_unknown_stack_is_one_line(capsys):
     assert main(["cost", "standby", "--stack", "nope"]) == 2
     assert "no stack 'nope'" in capsys.readouterr().out
+
+
+def test_export_out_directory_is_created(tmp_path, capsys):
+    """`kdrill cost export RUN --out NEW_DIR` writes into a directory it creates."""
+    import json
+    from datetime import timedelta
+
+    from components.local import config as local_config
+    from drills.cost.model import Usage, inventory_local, price
+
+    rep = price(
+        inventory_local(local_config.load("local")),
+        Usage(DEC, DEC + timedelta(seconds=40)),
+        Catalog.load(),
+    )
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "evidence.json").write_text(
+        json.dumps({"run_id": "r1", "drill": "x", "cost": {"final": rep.to_dict()}})
+    )
+    assert main(["cost", "export", str(run), "--out", str(tmp_path / "new" / "dir")]) == 0
+    assert (tmp_path / "new" / "dir" / "cost-focus.csv").exists()

@@ -131,6 +131,7 @@ def _render(run: RunData) -> str | None:
         ax.grid(True, alpha=0.3)
     ax_w.set_xlim(edges[0], edges[-1])
     ms = markers(run)
+    rows = _label_rows(ms, (edges[-1] - edges[0]) * 0.07)
     for i, m in enumerate(ms):
         color = "black" if m.id.startswith("marker-t_") else "tab:green"
         for k, ax in enumerate(axes):
@@ -145,7 +146,7 @@ def _render(run: RunData) -> str | None:
             m.label,
             xy=(m.at, 1.0),
             xycoords=("data", "axes fraction"),
-            xytext=(2, 2 + 9 * (i % 3)),
+            xytext=(2, 2 + 9 * rows[i]),
             textcoords="offset points",
             fontsize=7,
             rotation=0,
@@ -164,6 +165,19 @@ def _render(run: RunData) -> str | None:
     svg = svg.replace("xlink:href", "href")
     cal = f'data-t0="{x0:.6f}" data-px0="{px0:.4f}" data-t1="{x1:.6f}" data-px1="{px1:.4f}"'
     return svg.replace("<svg", f'<svg id="timeline-svg" role="img" {cal}', 1)
+
+
+def _label_rows(ms: list[Marker], gap: float) -> list[int]:
+    """A text row per marker, so labels of close instants stack instead of overlapping."""
+    last: list[float] = []  # per row: the time of its rightmost label
+    rows = [0] * len(ms)
+    for i in sorted(range(len(ms)), key=lambda i: ms[i].at):
+        row = next((r for r, x in enumerate(last) if ms[i].at - x >= gap), len(last))
+        if row == len(last):
+            last.append(ms[i].at)
+        last[row] = ms[i].at
+        rows[i] = row
+    return rows
 
 
 def _lag_panel(ax, run: RunData, start: float) -> None:

@@ -98,9 +98,19 @@ def cmd_run(args) -> int:
         out.print(f"junit: {args.junit}")
     out.print(f"evidence: {run_dir}/evidence.json  ({time.monotonic() - started:.0f}s in all)")
     if (run_dir / "report.html").exists():
-        out.print(f"report: {run_dir}/report.html  (signed manifest: {run_dir}/manifest.json)")
+        out.print(
+            f"report: {run_dir}/report.html  (signed manifest: {run_dir}/manifest.json)",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
     else:
-        out.print(f"report: not written (rebuild it with `kdrill report {run_dir}`)")
+        out.print(
+            f"report: not written (rebuild it with `kdrill report {run_dir}`)",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
     if args.keep and getattr(target, "owned", False):
         out.print("environment kept up (--keep): `kdrill local status`, then `kdrill local down`")
     return outcome.exit_code

@@ -88,3 +88,46 @@ def test_threshold_parsing():
     ]
     with pytest.raises(ThresholdError):
         parse_thresholds("rto=-1")
+
+
+def test_run_names_the_report_last_and_writes_junit(monkeypatch, tmp_path, capsys):
+    """`kdrill run` on a stand-in drill: the last lines name report.html; --junit is written."""
+    import shutil
+    from types import SimpleNamespace
+
+    import drills.cli as cli
+    import drills.runner as runner
+    from drills.report.build import ReportHooks
+
+    from .conftest import FIXTURES, evidence
+
+    class Target:
+        owned = False
+
+        def prepare(self, progress=None):
+            pass
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(
+        cli,
+        "_load",
+        lambda *a, **k: (
+            SimpleNamespace(name="region-loss", target=SimpleNamespace(stack="local")),
+            Target(),
+        ),
+    )
+
+    def fake_run(spec, target, run_dir, *hooks):
+        shutil.copytree(FIXTURES / "failed", run_dir)
+        ReportHooks().finishing(SimpleNamespace(run_dir=run_dir, run_id="r"))
+        return runner.DrillOutcome(1, "completed", run_dir, None, evidence("failed"))
+
+    monkeypatch.setattr(runner, "run_drill", fake_run)
+    junit = tmp_path / "j.xml"
+    code = main(["run", "spec.yaml", "--out", str(tmp_path / "ev"), "--junit", str(junit)])
+    assert code == 1
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("report: ") and "report.html" in last
+    assert 'failures="2"' in junit.read_text()

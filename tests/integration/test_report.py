@@ -36,17 +36,16 @@ CHROMIUM_FLAGS = [
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
+    """Debian's chromium, installed if missing (apt lists refreshed once if the install fails)."""
     path = shutil.which("chromium")
     if path is None:
         assert os.geteuid() == 0, "installing chromium for the screenshot test needs root"
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "chromium"],
-            check=True,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            timeout=900,
-        )
+        install = ["apt-get", "install", "-y", "-q", "chromium"]
+        quiet = {"env": env, "stdout": subprocess.DEVNULL, "timeout": 900}
+        if subprocess.run(install, **quiet).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], check=True, **quiet)
+            subprocess.run(install, check=True, **quiet)
         path = shutil.which("chromium")
     assert path, "chromium is not installed"
     return path

@@ -2,6 +2,7 @@
 
     config.py        typed stack config (kdrill:* keys) and its errors
     tags.py          cost tags, which resources are taggable, the tag transform
+    mocks.py         the program under Pulumi's mocks (unit tests, `kdrill run --plan`)
     network.py       RegionNetwork: VPC, subnets, NACLs (region-loss faults), broker SG, S3 endpoint
     interregion.py   InterRegionLink: VPC peering or transit-gateway peering
     storage.py       SecureBucket: versioned, encrypted, private, lifecycle, replication

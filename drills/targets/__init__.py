@@ -1,19 +1,21 @@
 """Drill targets: the environments a drill can run in, behind one protocol.
 
 `open_target(stack)` picks the target for a stack name (or a stack file path):
-the local pair for a `local` pattern stack; an AWS stack is refused with one
-line until a Pulumi-stack target exists. A stack that does not exist is one
-line naming the stacks that do.
+the local pair for a `local` pattern stack, `AwsTarget` (drills/targets/aws.py) for
+an AWS stack. A stack that does not exist is one line naming the stacks that do.
 """
 
 from __future__ import annotations
 
 from components.local import config
 from components.local.errors import LocalEnvError
+from drills.targets.aws import AwsTarget
 from drills.targets.base import Progress, Target, TargetError, TargetFacts
-from drills.targets.local import LocalTarget, decode_checkpoint
+from drills.targets.kafka_side import decode_checkpoint
+from drills.targets.local import LocalTarget
 
 __all__ = [
+    "AwsTarget",
     "LocalTarget",
     "Progress",
     "Target",
@@ -38,8 +40,5 @@ def open_target(stack: str, keep: bool = False) -> Target:
     """The target for `stack`. Reads files only: nothing is started or touched."""
     pattern = stack_pattern(stack)
     if pattern != "local":
-        raise TargetError(
-            f"stack {stack!r} is an AWS stack ({pattern}); drills run on the local stack only so far "
-            "(a Pulumi-stack target is not implemented yet): use --stack local"
-        )
+        return AwsTarget.for_stack(stack)
     return LocalTarget.for_stack(stack, keep)

@@ -9,22 +9,21 @@ down); a pair someone else brought up is used as it is and left up.
 from __future__ import annotations
 
 import contextlib
-import struct
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
-
 from components.faults import FaultSpec
-from components.local import config, kafka, kafka_dist, mirrormaker, network, objectstore
+from components.local import config, kafka_dist, mirrormaker, network, objectstore
 from components.local import faults as local_faults
 from components.local.env import LocalPair
 from components.local.errors import LocalEnvError
 from drills.cost.model import Inventory, inventory_local
 from drills.targets.base import Progress, TargetError, TargetFacts
-from drills.workload import LOG
+from drills.targets.kafka_side import KafkaSide, decode_checkpoint
+
+__all__ = ["LocalTarget", "decode_checkpoint"]
 
 
-class LocalTarget:
+class LocalTarget(KafkaSide):
     """The local pair: regions are network namespaces, faults kernel-level or signals."""
 
     def __init__(self, pair: LocalPair, keep: bool = False):
@@ -91,41 +90,13 @@ class LocalTarget:
     def remote_topic(self, topic: str) -> str:
         return self.pair.remote_topic(topic)
 
-    def create_topics(self, region: str, topics: dict[str, int]) -> None:
-        r = self.pair.region(region)
-        kafka.create_topics(r.bootstrap, topics, min(3, len(r.brokers)))
+    # create_topics, inventory, end_offsets, checkpoints: KafkaSide (drills/targets/kafka_side.py)
 
-    def inventory(self, region: str) -> dict:
-        """Topics (partitions, configs that matter for failover), consumer groups, ACLs."""
-        inv = kafka.inventory(self.bootstrap(region))
-        return {k: inv[k] for k in ("topics", "configs", "groups", "acls")}
+    def replication_factor(self, region: str) -> int:
+        return min(3, len(self.pair.region(region).brokers))
 
-    def end_offsets(self, region: str, topics: list[str]) -> dict[tuple[str, int], int]:
-        return kafka.end_offsets(self.bootstrap(region), topics)
-
-    def checkpoints(self) -> dict[tuple[str, str, int], int]:
-        """Latest MM2 checkpoint per (group, standby topic, partition): the translated offset."""
-        topic = mirrormaker.checkpoints_topic(self.primary)
-        c = Consumer({"bootstrap.servers": self.bootstrap(self.standby), "group.id": "kdrill-checkpoints",
-                      "enable.auto.commit": False}, logger=LOG)  # fmt: skip
-        out: dict[tuple[str, str, int], int] = {}
-        try:
-            ends = self.end_offsets(self.standby, [topic])
-            c.assign([TopicPartition(t, p, 0) for (t, p) in ends])
-            remaining = {k: v for k, v in ends.items() if v > 0}
-            while remaining:
-                msgs = c.consume(num_messages=500, timeout=2)
-                if not msgs:
-                    break
-                for m in msgs:
-                    if m.error() is None:
-                        group, t, part, _upstream, down = decode_checkpoint(m.key(), m.value())
-                        out[(group, t, part)] = down
-                        if m.offset() + 1 >= remaining.get((m.topic(), m.partition()), 0):
-                            remaining.pop((m.topic(), m.partition()), None)
-            return out
-        finally:
-            c.close()
+    def checkpoints_topic(self) -> str:
+        return mirrormaker.checkpoints_topic(self.primary)
 
     # --- faults -----------------------------------------------------------------------
 
@@ -194,22 +165,3 @@ class LocalTarget:
             if f.is_file():
                 s3.upload_file(str(f), bucket, f"{prefix}/{f.relative_to(run_dir)}")
         return f"s3://{bucket}/{prefix}/"
-
-
-def decode_checkpoint(key: bytes, value: bytes) -> tuple[str, str, int, int, int]:
-    """(group, topic, partition, upstream offset, downstream offset) of an MM2 checkpoint record.
-
-    Key: group STRING, topic STRING, partition INT32; value: version INT16,
-    upstream offset INT64, downstream offset INT64, metadata STRING (STRING is
-    an int16 length then UTF-8, all big-endian).
-    """
-
-    def string(buf: bytes, at: int) -> tuple[str, int]:
-        (n,) = struct.unpack_from(">h", buf, at)
-        return buf[at + 2 : at + 2 + n].decode(), at + 2 + n
-
-    group, at = string(key, 0)
-    topic, at = string(key, at)
-    (partition,) = struct.unpack_from(">i", key, at)
-    _version, upstream, downstream = struct.unpack_from(">hqq", value, 0)
-    return group, topic, partition, upstream, downstream

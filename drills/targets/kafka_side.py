@@ -1,0 +1,84 @@
+"""The Kafka side of a target, shared by every target whose regions are Kafka clusters
+reachable from here (the local pair, an AWS stack): create topics, inventory, end offsets
+and MirrorMaker 2 checkpoints, all through a region's bootstrap servers. The local
+integration tests exercise this code against real brokers.
+
+A target mixes in `KafkaSide` and provides `bootstrap(region)`, `standby`,
+`replication_factor(region)` and `checkpoints_topic()`.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from confluent_kafka import Consumer, TopicPartition
+
+from components.local import kafka
+from drills.workload import LOG
+
+
+class KafkaSide:
+    standby: str
+
+    def bootstrap(self, region: str) -> str:  # pragma: no cover - provided by the target
+        raise NotImplementedError
+
+    def replication_factor(self, region: str) -> int:  # pragma: no cover
+        raise NotImplementedError
+
+    def checkpoints_topic(self) -> str:  # pragma: no cover
+        raise NotImplementedError
+
+    def create_topics(self, region: str, topics: dict[str, int]) -> None:
+        kafka.create_topics(self.bootstrap(region), topics, self.replication_factor(region))
+
+    def inventory(self, region: str) -> dict:
+        """Topics (partitions, configs that matter for failover), consumer groups, ACLs."""
+        inv = kafka.inventory(self.bootstrap(region))
+        return {k: inv[k] for k in ("topics", "configs", "groups", "acls")}
+
+    def end_offsets(self, region: str, topics: list[str]) -> dict[tuple[str, int], int]:
+        return kafka.end_offsets(self.bootstrap(region), topics)
+
+    def checkpoints(self) -> dict[tuple[str, str, int], int]:
+        """Latest MM2 checkpoint per (group, standby topic, partition): the translated offset."""
+        topic = self.checkpoints_topic()
+        c = Consumer({"bootstrap.servers": self.bootstrap(self.standby), "group.id": "kdrill-checkpoints",
+                      "enable.auto.commit": False}, logger=LOG)  # fmt: skip
+        out: dict[tuple[str, str, int], int] = {}
+        try:
+            ends = self.end_offsets(self.standby, [topic])
+            c.assign([TopicPartition(t, p, 0) for (t, p) in ends])
+            remaining = {k: v for k, v in ends.items() if v > 0}
+            while remaining:
+                msgs = c.consume(num_messages=500, timeout=2)
+                if not msgs:
+                    break
+                for m in msgs:
+                    if m.error() is None:
+                        group, t, part, _upstream, down = decode_checkpoint(m.key(), m.value())
+                        out[(group, t, part)] = down
+                        if m.offset() + 1 >= remaining.get((m.topic(), m.partition()), 0):
+                            remaining.pop((m.topic(), m.partition()), None)
+            return out
+        finally:
+            c.close()
+
+
+def decode_checkpoint(key: bytes, value: bytes) -> tuple[str, str, int, int, int]:
+    """(group, topic, partition, upstream offset, downstream offset) of an MM2 checkpoint record.
+
+    Key: group STRING, topic STRING, partition INT32; value: version INT16,
+    upstream offset INT64, downstream offset INT64, metadata STRING (STRING is
+    an int16 length then UTF-8, all big-endian).
+    """
+
+    def string(buf: bytes, at: int) -> tuple[str, int]:
+        (n,) = struct.unpack_from(">h", buf, at)
+        return buf[at + 2 : at + 2 + n].decode(), at + 2 + n
+
+    group, at = string(key, 0)
+    topic, at = string(key, at)
+    (partition,) = struct.unpack_from(">i", key, at)
+    _version, upstream, downstream = struct.unpack_from(">hqq", value, 0)
+    return group, topic, partition, upstream, downstream

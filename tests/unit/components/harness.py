@@ -15,7 +15,16 @@ import yaml
 
 from components.aws.mocks import RecordingMocks, Rendered, Res, render
 
-__all__ = ["AWS_STACKS", "REPO", "RecordingMocks", "Rendered", "Res", "render", "render_stack", "stack_config"]
+__all__ = [
+    "AWS_STACKS",
+    "REPO",
+    "RecordingMocks",
+    "Rendered",
+    "Res",
+    "render",
+    "render_stack",
+    "stack_config",
+]
 
 REPO = Path(__file__).resolve().parents[3]
 STACKS = REPO / "stacks"

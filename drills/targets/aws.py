@@ -33,7 +33,6 @@ from components.aws.config import (
     StackConfig,
     parse_stack_config,
 )
-from components.aws.replication import TOPIC_NAMES
 from components.faults import FaultSpec
 from components.local import config as stack_files
 from components.local.errors import LocalEnvError
@@ -103,6 +102,8 @@ class AwsTarget(KafkaSide):
     @property
     def policy(self) -> str:
         if self.cfg.replication.kind == "msk-replicator":
+            from components.aws.replication import TOPIC_NAMES  # pulumi_aws: import when needed
+
             return "identity" if TOPIC_NAMES == "IDENTICAL" else "prefixed"
         return "prefixed"  # MirrorMaker 2's DefaultReplicationPolicy
 

@@ -309,6 +309,9 @@ class StackConfig(_Model):
     storage: VolumeConfig
     buckets: BucketsConfig = Field(default_factory=BucketsConfig)
     artifacts: ArtifactsConfig = Field(default_factory=ArtifactsConfig)
+    # Session Manager access to brokers without an internet route: ssm, ssmmessages and
+    # ec2messages interface endpoints in each region (billed per endpoint-hour and GB).
+    ssm_endpoints: bool = False
     automq: AutoMQConfig | None = None
     replication: ReplicationConfig
     private_link: PrivateLinkConfig = Field(default_factory=PrivateLinkConfig)

@@ -26,6 +26,7 @@ FAULT_DENY_RULE = 1
 ALLOW_VPC_RULE = 100
 ALLOW_NAMED_RULE = 110
 ALLOW_EPHEMERAL_RULE = 200
+SSM_SERVICES = ("ssm", "ssmmessages", "ec2messages")
 
 
 def private_subnet_cidrs(vpc_cidr: str, count: int = 3) -> list[str]:
@@ -70,6 +71,7 @@ class RegionNetworkArgs:
     allowed_cidrs: Mapping[str, str] = field(default_factory=dict)
     allowed_security_groups: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     isolated_azs: Sequence[int] = ()
+    ssm_endpoints: bool = False  # interface endpoints for Session Manager (no internet route)
 
 
 class RegionNetwork(pulumi.ComponentResource):
@@ -158,7 +160,7 @@ class RegionNetwork(pulumi.ComponentResource):
             security_group_id=sg.id,
             ip_protocol=ALL_TRAFFIC,
             cidr_ipv4=ANYWHERE,
-            description="brokers reach S3, the peer region and package mirrors",
+            description="brokers reach S3 (gateway endpoint), the peer region and VPC endpoints",
             tags=tags,
             opts=child,
         )
@@ -173,6 +175,8 @@ class RegionNetwork(pulumi.ComponentResource):
             opts=child,
         )
         self.s3_endpoint_id = s3_endpoint.id
+        if args.ssm_endpoints:
+            self._ssm_endpoints(name, vpc.id, args, tags)
 
         self.register_outputs(
             {
@@ -184,6 +188,37 @@ class RegionNetwork(pulumi.ComponentResource):
                 "s3EndpointId": s3_endpoint.id,
             }
         )
+
+    def _ssm_endpoints(
+        self, name: str, vpc_id: pulumi.Input[str], args: RegionNetworkArgs, tags: Mapping[str, str]
+    ) -> None:
+        """Session Manager without internet access needs interface endpoints for ssm,
+        ssmmessages and ec2messages, reachable on 443 from the instances
+        (https://docs.aws.amazon.com/systems-manager/latest/userguide/setup-create-vpc.html)."""
+        child = pulumi.ResourceOptions(parent=self)
+        sg = aws.ec2.SecurityGroup(
+            f"{name}-ssm-sg",
+            vpc_id=vpc_id,
+            description=f"SSM endpoints ({args.role}): HTTPS from the VPC",
+            tags=with_tags(tags, Name=f"{name}-ssm"),
+            opts=child,
+        )
+        self._ingress(
+            f"{name}-ssm-https-from-vpc", sg.id, PortRange("https", 443, 443), tags,
+            cidr=args.region.cidr,
+        )  # fmt: skip
+        for service in SSM_SERVICES:
+            aws.ec2.VpcEndpoint(
+                f"{name}-{service}",
+                vpc_id=vpc_id,
+                service_name=f"com.amazonaws.{args.region.region}.{service}",
+                vpc_endpoint_type="Interface",
+                subnet_ids=self.subnet_ids,
+                security_group_ids=[sg.id],
+                private_dns_enabled=True,
+                tags=with_tags(tags, Name=f"{name}-{service}"),
+                opts=child,
+            )
 
     def _ingress(
         self,

@@ -126,6 +126,7 @@ class PairedRegionKafka(pulumi.ComponentResource):
                     internal_ports=internal_ports,
                     allowed_cidrs=allowed,
                     isolated_azs=faults.isolated_azs,
+                    ssm_endpoints=cfg.ssm_endpoints,
                 ),
                 opts=ropts,
             )

@@ -266,3 +266,18 @@ def test_mirrormaker2_config_is_refused_where_it_could_not_replicate():
         parse_stack_config(raw)
     raw["replication"]["kubernetes"]["imageHasMskIamAuth"] = True
     parse_stack_config(raw)
+
+
+def test_ssm_endpoints_give_operators_access_without_internet():
+    raw = {**copy.deepcopy(stack_config("apache-use1-usw2")), "ssmEndpoints": True}
+    rendered = render(raw, "apache-use1-usw2")
+    interface = {
+        e.inputs["serviceName"]
+        for e in rendered.of("aws:ec2/vpcEndpoint:VpcEndpoint")
+        if e.inputs["vpcEndpointType"] == "Interface" and e.inputs.get("privateDnsEnabled")
+    }
+    for region in ("us-east-1", "us-west-2"):
+        for service in ("ssm", "ssmmessages", "ec2messages"):
+            assert f"com.amazonaws.{region}.{service}" in interface
+    https = rendered.named("kdrill-primary-ssm-https-from-vpc")
+    assert (https.inputs["fromPort"], https.inputs["cidrIpv4"]) == (443, "10.42.0.0/16")

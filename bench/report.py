@@ -30,6 +30,7 @@ FIXTURE = ROOT / "tests/unit/report/fixtures/passing/evidence.json"
 def prepare(run_dir: Path, records: int, keys: int) -> float:
     from checker import T_FAULT, synthesize
 
+    from drills.evidence import measurements_of
     from drills.history import check, write_history
     from drills.history.cases import LOST_TAIL
     from drills.history.checker import CheckPolicy
@@ -38,7 +39,6 @@ def prepare(run_dir: Path, records: int, keys: int) -> float:
     history = synthesize(records, keys)
     write_history(history, run_dir / "history")
     result = check(history, CheckPolicy(tolerate={LOST_TAIL}))
-    full = result.to_dict(full=False)
     ev = json.loads(FIXTURE.read_text())
     ins = history.meta.instants
     ev["timeline"] = {
@@ -49,16 +49,7 @@ def prepare(run_dir: Path, records: int, keys: int) -> float:
         }
         for name in ("t_fault", "t_detect", "t_decide", "t_fence", "t_cut")
     }
-    ev["measurements"] = {
-        "rto": full["rto"],
-        "rpo": full["rpo"],
-        "continuity": full["continuity"],
-        "valid": full["valid"],
-        "anomalies_found": full["found"],
-        "anomalies_tolerated": full["tolerated"],
-        "notes": full["notes"],
-    }
-    ev["anomalies"] = full["anomalies"]
+    ev["measurements"], ev["anomalies"] = measurements_of(result)
     (run_dir / "evidence.json").write_text(json.dumps(ev, indent=2, default=str))
     return time.perf_counter() - started
 

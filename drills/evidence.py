@@ -60,23 +60,26 @@ def timeline(record: RunRecord) -> dict[str, Any]:
     }
 
 
+def measurements_of(result) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The evidence's `measurements` and `anomalies` sections of a history CheckResult."""
+    if result is None:
+        return None, {}
+    full = result.to_dict(full=False)
+    measurements = {
+        "rto": full["rto"],
+        "rpo": full["rpo"],
+        "continuity": full["continuity"],
+        "valid": full["valid"],
+        "anomalies_found": full["found"],
+        "anomalies_tolerated": full["tolerated"],
+        "notes": full["notes"],
+    }
+    return measurements, full["anomalies"]
+
+
 def build(record: RunRecord) -> dict[str, Any]:
     """The evidence document of a run record."""
-    r = record.result
-    measurements = None
-    anomalies: dict[str, Any] = {}
-    if r is not None:
-        full = r.to_dict(full=False)
-        measurements = {
-            "rto": full["rto"],
-            "rpo": full["rpo"],
-            "continuity": full["continuity"],
-            "valid": full["valid"],
-            "anomalies_found": full["found"],
-            "anomalies_tolerated": full["tolerated"],
-            "notes": full["notes"],
-        }
-        anomalies = full["anomalies"]
+    measurements, anomalies = measurements_of(record.result)
     evidence: dict[str, Any] = {
         "schema_version": EVIDENCE_VERSION,
         "drill": record.drill,

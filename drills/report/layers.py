@@ -68,34 +68,25 @@ def checks(run: RunData, f: Facts) -> list[Check]:
     def add(layer, name, value, bound=None, met=None, note=""):
         out.append(Check(layer, name, value, bound, met, note))
 
+    def bounded(layer, name, value, bound, note="", seconds=False):
+        """A figure against its upper bound (None: not measured / no bound)."""
+        fmt = _s if seconds else (lambda x: x)
+        add(layer, name, fmt(value), fmt(bound), _le(value, bound), note)
+
     # Data freshness
     L = LAYERS[0]
     lag = f.steady.get("max_replication_lag_s")
-    add(
+    bounded(
         L,
         "replication lag (steady state, max)",
-        _s(lag),
-        _s(ss.get("max_replication_lag_s")),
-        _le(lag, ss.get("max_replication_lag_s")),
+        lag,
+        ss.get("max_replication_lag_s"),
         "" if lag is not None else "steady state not reached",
+        seconds=True,
     )
     rec, sec = f.rpo.get("records"), f.rpo.get("seconds")
-    add(
-        L,
-        "RPO (records lost)",
-        rec,
-        obj.get("max_rpo_records"),
-        _le(rec, obj.get("max_rpo_records")),
-        why_no_result or "",
-    )
-    add(
-        L,
-        "RPO (seconds)",
-        _s(sec),
-        _s(obj.get("max_rpo_seconds")),
-        _le(sec, obj.get("max_rpo_seconds")),
-        why_no_result or "",
-    )
+    bounded(L, "RPO (records lost)", rec, obj.get("max_rpo_records"), why_no_result or "")
+    bounded(L, "RPO (seconds)", sec, obj.get("max_rpo_seconds"), why_no_result or "", True)
     for kind, label in (
         ("lost-interior", "missing ranges (interior gaps)"),
         ("duplicate", "duplicate ranges"),
@@ -130,25 +121,24 @@ def checks(run: RunData, f: Facts) -> list[Check]:
         )
     else:
         add(L, "topic coverage", None, note="preflight inventory not recorded")
-    add(
+    bounded(
         L,
         "offset reconciliation (records skipped)",
         f.skipped if run.measurements else None,
         obj.get("max_skipped"),
-        _le(f.skipped, obj.get("max_skipped")) if run.measurements else None,
         why_no_result or "",
     )
 
     # Client behaviour
     L = LAYERS[1]
     det = spec.get("detection") or {}
-    add(
+    bounded(
         L,
         "detection time (T_detect - T_fault)",
-        _s(f.rto.get("detect") if f.rto else run.instant("t_detect")),
-        _s(det.get("timeout_s")),
-        _le(f.rto.get("detect") if f.rto else run.instant("t_detect"), det.get("timeout_s")),
+        f.rto.get("detect") if f.rto else run.instant("t_detect"),
+        det.get("timeout_s"),
         f"rule {det.get('rule')}, threshold {det.get('threshold')}",
+        seconds=True,
     )
     if f.failed_sends is not None:
         add(L, "failed sends (delivery errors)", f.failed_sends, note=f"of {f.sends} sends")
@@ -181,12 +171,11 @@ def checks(run: RunData, f: Facts) -> list[Check]:
             _s(t),
             note=f"resumed from {', '.join(sorted(set(f.sources.get(g, [])))) or '-'}",
         )
-    add(
+    bounded(
         L,
         "duplicates consumed (all groups)",
         f.duplicates if run.measurements else None,
         obj.get("max_duplicates"),
-        _le(f.duplicates, obj.get("max_duplicates")) if run.measurements else None,
         why_no_result or "",
     )
     add(
@@ -310,13 +299,13 @@ def checks(run: RunData, f: Facts) -> list[Check]:
             note="" if ran else "step did not run",
         )
     rto = f.rto.get("seconds")
-    add(
+    bounded(
         L,
         "RTO",
-        _s(rto),
-        _s(obj.get("max_rto_seconds")),
-        _le(rto, obj.get("max_rto_seconds")),
+        rto,
+        obj.get("max_rto_seconds"),
         why_no_result or ("" if rto is not None else "not every group consumed after the fault"),
+        seconds=True,
     )
     rb = spec.get("rollback") or {}
     add(

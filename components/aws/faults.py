@@ -149,7 +149,9 @@ FIS_NACL_ACTIONS = (
     "ec2:DeleteNetworkAcl",
     "ec2:ReplaceNetworkAclAssociation",
 )
-# Experiment logging to CloudWatch Logs (fis/latest/userguide/monitoring-logging.html)
+# Experiment logging to CloudWatch Logs: FIS sends vended logs, which need these
+# (https://docs.aws.amazon.com/fis/latest/userguide/monitoring-logging.html ->
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/AWS-logs-infrastructure-CWL.html)
 FIS_LOGGING_ACTIONS = (
     "logs:CreateLogDelivery",
     "logs:PutResourcePolicy",

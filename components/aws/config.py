@@ -312,6 +312,8 @@ class StackConfig(_Model):
     # Session Manager access to brokers without an internet route: ssm, ssmmessages and
     # ec2messages interface endpoints in each region (billed per endpoint-hour and GB).
     ssm_endpoints: bool = False
+    # Set by a drill at cutover (AwsTarget.stop_replication): MirrorMaker 2 scaled to 0.
+    replication_stopped: bool = False
     automq: AutoMQConfig | None = None
     replication: ReplicationConfig
     private_link: PrivateLinkConfig = Field(default_factory=PrivateLinkConfig)
@@ -378,6 +380,11 @@ class StackConfig(_Model):
                 raise ValueError(f"MSK instance types start with 'kafka.' ({', '.join(bad)})")
         if {"data", "ops"} & set(self.buckets.replicate) and self.engine != "automq":
             raise ValueError("buckets.replicate data/ops only exist for engine automq")
+        if self.replication_stopped and self.replication.kind != "mirrormaker2":
+            raise ValueError(
+                f"replicationStopped scales MirrorMaker 2 to 0; replication {self.replication.kind} "
+                "cannot be stopped through the stack"
+            )
         for f in self.faults:
             if f.kind != "blackhole":
                 continue

@@ -402,7 +402,7 @@ class PairedRegionKafka(pulumi.ComponentResource):
                     context=k.context,
                     namespace=k.namespace,
                     image=k.image,
-                    replicas=k.replicas,
+                    replicas=0 if cfg.replication_stopped else k.replicas,
                     kubeconfig=k.kubeconfig,
                     primary_bootstrap=primary.bootstrap_servers,
                     standby_bootstrap=standby.bootstrap_servers,

@@ -41,6 +41,7 @@ from drills.targets.base import Progress, TargetError, TargetFacts
 from drills.targets.kafka_side import KafkaSide
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+REPLICATION_STOPPED = "replication-stopped"
 MM2_SOURCE_ALIAS = "primary"  # components/kubernetes/mirrormaker2.py names the clusters so
 
 
@@ -240,29 +241,59 @@ class AwsTarget(KafkaSide):
         self.clear_faults([fault_id_])
 
     def clear_faults(self, fault_ids: list[str], final: bool = False) -> None:
+        if REPLICATION_STOPPED in fault_ids and self._replication_stopped():
+            self._set_replication_stopped(False)
         current = self._faults()
         kept = [e for e in current if fault_id(e) not in set(fault_ids)]
         if len(kept) != len(current):
             self._set_faults(kept)
 
     def open_faults(self, applier_pid: int) -> list[str]:
-        return [fault_id(e) for e in self._faults()]
+        stopped = [REPLICATION_STOPPED] if self._replication_stopped() else []
+        return [fault_id(e) for e in self._faults()] + stopped
 
     def recover(self) -> list[str]:
         current = self._faults()
         if current:
             self._set_faults([])
-        return [f"{fault_id(e)}: kdrill:faults entry on {self.stack}" for e in current]
+        lines = [f"{fault_id(e)}: kdrill:faults entry on {self.stack}" for e in current]
+        if self._replication_stopped():
+            self._set_replication_stopped(False)
+            lines.append(f"{REPLICATION_STOPPED}: kdrill:replicationStopped on {self.stack}")
+        return lines
+
+    def _replication_stopped(self) -> bool:
+        try:
+            return json.loads(str(self._stack().get_config("kdrill:replicationStopped").value))
+        except Exception:  # noqa: BLE001 - not set
+            return False
+
+    def _set_replication_stopped(self, stopped: bool) -> float:
+        from pulumi import automation as auto
+
+        st = self._stack()
+        if stopped:
+            st.set_config("kdrill:replicationStopped", auto.ConfigValue("true"))
+        else:
+            with contextlib.suppress(Exception):  # already absent
+                st.remove_config("kdrill:replicationStopped")
+        st.up(on_output=lambda _line: None)
+        self._outputs = None
+        return time.monotonic()
 
     def fence(self, region: str) -> tuple[str, float]:
         """Clients reach brokers through the region's private endpoints: block them."""
         return self.apply_fault(FaultSpec("blackhole", region=region))
 
     def stop_replication(self) -> tuple[str, float]:
-        raise TargetError(
-            f"stopping {self.cfg.replication.kind} is not a stack operation of {self.stack} yet "
-            "(scale the MirrorMaker 2 deployment or stop the MSK Replicator by hand)"
-        )
+        """MirrorMaker 2: `kdrill:replicationStopped` + up scales its deployment to 0 (cleared
+        like a fault). MSK Replicator has no stop in the stack: one line naming the step."""
+        if self.cfg.replication.kind != "mirrormaker2":
+            raise TargetError(
+                f"stopping {self.cfg.replication.kind} is not a stack operation of {self.stack} "
+                "(stop the MSK Replicator by hand, or use MirrorMaker 2)"
+            )
+        return REPLICATION_STOPPED, self._set_replication_stopped(True)
 
     # --- measurement and evidence -----------------------------------------------------
 
@@ -314,7 +345,7 @@ def plan_lines(spec_path: str, stack: str | None) -> list[str]:
     except TargetError as e:
         raise TargetError(f"fault: {e}") from None
     entry = fault_entry(fault)
-    base = {k: v for k, v in raw.items() if k != "faults"}
+    base = {k: v for k, v in raw.items() if k not in ("faults", "replicationStopped")}
     try:
         parse_stack_config({**base, "faults": [entry]})
     except ConfigError as e:

@@ -281,3 +281,11 @@ def test_ssm_endpoints_give_operators_access_without_internet():
             assert f"com.amazonaws.{region}.{service}" in interface
     https = rendered.named("kdrill-primary-ssm-https-from-vpc")
     assert (https.inputs["fromPort"], https.inputs["cidrIpv4"]) == (443, "10.42.0.0/16")
+
+
+def test_replication_stopped_scales_mirrormaker2_to_zero():
+    raw = {**copy.deepcopy(stack_config("automq-use1-usw2")), "replicationStopped": True}
+    (dep,) = render(raw, "automq-use1-usw2").of("kubernetes:apps/v1:Deployment")
+    assert dep.inputs["spec"]["replicas"] == 0
+    (dep,) = render_stack("automq-use1-usw2").of("kubernetes:apps/v1:Deployment")
+    assert dep.inputs["spec"]["replicas"] == 1

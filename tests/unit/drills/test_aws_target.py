@@ -145,3 +145,14 @@ def test_run_plan_cli_and_refusals_are_one_line(capsys, tmp_path, monkeypatch):
     err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
     assert code == 2 and len(err) == 1, err
     assert "is an AWS stack and there are no AWS credentials" in err[0], err
+
+
+def test_stop_replication_scales_mirrormaker2_to_zero_and_is_cleared():
+    t, fake = target("apache-use1-usw2")
+    fid, _ = t.stop_replication()
+    assert fake.config["kdrill:replicationStopped"] == "true" and len(fake.ups) == 1
+    assert t.open_faults(0) == [fid]
+    t.clear_faults([fid], final=True)
+    assert "kdrill:replicationStopped" not in fake.config and len(fake.ups) == 2
+    with pytest.raises(TargetError, match="stop the MSK Replicator by hand"):
+        target("msk-use1-usw2")[0].stop_replication()

@@ -39,9 +39,12 @@ class TargetFacts:
     policy: str
     replication_engine: str = "mirrormaker2"
     versions: dict[str, str | None] = field(default_factory=dict)
+    # What the environment does beside the drill that a reader must know (e.g. on AWS, what
+    # S3 cross-region replication does under region loss); absent when empty.
+    notes: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "stack": self.stack,
             "kind": self.kind,
             "primary": self.primary,
@@ -49,6 +52,9 @@ class TargetFacts:
             "replication": {"engine": self.replication_engine, "policy": self.policy},
             "versions": dict(self.versions),
         }
+        if self.notes:
+            out["notes"] = dict(self.notes)
+        return out
 
 
 @dataclass

@@ -117,7 +117,24 @@ class AwsTarget(KafkaSide):
             policy=self.policy,
             replication_engine=self.cfg.replication.kind,
             versions={"kafka": self.cfg.brokers.kafka_version, "engine": self.cfg.engine},
+            notes=self.notes(),
         )
+
+    def notes(self) -> dict[str, str]:
+        """S3 replication's fate under region loss, from the stack output when the stack was
+        read, else from the rendering rule (components/aws/faults.py)."""
+        from components.aws.faults import S3_REPLICATION_UNDER_LOSS
+
+        fate = None
+        if self._outputs is not None:
+            fate = (
+                (self._outputs.get("regions") or {}).get(self.primary, {}).get("faults") or {}
+            ).get("s3Replication")
+        buckets = ", ".join(self.cfg.buckets.replicate) or "none"
+        return {
+            "s3ReplicationUnderRegionLoss": f"buckets replicated primary -> standby: {buckets}; "
+            + (fate or S3_REPLICATION_UNDER_LOSS)
+        }
 
     def resolve_fault(self, fault: FaultSpec) -> FaultSpec:
         try:

@@ -11,7 +11,7 @@ import pytest
 
 from components.faults import FaultSpec
 from drills import cli
-from drills.targets import AwsTarget, LocalTarget, TargetError, kafka_side, open_target
+from drills.targets import AwsTarget, LocalTarget, TargetError, TargetFacts, kafka_side, open_target
 from drills.targets.aws import plan_lines
 
 REPO = Path(__file__).resolve().parents[3]
@@ -156,3 +156,13 @@ def test_stop_replication_scales_mirrormaker2_to_zero_and_is_cleared():
     assert "kdrill:replicationStopped" not in fake.config and len(fake.ups) == 2
     with pytest.raises(TargetError, match="stop the MSK Replicator by hand"):
         target("msk-use1-usw2")[0].stop_replication()
+
+
+def test_evidence_states_what_s3_replication_does_under_region_loss():
+    t, _ = target("automq-use1-usw2")
+    notes = t.facts().to_dict()["notes"]
+    assert notes["s3ReplicationUnderRegionLoss"].startswith(
+        "buckets replicated primary -> standby: evidence, ops; continues: S3 cross-region"
+    ), notes
+    local = TargetFacts("local", "local", "east", "west", "prefixed").to_dict()
+    assert "notes" not in local  # evidence without notes keeps its shape

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -264,13 +265,39 @@ def conform(name: str, table: pa.Table) -> pa.Table:
     columns = []
     for f in schema:
         column = table.column(f.name)
-        try:
-            column = column.cast(f.type) if column.type != f.type else column
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise HistoryError(f"{name}.{f.name}: cannot read {column.type} as {f.type}") from exc
+        if column.type != f.type and not _encoded_string(f.type, column.type):
+            try:
+                column = column.cast(f.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise HistoryError(
+                    f"{name}.{f.name}: cannot read {column.type} as {f.type}"
+                ) from exc
         if not f.nullable and column.null_count:
             raise HistoryError(f"{name}.{f.name}: {column.null_count} null values")
         columns.append(column)
+    fields = [pa.field(f.name, c.type, f.nullable) for f, c in zip(schema, columns, strict=True)]
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+def _encoded_string(wanted: pa.DataType, actual: pa.DataType) -> bool:
+    """A dictionary of strings stands for a string column (Parquet stores them so; reads are cheap)."""
+    return (
+        pa.types.is_string(wanted)
+        and pa.types.is_dictionary(actual)
+        and pa.types.is_string(actual.value_type)
+    )
+
+
+def plain(table: pa.Table) -> pa.Table:
+    """``table`` with dictionary-encoded string columns decoded to plain strings."""
+    if not any(pa.types.is_dictionary(t) for t in table.schema.types):
+        return table
+    columns = [
+        c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns
+    ]
+    schema = pa.schema(
+        [pa.field(f.name, c.type, f.nullable) for f, c in zip(table.schema, columns, strict=True)]
+    )
     return pa.Table.from_arrays(columns, schema=schema)
 
 
@@ -278,43 +305,109 @@ def empty(name: str) -> pa.Table:
     return TABLES[name].empty_table()
 
 
-@dataclass(frozen=True)
 class History:
-    """A drill's full record: metadata plus the six tables, each conformed to its schema."""
+    """A drill's full record: metadata plus the six tables, each conformed to its schema.
 
-    meta: DrillMeta
-    writes: pa.Table = field(default_factory=lambda: empty("writes"))
-    reads: pa.Table = field(default_factory=lambda: empty("reads"))
-    commits: pa.Table = field(default_factory=lambda: empty("commits"))
-    log: pa.Table = field(default_factory=lambda: empty("log"))
-    end_offsets: pa.Table = field(default_factory=lambda: empty("end_offsets"))
-    resumes: pa.Table = field(default_factory=lambda: empty("resumes"))
+    ``history.writes`` (and the other five) are tables with exactly the schemas
+    above. A history read from Parquet keeps its string columns dictionary-encoded
+    as read (``stored``), which is what the checker works on; the plain form is
+    decoded on first access and kept.
+    """
 
-    def __post_init__(self) -> None:
-        for name in TABLES:
-            object.__setattr__(self, name, conform(name, getattr(self, name)))
+    __slots__ = ("_plain", "_stored", "meta")
+
+    def __init__(
+        self,
+        meta: DrillMeta,
+        writes: pa.Table | None = None,
+        reads: pa.Table | None = None,
+        commits: pa.Table | None = None,
+        log: pa.Table | None = None,
+        end_offsets: pa.Table | None = None,
+        resumes: pa.Table | None = None,
+    ) -> None:
+        given = {
+            "writes": writes,
+            "reads": reads,
+            "commits": commits,
+            "log": log,
+            "end_offsets": end_offsets,
+            "resumes": resumes,
+        }
+        object.__setattr__(self, "meta", meta)
+        object.__setattr__(
+            self,
+            "_stored",
+            {
+                name: empty(name) if table is None else conform(name, table)
+                for name, table in given.items()
+            },
+        )
+        object.__setattr__(self, "_plain", {})
         self._validate()
 
+    def __setattr__(self, name, value) -> None:
+        raise AttributeError("History is immutable; use with_meta")
+
+    def stored(self, name: str) -> pa.Table:
+        """Table ``name`` as held: string columns may be dictionary-encoded."""
+        return self._stored[name]
+
+    def table(self, name: str) -> pa.Table:
+        """Table ``name`` with exactly its schema (plain strings)."""
+        if name not in self._plain:
+            self._plain[name] = plain(self._stored[name])
+        return self._plain[name]
+
+    writes = property(lambda self: self.table("writes"))
+    reads = property(lambda self: self.table("reads"))
+    commits = property(lambda self: self.table("commits"))
+    log = property(lambda self: self.table("log"))
+    end_offsets = property(lambda self: self.table("end_offsets"))
+    resumes = property(lambda self: self.table("resumes"))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, History):
+            return NotImplemented
+        return self.meta == other.meta and all(
+            self.table(name).equals(other.table(name)) for name in TABLES
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        rows = ", ".join(f"{name}={self._stored[name].num_rows}" for name in TABLES)
+        return f"History(meta={self.meta!r}, {rows})"
+
     def _validate(self) -> None:
+        from drills.history.columns import codes, ints, reused
+
         meta = self.meta
         if meta.primary == meta.standby:
             raise HistoryError("primary and standby must be different clusters")
         if not meta.topics:
             raise HistoryError("meta.topics is empty: the checker cannot map any topic")
-        if self.writes.num_rows:
-            counts = self.writes.group_by(["producer", "gseq"]).aggregate([("seq", "count")])
-            reused = counts.filter(pc.greater(counts["seq_count"], 1))
-            if reused.num_rows:
-                first = reused.slice(0, 1).to_pylist()[0]
+        writes = self._stored["writes"]
+        if writes.num_rows:
+            producer, producers = codes(writes["producer"])
+            gseq = ints(writes["gseq"])
+            twice = reused(producer, gseq)
+            if twice.any():
+                first = int(np.argmax(twice))
+                pairs = {
+                    (int(p), int(g)) for p, g in zip(producer[twice], gseq[twice], strict=True)
+                }
+                count = len(pairs)
                 raise HistoryError(
                     f"writes: (producer, gseq) must identify one send; "
-                    f"{reused.num_rows} reused, e.g. {first['producer']}/{first['gseq']}"
+                    f"{count} reused, e.g. {producers.values[producer[first]]}/{gseq[first]}"
                 )
-        sources = set(pc.unique(self.resumes["source"]).to_pylist())
+        resumes = self._stored["resumes"]
+        sources = set(pc.unique(resumes["source"].cast(pa.string())).to_pylist())
         unknown = sources - {s.value for s in ResumeSource}
         if unknown:
             raise HistoryError(f"resumes.source: unknown values {sorted(unknown)}")
 
     def with_meta(self, **changes) -> History:
         """A copy with metadata fields replaced (tests vary one instant at a time)."""
-        return replace(self, meta=replace(self.meta, **changes))
+        return History(replace(self.meta, **changes), **self._stored)

@@ -1,0 +1,122 @@
+"""Columns as numpy arrays: strings as dense integer codes, numbers with their validity.
+
+The checker's hot paths run on numpy, not on pyarrow's hash group-bys: every
+string column (producer, key, cluster, topic, group) has few distinct values,
+so it becomes an int64 code into a small list of values. Parquet already
+stores these columns dictionary-encoded and ``read_history`` reads them as
+arrow dictionaries, so encoding costs a pass over the dictionary indices, not
+over a million strings.
+
+Codes are given in order of first appearance, the order ``pc.unique`` gives,
+so numbering is the same whatever the chunking or the dictionaries' order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+class Vocabulary:
+    """Distinct strings in order of first appearance, shared by the columns encoded into it."""
+
+    def __init__(self) -> None:
+        self.values: list[str] = []
+        self.index: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def code(self, value: str) -> int:
+        """The code of ``value``, or -1 when no encoded column holds it."""
+        return self.index.get(value, -1)
+
+    def encode(self, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+        """int64 codes of ``column`` (string or dictionary of strings); -1 for nulls."""
+        chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+        out = [self._chunk(chunk) for chunk in chunks if len(chunk)]
+        return np.concatenate(out) if out else np.empty(0, np.int64)
+
+    def _chunk(self, chunk: pa.Array) -> np.ndarray:
+        if not pa.types.is_dictionary(chunk.type):
+            chunk = pc.dictionary_encode(chunk)
+        indices = chunk.indices
+        values = chunk.dictionary.to_pylist()
+        mapping = np.full(len(values) + 1, -1, np.int64)  # the last slot: null
+        for i in pc.unique(indices).drop_null().to_numpy():
+            value = values[i]
+            code = self.index.get(value)
+            if code is None:
+                code = self.index[value] = len(self.values)
+                self.values.append(value)
+            mapping[i] = code
+        if indices.null_count:
+            indices = pc.fill_null(indices, len(values))
+        return mapping[indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)]
+
+    def array(self) -> pa.Array:
+        return pa.array(self.values, pa.string())
+
+
+def codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, Vocabulary]:
+    """One column's codes, with a vocabulary of its own."""
+    vocabulary = Vocabulary()
+    return vocabulary.encode(column), vocabulary
+
+
+def ints(column: pa.ChunkedArray | pa.Array, fill: int = 0) -> np.ndarray:
+    """An integer column as int64, nulls replaced by ``fill`` (see ``valid``)."""
+    if column.null_count:
+        column = pc.fill_null(column, fill)
+    return _numpy(column).astype(np.int64, copy=False)
+
+
+def floats(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A float column as float64, nulls as NaN (every comparison with NaN is False)."""
+    if column.null_count:
+        column = pc.fill_null(column, float("nan"))
+    return _numpy(column).astype(np.float64, copy=False)
+
+
+def valid(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    if not column.null_count:
+        return np.ones(len(column), bool)
+    return _numpy(pc.is_valid(column))
+
+
+def _numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    if isinstance(column, pa.ChunkedArray):
+        if column.num_chunks == 1:
+            return column.chunk(0).to_numpy(zero_copy_only=False)
+        return column.to_numpy()
+    return column.to_numpy(zero_copy_only=False)
+
+
+def first_seen(keys: np.ndarray) -> np.ndarray:
+    """The distinct values of ``keys`` in order of first appearance (a hash pass, no sort)."""
+    return pc.unique(pa.array(keys)).to_numpy()
+
+
+def reused(pairs_high: np.ndarray, pairs_low: np.ndarray) -> np.ndarray:
+    """A boolean per row: its (high, low) pair occurs more than once. Both int64, high >= 0.
+
+    A dense count when the pairs span a small range (the usual case: low is a
+    per-producer sequence from 0), a sort otherwise.
+    """
+    n = len(pairs_low)
+    if not n:
+        return np.zeros(0, bool)
+    lo, hi = int(pairs_low.min()), int(pairs_low.max())
+    width = hi - lo + 1
+    groups = int(pairs_high.max()) + 1
+    if width * groups <= 8 * n + (1 << 20):
+        dense = pairs_high * width + (pairs_low - lo)
+        return np.bincount(dense, minlength=width * groups)[dense] > 1
+    order = np.lexsort((pairs_low, pairs_high))
+    h, lw = pairs_high[order], pairs_low[order]
+    same = (h[1:] == h[:-1]) & (lw[1:] == lw[:-1])
+    out = np.zeros(n, bool)
+    out[order[1:][same]] = True
+    out[order[:-1][same]] = True
+    return out

@@ -23,6 +23,7 @@ NAMESPACE = "kdrill"
 Engine = Literal["msk", "apache", "automq"]
 RegionRole = Literal["primary", "standby"]
 REGION_ROLES: tuple[RegionRole, RegionRole] = ("primary", "standby")
+NLB_LISTENERS = 50
 
 
 class ConfigError(ValueError):
@@ -378,6 +379,14 @@ class StackConfig(_Model):
             ]
             if bad:
                 raise ValueError(f"MSK instance types start with 'kafka.' ({', '.join(bad)})")
+        # One NLB listener per broker (PrivateLink); listeners per NLB: 50, not adjustable
+        # (https://docs.aws.amazon.com/elasticloadbalancing/latest/network/load-balancer-limits.html)
+        big = [r for r in REGION_ROLES if self.brokers.by_role(r).count > NLB_LISTENERS]
+        if self.engine != "msk" and big:
+            raise ValueError(
+                f"{', '.join(big)}: more than {NLB_LISTENERS} brokers, but PrivateLink gives each "
+                f"broker its own NLB listener and a Network Load Balancer has at most {NLB_LISTENERS}"
+            )
         if {"data", "ops"} & set(self.buckets.replicate) and self.engine != "automq":
             raise ValueError("buckets.replicate data/ops only exist for engine automq")
         if self.replication_stopped and self.replication.kind != "mirrormaker2":

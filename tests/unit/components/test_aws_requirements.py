@@ -289,3 +289,10 @@ def test_replication_stopped_scales_mirrormaker2_to_zero():
     assert dep.inputs["spec"]["replicas"] == 0
     (dep,) = render_stack("automq-use1-usw2").of("kubernetes:apps/v1:Deployment")
     assert dep.inputs["spec"]["replicas"] == 1
+
+
+def test_more_brokers_than_nlb_listeners_is_refused():
+    raw = copy.deepcopy(stack_config("apache-use1-usw2"))
+    raw["brokers"]["standby"] = {"count": 51, "instanceType": "m7g.xlarge"}
+    with pytest.raises(ConfigError, match="a Network Load Balancer has at most 50"):
+        parse_stack_config(raw)

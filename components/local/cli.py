@@ -59,7 +59,14 @@ def cmd_down(args) -> int:
 
 
 def cmd_status(args) -> int:
-    st = pair_for(args.stack).status()
+    pair = pair_for(args.stack)
+    if not pair.is_up():  # nothing to ask: brokers that are not there only time out
+        if args.json:
+            out.print_json(json.dumps({"up": False, "stack": pair.cfg.stack}))
+        else:
+            console.print(f"local pair {args.stack} is not up; `kdrill local up` starts it")
+        return 3
+    st = pair.status()
     if args.json:
         out.print_json(json.dumps(asdict(st)))
     else:

@@ -59,3 +59,21 @@ def test_bad_faults_are_one_line_and_exit_2(capsys, tmp_path, fault, expected, c
 def test_a_stack_that_cannot_be_drilled_is_one_line(capsys, stack, expected):
     code, lines = run(capsys, "run", str(DEFAULT), "--stack", stack)
     assert code == 2 and len(lines) == 1 and expected in lines[0], lines
+
+
+def test_status_of_a_pair_that_is_down_is_one_line(tmp_path):
+    """No brokers to time out against: one line, exit 3, in about a second."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "KDRILL_STATE_DIR": str(tmp_path)}
+    started = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "drills.cli", "local", "status"],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert p.returncode == 3, p.stderr
+    assert p.stderr.strip().splitlines() == [
+        "local pair local is not up; `kdrill local up` starts it"
+    ]
+    assert time.monotonic() - started < 5, "status waited on brokers that are not there"

@@ -40,7 +40,11 @@ def environment(record: RunRecord) -> dict[str, Any]:
         "confluent_kafka": _version("confluent-kafka"),
         "librdkafka": __import__("confluent_kafka").libversion()[0],
         **t.versions,
-        "replication": {"engine": t.replication_engine, "policy": t.policy},
+        "replication": {
+            "engine": t.replication_engine,
+            "policy": t.policy,
+            **t.replication_settings,
+        },
         "target": {"primary": t.primary, "standby": t.standby},
     }
 

@@ -39,6 +39,8 @@ class TargetFacts:
     policy: str
     replication_engine: str = "mirrormaker2"
     versions: dict[str, str | None] = field(default_factory=dict)
+    # how replication is tuned, where the target knows (e.g. sync_interval_s, offset_lag_max)
+    replication_settings: dict[str, Any] = field(default_factory=dict)
     # What the environment does beside the drill that a reader must know (e.g. on AWS, what
     # S3 cross-region replication does under region loss); absent when empty.
     notes: dict[str, str] = field(default_factory=dict)
@@ -49,7 +51,11 @@ class TargetFacts:
             "kind": self.kind,
             "primary": self.primary,
             "standby": self.standby,
-            "replication": {"engine": self.replication_engine, "policy": self.policy},
+            "replication": {
+                "engine": self.replication_engine,
+                "policy": self.policy,
+                **self.replication_settings,
+            },
             "versions": dict(self.versions),
         }
         if self.notes:

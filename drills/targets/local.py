@@ -49,6 +49,7 @@ class LocalTarget(KafkaSide):
         return self.pair.policy
 
     def facts(self) -> TargetFacts:
+        rep = self.pair.cfg.replication
         return TargetFacts(
             stack=self.pair.cfg.stack,
             kind="local",
@@ -56,6 +57,12 @@ class LocalTarget(KafkaSide):
             standby=self.standby,
             policy=self.policy,
             versions={"kafka": kafka_dist.pinned_version()},
+            replication_settings={
+                # MirrorMaker 2's checkpoint / group-offset sync interval and offset.lag.max:
+                # what bounds the duplicates a resumed group re-reads (the report predicts them)
+                "sync_interval_s": float(rep.interval_seconds),
+                "offset_lag_max": rep.offset_lag_max,
+            },
         )
 
     def resolve_fault(self, fault: FaultSpec) -> FaultSpec:

@@ -189,6 +189,15 @@ class InterRegionLink(pulumi.ComponentResource):
             transit_gateway_route_table_id=tgws[away_role].association_default_route_table_id,
             opts=self._opts(away, depends_on=[accepter]),
         )
+        # Both broker VPCs answer the attached VPC through their own transit gateway.
+        for role, end in (("primary", args.primary), ("standby", args.standby)):
+            aws.ec2.Route(
+                f"{name}-{role}-vpc-to-{extra.name}",
+                route_table_id=end.route_table_id,
+                destination_cidr_block=extra.cidr,
+                transit_gateway_id=tgws[role].id,
+                opts=self._opts(end, depends_on=[attachments[role]]),
+            )
         for i, rt in enumerate(extra.route_table_ids):
             for dest_role, dest in (("primary", args.primary), ("standby", args.standby)):
                 aws.ec2.Route(

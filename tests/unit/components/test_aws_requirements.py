@@ -243,6 +243,10 @@ def test_mirrormaker2_reaches_the_brokers_over_the_stacks_link(stack):
     back = rendered.named("kdrill-link-primary-to-mirrormaker2")
     assert back.inputs["destinationCidrBlock"] == net["cidr"]
     assert back.inputs["transitGatewayAttachmentId"] == "kdrill-link-tgw-peering-id"
+    for role in ("primary", "standby"):  # replies from the brokers' VPCs
+        vpc_route = rendered.named(f"kdrill-link-{role}-vpc-to-mirrormaker2")
+        assert vpc_route.inputs["destinationCidrBlock"] == net["cidr"]
+        assert vpc_route.inputs["transitGatewayId"] == f"kdrill-link-{role}-tgw-id"
     for role in ("primary", "standby"):
         rule = rendered.named(f"kdrill-{role}-kafka-from-mirrormaker2")
         assert rule.inputs["cidrIpv4"] == net["cidr"] and rule.inputs["fromPort"] == 9092

@@ -124,3 +124,23 @@ def test_prediction_from_mm2_settings():
     assert "offset.lag.max 100, sync interval 2.0 s (assumed" in f.values["mm2"]
     assert f.values["billing"].startswith("measured 509, predicted <= ")
     assert f.values["analytics"] == "measured 1,015, predicted <= 1,015 (reset)"
+
+
+def test_prediction_uses_the_settings_the_target_recorded():
+    """A target that records MirrorMaker 2's settings (environment.replication) is believed:
+    a coarser offset.lag.max predicts more duplicates."""
+    fine = _finding(lambda ev: None, "duplicates-vs-prediction")
+    coarse = _finding(
+        _all(_set("environment.replication.offset_lag_max", 1000),
+             _set("environment.replication.sync_interval_s", 2.0)),
+        "duplicates-vs-prediction",
+    )  # fmt: skip
+    assert (
+        "offset.lag.max 1000, sync interval 2.0 s (recorded in the evidence)"
+        in coarse.values["mm2"]
+    )
+
+    def bound(f):
+        return int(f.values["billing"].split("predicted <= ")[1].split()[0].replace(",", ""))
+
+    assert bound(coarse) > bound(fine)

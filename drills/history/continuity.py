@@ -24,10 +24,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-import pyarrow as pa
+import numpy as np
 import pyarrow.compute as pc
 
-from drills.history.index import ROLE_CODES, HistoryIndex
+from drills.history.columns import codes, first_seen, ints
+from drills.history.index import ROLE_CODES, HistoryIndex, Reads
 from drills.history.model import ReplicationPolicy, ResumeSource, Role
 
 _KEYS = ["group", "topic", "partition"]
@@ -52,13 +53,13 @@ class Continuity:
 def measure_continuity(index: HistoryIndex, notes: list[str]) -> list[Continuity]:
     meta = index.meta
     t_fault = meta.instants.t_fault
-    reads = index.ids(index.history.reads)
-    primary_reads = reads.filter(pc.equal(reads["cluster"], meta.primary))
-    serving_reads = reads.filter(pc.equal(reads["cluster"], meta.serving))
+    reads = index.reads
+    primary_reads = reads.select(reads.cluster == reads.clusters.code(meta.primary))
+    serving_reads = reads.select(reads.cluster == reads.clusters.code(meta.serving))
     if not meta.failover and t_fault is not None:
         # One cluster: before the fault is processing, after it is resumption.
-        primary_reads = primary_reads.filter(pc.less(primary_reads["poll_time"], t_fault))
-        serving_reads = serving_reads.filter(pc.greater_equal(serving_reads["poll_time"], t_fault))
+        primary_reads = primary_reads.select(primary_reads.poll_time < t_fault)
+        serving_reads = serving_reads.select(serving_reads.poll_time >= t_fault)
 
     committed = _committed(index)
     owed = _highest_committed_in_standby(index, committed, primary_reads)
@@ -71,13 +72,8 @@ def measure_continuity(index: HistoryIndex, notes: list[str]) -> list[Continuity
     # fault: what it read before the fault is behind it, committed or not, so the
     # first record it still owes comes after its last pre-fault read.
     read_up_to: dict[tuple[str, str, int], int] = {}
-    if not meta.failover and primary_reads.num_rows:
-        last = primary_reads.group_by(["group", "topic", "partition"], use_threads=False).aggregate(
-            [("offset", "max")]
-        )
-        read_up_to = {
-            (r["group"], r["topic"], r["partition"]): r["offset_max"] for r in last.to_pylist()
-        }
+    if not meta.failover and len(primary_reads):
+        read_up_to = _per_unit(primary_reads, primary_reads.offset, np.maximum, -1)
     results = []
     for group, ptopic, partition, topic, role in sorted(units):
         start = index.first_offset(topic, partition) or 0
@@ -118,7 +114,34 @@ def _count(
 ) -> int:
     if low is None or high is None or low >= high:
         return 0
-    return index.records_between(topic, partition, low, high).num_rows
+    return index.count_between(topic, partition, low, high)
+
+
+def _unit_keys(reads: Reads) -> tuple[np.ndarray, int, int]:
+    """One int64 per read naming its (group, topic, partition), and the factors to decode it."""
+    topics = max(len(reads.topics), 1)
+    width = int(reads.partition.max()) + 1 if len(reads) else 1
+    return (reads.group * topics + reads.topic) * width + reads.partition, topics, width
+
+
+def _decode_unit(reads: Reads, key: int, topics: int, width: int) -> tuple[str, str, int]:
+    gt, partition = divmod(key, width)
+    group, topic = divmod(gt, topics)
+    return reads.groups.values[group], reads.topics.values[topic], partition
+
+
+def _per_unit(reads: Reads, values: np.ndarray, ufunc, initial) -> dict[tuple[str, str, int], int]:
+    """ufunc-reduce ``values`` per (group, topic, partition) of ``reads`` (a max or a min)."""
+    if not len(reads):
+        return {}
+    keys, topics, width = _unit_keys(reads)
+    distinct, inverse = np.unique(keys, return_inverse=True)
+    out = np.full(len(distinct), initial, values.dtype)
+    ufunc.at(out, inverse, values)
+    return {
+        _decode_unit(reads, k, topics, width): v
+        for k, v in zip(distinct.tolist(), out.tolist(), strict=True)
+    }
 
 
 def _committed(index: HistoryIndex) -> dict[tuple[str, str, int], int]:
@@ -134,7 +157,7 @@ def _committed(index: HistoryIndex) -> dict[tuple[str, str, int], int]:
 
 
 def _highest_committed_in_standby(
-    index: HistoryIndex, committed: dict[tuple[str, str, int], int], primary_reads: pa.Table
+    index: HistoryIndex, committed: dict[tuple[str, str, int], int], primary_reads: Reads
 ) -> dict[tuple[str, str, int], int]:
     """Per (group, primary topic, partition): the highest serving offset of a record g committed.
 
@@ -145,65 +168,100 @@ def _highest_committed_in_standby(
     if not committed:
         return {}
     meta = index.meta
-    writes = index.writes
-    from_primary = pc.equal(writes["cluster"], meta.primary)
-    where = writes.filter(pc.and_(from_primary, writes["found"]))
-    known = where.filter(pc.is_valid(where["offset"]))
-    unknown = where.filter(pc.is_null(where["offset"]))
-    located = known.select(["topic", "partition", "offset", "last_rank"])
-    if unknown.num_rows:
-        log = index.history.log
-        log = log.filter(
-            pc.and_(pc.equal(log["cluster"], meta.primary), pc.is_in(log["gseq"], unknown["gseq"]))
+    a = index.arrays
+    writes = index.history.stored("writes")
+    where = a["w_from_primary"] & a["w_found"]
+    known = where & a["w_offset_valid"]
+    unknown = where & ~a["w_offset_valid"]
+    w_topic, w_topics = codes(writes["topic"])
+    topic_code = np.array([_index(meta.topics, t) for t in w_topics.values] + [-1], np.int64)
+    topic = topic_code[w_topic[known]]
+    partition = ints(writes["partition"])[known]
+    offset = ints(writes["offset"])[known]
+    last_rank = a["w_last_rank"][known]
+    if unknown.any():
+        # Where the primary put them: its log, or what the groups read there.
+        wanted = a["w_rid"][unknown]
+        wanted_rank = a["w_last_rank"][unknown]
+        plog = index.primary_log
+        plog_code = np.array(
+            [_index(meta.topics, t) for t in index.primary_log_topics.values] + [-1], np.int64
         )
-        columns = ["topic", "partition", "offset", "rid"]
-        sources = [primary_reads.select(columns), index.ids(log).select(columns)]
-        seen = pa.table(
-            {c: pa.chunked_array([k for t in sources for k in t[c].chunks]) for c in columns}
+        read_code = np.array(
+            [_index(meta.topics, t) for t in primary_reads.topics.values] + [-1], np.int64
         )
-        seen = seen.filter(pc.is_in(seen["rid"], unknown["rid"]))
-        ranks = unknown.select(["rid", "last_rank"])
-        extra = seen.join(ranks, keys="rid", join_type="inner").select(located.column_names)
-        located = pa.table(
-            {
-                c: pa.chunked_array(
-                    [k for t in (located, extra) for k in t[c].chunks], type=located[c].type
-                )
-                for c in located.column_names
-            }
-        )
-    serving = index.log.select(["role", "partition", "offset"]).take(located["last_rank"])
-    replicated = pc.equal(serving["role"], ROLE_CODES[Role.REPLICATED])
-    same = pc.and_(replicated, pc.equal(serving["partition"], located["partition"]))
-    located = located.append_column("s_offset", serving["offset"]).filter(same)
-    if not located.num_rows:
+        sources = [
+            (
+                read_code[primary_reads.topic],
+                primary_reads.partition,
+                primary_reads.offset,
+                primary_reads.rid,
+            ),
+            (plog_code[plog["topic"]], plog["partition"], plog["offset"], plog["rid"]),
+        ]
+        order = np.argsort(wanted, kind="stable")
+        wanted_sorted = wanted[order]
+        for t, p, o, r in sources:
+            hit = np.isin(r, wanted)
+            if not hit.any():
+                continue
+            at = order[np.searchsorted(wanted_sorted, r[hit])]
+            topic = np.concatenate([topic, t[hit]])
+            partition = np.concatenate([partition, p[hit]])
+            offset = np.concatenate([offset, o[hit]])
+            last_rank = np.concatenate([last_rank, wanted_rank[at]])
+    s_role = a["log_role"][last_rank]
+    s_partition = a["log_partition"][last_rank]
+    same = (s_role == ROLE_CODES[Role.REPLICATED]) & (s_partition == partition) & (topic >= 0)
+    if not same.any():
         return {}
+    s_offset = a["log_offset"][last_rank][same]
+    topic, partition, offset = topic[same], partition[same], offset[same]
     # One slot per (primary topic, partition); per group, the committed offset of each slot is the
-    # bound its rows must lie below, and one group-by takes the highest serving offset per slot.
-    code = pc.index_in(located["topic"], value_set=pa.array(meta.topics, pa.string()))
-    width = int(pc.max(located["partition"]).as_py()) + 1
-    slot = pc.add(pc.multiply(pc.cast(code, pa.int64()), width), located["partition"])
-    located = located.select(["offset", "s_offset"]).append_column("slot", slot)
+    # bound its rows must lie below, and the highest serving offset below it is kept per slot.
+    width = int(partition.max()) + 1
+    slots = len(meta.topics) * width
+    slot = topic * width + partition
     by_group: dict[str, dict[int, int]] = defaultdict(dict)
-    for (group, topic, partition), offset in committed.items():
-        if topic in meta.topics and partition < width:
-            by_group[group][meta.topics.index(topic) * width + partition] = offset
+    for (group, name, part), bound in committed.items():
+        if name in meta.topics and part < width:
+            by_group[group][meta.topics.index(name) * width + part] = bound
     highest = {}
     for group, bounds in by_group.items():
-        lookup = [bounds.get(i) for i in range(len(meta.topics) * width)]
-        bound = pc.take(pa.array(lookup, pa.int64()), located["slot"])
-        below = located.filter(pc.less(located["offset"], bound))  # null bound: dropped
-        best = below.group_by("slot", use_threads=False).aggregate([("s_offset", "max")])
-        for row in best.to_pylist():
-            topic, partition = divmod(row["slot"], width)
-            highest[(group, meta.topics[topic], partition)] = row["s_offset_max"]
+        lookup = np.zeros(slots, np.int64)
+        has = np.zeros(slots, bool)
+        for i, bound in bounds.items():
+            if bound is not None:
+                lookup[i], has[i] = bound, True
+        below = has[slot] & (offset < lookup[slot])
+        if not below.any():
+            continue
+        best = np.full(slots, np.iinfo(np.int64).min, np.int64)
+        np.maximum.at(best, slot[below], s_offset[below])
+        hit = np.zeros(slots, bool)
+        hit[slot[below]] = True
+        for i in np.flatnonzero(hit).tolist():
+            t, part = divmod(i, width)
+            highest[(group, meta.topics[t], part)] = int(best[i])
     return highest
 
 
-def _first_reads(serving_reads: pa.Table) -> dict[tuple[str, str, int], int]:
-    ordered = serving_reads.sort_by([("poll_time", "ascending"), ("offset", "ascending")])
-    first = ordered.group_by(_KEYS, use_threads=False).aggregate([("offset", "first")])
-    return {(r["group"], r["topic"], r["partition"]): r["offset_first"] for r in first.to_pylist()}
+def _index(values: tuple[str, ...], value: str) -> int:
+    return values.index(value) if value in values else -1
+
+
+def _first_reads(serving_reads: Reads) -> dict[tuple[str, str, int], int]:
+    """Per (group, topic, partition): the offset of the first read (by poll time, then offset)."""
+    if not len(serving_reads):
+        return {}
+    order = np.lexsort((serving_reads.offset, serving_reads.poll_time))
+    keys, topics, width = _unit_keys(serving_reads)
+    distinct, first = np.unique(keys[order], return_index=True)
+    offsets = serving_reads.offset[order][first]
+    return {
+        _decode_unit(serving_reads, k, topics, width): o
+        for k, o in zip(distinct.tolist(), offsets.tolist(), strict=True)
+    }
 
 
 def _recorded_positions(index: HistoryIndex) -> dict[tuple[str, str, int], tuple[int | None, str]]:
@@ -215,39 +273,46 @@ def _recorded_positions(index: HistoryIndex) -> dict[tuple[str, str, int], tuple
     }
 
 
-def _processed_duplicates(serving_reads: pa.Table, primary_reads: pa.Table) -> dict:
+def _processed_duplicates(serving_reads: Reads, primary_reads: Reads) -> dict:
     """Per (group, serving topic, partition): distinct records read there that g had read on the primary."""
     counts: dict[tuple[str, str, int], int] = {}
-    for group in pc.unique(serving_reads["group"]).to_pylist():
-        mine = serving_reads.filter(pc.equal(serving_reads["group"], group))
-        before = primary_reads.filter(pc.equal(primary_reads["group"], group))
+    if not len(serving_reads) or not len(primary_reads):
+        return counts
+    for name in sorted({serving_reads.groups.values[g] for g in np.unique(serving_reads.group)}):
+        mine = serving_reads.select(serving_reads.group == serving_reads.groups.code(name))
+        before = primary_reads.rid[primary_reads.group == primary_reads.groups.code(name)]
         # Probe the big primary side against the (usually small) serving side.
-        seen = before.filter(pc.is_in(before["rid"], mine["rid"]))["rid"]
-        again = mine.filter(pc.is_in(mine["rid"], seen))
-        for row in (
-            again.group_by(["topic", "partition"])
-            .aggregate([("rid", "count_distinct")])
-            .to_pylist()
-        ):
-            counts[(group, row["topic"], row["partition"])] = row["rid_count_distinct"]
+        seen = before[np.isin(before, mine.rid)]
+        again = mine.select(np.isin(mine.rid, seen))
+        if not len(again):
+            continue
+        keys, topics, width = _unit_keys(again)
+        pairs = np.unique(np.stack([keys, again.rid]), axis=1)
+        distinct, number = np.unique(pairs[0], return_counts=True)
+        for k, c in zip(distinct.tolist(), number.tolist(), strict=True):
+            counts[_decode_unit(again, k, topics, width)] = c
     return counts
+
+
+def _distinct_units(reads: Reads) -> set[tuple[str, str, int]]:
+    if not len(reads):
+        return set()
+    keys, topics, width = _unit_keys(reads)
+    return {_decode_unit(reads, k, topics, width) for k in first_seen(keys).tolist()}
 
 
 def _units(
     index: HistoryIndex,
     committed: dict,
-    primary_reads: pa.Table,
-    serving_reads: pa.Table,
+    primary_reads: Reads,
+    serving_reads: Reads,
     positions: dict,
 ) -> set[tuple[str, str, int, str, Role]]:
     """(group, primary topic, partition, serving topic, role) for every partition a group used."""
     meta = index.meta
     used: set[tuple[str, str, int]] = set(committed)
-    for row in primary_reads.group_by(_KEYS).aggregate([]).to_pylist():
-        used.add((row["group"], row["topic"], row["partition"]))
-    touched = set(positions)
-    for row in serving_reads.group_by(_KEYS).aggregate([]).to_pylist():
-        touched.add((row["group"], row["topic"], row["partition"]))
+    used |= _distinct_units(primary_reads)
+    touched = set(positions) | _distinct_units(serving_reads)
     for group, topic, partition in touched:
         origin = (
             (topic, Role.REPLICATED)

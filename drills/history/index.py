@@ -3,8 +3,9 @@
 Jepsen's Kafka checker builds its per-key indexes once and lets each anomaly
 detector query them; this is the same idea in columnar form. Strings are
 encoded once into integers (``rid`` for a record, ``kid`` for a producer and
-key) so that joins, group-bys and sorts over a million rows stay in pyarrow's
-vectorised kernels instead of Python loops.
+key) so that joins, group-bys and sorts over a million rows are numpy array
+operations (dense counts, ``ufunc.at``, radix sorts) instead of Python loops
+or hash group-bys.
 
 Two derived tables:
 
@@ -20,11 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from drills.history.cases import Found
-from drills.history.model import DrillMeta, History, HistoryError, Role
+from drills.history.cases import Found, Position
+from drills.history.columns import Vocabulary, codes, first_seen, floats, ints, valid
+from drills.history.model import DrillMeta, History, HistoryError, Role, plain
 
 GSEQ_BITS = 40  # rid = producer code << 40 | gseq
 SEQ_LIMIT = 1 << 31
@@ -39,6 +42,41 @@ ROLE_CODES = {Role.REPLICATED: 0, Role.LOCAL: 1}
 
 
 @dataclass
+class Reads:
+    """The reads table as numpy columns (strings as codes), for the continuity measurement."""
+
+    group: np.ndarray
+    groups: Vocabulary
+    cluster: np.ndarray
+    clusters: Vocabulary
+    topic: np.ndarray
+    topics: Vocabulary
+    partition: np.ndarray
+    offset: np.ndarray
+    rid: np.ndarray
+    produced_at: np.ndarray
+    poll_time: np.ndarray
+
+    def select(self, mask: np.ndarray) -> Reads:
+        return Reads(
+            self.group[mask],
+            self.groups,
+            self.cluster[mask],
+            self.clusters,
+            self.topic[mask],
+            self.topics,
+            self.partition[mask],
+            self.offset[mask],
+            self.rid[mask],
+            self.produced_at[mask],
+            self.poll_time[mask],
+        )
+
+    def __len__(self) -> int:
+        return len(self.rid)
+
+
+@dataclass
 class HistoryIndex:
     """The indexes of one history; build with ``build_index``.
 
@@ -50,109 +88,118 @@ class HistoryIndex:
     log: pa.Table
     writes: pa.Table
     occurrences: pa.Table  # per rid in the serving log: count, below_e_any, rank_min, rank_max
-    serving_raw: pa.Table  # the serving cluster's log rows that ``log.row`` points into
     topic_names: list[str]  # ``log.tcode`` -> serving topic name
-    producers: pa.Array
-    keys: pa.Array
+    producers: Vocabulary
+    keys: Vocabulary
+    serving_rows: dict[str, np.ndarray]  # per ``log.row``: pcode, kcode, seq, gseq, tcode, ...
+    arrays: dict[str, np.ndarray]  # numpy columns of ``writes`` and ``log``
+    reads: Reads
+    primary_log: dict[str, np.ndarray]  # the primary's log rows: rid, topic, partition, offset
+    primary_log_topics: Vocabulary
     notes: list[str] = field(default_factory=list)
-    _slices: dict[tuple[str, int], pa.Table] = field(default_factory=dict)
+    _partitions: tuple | None = None
 
     @property
     def meta(self) -> DrillMeta:
         return self.history.meta
 
-    def ids(self, table: pa.Table) -> pa.Table:
-        """``table`` with the ``rid`` and ``kid`` columns of this index's encoding appended."""
-        return _ids(table, self.producers, self.keys)
-
     def found(self, ranks: list[int]) -> list[Found]:
         """The serving-log records at these ranks, with names and positions, as evidence."""
-        if not ranks:
+        if not len(ranks):
             return []
-        rows = self.log["row"].take(pa.array(ranks, pa.int64()))
+        rows = self.arrays["log_row"][np.asarray(ranks, np.int64)]
+        s = self.serving_rows
         serving = self.meta.serving
-        return [Found.from_row(r, serving) for r in self.serving_raw.take(rows).to_pylist()]
+        p, k = self.producers.values, self.keys.values
+        return [
+            Found(p[pc_], k[kc], seq, gseq, Position(serving, self.topic_names[t], part, off))
+            for pc_, kc, seq, gseq, t, part, off in zip(
+                s["pcode"][rows].tolist(),
+                s["kcode"][rows].tolist(),
+                s["seq"][rows].tolist(),
+                s["gseq"][rows].tolist(),
+                s["tcode"][rows].tolist(),
+                s["partition"][rows].tolist(),
+                s["offset"][rows].tolist(),
+                strict=True,
+            )
+        ]
+
+    def _by_partition(self) -> tuple:
+        """Log ranks sorted by (topic, partition, offset), with the sorted slot and offset keys."""
+        if self._partitions is None:
+            a = self.arrays
+            width = int(a["log_partition"].max()) + 1 if len(a["log_partition"]) else 1
+            slot = a["log_tcode"].astype(np.int64) * width + a["log_partition"]
+            order = np.lexsort((a["log_offset"], slot))
+            self._partitions = (width, order, slot[order], a["log_offset"][order])
+        return self._partitions
+
+    def _bounds(self, topic: str, partition: int) -> tuple[int, int]:
+        width, _, slots, _ = self._by_partition()
+        if topic not in self.topic_names or not 0 <= partition < width:
+            return 0, 0
+        slot = self.topic_names.index(topic) * width + partition
+        lo, hi = np.searchsorted(slots, [slot, slot + 1])
+        return int(lo), int(hi)
 
     def partition_records(self, topic: str, partition: int) -> pa.Table:
-        """The serving log rows of one partition (any order)."""
-        if (topic, partition) not in self._slices:
-            code = self.topic_names.index(topic) if topic in self.topic_names else -1
-            mask = pc.and_(
-                pc.equal(self.log["tcode"], code), pc.equal(self.log["partition"], partition)
-            )
-            self._slices[(topic, partition)] = self.log.filter(mask)
-        return self._slices[(topic, partition)]
+        """The serving log rows of one partition (here: by offset)."""
+        lo, hi = self._bounds(topic, partition)
+        return self.log.take(self._by_partition()[1][lo:hi])
 
     def serving_partitions(self) -> set[tuple[str, int]]:
         """The serving (topic, partition) pairs holding records of ours."""
-        pairs = self.log.group_by(["tcode", "partition"]).aggregate([]).to_pylist()
-        return {(self.topic_names[p["tcode"]], p["partition"]) for p in pairs}
+        width, _, slots, _ = self._by_partition()
+        return {(self.topic_names[s // width], s % width) for s in np.unique(slots).tolist()}
 
     def first_offset(self, topic: str, partition: int) -> int | None:
         """The lowest offset holding a record of ours in a serving partition."""
-        return pc.min(self.partition_records(topic, partition)["offset"]).as_py()
+        lo, hi = self._bounds(topic, partition)
+        return int(self._by_partition()[3][lo]) if hi > lo else None
+
+    def _between(self, topic: str, partition: int, low: int, high: int) -> tuple[int, int]:
+        lo, hi = self._bounds(topic, partition)
+        offsets = self._by_partition()[3][lo:hi]
+        a, b = np.searchsorted(offsets, [low, high])
+        return lo + int(a), lo + max(int(a), int(b))
+
+    def count_between(self, topic: str, partition: int, low: int, high: int) -> int:
+        """How many records (not offsets) lie at offsets in [low, high)."""
+        a, b = self._between(topic, partition, low, high)
+        return b - a
 
     def records_between(self, topic: str, partition: int, low: int, high: int) -> pa.Table:
         """Records (not offsets: markers leave gaps) at offsets in [low, high), by offset."""
-        records = self.partition_records(topic, partition)
-        offsets = records["offset"]
-        mask = pc.and_(pc.greater_equal(offsets, low), pc.less(offsets, high))
-        return records.filter(mask).sort_by("offset")
+        a, b = self._between(topic, partition, low, high)
+        return self.log.take(self._by_partition()[1][a:b])
+
+
+def _check_ids(gseq: np.ndarray, seq: np.ndarray) -> None:
+    if len(gseq) and int(gseq.max()) >= 1 << GSEQ_BITS:
+        raise HistoryError(f"gseq must be below 2**{GSEQ_BITS}")
+    if len(seq) and int(seq.max()) >= SEQ_LIMIT:
+        raise HistoryError("seq must be below 2**31")
 
 
 def build_index(history: History) -> HistoryIndex:
     """Encode identities, order the serving log per key and judge every write, once."""
-    notes: list[str] = []
-    producers = _dictionary(history, "producer")
-    keys = _dictionary(history, "key")
-    raw, topic_names, log = _serving_log(history, producers, keys, notes)
-    occurrences = log.group_by("rid").aggregate(
-        [("rid", "count"), ("below_e", "any"), ("rank", "min"), ("rank", "max")]
-    )
-    writes = _judge_writes(history, occurrences, producers, keys)
-    return HistoryIndex(
-        history=history,
-        log=log,
-        writes=writes,
-        occurrences=occurrences,
-        serving_raw=raw,
-        topic_names=topic_names,
-        producers=producers,
-        keys=keys,
-        notes=notes,
-    )
-
-
-def _dictionary(history: History, column: str) -> pa.Array:
-    chunks = [
-        chunk
-        for table in (history.writes, history.log, history.reads)
-        for chunk in table[column].chunks
-    ]
-    return pc.unique(pa.chunked_array(chunks, type=pa.string()))
-
-
-def _ids(table: pa.Table, producers: pa.Array, keys: pa.Array) -> pa.Table:
-    """Append ``rid`` (one int per record) and ``kid`` (one int per producer and key)."""
-    if table.num_rows and pc.max(table["gseq"]).as_py() >= 1 << GSEQ_BITS:
-        raise HistoryError(f"gseq must be below 2**{GSEQ_BITS}")
-    if table.num_rows and pc.max(table["seq"]).as_py() >= SEQ_LIMIT:
-        raise HistoryError("seq must be below 2**31")
-    pcode = pc.cast(pc.index_in(table["producer"], value_set=producers), pa.int64())
-    kcode = pc.cast(pc.index_in(table["key"], value_set=keys), pa.int64())
-    rid = pc.add(pc.shift_left(pcode, GSEQ_BITS), table["gseq"])
-    kid = pc.add(pc.multiply(pcode, max(len(keys), 1)), kcode)
-    return table.append_column("rid", rid).append_column("kid", kid)
-
-
-def _serving_log(
-    history: History, producers: pa.Array, keys: pa.Array, notes: list[str]
-) -> tuple[pa.Table, list[str], pa.Table]:
-    """The serving cluster's rows of our topics, and the narrow per-key-ordered index over them."""
     meta = history.meta
-    raw = history.log.filter(pc.equal(history.log["cluster"], meta.serving))
-    topic_names = pc.unique(raw["topic"]).to_pylist()
-    # Per serving topic: (primary topic code, role code); None for topics we do not serve.
+    notes: list[str] = []
+    writes_t, log_t, reads_t = (history.stored(n) for n in ("writes", "log", "reads"))
+    producers, keys = Vocabulary(), Vocabulary()
+    w_p, l_p, r_p = (producers.encode(t["producer"]) for t in (writes_t, log_t, reads_t))
+    w_k, l_k, r_k = (keys.encode(t["key"]) for t in (writes_t, log_t, reads_t))
+    nkeys = max(len(keys), 1)
+
+    # The serving log: rows of the serving cluster in topics we serve.
+    l_cluster, l_clusters = codes(log_t["cluster"])
+    l_topic, l_topics = codes(log_t["topic"])
+    is_serving = l_cluster == l_clusters.code(meta.serving)
+    srows = np.flatnonzero(is_serving)
+    stopic = l_topic[srows]
+    topic_order = first_seen(stopic) if len(stopic) else np.empty(0, np.int64)
+    topic_names = [l_topics.values[c] for c in topic_order.tolist()]
     origins = []
     for name in topic_names:
         if not meta.failover:
@@ -160,122 +207,252 @@ def _serving_log(
         else:
             origin = meta.mapping.origin(name, meta.topics)
         origins.append(origin)
-    tcode = pc.index_in(raw["topic"], value_set=pa.array(topic_names, pa.string()))
-    ptopic = pc.take(
-        pa.array([meta.topics.index(o[0]) if o else None for o in origins], pa.int32()), tcode
-    )
-    keep = pc.is_valid(ptopic)
-    # One chunk: a take from a chunked table concatenates every chunk first, and ``found``
-    # takes evidence rows from ``raw`` once per case batch.
-    raw = raw.filter(keep).combine_chunks()
-    tcode, ptopic = tcode.filter(keep), ptopic.filter(keep)
-    role = pc.take(pa.array([ROLE_CODES[o[1]] if o else None for o in origins], pa.int8()), tcode)
-    ided = _ids(raw.select(["producer", "key", "seq", "gseq"]), producers, keys)
+    tmap = np.full(len(l_topics) + 1, -1, np.int64)
+    tmap[topic_order] = np.arange(len(topic_order))
+    ptopic_of = np.array([meta.topics.index(o[0]) if o else -1 for o in origins] + [-1], np.int64)
+    role_of = np.array([ROLE_CODES[o[1]] if o else -1 for o in origins] + [-1], np.int64)
+    tcode = tmap[stopic]
+    keep = ptopic_of[tcode] >= 0
+    rows = srows[keep]
+    tcode = tcode[keep]
+    l_seq_all, l_gseq_all = ints(log_t["seq"]), ints(log_t["gseq"])
+    l_part_all, l_off_all = ints(log_t["partition"]), ints(log_t["offset"])
+    s = {
+        "pcode": l_p[rows],
+        "kcode": l_k[rows],
+        "seq": l_seq_all[rows],
+        "gseq": l_gseq_all[rows],
+        "tcode": tcode,
+        "partition": l_part_all[rows],
+        "offset": l_off_all[rows],
+    }
+    _check_ids(s["gseq"], s["seq"])
+    ptopic, role = ptopic_of[tcode], role_of[tcode]
+    kid = s["pcode"] * nkeys + s["kcode"]
+    rid = (s["pcode"] << GSEQ_BITS) + s["gseq"]
+    n = len(rows)
+    end, end_valid = _end_offsets(history, s, topic_names, notes)
+    replicated = role == ROLE_CODES[Role.REPLICATED]
+    below = replicated & (~end_valid | (s["offset"] < end)) if meta.failover else replicated
+    order = _reading_order(kid, ptopic, s["partition"], role, s["offset"])
+    ranks = np.arange(n, dtype=np.int64)
+    a = {
+        "log_row": order,
+        "log_tcode": tcode[order],
+        "log_partition": s["partition"][order],
+        "log_offset": s["offset"][order],
+        "log_seq": s["seq"][order],
+        "log_rid": rid[order],
+        "log_kid": kid[order],
+        "log_role": role[order],
+        "log_end": end[order],
+        "log_end_valid": end_valid[order],
+        "log_below": below[order],
+    }
     log = pa.table(
         {
-            "row": pa.array(range(raw.num_rows), pa.int64()),
-            "tcode": tcode,
-            "partition": raw["partition"],
-            "offset": raw["offset"],
-            "seq": raw["seq"],
-            "rid": ided["rid"],
-            "kid": ided["kid"],
-            "ptopic": ptopic,
-            "role": role,
+            "row": pa.array(order, pa.int64()),
+            "tcode": pa.array(a["log_tcode"].astype(np.int32)),
+            "partition": pa.array(a["log_partition"].astype(np.int32)),
+            "offset": pa.array(a["log_offset"]),
+            "seq": pa.array(a["log_seq"]),
+            "rid": pa.array(a["log_rid"]),
+            "kid": pa.array(a["log_kid"]),
+            "ptopic": pa.array(ptopic[order].astype(np.int32)),
+            "role": pa.array(a["log_role"].astype(np.int8)),
+            "end_offset": pa.array(a["log_end"], pa.int64(), mask=~a["log_end_valid"]),
+            "below_e": pa.array(a["log_below"]),
+            "rank": pa.array(ranks),
         }
     )
-    log = log.append_column("end_offset", _end_offset_column(history, raw, log, topic_names, notes))
-    replicated = pc.equal(log["role"], ROLE_CODES[Role.REPLICATED])
-    if meta.failover:
-        below = pc.and_(
-            replicated,
-            pc.or_kleene(pc.is_null(log["end_offset"]), pc.less(log["offset"], log["end_offset"])),
-        )
-    else:
-        below = replicated
-    log = log.append_column("below_e", pc.fill_null(below, False))
-    order = _reading_order(log)
-    log = log.take(order)
-    log = log.append_column("rank", pa.array(range(log.num_rows), pa.int64()))
-    return raw, topic_names, log
 
-
-def _reading_order(log: pa.Table) -> pa.Array:
-    """Sort indices by key, primary topic, partition, role, offset.
-
-    When the five fit in 63 bits (they do unless offsets or key counts are huge), they are packed
-    into one integer: a one-key sort is markedly faster than a five-key one.
-    """
-    keys = ["kid", "ptopic", "partition", "role", "offset"]
-    if log.num_rows and not any(log[k].null_count for k in keys):
-        low = [pc.min(log[k]).as_py() for k in keys]
-        high = [pc.max(log[k]).as_py() for k in keys]
-        bits = [int(h).bit_length() for h in high]
-        if min(low) >= 0 and sum(bits) <= 62:
-            packed = pc.cast(log[keys[0]], pa.int64())
-            for k, b in zip(keys[1:], bits[1:], strict=True):
-                packed = pc.bit_wise_or(pc.shift_left(packed, b), pc.cast(log[k], pa.int64()))
-            return pc.sort_indices(packed)
-    return pc.sort_indices(log, sort_keys=[(k, "ascending") for k in keys])
-
-
-def _end_offset_column(
-    history: History, raw: pa.Table, log: pa.Table, topic_names: list[str], notes: list[str]
-) -> pa.Array:
-    """E of each row's partition (null where none was recorded, or without failover)."""
-    meta = history.meta
-    if not meta.failover or not log.num_rows:
-        return pa.nulls(log.num_rows, pa.int64())
-    eo = history.end_offsets.filter(pc.equal(history.end_offsets["cluster"], meta.serving))
-    known = {(r["topic"], r["partition"]): r["end_offset"] for r in eo.to_pylist()}
-    replicated_topics = {meta.mapping.replicated(t) for t in meta.topics}
-    parts = raw.filter(pc.is_in(raw["topic"], pa.array(sorted(replicated_topics), pa.string())))
-    seen = parts.group_by(["topic", "partition"]).aggregate([]).to_pylist()
-    for row in sorted(seen, key=lambda r: (r["topic"], r["partition"])):
-        if (row["topic"], row["partition"]) not in known:
-            notes.append(
-                f"no end offset E recorded for {row['topic']}/{row['partition']}: "
-                "every record found there counts as replicated before cutover"
-            )
-    width = int(pc.max(log["partition"]).as_py()) + 1
-    lookup: list[int | None] = [None] * (len(topic_names) * width)
-    for (topic, partition), end in known.items():
-        if topic in topic_names and partition < width:
-            lookup[topic_names.index(topic) * width + partition] = end
-    slot = pc.add(pc.multiply(pc.cast(log["tcode"], pa.int64()), width), log["partition"])
-    return pc.take(pa.array(lookup, pa.int64()), slot)
-
-
-def _judge_writes(
-    history: History, occurrences: pa.Table, producers: pa.Array, keys: pa.Array
-) -> pa.Table:
-    """Every send, with where it was found and whether it is expected, present, lost, split-brain."""
-    meta = history.meta
-    writes = _ids(history.writes, producers, keys)
-    at = pc.index_in(writes["rid"], value_set=occurrences["rid"])
-    found_any = pc.is_valid(at)
-    found_below = pc.fill_null(pc.take(occurrences["below_e_any"], at), False)
-    writes = writes.append_column("first_rank", pc.take(occurrences["rank_min"], at))
-    writes = writes.append_column("last_rank", pc.take(occurrences["rank_max"], at))
-    acked = pc.is_valid(writes["ack_time"])
-    from_primary = pc.equal(writes["cluster"], meta.primary)
+    # Writes, judged against the serving log.
+    w_gseq, w_seq = ints(writes_t["gseq"]), ints(writes_t["seq"])
+    _check_ids(w_gseq, w_seq)
+    w_rid = (w_p << GSEQ_BITS) + w_gseq
+    dense_log, dense_writes, rid_of = _dense(
+        [(s["pcode"][order], s["gseq"][order]), (w_p, w_gseq)], len(producers)
+    )
+    size = len(rid_of)
+    count = np.bincount(dense_log, minlength=size)
+    below_any = np.bincount(dense_log[a["log_below"]], minlength=size) > 0
+    rank_min = np.full(size, n, np.int64)
+    np.minimum.at(rank_min, dense_log, ranks)
+    rank_max = np.full(size, -1, np.int64)
+    np.maximum.at(rank_max, dense_log, ranks)
+    present_ids = np.flatnonzero(count)
+    occurrences = pa.table(
+        {
+            "rid": pa.array(rid_of[present_ids]),
+            "rid_count": pa.array(count[present_ids]),
+            "below_e_any": pa.array(below_any[present_ids]),
+            "rank_min": pa.array(rank_min[present_ids]),
+            "rank_max": pa.array(rank_max[present_ids]),
+        }
+    )
+    found = count[dense_writes] > 0
+    found_below = below_any[dense_writes]
+    w_cluster, w_clusters = codes(writes_t["cluster"])
+    from_primary = w_cluster == w_clusters.code(meta.primary)
+    acked = valid(writes_t["ack_time"])
     t_fence = meta.instants.t_fence
     if meta.failover and t_fence is not None:
-        split_brain = pc.and_(
-            pc.and_(from_primary, acked),
-            pc.fill_null(pc.greater(writes["ack_time"], t_fence), False),
-        )
+        split_brain = from_primary & acked & (floats(writes_t["ack_time"]) > t_fence)
     else:
-        split_brain = pa.repeat(pa.scalar(False), writes.num_rows)
+        split_brain = np.zeros(len(w_rid), bool)
     # A primary write counts only if it reached the standby before the cutover snapshot (below E).
-    present = pc.if_else(from_primary, found_below, found_any) if meta.failover else found_any
-    expected = pc.and_(acked, pc.invert(split_brain))
-    segment = pc.if_else(from_primary, SEGMENT_PRIMARY, SEGMENT_SERVING).cast(pa.int8())
-    return (
-        writes.append_column("found", found_any)
-        .append_column("acked", acked)
-        .append_column("segment", segment)
-        .append_column("split_brain", split_brain)
-        .append_column("present", present)
-        .append_column("lost", pc.and_(expected, pc.invert(present)))
+    present = np.where(from_primary, found_below, found) if meta.failover else found
+    expected = acked & ~split_brain
+    segment = np.where(from_primary, SEGMENT_PRIMARY, SEGMENT_SERVING).astype(np.int8)
+    lost = expected & ~present
+    w_kid = w_p * nkeys + w_k
+    writes = (
+        writes_t.append_column("rid", pa.array(w_rid))
+        .append_column("kid", pa.array(w_kid))
+        .append_column("first_rank", pa.array(rank_min[dense_writes], mask=~found))
+        .append_column("last_rank", pa.array(rank_max[dense_writes], mask=~found))
+        .append_column("found", pa.array(found))
+        .append_column("acked", pa.array(acked))
+        .append_column("segment", pa.array(segment))
+        .append_column("split_brain", pa.array(split_brain))
+        .append_column("present", pa.array(present))
+        .append_column("lost", pa.array(lost))
     )
+    a.update(
+        {
+            "w_rid": w_rid,
+            "w_cluster": w_cluster,
+            "w_from_primary": from_primary,
+            "w_found": found,
+            "w_last_rank": rank_max[dense_writes],
+            "w_offset_valid": valid(writes_t["offset"]),
+        }
+    )
+    a["w_clusters"] = w_clusters  # type: ignore[assignment]
+
+    # Reads, encoded for the continuity measurement.
+    r_gseq, r_seq = ints(reads_t["gseq"]), ints(reads_t["seq"])
+    _check_ids(r_gseq, r_seq)
+    r_group, r_groups = codes(reads_t["group"])
+    r_cluster, r_clusters = codes(reads_t["cluster"])
+    r_topic, r_topics = codes(reads_t["topic"])
+    reads = Reads(
+        r_group,
+        r_groups,
+        r_cluster,
+        r_clusters,
+        r_topic,
+        r_topics,
+        ints(reads_t["partition"]),
+        ints(reads_t["offset"]),
+        (r_p << GSEQ_BITS) + r_gseq,
+        floats(reads_t["produced_at"]),
+        floats(reads_t["poll_time"]),
+    )
+    is_primary = l_cluster == l_clusters.code(meta.primary)
+    primary_log = {
+        "rid": (l_p[is_primary] << GSEQ_BITS) + l_gseq_all[is_primary],
+        "topic": l_topic[is_primary],
+        "partition": l_part_all[is_primary],
+        "offset": l_off_all[is_primary],
+    }
+    return HistoryIndex(
+        history=history,
+        log=log,
+        writes=writes,
+        occurrences=occurrences,
+        topic_names=topic_names,
+        producers=producers,
+        keys=keys,
+        serving_rows=s,
+        arrays=a,
+        reads=reads,
+        primary_log=primary_log,
+        primary_log_topics=l_topics,
+        notes=notes,
+    )
+
+
+def _dense(
+    pairs: list[tuple[np.ndarray, np.ndarray]], producers: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dense ids for (producer code, gseq) pairs of two arrays, and the rid of each dense id.
+
+    Arithmetic (producer * span + gseq) when the gseqs are a compact range, as
+    producers number them; a sort (np.unique) otherwise.
+    """
+    gseqs = [g for _, g in pairs if len(g)]
+    if gseqs:
+        low = min(int(g.min()) for g in gseqs)
+        span = max(int(g.max()) for g in gseqs) - low + 1
+    else:
+        low, span = 0, 1
+    rows = sum(len(g) for _, g in pairs)
+    if span * max(producers, 1) <= 4 * rows + (1 << 20):
+        ids = [p * span + (g - low) for p, g in pairs]
+        dense = np.arange(span * max(producers, 1), dtype=np.int64)
+        rid_of = ((dense // span) << GSEQ_BITS) + dense % span + low
+        return ids[0], ids[1], rid_of
+    rids = [(p << GSEQ_BITS) + g for p, g in pairs]
+    rid_of, inverse = np.unique(np.concatenate(rids), return_inverse=True)
+    return inverse[: len(rids[0])], inverse[len(rids[0]) :], rid_of
+
+
+def _reading_order(
+    kid: np.ndarray, ptopic: np.ndarray, partition: np.ndarray, role: np.ndarray, offset: np.ndarray
+) -> np.ndarray:
+    """Stable sort indices by key, primary topic, partition, role, offset.
+
+    The last four are packed into one integer when they fit in 63 bits and
+    sorted first (timsort: a log read back partition by partition is nearly in
+    that order already); then stable 16-bit radix passes over the key order
+    the result by key. Otherwise one lexsort over the five columns.
+    """
+    n = len(kid)
+    if not n:
+        return np.empty(0, np.int64)
+    rest = [ptopic, partition, role, offset]
+    if min(int(c.min()) for c in (kid, *rest)) >= 0:
+        bits = [int(c.max()).bit_length() for c in rest]
+        if sum(bits) <= 62 and int(kid.max()) < 1 << 48:
+            packed = rest[0].astype(np.int64)
+            for column, b in zip(rest[1:], bits[1:], strict=True):
+                packed = (packed << b) | column
+            order = np.argsort(packed, kind="stable")
+            for shift in range(0, max(int(kid.max()).bit_length(), 1), 16):
+                digit = ((kid[order] >> shift) & 0xFFFF).astype(np.uint16)
+                order = order[np.argsort(digit, kind="stable")]
+            return order
+    return np.lexsort((offset, role, partition, ptopic, kid))
+
+
+def _end_offsets(
+    history: History, s: dict[str, np.ndarray], topic_names: list[str], notes: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """E of each kept serving row's partition, and whether one was recorded (never without failover)."""
+    meta = history.meta
+    n = len(s["offset"])
+    if not meta.failover or not n:
+        return np.zeros(n, np.int64), np.zeros(n, bool)
+    eo = plain(history.stored("end_offsets"))
+    eo = eo.filter(pc.equal(eo["cluster"], meta.serving))
+    known = {(r["topic"], r["partition"]): r["end_offset"] for r in eo.to_pylist()}
+    replicated_topics = {meta.mapping.replicated(t) for t in meta.topics}
+    width = int(s["partition"].max()) + 1
+    slot = s["tcode"] * width + s["partition"]
+    replicated_codes = [i for i, t in enumerate(topic_names) if t in replicated_topics]
+    seen = np.unique(slot[np.isin(s["tcode"], replicated_codes)])
+    pairs = sorted((topic_names[x // width], x % width) for x in seen.tolist())
+    for topic, partition in pairs:
+        if (topic, partition) not in known:
+            notes.append(
+                f"no end offset E recorded for {topic}/{partition}: "
+                "every record found there counts as replicated before cutover"
+            )
+    lookup = np.zeros(len(topic_names) * width, np.int64)
+    recorded = np.zeros(len(topic_names) * width, bool)
+    for (topic, partition), end in known.items():
+        if topic in topic_names and 0 <= partition < width:
+            lookup[topic_names.index(topic) * width + partition] = end
+            recorded[topic_names.index(topic) * width + partition] = True
+    return lookup[slot], recorded[slot]

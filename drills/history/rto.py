@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pyarrow.compute as pc
+import numpy as np
 
 from drills.history.index import HistoryIndex
 
@@ -34,18 +34,22 @@ class Rto:
 def measure_rto(index: HistoryIndex, notes: list[str]) -> Rto:
     meta = index.meta
     ins = meta.instants
-    reads = index.history.reads
-    groups = list(meta.groups) or sorted(set(pc.unique(reads["group"]).to_pylist()))
+    reads = index.reads
+    present = sorted({reads.groups.values[g] for g in np.unique(reads.group).tolist()})
+    groups = list(meta.groups) or present
     consumed: dict[str, float] = {}
-    if ins.t_fault is not None and reads.num_rows:
-        after = reads.filter(
-            pc.and_(
-                pc.equal(reads["cluster"], meta.serving),
-                pc.greater(reads["produced_at"], ins.t_fault),
-            )
+    if ins.t_fault is not None and len(reads):
+        after = reads.select(
+            (reads.cluster == reads.clusters.code(meta.serving)) & (reads.produced_at > ins.t_fault)
         )
-        firsts = after.group_by("group").aggregate([("poll_time", "min")]).to_pylist()
-        consumed = {row["group"]: row["poll_time_min"] for row in firsts}
+        if len(after):
+            distinct, inverse = np.unique(after.group, return_inverse=True)
+            first = np.full(len(distinct), np.inf)
+            np.minimum.at(first, inverse, after.poll_time)
+            consumed = {
+                reads.groups.values[g]: t
+                for g, t in zip(distinct.tolist(), first.tolist(), strict=True)
+            }
     by_group = {g: _minus(consumed.get(g), ins.t_fault) for g in groups}
     missing = [g for g, t in by_group.items() if t is None]
     if ins.t_fault is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from itertools import groupby
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -30,9 +31,9 @@ def late_rows(index: HistoryIndex) -> pa.Table:
     )
     rows = log.filter(above)
     if rows.num_rows:
-        writes = index.writes
-        local = writes.filter(pc.equal(writes["cluster"], index.meta.serving))["rid"]
-        rows = rows.filter(pc.invert(pc.is_in(rows["rid"], local)))
+        a = index.arrays
+        local = a["w_rid"][a["w_cluster"] == a["w_clusters"].code(index.meta.serving)]
+        rows = rows.filter(pa.array(~np.isin(rows["rid"].to_numpy(), local)))
     return rows.sort_by(
         [("tcode", "ascending"), ("partition", "ascending"), ("offset", "ascending")]
     )

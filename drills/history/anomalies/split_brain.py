@@ -11,12 +11,13 @@ from itertools import groupby
 
 from drills.history.cases import SplitBrainCase, Write
 from drills.history.index import HistoryIndex
+from drills.history.model import plain
 
 
 def split_brain(index: HistoryIndex) -> list[SplitBrainCase]:
     """One case per primary partition that acknowledged writes after T_fence."""
     writes = index.writes
-    rows = writes.filter(writes["split_brain"]).sort_by(
+    rows = plain(writes.filter(writes["split_brain"])).sort_by(
         [("topic", "ascending"), ("partition", "ascending"), ("offset", "ascending")]
     )
     t_fence = index.meta.instants.t_fence

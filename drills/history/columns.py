@@ -34,17 +34,20 @@ class Vocabulary:
 
     def encode(self, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         """int64 codes of ``column`` (string or dictionary of strings); -1 for nulls."""
-        chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-        out = [self._chunk(chunk) for chunk in chunks if len(chunk)]
-        return np.concatenate(out) if out else np.empty(0, np.int64)
-
-    def _chunk(self, chunk: pa.Array) -> np.ndarray:
-        if not pa.types.is_dictionary(chunk.type):
-            chunk = pc.dictionary_encode(chunk)
-        indices = chunk.indices
-        values = chunk.dictionary.to_pylist()
+        if isinstance(column, pa.Array):
+            column = pa.chunked_array([column], column.type)
+        if not len(column):
+            return np.empty(0, np.int64)
+        if not pa.types.is_dictionary(column.type):
+            column = pc.dictionary_encode(column)
+        if column.num_chunks > 1:
+            # One dictionary for every chunk (a pass over the small dictionaries, not the rows).
+            column = column.unify_dictionaries()
+        values = column.chunk(0).dictionary.to_pylist()
+        indices = pa.chunked_array([chunk.indices for chunk in column.chunks])
         mapping = np.full(len(values) + 1, -1, np.int64)  # the last slot: null
-        for i in pc.unique(indices).drop_null().to_numpy():
+        # Distinct indices in order of first appearance: one hash pass over the rows.
+        for i in pc.unique(indices).drop_null().to_numpy().tolist():
             value = values[i]
             code = self.index.get(value)
             if code is None:
@@ -53,7 +56,7 @@ class Vocabulary:
             mapping[i] = code
         if indices.null_count:
             indices = pc.fill_null(indices, len(values))
-        return mapping[indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)]
+        return mapping[_numpy(indices)]
 
     def array(self) -> pa.Array:
         return pa.array(self.values, pa.string())
@@ -93,6 +96,15 @@ def _numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return column.to_numpy(zero_copy_only=False)
 
 
+def member(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """``np.isin(values, wanted)`` for a small ``wanted``: binary search, no sort of ``values``."""
+    if not len(wanted) or not len(values):
+        return np.zeros(len(values), bool)
+    ordered = np.sort(wanted)
+    at = np.minimum(np.searchsorted(ordered, values), len(ordered) - 1)
+    return ordered[at] == values
+
+
 def first_seen(keys: np.ndarray) -> np.ndarray:
     """The distinct values of ``keys`` in order of first appearance (a hash pass, no sort)."""
     return pc.unique(pa.array(keys)).to_numpy()
@@ -112,7 +124,10 @@ def reused(pairs_high: np.ndarray, pairs_low: np.ndarray) -> np.ndarray:
     groups = int(pairs_high.max()) + 1
     if width * groups <= 8 * n + (1 << 20):
         dense = pairs_high * width + (pairs_low - lo)
-        return np.bincount(dense, minlength=width * groups)[dense] > 1
+        counts = np.bincount(dense, minlength=width * groups)
+        if counts.max() <= 1:
+            return np.zeros(n, bool)
+        return counts[dense] > 1
     order = np.lexsort((pairs_low, pairs_high))
     h, lw = pairs_high[order], pairs_low[order]
     same = (h[1:] == h[:-1]) & (lw[1:] == lw[:-1])

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow.compute as pc
 
-from drills.history.columns import codes, first_seen, ints
+from drills.history.columns import codes, first_seen, ints, member
 from drills.history.index import ROLE_CODES, HistoryIndex, Reads
 from drills.history.model import ReplicationPolicy, ResumeSource, Role
 
@@ -202,7 +202,7 @@ def _highest_committed_in_standby(
         order = np.argsort(wanted, kind="stable")
         wanted_sorted = wanted[order]
         for t, p, o, r in sources:
-            hit = np.isin(r, wanted)
+            hit = member(r, wanted)
             if not hit.any():
                 continue
             at = order[np.searchsorted(wanted_sorted, r[hit])]

@@ -19,6 +19,7 @@ Two derived tables:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -126,13 +127,32 @@ class HistoryIndex:
         ]
 
     def _by_partition(self) -> tuple:
-        """Log ranks sorted by (topic, partition, offset), with the sorted slot and offset keys."""
+        """Log ranks sorted by (topic, partition, offset), with the sorted slot and offset keys.
+
+        Sorted from the log's stored order (nearly sorted already: timsort), then
+        mapped to ranks; equal positions (a log read back twice) keep rank order.
+        """
         if self._partitions is None:
+            s = self.serving_rows
+            n = len(s["offset"])
+            width = int(s["partition"].max()) + 1 if n else 1
+            slot = s["tcode"] * width + s["partition"]
+            offset = s["offset"]
+            span = int(offset.max()) - int(offset.min()) + 1 if n else 1
+            rank_of_row = np.empty(n, np.int64)
+            rank_of_row[self.arrays["log_row"]] = np.arange(n, dtype=np.int64)
+            if n and int(offset.min()) >= 0 and int(slot.max()) < (1 << 62) // span:
+                packed = slot * span + offset
+                rows = np.argsort(packed, kind="stable")
+                packed = packed[rows]
+                if not (packed[1:] == packed[:-1]).any():
+                    order = rank_of_row[rows]
+                    self._partitions = (width, order, slot[rows], offset[rows])
+                    return self._partitions
             a = self.arrays
-            width = int(a["log_partition"].max()) + 1 if len(a["log_partition"]) else 1
-            slot = a["log_tcode"].astype(np.int64) * width + a["log_partition"]
-            order = np.lexsort((a["log_offset"], slot))
-            self._partitions = (width, order, slot[order], a["log_offset"][order])
+            ranked = a["log_tcode"].astype(np.int64) * width + a["log_partition"]
+            order = np.lexsort((a["log_offset"], ranked))
+            self._partitions = (width, order, ranked[order], a["log_offset"][order])
         return self._partitions
 
     def _bounds(self, topic: str, partition: int) -> tuple[int, int]:
@@ -270,10 +290,9 @@ def build_index(history: History) -> HistoryIndex:
     w_gseq, w_seq = ints(writes_t["gseq"]), ints(writes_t["seq"])
     _check_ids(w_gseq, w_seq)
     w_rid = (w_p << GSEQ_BITS) + w_gseq
-    dense_log, dense_writes, rid_of = _dense(
+    dense_log, dense_writes, size, rid_of = _dense(
         [(s["pcode"][order], s["gseq"][order]), (w_p, w_gseq)], len(producers)
     )
-    size = len(rid_of)
     count = np.bincount(dense_log, minlength=size)
     below_any = np.bincount(dense_log[a["log_below"]], minlength=size) > 0
     rank_min = np.full(size, n, np.int64)
@@ -283,7 +302,7 @@ def build_index(history: History) -> HistoryIndex:
     present_ids = np.flatnonzero(count)
     occurrences = pa.table(
         {
-            "rid": pa.array(rid_of[present_ids]),
+            "rid": pa.array(rid_of(present_ids)),
             "rid_count": pa.array(count[present_ids]),
             "below_e_any": pa.array(below_any[present_ids]),
             "rank_min": pa.array(rank_min[present_ids]),
@@ -375,8 +394,8 @@ def build_index(history: History) -> HistoryIndex:
 
 def _dense(
     pairs: list[tuple[np.ndarray, np.ndarray]], producers: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Dense ids for (producer code, gseq) pairs of two arrays, and the rid of each dense id.
+) -> tuple[np.ndarray, np.ndarray, int, Callable[[np.ndarray], np.ndarray]]:
+    """Dense ids for (producer code, gseq) pairs of two arrays, their count, and id -> rid.
 
     Arithmetic (producer * span + gseq) when the gseqs are a compact range, as
     producers number them; a sort (np.unique) otherwise.
@@ -390,12 +409,14 @@ def _dense(
     rows = sum(len(g) for _, g in pairs)
     if span * max(producers, 1) <= 4 * rows + (1 << 20):
         ids = [p * span + (g - low) for p, g in pairs]
-        dense = np.arange(span * max(producers, 1), dtype=np.int64)
-        rid_of = ((dense // span) << GSEQ_BITS) + dense % span + low
-        return ids[0], ids[1], rid_of
+
+        def rid_of(dense: np.ndarray) -> np.ndarray:
+            return ((dense // span) << GSEQ_BITS) + dense % span + low
+
+        return ids[0], ids[1], span * max(producers, 1), rid_of
     rids = [(p << GSEQ_BITS) + g for p, g in pairs]
-    rid_of, inverse = np.unique(np.concatenate(rids), return_inverse=True)
-    return inverse[: len(rids[0])], inverse[len(rids[0]) :], rid_of
+    distinct, inverse = np.unique(np.concatenate(rids), return_inverse=True)
+    return inverse[: len(rids[0])], inverse[len(rids[0]) :], len(distinct), distinct.__getitem__
 
 
 def _reading_order(

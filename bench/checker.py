@@ -1,6 +1,7 @@
 """Benchmark of the history checker: records/s and peak memory over a synthetic drill history.
 
-    .venv/bin/python bench/checker.py [--records 1000000] [--keys 10000]
+    .venv/bin/python bench/checker.py [--records 1000000] [--keys 10000] [--runs 3]
+    .venv/bin/python bench/checker.py --records 1000000,4000000,10000000   # growth
 
 The history: 4 producers over ``--keys`` keys in 12 partitions of one topic,
 transaction markers every 50 offsets in both clusters, 0.5% indeterminate
@@ -10,9 +11,12 @@ replication, late copies, split-brain acks, one group resuming too far).
 One consumer group read the whole primary; it resumes in the standby a little
 before its commit (duplicates) and another group resumes past it (skips).
 
-It is generated once, written to Parquet, then read back and checked in a
-fresh process, so the memory figure is the checker's alone (peak RSS, and
-the peak of pyarrow's memory pool). records/s = produced records / check time.
+It is generated once per size, written to Parquet, then read back and checked
+``--runs`` times, each in a fresh process, so the memory figure is the
+checker's alone (peak RSS, and the peak of pyarrow's memory pool). Printed per
+size: the median run's wall time (read + check), its CPU time (user + sys,
+which other load on the machine inflates far less than wall time), records/s
+end to end = produced records / (read + check) wall seconds, and peak RSS.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import argparse
 import json
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -217,18 +222,28 @@ def synthesize(records: int, keys: int, seed: int = 7) -> History:
     )
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(directory: str, records: int) -> dict:
-    started = time.perf_counter()
+    cpu0, started = _cpu(), time.perf_counter()
     history = read_history(directory)
-    loaded = time.perf_counter()
+    cpu1, loaded = _cpu(), time.perf_counter()
     result = check(history, CheckPolicy(tolerate=frozenset({LOST_TAIL})))
-    done = time.perf_counter()
+    cpu2, done = _cpu(), time.perf_counter()
     return {
         "records": records,
-        "rows": {name: getattr(history, name).num_rows for name in TABLES},
+        "rows": {name: history.stored(name).num_rows for name in TABLES},
         "read_seconds": round(loaded - started, 3),
         "check_seconds": round(done - loaded, 3),
-        "records_per_second": round(records / (done - loaded)),
+        "seconds": round(done - started, 3),
+        "cpu_seconds": round(cpu2 - cpu0, 3),  # user + sys, all threads: what load cannot inflate
+        "read_cpu_seconds": round(cpu1 - cpu0, 3),
+        "check_cpu_seconds": round(cpu2 - cpu1, 3),
+        "records_per_second": round(records / (done - started)),  # end to end: read + check
+        "records_per_cpu_second": round(records / (cpu2 - cpu0)),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "peak_arrow_pool_mib": round(pa.default_memory_pool().max_memory() / 2**20),
         "anomalies": {name: len(cases) for name, cases in result.anomalies.items()},
@@ -237,27 +252,64 @@ def measure(directory: str, records: int) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--keys", type=int, default=10_000)
-    parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: the fresh process
-    args = parser.parse_args()
-    if args.measure:
-        print(json.dumps(measure(args.measure, args.records)))
-        return
+def run(records: int, keys: int, runs: int) -> dict:
+    """Synthesize and write one history, then measure it ``runs`` times, each in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        write_history(synthesize(args.records, args.keys), tmp)
-        print(f"synthesized and wrote in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-        out = subprocess.run(
-            [sys.executable, __file__, "--measure", tmp, "--records", str(args.records)],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    figures = json.loads(out)
-    print(json.dumps(figures, indent=2))
+        write_history(synthesize(records, keys), tmp)
+        print(
+            f"{records} records: synthesized and wrote in {time.perf_counter() - started:.1f} s",
+            file=sys.stderr,
+        )
+        samples = []
+        for _ in range(runs):
+            out = subprocess.run(
+                [sys.executable, __file__, "--measure", tmp, "--records", str(records)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            samples.append(json.loads(out))
+            print(
+                "  run: {seconds} s ({read_seconds} read + {check_seconds} check), "
+                "cpu {cpu_seconds} s, {records_per_second} records/s, "
+                "peak RSS {peak_rss_mib} MiB".format(**samples[-1]),
+                file=sys.stderr,
+            )
+    median = sorted(samples, key=lambda f: f["seconds"])[len(samples) // 2]
+    figures = dict(median)
+    figures["runs"] = runs
+    for name in ("seconds", "cpu_seconds", "peak_rss_mib"):
+        figures[f"{name}_all_runs"] = [f[name] for f in samples]
+    figures["median_cpu_seconds"] = statistics.median(f["cpu_seconds"] for f in samples)
+    figures["bytes_per_record"] = round(median["peak_rss_mib"] * 2**20 / records)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--records",
+        default="1000000",
+        help="records per history; a comma-separated list measures each size (1000000,4000000)",
+    )
+    parser.add_argument("--keys", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=3, help="fresh-process measurements per size")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: the fresh process
+    args = parser.parse_args()
+    sizes = [int(n) for n in str(args.records).split(",")]
+    if args.measure:
+        print(json.dumps(measure(args.measure, sizes[0])))
+        return
+    results = [run(n, args.keys, args.runs) for n in sizes]
+    print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+    if len(results) > 1:
+        print(f"{'records':>10} {'seconds':>8} {'cpu s':>7} {'records/s':>10} {'peak RSS MiB':>13}")
+        for f in results:
+            print(
+                f"{f['records']:>10} {f['seconds']:>8} {f['cpu_seconds']:>7} "
+                f"{f['records_per_second']:>10} {f['peak_rss_mib']:>13}"
+            )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from drills.history.cases import Found, Position
-from drills.history.columns import Vocabulary, codes, first_seen, floats, ints, valid
+from drills.history.columns import Vocabulary, codes, first_seen, floats, ints, member, valid
 from drills.history.model import DrillMeta, History, HistoryError, Role, plain
 
 GSEQ_BITS = 40  # rid = producer code << 40 | gseq
@@ -249,20 +249,20 @@ def build_index(history: History) -> HistoryIndex:
     _check_ids(s["gseq"], s["seq"])
     ptopic, role = ptopic_of[tcode], role_of[tcode]
     kid = s["pcode"] * nkeys + s["kcode"]
-    rid = (s["pcode"] << GSEQ_BITS) + s["gseq"]
     n = len(rows)
     end, end_valid = _end_offsets(history, s, topic_names, notes)
     replicated = role == ROLE_CODES[Role.REPLICATED]
     below = replicated & (~end_valid | (s["offset"] < end)) if meta.failover else replicated
     order = _reading_order(kid, ptopic, s["partition"], role, s["offset"])
     ranks = np.arange(n, dtype=np.int64)
+    pcode_o, gseq_o = s["pcode"][order], s["gseq"][order]
     a = {
         "log_row": order,
         "log_tcode": tcode[order],
         "log_partition": s["partition"][order],
         "log_offset": s["offset"][order],
         "log_seq": s["seq"][order],
-        "log_rid": rid[order],
+        "log_rid": (pcode_o << GSEQ_BITS) + gseq_o,
         "log_kid": kid[order],
         "log_role": role[order],
         "log_end": end[order],
@@ -291,7 +291,7 @@ def build_index(history: History) -> HistoryIndex:
     _check_ids(w_gseq, w_seq)
     w_rid = (w_p << GSEQ_BITS) + w_gseq
     dense_log, dense_writes, size, rid_of = _dense(
-        [(s["pcode"][order], s["gseq"][order]), (w_p, w_gseq)], len(producers)
+        [(pcode_o, gseq_o), (w_p, w_gseq)], len(producers)
     )
     count = np.bincount(dense_log, minlength=size)
     below_any = np.bincount(dense_log[a["log_below"]], minlength=size) > 0
@@ -368,12 +368,20 @@ def build_index(history: History) -> HistoryIndex:
         floats(reads_t["produced_at"]),
         floats(reads_t["poll_time"]),
     )
-    is_primary = l_cluster == l_clusters.code(meta.primary)
+    # The primary's log rows of found primary sends never acknowledged (so with no offset in the
+    # ledger): where the primary put them, for the continuity measurement.
+    unlocated = from_primary & found & ~a["w_offset_valid"]
+    hit = np.flatnonzero(l_cluster == l_clusters.code(meta.primary))
+    if unlocated.any():
+        wanted = w_rid[unlocated]
+        hit = hit[member((l_p[hit] << GSEQ_BITS) + l_gseq_all[hit], wanted)]
+    else:
+        hit = hit[:0]
     primary_log = {
-        "rid": (l_p[is_primary] << GSEQ_BITS) + l_gseq_all[is_primary],
-        "topic": l_topic[is_primary],
-        "partition": l_part_all[is_primary],
-        "offset": l_off_all[is_primary],
+        "rid": (l_p[hit] << GSEQ_BITS) + l_gseq_all[hit],
+        "topic": l_topic[hit],
+        "partition": l_part_all[hit],
+        "offset": l_off_all[hit],
     }
     return HistoryIndex(
         history=history,
@@ -461,8 +469,10 @@ def _end_offsets(
     replicated_topics = {meta.mapping.replicated(t) for t in meta.topics}
     width = int(s["partition"].max()) + 1
     slot = s["tcode"] * width + s["partition"]
-    replicated_codes = [i for i, t in enumerate(topic_names) if t in replicated_topics]
-    seen = np.unique(slot[np.isin(s["tcode"], replicated_codes)])
+    is_replicated = np.array([t in replicated_topics for t in topic_names], bool)
+    seen = np.flatnonzero(
+        np.bincount(slot[is_replicated[s["tcode"]]], minlength=len(topic_names) * width)
+    )
     pairs = sorted((topic_names[x // width], x % width) for x in seen.tolist())
     for topic, partition in pairs:
         if (topic, partition) not in known:

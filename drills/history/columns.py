@@ -32,7 +32,11 @@ class Vocabulary:
         """The code of ``value``, or -1 when no encoded column holds it."""
         return self.index.get(value, -1)
 
-    def encode(self, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    def learn(self, column: pa.ChunkedArray | pa.Array) -> None:
+        """Add the values of ``column`` in order of first appearance, without encoding it."""
+        self.encode(column, codes=False)
+
+    def encode(self, column: pa.ChunkedArray | pa.Array, codes: bool = True) -> np.ndarray:
         """int64 codes of ``column`` (string or dictionary of strings); -1 for nulls."""
         if isinstance(column, pa.Array):
             column = pa.chunked_array([column], column.type)
@@ -54,6 +58,8 @@ class Vocabulary:
                 code = self.index[value] = len(self.values)
                 self.values.append(value)
             mapping[i] = code
+        if not codes:
+            return np.empty(0, np.int64)
         if indices.null_count:
             indices = pc.fill_null(indices, len(values))
         return mapping[_numpy(indices)]

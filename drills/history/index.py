@@ -208,16 +208,21 @@ def build_index(history: History) -> HistoryIndex:
     notes: list[str] = []
     writes_t, log_t, reads_t = (history.stored(n) for n in ("writes", "log", "reads"))
     producers, keys = Vocabulary(), Vocabulary()
-    w_p, l_p, r_p = (producers.encode(t["producer"]) for t in (writes_t, log_t, reads_t))
-    w_k, l_k, r_k = (keys.encode(t["key"]) for t in (writes_t, log_t, reads_t))
+    # Codes in order of first appearance over writes, log, reads (the log only learnt here:
+    # only its serving rows are encoded, below).
+    w_p, w_k = producers.encode(writes_t["producer"]), keys.encode(writes_t["key"])
+    producers.learn(log_t["producer"])
+    keys.learn(log_t["key"])
+    r_p, r_k = producers.encode(reads_t["producer"]), keys.encode(reads_t["key"])
+    del r_k
     nkeys = max(len(keys), 1)
 
     # The serving log: rows of the serving cluster in topics we serve.
     l_cluster, l_clusters = codes(log_t["cluster"])
-    l_topic, l_topics = codes(log_t["topic"])
-    is_serving = l_cluster == l_clusters.code(meta.serving)
-    srows = np.flatnonzero(is_serving)
-    stopic = l_topic[srows]
+    is_primary_log = l_cluster == l_clusters.code(meta.primary)
+    serving_t = log_t.filter(pa.array(l_cluster == l_clusters.code(meta.serving)))
+    del l_cluster
+    stopic, l_topics = codes(serving_t["topic"])
     topic_order = first_seen(stopic) if len(stopic) else np.empty(0, np.int64)
     topic_names = [l_topics.values[c] for c in topic_order.tolist()]
     origins = []
@@ -233,23 +238,24 @@ def build_index(history: History) -> HistoryIndex:
     role_of = np.array([ROLE_CODES[o[1]] if o else -1 for o in origins] + [-1], np.int64)
     tcode = tmap[stopic]
     keep = ptopic_of[tcode] >= 0
-    rows = srows[keep]
-    tcode = tcode[keep]
-    l_seq_all, l_gseq_all = ints(log_t["seq"]), ints(log_t["gseq"])
-    l_part_all, l_off_all = ints(log_t["partition"]), ints(log_t["offset"])
+    if not keep.all():
+        serving_t = serving_t.filter(pa.array(keep))
+        tcode = tcode[keep]
+    del stopic, keep
     s = {
-        "pcode": l_p[rows],
-        "kcode": l_k[rows],
-        "seq": l_seq_all[rows],
-        "gseq": l_gseq_all[rows],
+        "pcode": producers.encode(serving_t["producer"]),
+        "kcode": keys.encode(serving_t["key"]),
+        "seq": ints(serving_t["seq"]),
+        "gseq": ints(serving_t["gseq"]),
         "tcode": tcode,
-        "partition": l_part_all[rows],
-        "offset": l_off_all[rows],
+        "partition": ints(serving_t["partition"]),
+        "offset": ints(serving_t["offset"]),
     }
+    del serving_t
     _check_ids(s["gseq"], s["seq"])
     ptopic, role = ptopic_of[tcode], role_of[tcode]
     kid = s["pcode"] * nkeys + s["kcode"]
-    n = len(rows)
+    n = len(tcode)
     end, end_valid = _end_offsets(history, s, topic_names, notes)
     replicated = role == ROLE_CODES[Role.REPLICATED]
     below = replicated & (~end_valid | (s["offset"] < end)) if meta.failover else replicated
@@ -371,18 +377,23 @@ def build_index(history: History) -> HistoryIndex:
     # The primary's log rows of found primary sends never acknowledged (so with no offset in the
     # ledger): where the primary put them, for the continuity measurement.
     unlocated = from_primary & found & ~a["w_offset_valid"]
-    hit = np.flatnonzero(l_cluster == l_clusters.code(meta.primary))
     if unlocated.any():
-        wanted = w_rid[unlocated]
-        hit = hit[member((l_p[hit] << GSEQ_BITS) + l_gseq_all[hit], wanted)]
+        primary_t = log_t.filter(pa.array(is_primary_log))
+        p_rid = (producers.encode(primary_t["producer"]) << GSEQ_BITS) + ints(primary_t["gseq"])
+        hit = np.flatnonzero(member(p_rid, w_rid[unlocated]))
+        primary_t = primary_t.take(pa.array(hit))
+        p_topic, p_topics = codes(primary_t["topic"])
+        primary_log = {
+            "rid": p_rid[hit],
+            "topic": p_topic,
+            "partition": ints(primary_t["partition"]),
+            "offset": ints(primary_t["offset"]),
+        }
     else:
-        hit = hit[:0]
-    primary_log = {
-        "rid": (l_p[hit] << GSEQ_BITS) + l_gseq_all[hit],
-        "topic": l_topic[hit],
-        "partition": l_part_all[hit],
-        "offset": l_off_all[hit],
-    }
+        p_topics = Vocabulary()
+        primary_log = {
+            name: np.empty(0, np.int64) for name in ("rid", "topic", "partition", "offset")
+        }
     return HistoryIndex(
         history=history,
         log=log,
@@ -395,7 +406,7 @@ def build_index(history: History) -> HistoryIndex:
         arrays=a,
         reads=reads,
         primary_log=primary_log,
-        primary_log_topics=l_topics,
+        primary_log_topics=p_topics,
         notes=notes,
     )
 

@@ -267,12 +267,13 @@ class Drill:
                 lambda: self.rec.acks_between(0, clock() + 1) > 0, 30, "the first acknowledgement"
             )
             start = clock()
-            lag = self._replication_lag(ss.duration_s)
+            lag, series = self._replication_lag(ss.duration_s)
             acks = self.rec.acks_between(start, clock())
             rps = acks / (clock() - start)
             self.record.steady_before = {"throughput_rps": round(rps, 1), "max_replication_lag_s": round(lag, 3),
                                          "duration_s": round(clock() - start, 2)}  # fmt: skip
             s.output = dict(self.record.steady_before)
+            self.record.steady_before["lag_series"] = series  # [monotonic instant, lag s]
             self._check_threads()
             if lag > ss.max_replication_lag_s:
                 raise SteadyStateFailed(
@@ -284,13 +285,14 @@ class Drill:
                     f"steady_state.min_throughput_rps: {rps:.0f} records/s acknowledged (bound {ss.min_throughput_rps:g})"
                 )
 
-    def _replication_lag(self, duration: float) -> float:
+    def _replication_lag(self, duration: float) -> tuple[float, list[list[float]]]:
         """Max over the window of: how long the standby took to reach the primary's end offsets as
-        sampled at each instant. A standby that never catches up counts until the window ends."""
+        sampled at each instant (a standby that never catches up counts until the window ends),
+        and the series itself: [sample instant (monotonic), lag s] per sample, for the report."""
         topics = [x.name for x in self.spec.workload.topics]
         remote = {t: self.target.remote_topic(t) for t in topics}
         samples: list[tuple[float, dict]] = []
-        lags: list[float] = []
+        series: list[list[float]] = []
         end = clock() + duration
         while clock() < end:
             now = clock()
@@ -299,11 +301,12 @@ class Drill:
             samples.append((now, prim))
             for t0, p in list(samples):
                 if all(stby.get((remote[t], part), 0) >= off for (t, part), off in p.items()):
-                    lags.append(now - t0)
+                    series.append([round(t0, 4), round(now - t0, 4)])
                     samples.remove((t0, p))
             time.sleep(0.25)
-        lags += [clock() - t0 for t0, _ in samples]  # never caught up within the window
-        return max(lags, default=0.0)
+        series += [[round(t0, 4), round(clock() - t0, 4)] for t0, _ in samples]  # never caught up
+        series.sort()
+        return max((lag for _, lag in series), default=0.0), series
 
     def _inject(self) -> None:
         f, spec = self.spec.fault, self.fault

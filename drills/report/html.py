@@ -76,8 +76,9 @@ def render(rep: Report) -> str:
         )
         parts.append(
             f'<figure id="timeline-figure">{rep.svg}<figcaption><ul>{ms}</ul>'
-            "Replication lag is shown as sampled (steady-state maximum, lag at the fault); "
-            "the history keeps no lag time series.</figcaption></figure>"
+            "Replication lag is shown as sampled in the steady state, then the lag at the "
+            "fault (RPO seconds); after the fault the primary may be gone, so it is not "
+            "sampled.</figcaption></figure>"
         )
     else:
         parts.append(f'<p class="nm">No timeline: {_e(rep.run.history_note)}</p>')

@@ -2,8 +2,9 @@
 
 Three panels over seconds since T_fault: acknowledged writes/s per region with
 failed and indeterminate sends; reads/s per consumer group; replication lag
-(as sampled: the steady-state maximum and the lag at the fault, i.e. RPO
-seconds -- the history keeps no lag time series). Vertical markers at every
+(the steady-state samples -- older evidence: their maximum -- and the lag at
+the fault, i.e. RPO seconds; after the fault the primary may be gone, so it is
+not sampled). Vertical markers at every
 instant and each group's first consume carry an SVG id (`marker-t_fault`,
 `marker-consume-<group>`), and the figure carries its x calibration
 (`data-t0`, `data-px0`, `data-t1`, `data-px1`), so a reader can map a marker
@@ -181,11 +182,19 @@ def _label_rows(ms: list[Marker], gap: float) -> list[int]:
 
 
 def _lag_panel(ax, run: RunData, start: float) -> None:
-    """Replication lag as sampled: the steady-state maximum, then the lag at the fault."""
+    """Replication lag as sampled in the steady state (each sample: how long the standby took
+    to reach the primary's end offsets of that instant; older evidence has only the maximum),
+    then the lag at the fault (RPO seconds)."""
     steady = run.ev.get("steady_state") or {}
     bound = (run.spec.get("steady_state") or {}).get("max_replication_lag_s")
     lag = steady.get("max_replication_lag_s")
-    if lag is not None:
+    series = steady.get("lag_series") or []
+    t_fault = run.monotonic("t_fault")
+    if series and t_fault is not None:
+        xs = [t - t_fault for t, _ in series]
+        ax.plot(xs, [v for _, v in series], color="tab:blue", linewidth=0.9,
+                label="replication lag, steady state (s)")  # fmt: skip
+    elif lag is not None:
         ax.hlines(lag, start, 0, color="tab:blue", label="steady-state max lag (s)")
     rpo = (run.measurements.get("rpo") or {}).get("seconds")
     if rpo is not None:

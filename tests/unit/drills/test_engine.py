@@ -241,6 +241,11 @@ def test_phases_run_in_order_and_teardown_clears_every_fault(tmp_path):
     ins = record.instants
     assert ins["t_fault"] < ins["t_detect"] <= ins["t_decide"] <= ins["t_fence"] < ins["t_cut"]
     assert record.serving == "west" and record.failover
+    series = record.steady_before["lag_series"]  # the samples behind max_replication_lag_s
+    assert series and all(t < ins["t_fault"] and lag >= 0 for t, lag in series)
+    assert max(lag for _, lag in series) == pytest.approx(
+        record.steady_before["max_replication_lag_s"], abs=1e-3
+    )
     doc = json.loads((tmp_path / "run" / "evidence.json").read_text())
     assert set(doc) >= EVIDENCE_FIELDS, EVIDENCE_FIELDS - set(doc)
     assert doc["uploaded_to"] == "paper://run/" and doc["status"] == "completed"

@@ -51,3 +51,21 @@ def test_plot_has_the_series_and_no_urls():
 
 def test_no_history_no_plot():
     assert render_svg(load_run(FIXTURES / "interrupted")) is None
+
+
+def test_the_steady_state_lag_series_is_drawn(tmp_path):
+    """Evidence that carries the steady-state lag samples gets a lag line, not the maximum."""
+    import json
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(FIXTURES / "passing", run_dir)
+    ev = json.loads((run_dir / "evidence.json").read_text())
+    t_fault = ev["timeline"]["t_fault"]["monotonic"]
+    ev["steady_state"]["lag_series"] = [
+        [t_fault - 8 + i * 0.25, 0.1 + (i % 5) * 0.05] for i in range(30)
+    ]
+    (run_dir / "evidence.json").write_text(json.dumps(ev))
+    svg_text = render_svg(load_run(run_dir))
+    assert "replication lag, steady state (s)" in svg_text
+    assert "steady-state max lag (s)" not in svg_text

@@ -351,6 +351,12 @@ def build_index(history: History) -> HistoryIndex:
             "w_found": found,
             "w_last_rank": rank_max[dense_writes],
             "w_offset_valid": valid(writes_t["offset"]),
+            "w_kid": w_kid,
+            "w_seq": w_seq,
+            "w_segment": segment,
+            "w_present": present,
+            "w_lost": lost,
+            "w_first_rank": rank_min[dense_writes],
         }
     )
     a["w_clusters"] = w_clusters  # type: ignore[assignment]

@@ -17,72 +17,86 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from drills.history.cases import LOST_INTERIOR, LOST_TAIL, LostCase, Write
+from drills.history.columns import member
 from drills.history.index import SEGMENT_PRIMARY, HistoryIndex
+
+_WRITE_COLUMNS = [
+    "producer",
+    "key",
+    "seq",
+    "gseq",
+    "cluster",
+    "topic",
+    "partition",
+    "offset",
+    "send_time",
+    "ack_time",
+]
 
 
 def lost_runs(index: HistoryIndex) -> list[LostCase]:
     """All runs of lost records, tail and interior, ordered by producer, key and sequence."""
-    writes = index.writes
-    lost = writes.filter(writes["lost"])
-    if not lost.num_rows:
+    a = index.arrays
+    lost = np.flatnonzero(a["w_lost"])
+    if not len(lost):
         return []
-    present = writes.filter(
-        pc.and_(writes["present"], pc.is_in(writes["kid"], pc.unique(lost["kid"])))
-    )
+    kid, segment, seq = a["w_kid"], a["w_segment"].astype(np.int64), a["w_seq"]
+    lost = lost[np.lexsort((seq[lost], segment[lost], kid[lost]))]
+    unit = kid * 2 + segment  # one per (key, segment)
+    lost_unit, lost_seq = unit[lost], seq[lost]
+    # The highest sequence found per (key, segment), for the units with losses.
+    units = np.unique(lost_unit)
+    present = np.flatnonzero(a["w_present"])
+    present = present[member(unit[present], units)]
+    highest_seq = np.full(len(units), -1, np.int64)
+    has = np.zeros(len(units), bool)
+    at = np.searchsorted(units, unit[present])
+    np.maximum.at(highest_seq, at, seq[present])
+    has[at] = True
     highest = {
-        (row["kid"], row["segment"]): row["seq_max"]
-        for row in present.group_by(["kid", "segment"]).aggregate([("seq", "max")]).to_pylist()
+        int(u): int(h)
+        for u, h, ok in zip(units.tolist(), highest_seq.tolist(), has.tolist(), strict=True)
+        if ok
     }
-    runs = _runs(
-        lost.sort_by([("kid", "ascending"), ("segment", "ascending"), ("seq", "ascending")])
+    # Runs: consecutive sequences of one (key, segment).
+    starts = np.flatnonzero(
+        np.concatenate(
+            [[True], (lost_unit[1:] != lost_unit[:-1]) | (lost_seq[1:] != lost_seq[:-1] + 1)]
+        )
     )
+    ends = np.append(starts[1:], len(lost))
     interior = {
-        (run[0]["kid"], run[0]["segment"])
-        for run in runs
-        if run[-1]["seq"] < highest.get((run[0]["kid"], run[0]["segment"]), -1)
+        int(lost_unit[s])
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
+        if lost_seq[e - 1] < highest.get(int(lost_unit[s]), -1)
     }
     # The later present record proving each gap: looked up only for keys that have a gap.
-    later: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
+    later: dict[int, list[tuple[int, int]]] = defaultdict(list)
     if interior:
-        kids = pa.array(sorted({kid for kid, _ in interior}), pa.int64())
-        rows = present.filter(pc.is_in(present["kid"], kids))
-        for row in rows.select(["kid", "segment", "seq", "first_rank"]).to_pylist():
-            later[(row["kid"], row["segment"])].append((row["seq"], row["first_rank"]))
+        gaps = present[member(unit[present], np.array(sorted(interior), np.int64))]
+        for u, q, r in zip(
+            unit[gaps].tolist(), seq[gaps].tolist(), a["w_first_rank"][gaps].tolist(), strict=True
+        ):
+            later[u].append((q, r))
         for seqs in later.values():
             seqs.sort()
+    rows = index.writes.take(pa.array(lost)).select(_WRITE_COLUMNS).to_pylist()
     return [
-        _case(
-            index,
-            run,
-            highest.get((run[0]["kid"], run[0]["segment"])),
-            later.get((run[0]["kid"], run[0]["segment"]), []),
-        )
-        for run in runs
+        _case(index, rows[s:e], segment[lost[s]], highest.get(u), later.get(u, []))
+        for s, e, u in zip(starts.tolist(), ends.tolist(), lost_unit[starts].tolist(), strict=True)
     ]
 
 
-def _runs(rows) -> list[list[dict]]:
-    """Split sorted lost rows into runs of consecutive sequence numbers of one key and segment."""
-    runs: list[list[dict]] = []
-    for row in rows.to_pylist():
-        last = runs[-1][-1] if runs else None
-        if (
-            last is not None
-            and (last["kid"], last["segment"]) == (row["kid"], row["segment"])
-            and row["seq"] == last["seq"] + 1
-        ):
-            runs[-1].append(row)
-        else:
-            runs.append([row])
-    return runs
-
-
 def _case(
-    index: HistoryIndex, run: list[dict], highest: int | None, present: list[tuple[int, int]]
+    index: HistoryIndex,
+    run: list[dict],
+    segment: int,
+    highest: int | None,
+    present: list[tuple[int, int]],
 ) -> LostCase:
     first, last = run[0], run[-1]
     after = bisect.bisect_right(present, (last["seq"], float("inf")))
@@ -94,7 +108,7 @@ def _case(
         anomaly=LOST_INTERIOR if next_present else LOST_TAIL,
         producer=first["producer"],
         key=first["key"],
-        segment=meta.primary if first["segment"] == SEGMENT_PRIMARY else first["cluster"],
+        segment=meta.primary if segment == SEGMENT_PRIMARY else first["cluster"],
         first_seq=first["seq"],
         last_seq=last["seq"],
         count=len(run),

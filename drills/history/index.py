@@ -305,6 +305,7 @@ def build_index(history: History) -> HistoryIndex:
     np.minimum.at(rank_min, dense_log, ranks)
     rank_max = np.full(size, -1, np.int64)
     np.maximum.at(rank_max, dense_log, ranks)
+    a["log_first"] = rank_min[dense_log] == ranks  # the first occurrence of its record
     present_ids = np.flatnonzero(count)
     occurrences = pa.table(
         {

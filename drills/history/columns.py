@@ -103,12 +103,11 @@ def _numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def member(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """``np.isin(values, wanted)`` for a small ``wanted``: binary search, no sort of ``values``."""
+    """``np.isin(values, wanted)`` by a hash set of ``wanted`` (arrow's is_in): no sort."""
     if not len(wanted) or not len(values):
         return np.zeros(len(values), bool)
-    ordered = np.sort(wanted)
-    at = np.minimum(np.searchsorted(ordered, values), len(ordered) - 1)
-    return ordered[at] == values
+    found = pc.is_in(pa.array(values), value_set=pa.array(np.unique(wanted)))
+    return found.to_numpy(zero_copy_only=False)
 
 
 def first_seen(keys: np.ndarray) -> np.ndarray:

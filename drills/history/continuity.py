@@ -282,8 +282,8 @@ def _processed_duplicates(serving_reads: Reads, primary_reads: Reads) -> dict:
         mine = serving_reads.select(serving_reads.group == serving_reads.groups.code(name))
         before = primary_reads.rid[primary_reads.group == primary_reads.groups.code(name)]
         # Probe the big primary side against the (usually small) serving side.
-        seen = before[np.isin(before, mine.rid)]
-        again = mine.select(np.isin(mine.rid, seen))
+        seen = before[member(before, mine.rid)]
+        again = mine.select(member(mine.rid, seen))
         if not len(again):
             continue
         keys, topics, width = _unit_keys(again)

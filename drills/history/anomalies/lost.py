@@ -19,6 +19,7 @@ from collections import defaultdict
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from drills.history.cases import LOST_INTERIOR, LOST_TAIL, LostCase, Write
 from drills.history.columns import member
@@ -54,7 +55,7 @@ def lost_runs(index: HistoryIndex) -> list[LostCase]:
     present = present[member(unit[present], units)]
     highest_seq = np.full(len(units), -1, np.int64)
     has = np.zeros(len(units), bool)
-    at = np.searchsorted(units, unit[present])
+    at = pc.index_in(unit[present], value_set=pa.array(units)).to_numpy(zero_copy_only=False)
     np.maximum.at(highest_seq, at, seq[present])
     has[at] = True
     highest = {

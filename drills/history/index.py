@@ -88,7 +88,7 @@ class HistoryIndex:
     history: History
     log: pa.Table
     writes: pa.Table
-    occurrences: pa.Table  # per rid in the serving log: count, below_e_any, rank_min, rank_max
+    occurrences: pa.Table  # per rid stored more than once: count, below_e_any, rank_min, rank_max
     topic_names: list[str]  # ``log.tcode`` -> serving topic name
     producers: Vocabulary
     keys: Vocabulary
@@ -306,14 +306,15 @@ def build_index(history: History) -> HistoryIndex:
     rank_max = np.full(size, -1, np.int64)
     np.maximum.at(rank_max, dense_log, ranks)
     a["log_first"] = rank_min[dense_log] == ranks  # the first occurrence of its record
-    present_ids = np.flatnonzero(count)
+    a["log_repeated"] = count[dense_log] > 1  # its record occurs more than once
+    repeated = np.flatnonzero(count > 1)
     occurrences = pa.table(
         {
-            "rid": pa.array(rid_of(present_ids)),
-            "rid_count": pa.array(count[present_ids]),
-            "below_e_any": pa.array(below_any[present_ids]),
-            "rank_min": pa.array(rank_min[present_ids]),
-            "rank_max": pa.array(rank_max[present_ids]),
+            "rid": pa.array(rid_of(repeated)),
+            "rid_count": pa.array(count[repeated]),
+            "below_e_any": pa.array(below_any[repeated]),
+            "rank_min": pa.array(rank_min[repeated]),
+            "rank_max": pa.array(rank_max[repeated]),
         }
     )
     found = count[dense_writes] > 0

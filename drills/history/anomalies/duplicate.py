@@ -9,7 +9,6 @@ from __future__ import annotations
 from itertools import groupby
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from drills.history.cases import DuplicateCase
 from drills.history.index import HistoryIndex
@@ -17,9 +16,7 @@ from drills.history.index import HistoryIndex
 
 def duplicated_rows(index: HistoryIndex) -> pa.Table:
     """Every serving-log row whose record occurs more than once, in per-key reading order."""
-    counts = index.occurrences
-    twice = counts.filter(pc.greater(counts["rid_count"], 1))["rid"]
-    return index.log.filter(pc.is_in(index.log["rid"], twice))
+    return index.log.filter(pa.array(index.arrays["log_repeated"]))
 
 
 def duplicates(index: HistoryIndex) -> list[DuplicateCase]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow.compute as pc
 
-from drills.history.columns import codes, first_seen, ints, member
+from drills.history.columns import first_seen, member
 from drills.history.index import ROLE_CODES, HistoryIndex, Reads
 from drills.history.model import ReplicationPolicy, ResumeSource, Role
 
@@ -169,15 +169,14 @@ def _highest_committed_in_standby(
         return {}
     meta = index.meta
     a = index.arrays
-    writes = index.history.stored("writes")
     where = a["w_from_primary"] & a["w_found"]
     known = where & a["w_offset_valid"]
     unknown = where & ~a["w_offset_valid"]
-    w_topic, w_topics = codes(writes["topic"])
+    w_topics = a["w_topics"]
     topic_code = np.array([_index(meta.topics, t) for t in w_topics.values] + [-1], np.int64)
-    topic = topic_code[w_topic[known]]
-    partition = ints(writes["partition"])[known]
-    offset = ints(writes["offset"])[known]
+    topic = topic_code[a["w_topic"][known]]
+    partition = a["w_partition"][known]
+    offset = a["w_offset"][known]
     last_rank = a["w_last_rank"][known]
     if unknown.any():
         # Where the primary put them: its log, or what the groups read there.

@@ -20,6 +20,7 @@ Two derived tables:
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -207,6 +208,10 @@ def build_index(history: History) -> HistoryIndex:
     meta = history.meta
     notes: list[str] = []
     writes_t, log_t, reads_t = (history.stored(n) for n in ("writes", "log", "reads"))
+    # Columns needed only later convert in a second thread while this one orders the log:
+    # numpy and arrow release the GIL, so on two free cores the two overlap.
+    pool = ThreadPoolExecutor(max_workers=1)
+    side = pool.submit(_side_columns, reads_t, writes_t)
     producers, keys = Vocabulary(), Vocabulary()
     # Codes in order of first appearance over writes, log, reads (the log only learnt here:
     # only its serving rows are encoded, below).
@@ -363,25 +368,25 @@ def build_index(history: History) -> HistoryIndex:
     )
     a["w_clusters"] = w_clusters  # type: ignore[assignment]
 
-    # Reads, encoded for the continuity measurement.
-    r_gseq, r_seq = ints(reads_t["gseq"]), ints(reads_t["seq"])
-    _check_ids(r_gseq, r_seq)
-    r_group, r_groups = codes(reads_t["group"])
-    r_cluster, r_clusters = codes(reads_t["cluster"])
-    r_topic, r_topics = codes(reads_t["topic"])
+    # Reads, encoded for the continuity measurement (converted in the worker thread).
+    r = side.result()
+    pool.shutdown()
+    _check_ids(r["gseq"], r["seq"])
     reads = Reads(
-        r_group,
-        r_groups,
-        r_cluster,
-        r_clusters,
-        r_topic,
-        r_topics,
-        ints(reads_t["partition"]),
-        ints(reads_t["offset"]),
-        (r_p << GSEQ_BITS) + r_gseq,
-        floats(reads_t["produced_at"]),
-        floats(reads_t["poll_time"]),
+        r["group"],
+        r["groups"],
+        r["cluster"],
+        r["clusters"],
+        r["topic"],
+        r["topics"],
+        r["partition"],
+        r["offset"],
+        (r_p << GSEQ_BITS) + r["gseq"],
+        r["produced_at"],
+        r["poll_time"],
     )
+    a.update({"w_topic": r["w_topic"], "w_partition": r["w_partition"], "w_offset": r["w_offset"]})
+    a["w_topics"] = r["w_topics"]
     # The primary's log rows of found primary sends never acknowledged (so with no offset in the
     # ledger): where the primary put them, for the continuity measurement.
     unlocated = from_primary & found & ~a["w_offset_valid"]
@@ -417,6 +422,23 @@ def build_index(history: History) -> HistoryIndex:
         primary_log_topics=p_topics,
         notes=notes,
     )
+
+
+def _side_columns(reads_t: pa.Table, writes_t: pa.Table) -> dict:
+    """The reads' columns and the ledger's positions, as numpy (see build_index)."""
+    out: dict = {}
+    out["group"], out["groups"] = codes(reads_t["group"])
+    out["cluster"], out["clusters"] = codes(reads_t["cluster"])
+    out["topic"], out["topics"] = codes(reads_t["topic"])
+    for name in ("partition", "offset", "gseq", "seq"):
+        out[name] = ints(reads_t[name])
+    out["produced_at"], out["poll_time"] = (
+        floats(reads_t["produced_at"]),
+        floats(reads_t["poll_time"]),
+    )
+    out["w_topic"], out["w_topics"] = codes(writes_t["topic"])
+    out["w_partition"], out["w_offset"] = ints(writes_t["partition"]), ints(writes_t["offset"])
+    return out
 
 
 def _dense(

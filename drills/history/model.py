@@ -375,6 +375,9 @@ class History:
 
     __hash__ = None  # type: ignore[assignment]
 
+    def __reduce__(self):
+        return (History, (self.meta, *(self._stored[name] for name in TABLES)))
+
     def __repr__(self) -> str:
         rows = ", ".join(f"{name}={self._stored[name].num_rows}" for name in TABLES)
         return f"History(meta={self.meta!r}, {rows})"

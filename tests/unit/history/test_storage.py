@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from drills.history import SCHEMA_VERSION, HistoryError, check, read_history, write_history
+from drills.history.columns import Vocabulary
 from drills.history.model import TABLES, History
 from tests.unit.history.scenario import REPLICATED, STANDBY
 from tests.unit.history.test_continuity import marked_scenario
@@ -85,3 +87,24 @@ def test_a_reused_identity_is_rejected():
     twice = pa.concat_tables([history.writes, history.writes.slice(0, 1)])
     with pytest.raises(HistoryError, match="reused"):
         History(meta=history.meta, writes=twice)
+
+
+def test_a_history_read_back_keeps_strings_encoded_and_gives_plain_tables(tmp_path):
+    history = full_history()
+    back = read_history(write_history(history, tmp_path))
+    assert pa.types.is_dictionary(back.stored("writes").schema.field("producer").type)
+    for name in TABLES:
+        assert getattr(back, name).schema == TABLES[name], name
+    assert back == history
+    assert pickle.loads(pickle.dumps(back)) == history
+    assert back.with_meta(drill_id="other").meta.drill_id == "other"
+
+
+def test_codes_follow_first_appearance_whatever_the_chunks_dictionaries():
+    first = pa.array(["b", "a", "b"]).dictionary_encode()
+    second = pa.DictionaryArray.from_arrays(pa.array([1, 0, 2], pa.int32()), ["c", "a", "d"])
+    vocabulary = Vocabulary()
+    codes = vocabulary.encode(pa.chunked_array([first, second]))
+    assert vocabulary.values == ["b", "a", "c", "d"]
+    assert codes.tolist() == [0, 1, 0, 1, 2, 3]
+    assert vocabulary.encode(pa.array(["d", None, "e"])).tolist() == [3, -1, 4]

@@ -323,6 +323,7 @@ def build_index(history: History) -> HistoryIndex:
         }
     )
     found = count[dense_writes] > 0
+    first_rank, last_rank = rank_min[dense_writes], rank_max[dense_writes]
     found_below = below_any[dense_writes]
     w_cluster, w_clusters = codes(writes_t["cluster"])
     from_primary = w_cluster == w_clusters.code(meta.primary)
@@ -341,8 +342,8 @@ def build_index(history: History) -> HistoryIndex:
     writes = (
         writes_t.append_column("rid", pa.array(w_rid))
         .append_column("kid", pa.array(w_kid))
-        .append_column("first_rank", pa.array(rank_min[dense_writes], mask=~found))
-        .append_column("last_rank", pa.array(rank_max[dense_writes], mask=~found))
+        .append_column("first_rank", pa.array(first_rank, mask=~found))
+        .append_column("last_rank", pa.array(last_rank, mask=~found))
         .append_column("found", pa.array(found))
         .append_column("acked", pa.array(acked))
         .append_column("segment", pa.array(segment))
@@ -356,14 +357,14 @@ def build_index(history: History) -> HistoryIndex:
             "w_cluster": w_cluster,
             "w_from_primary": from_primary,
             "w_found": found,
-            "w_last_rank": rank_max[dense_writes],
+            "w_last_rank": last_rank,
             "w_offset_valid": valid(writes_t["offset"]),
             "w_kid": w_kid,
             "w_seq": w_seq,
             "w_segment": segment,
             "w_present": present,
             "w_lost": lost,
-            "w_first_rank": rank_min[dense_writes],
+            "w_first_rank": first_rank,
         }
     )
     a["w_clusters"] = w_clusters  # type: ignore[assignment]

@@ -212,6 +212,7 @@ def build_index(history: History) -> HistoryIndex:
     # numpy and arrow release the GIL, so on two free cores the two overlap.
     pool = ThreadPoolExecutor(max_workers=1)
     side = pool.submit(_side_columns, reads_t, writes_t)
+    pool.shutdown(wait=False)  # the one task still runs; no thread outlives it
     producers, keys = Vocabulary(), Vocabulary()
     # Codes in order of first appearance over writes, log, reads (the log only learnt here:
     # only its serving rows are encoded, below).
@@ -371,7 +372,6 @@ def build_index(history: History) -> HistoryIndex:
 
     # Reads, encoded for the continuity measurement (converted in the worker thread).
     r = side.result()
-    pool.shutdown()
     _check_ids(r["gseq"], r["seq"])
     reads = Reads(
         r["group"],

@@ -8,6 +8,12 @@
 # and run from here in file-name order. The FOCUS validator (setup-focus-validator.sh:
 # CPython 3.13 built from source) serves only the tests and `kdrill cost validate`, so it
 # runs only with KDRILL_WITH_FOCUS_VALIDATOR=1 (./run tests sets it; ./run drill does not).
+#
+# The Pulumi engine build (the longest step on a fresh machine: minutes of Go compiling)
+# starts in the background right after the Debian packages, while the virtualenv, the
+# Kafka jars and the other steps proceed; its output goes to $CACHE/logs/setup-pulumi-<checkout>.log.
+# Before finishing, set-up waits for it; if it failed, set-up fails with its log's tail.
+# KDRILL_SERIAL_SETUP=1 runs every step in the foreground, one after another.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,12 +28,38 @@ command -v ip >/dev/null || need_pkgs+=(iproute2)
 command -v nft >/dev/null || need_pkgs+=(nftables)
 command -v java >/dev/null || need_pkgs+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_pkgs+=(maven)
+# Go lives outside the default PATH on some machines; the build steps need it.
+if [[ -x /usr/local/go/bin/go ]]; then export PATH="$PATH:/usr/local/go/bin"; fi
+command -v go >/dev/null || need_pkgs+=(golang-go)
 if ((${#need_pkgs[@]})); then
   [[ $(id -u) -eq 0 ]] || die "missing ${need_pkgs[*]}; run as root or: sudo apt-get install ${need_pkgs[*]}"
   say "installing Debian packages: ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+# --- background: the Pulumi engine build ----------------------------------------
+# setup-pulumi.sh builds into the cache (it links into .venv/bin only if that exists by
+# then); it is run once more in the foreground at the end, which finds the build in and
+# links it (a fraction of a second).
+# (one log per checkout: several checkouts may share the cache)
+bg_pid=""; bg_log="$CACHE/logs/setup-pulumi-$(basename "$ROOT")-$(printf %s "$ROOT" | sha256sum | cut -c1-8).log"
+stop_bg() {
+  if [[ -n "$bg_pid" ]] && kill -0 "$bg_pid" 2>/dev/null; then
+    say "stopping the background Pulumi engine build"
+    kill -TERM -- "-$bg_pid" 2>/dev/null || kill -TERM "$bg_pid" 2>/dev/null || true
+  fi
+}
+trap stop_bg EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+if [[ "${KDRILL_SERIAL_SETUP:-0}" != 1 && -e "$ROOT/tools/setup-pulumi.sh" ]]; then
+  mkdir -p "$(dirname "$bg_log")"
+  bg_start=$SECONDS
+  # its own session, so that stopping it (above) stops the go compilers it started too
+  setsid -w bash "$ROOT/tools/setup-pulumi.sh" >"$bg_log" 2>&1 </dev/null &
+  bg_pid=$!
 fi
 
 # --- 2. virtualenv -------------------------------------------------------------
@@ -72,17 +104,28 @@ else
 fi
 
 # --- 4. further set-up steps (Pulumi engine, toxiproxy, ...) -------------------
-# Go lives outside the default PATH on some machines; the build steps need it.
-if [[ -x /usr/local/go/bin/go ]]; then export PATH="$PATH:/usr/local/go/bin"; fi
-if ! command -v go >/dev/null; then
-  [[ $(id -u) -eq 0 ]] || die "go not found; install Go (apt-get install golang-go)"
-  say "installing Go (Debian golang-go)"
-  apt-get install -y -qq --no-install-recommends golang-go >/dev/null
-fi
 for step in "$ROOT"/tools/setup-*.sh; do
   [[ -e "$step" ]] || continue
-  if [[ "$(basename "$step")" == setup-focus-validator.sh && "${KDRILL_WITH_FOCUS_VALIDATOR:-0}" != 1 ]]; then
-    continue
-  fi
+  case "$(basename "$step")" in
+    setup-focus-validator.sh) [[ "${KDRILL_WITH_FOCUS_VALIDATOR:-0}" == 1 ]] || continue ;;
+    setup-pulumi.sh) [[ -z "$bg_pid" ]] || continue ;;  # building in the background; linked below
+  esac
   bash "$step"
 done
+
+# --- 5. the background Pulumi engine build: wait, check, link -------------------
+if [[ -n "$bg_pid" ]]; then
+  if kill -0 "$bg_pid" 2>/dev/null; then
+    say "waiting for the Pulumi engine build (running in the background for $((SECONDS - bg_start)) s; log: $bg_log)"
+  fi
+  bg_rc=0; wait "$bg_pid" || bg_rc=$?
+  bg_pid=""
+  if ((bg_rc != 0)); then
+    printf 'setup: the Pulumi engine build (tools/setup-pulumi.sh) failed with exit status %s; last lines of %s:\n' "$bg_rc" "$bg_log" >&2
+    tail -n 25 "$bg_log" | sed 's/^/  | /' >&2
+    exit 1
+  fi
+  # its progress lines (what was built, how long it took), now that it is done
+  grep -v 'yet: not linking' "$bg_log" | sed 's/^/  pulumi | /' >&2 || true
+  bash "$ROOT/tools/setup-pulumi.sh"  # finds the build in the cache; links it into .venv/bin
+fi

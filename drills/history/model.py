@@ -25,6 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from drills.history.columns import codes, ints, reused
+
 
 class HistoryError(ValueError):
     """A history that cannot be checked: wrong schema, inconsistent metadata, reused identities."""
@@ -383,8 +385,6 @@ class History:
         return f"History(meta={self.meta!r}, {rows})"
 
     def _validate(self) -> None:
-        from drills.history.columns import codes, ints, reused
-
         meta = self.meta
         if meta.primary == meta.standby:
             raise HistoryError("primary and standby must be different clusters")

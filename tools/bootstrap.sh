@@ -125,7 +125,8 @@ if [[ -n "$bg_pid" ]]; then
     tail -n 25 "$bg_log" | sed 's/^/  | /' >&2
     exit 1
   fi
-  # its progress lines (what was built, how long it took), now that it is done
-  grep -v 'yet: not linking' "$bg_log" | sed 's/^/  pulumi | /' >&2 || true
+  # its progress lines (what was built, how long it took), now that it is done; the
+  # rest (go's download lines) stays in the log
+  grep -a '\[setup\]' "$bg_log" | grep -v 'yet: not linking' | sed 's/^/  pulumi | /' >&2 || true
   bash "$ROOT/tools/setup-pulumi.sh"  # finds the build in the cache; links it into .venv/bin
 fi

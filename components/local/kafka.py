@@ -207,6 +207,19 @@ def create_topics(bootstrap: str, topics: dict[str, int], replication_factor: in
             if e.args[0].name() != "TOPIC_ALREADY_EXISTS":
                 raise LocalEnvError(f"could not create topic {name!r}: {e.args[0].str()}") from None
 
+    def led() -> bool:
+        """Every partition has a leader in the metadata a broker answers with: the controller
+        accepting a topic is not every broker knowing it yet (a describe right after it can
+        get UNKNOWN_TOPIC_OR_PART)."""
+        md = a.list_topics(timeout=5).topics
+        return all(
+            t in md and md[t].error is None and len(md[t].partitions) >= n
+            and all(p.leader >= 0 for p in md[t].partitions.values())
+            for t, n in topics.items()
+        )  # fmt: skip
+
+    wait_until(led, 15, f"topics {sorted(topics)} to have leaders", error=LocalEnvError)
+
 
 # What a restarted, re-electing or just-created partition answers for a moment.
 TRANSIENT = frozenset(

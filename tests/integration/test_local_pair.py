@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import ConfigResource
 
 from components.local import cgroups, kafka, mirrormaker, network, processes
@@ -188,9 +188,19 @@ def test_three_broker_pair_comes_up_and_down_leaves_nothing(tmp_path):
         kafka.create_topics(p.primary.bootstrap, {"rf3": 3}, 3)
         md = a.list_topics("rf3", timeout=5).topics["rf3"]
         assert all(len(part.replicas) == 3 for part in md.partitions.values())
-        cfg = a.describe_configs([ConfigResource("TOPIC", "rf3")])
-        (res,) = cfg.values()
-        assert res.result()["min.insync.replicas"].value == "2"
+
+        def topic_configs():
+            """The broker asked may learn of the new topic a moment after the controller."""
+            (res,) = a.describe_configs([ConfigResource("TOPIC", "rf3")]).values()
+            try:
+                return res.result()
+            except KafkaException as e:
+                if e.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise
+                return None
+
+        configs = wait_for(topic_configs, 15, "every broker to know topic rf3")
+        assert configs["min.insync.replicas"].value == "2"
 
         sent = records(200)
         produce_all(p.primary.bootstrap, sent, "rf3")  # idempotent producer: acks=all

@@ -9,6 +9,7 @@ down); a pair someone else brought up is used as it is and left up.
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 
 from components.faults import FaultSpec
@@ -16,6 +17,8 @@ from components.local import config, kafka_dist, mirrormaker, network, objectsto
 from components.local import faults as local_faults
 from components.local.env import LocalPair
 from components.local.errors import LocalEnvError
+from components.local.faultswitch import TYPE as SWITCH_TYPE
+from components.local.stack import LocalStack
 from drills.cost.model import Inventory, inventory_local
 from drills.targets.base import Progress, TargetError, TargetFacts
 from drills.targets.kafka_side import KafkaSide, decode_checkpoint
@@ -32,6 +35,12 @@ class LocalTarget(KafkaSide):
         self.standby = pair.standby.name
         self.keep = keep  # leave an environment this target brought up running afterwards
         self.owned = False  # set by prepare(): this target brought the pair up
+        # The local stack: the incident fault is an entry of its drill-time config, applied
+        # by a targeted update of the fault switch (components/local/faultswitch.py).
+        self.stack = LocalStack(
+            pair.dir, stack=pair.cfg.stack, stack_file=pair.cfg.source, config=pair.cfg.raw
+        )
+        self.updates: dict[str, dict] = {}  # fault key -> what its update reported
 
     @classmethod
     def for_stack(cls, stack: str, keep: bool = False) -> LocalTarget:
@@ -72,10 +81,16 @@ class LocalTarget(KafkaSide):
             raise TargetError(str(e)) from None
 
     def prepare(self, progress: Progress = lambda s: None) -> None:
-        if self.pair.is_up():
-            return
-        self.owned = True
-        self.pair.up(progress=progress)
+        if not self.pair.is_up():
+            self.owned = True
+            self.pair.up(progress=progress)
+        try:
+            self.stack.ensure()
+            if not self.stack.history():  # a new stack: create the fault switch
+                progress(f"pulumi up: stack {self.stack.stack!r} (fault switch)")
+                self.stack.up()
+        except LocalEnvError as e:
+            raise TargetError(str(e)) from None
 
     def release(self) -> None:
         if self.owned and not self.keep:
@@ -107,40 +122,120 @@ class LocalTarget(KafkaSide):
 
     # --- faults -----------------------------------------------------------------------
 
+    @property
+    def switch_urn(self) -> str:
+        return self.stack.urn(SWITCH_TYPE, f"{self.pair.cfg.prefix}-faults")
+
+    def _switch_update(self) -> dict:
+        """A targeted update of the fault switch; returns its `applied` output."""
+        self.stack.up(targets=[self.switch_urn])
+        return self.stack.outputs().get("faults_applied") or {}
+
     def apply_fault(self, spec: FaultSpec) -> tuple[str, float]:
-        e = local_faults.apply(self.pair, spec)
-        return e.id, e.t_fault
+        """Add the fault to the stack's drill-time config and update the fault switch;
+        T_fault is the instant the provider applied it (the update's output)."""
+        spec = self.resolve_fault(spec)
+        have = self.stack.faults()
+        key = f"s{1 + max((int(k[1:]) for k in have if k[1:].isdigit()), default=0)}"
+        # None values would not survive as resource inputs; FaultSpec's defaults restore them
+        self.stack.add_fault(key, {k: v for k, v in spec.to_dict().items() if v is not None})
+        t0 = time.monotonic()
+        try:
+            applied = self._switch_update()
+        except LocalEnvError as e:
+            raise TargetError(f"stack update applying {spec.describe()} failed: {e}") from None
+        t_end = time.monotonic()
+        if key not in applied or applied[key].get("t_fault") is None:
+            raise TargetError(f"the stack update did not apply {spec.describe()} (key {key})")
+        t_fault = float(applied[key]["t_fault"])
+        self.updates[key] = {
+            "update_started": t0,
+            "t_fault": t_fault,
+            "update_returned": t_end,
+            "start_to_t_fault_s": round(t_fault - t0, 3),
+            "t_fault_to_return_s": round(t_end - t_fault, 3),
+            "stack_version": self._stack_version(),
+        }
+        return key, t_fault
+
+    def _stack_version(self) -> int | None:
+        with contextlib.suppress(LocalEnvError, IndexError, KeyError):
+            return int(self.stack.history()[0]["version"])
+        return None
+
+    def fault_update(self, fault_id: str) -> dict:
+        """What the stack update that applied `fault_id` reported (empty for a direct one)."""
+        return dict(self.updates.get(fault_id, {}))
+
+    def _stack_keys(self, fault_ids: list[str]) -> list[str]:
+        have = self.stack.faults()
+        return [f for f in fault_ids if f in have]
 
     def clear_fault(self, fault_id: str) -> None:
-        local_faults.clear(self.pair, fault_id)
+        self.clear_faults([fault_id])
 
     def clear_faults(self, fault_ids: list[str], final: bool = False) -> None:
         """Clear several, restarting what they stopped in dependency order (not when the
-        pair is torn down right after)."""
-        local_faults.clear_many(self.pair, fault_ids, final and self.releases_environment)
+        pair is torn down right after). Stack faults: removed from the config, then one
+        update of the switch; direct ones (fence, stop-replication): from the ledger."""
+        keys = self._stack_keys(fault_ids)
+        direct = [f for f in fault_ids if f not in keys]
+        teardown = final and self.releases_environment
+        if keys:
+            if teardown:  # the pair goes next: clear without restarting, then reconcile
+                live = {e.tag: e.id for e in local_faults.ledger(self.pair).open_entries() if e.tag}
+                local_faults.clear_many(self.pair, [live[k] for k in keys if k in live], True)
+            self.stack.set_faults({k: v for k, v in self.stack.faults().items() if k not in keys})
+            try:
+                self._switch_update()
+            except LocalEnvError as e:
+                raise TargetError(f"stack update clearing {', '.join(keys)} failed: {e}") from None
+        if direct:
+            local_faults.clear_many(self.pair, direct, teardown)
 
     def recover(self) -> list[str]:
-        """Clear every fault the pair's ledger says is applied, whoever applied it."""
-        return [
+        """After a kill, whoever applied what: end the recorded engine sessions, release the
+        stack's lock, clear pending operations (refresh), then clear every fault still
+        applied and empty the drill-time config, and bring the fault switch in line."""
+        done = []
+        try:
+            if self.stack.exists():
+                done += self.stack.recover_engine()
+        except LocalEnvError as e:
+            done.append(f"engine recovery incomplete: {e}")
+        done += [
             f"{e.id}: {e.fault.describe()} (applied by pid {e.applier_pid})"
             for e in local_faults.recover(self.pair)
         ]
+        if self.stack.exists() and self.stack.config_file.exists():
+            if self.stack.faults():
+                done.append(f"removed {', '.join(self.stack.faults())} from the drill-time config")
+            self.stack.set_faults({})
+            with contextlib.suppress(LocalEnvError):
+                self._switch_update()
+        return done
 
     def open_faults(self, applier_pid: int) -> list[str]:
-        """Faults this process recorded that are not cleared: what an interrupt may have
-        left between the ledger write and the caller learning the fault's id."""
-        return [
+        """Faults this process applied that are not cleared: the stack's fault entries
+        (one drill at a time per pair), and direct ones it recorded in the pair's ledger."""
+        direct = [
             e.id
             for e in local_faults.ledger(self.pair).open_entries()
-            if e.applier_pid == applier_pid
+            if e.applier_pid == applier_pid and not e.tag
         ]
+        return [*self.stack.faults(), *direct]
+
+    def _direct(self, spec: FaultSpec) -> tuple[str, float]:
+        e = local_faults.apply(self.pair, spec)
+        return e.id, e.t_fault
 
     def fence(self, region: str) -> tuple[str, float]:
-        """Our clients can no longer reach the region's brokers (both directions dropped)."""
-        return self.apply_fault(FaultSpec("blackhole", region=region, params={"endpoint": "kafka"}))
+        """Our clients can no longer reach the region's brokers (both directions dropped).
+        Direct (a stack update would add seconds to RTO), recorded, cleared by recover."""
+        return self._direct(FaultSpec("blackhole", region=region, params={"endpoint": "kafka"}))
 
     def stop_replication(self) -> tuple[str, float]:
-        return self.apply_fault(FaultSpec("replication-stop"))
+        return self._direct(FaultSpec("replication-stop"))
 
     # --- measurement and evidence -----------------------------------------------------
 

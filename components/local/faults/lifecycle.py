@@ -38,8 +38,9 @@ def _local(kind: str) -> Local:
     return local
 
 
-def apply(pair: LocalPair, spec: FaultSpec) -> Entry:
-    """Resolve, plan, record, act. Returns the ledger entry (status applied, t_fault set)."""
+def apply(pair: LocalPair, spec: FaultSpec, tag: str | None = None) -> Entry:
+    """Resolve, plan, record, act. Returns the ledger entry (status applied, t_fault set).
+    `tag` is the fault's key in the stack's drill-time config when the fault switch applies it."""
     spec = validate(spec, pair.cfg)
     if not pair.is_up():
         raise LocalEnvError(
@@ -48,7 +49,7 @@ def apply(pair: LocalPair, spec: FaultSpec) -> Entry:
     local = _local(spec.kind)
     facts = local.plan(pair, spec)  # may refuse (e.g. the broker is not running): nothing done yet
     led = ledger(pair)
-    entry = led.record(spec, undo=facts)
+    entry = led.record(spec, undo=facts, tag=tag)
     try:
         t = local.act(pair, entry)
     except BaseException as err:

@@ -204,10 +204,10 @@ def cmd_compare(args) -> int:
 
 def cmd_recover(args) -> int:
     target = open_target(args.stack)
-    cleared = target.recover()
-    for line in cleared:
-        console.print(f"cleared {line}")
-    console.print(f"recover: {len(cleared)} fault(s) cleared")
+    done = target.recover()
+    for line in done:
+        console.print(line)
+    console.print(f"recover: {len(done)} action(s)" if done else "recover: nothing to do")
     return 0
 
 

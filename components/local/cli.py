@@ -148,11 +148,14 @@ def cmd_faults(args) -> int:
 
 
 def recover(stack: str) -> int:
-    """Clear every fault the ledger says is still applied (what a killed drill left)."""
-    cleared = faults.recover(pair_for(stack))
-    for e in cleared:
-        console.print(f"cleared {e.id}: {e.fault.describe()} (applied by pid {e.applier_pid})")
-    console.print(f"recover: {len(cleared)} fault(s) cleared")
+    """End the engine sessions a kill left, release the stack, clear every fault still
+    applied (what a killed drill left)."""
+    from components.local import faultswitch
+
+    done = faultswitch.recover(pair_for(stack))
+    for line in done:
+        console.print(line)
+    console.print(f"recover: {len(done)} action(s)" if done else "recover: nothing to do")
     return 0
 
 

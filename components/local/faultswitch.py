@@ -17,7 +17,7 @@ The switch manages only faults: it never builds or removes the pair.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 from pulumi.dynamic import (
@@ -28,6 +28,9 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
+
+if TYPE_CHECKING:  # only its methods are called
+    from components.local.env import LocalPair
 
 TYPE = "pulumi-python:dynamic:Resource"
 
@@ -132,3 +135,44 @@ class FaultSwitch(Resource):
             {"prefix": prefix, "state_root": state_root, "faults": faults, "applied": None},
             opts,
         )
+
+
+# --- driving the switch (kdrill's side of the engine) ------------------------------------
+
+
+def switch_urn(pair: LocalPair) -> str:
+    return pair.stack.urn(TYPE, f"{pair.cfg.prefix}-faults")
+
+
+def update(pair: LocalPair) -> dict[str, Any]:
+    """A targeted update of the pair's fault switch; returns its `applied` output."""
+    pair.stack.up(targets=[switch_urn(pair)])
+    return pair.stack.outputs().get("faults_applied") or {}
+
+
+def recover(pair: LocalPair) -> list[str]:
+    """After a kill, whoever applied what: end every recorded engine session (CLI, language
+    host, provider), cancel the update (the lock), refresh (pending operations), clear
+    every fault still applied (stack or direct), empty the drill-time faults and bring the
+    switch in line. One line per thing done."""
+    from components.local.errors import LocalEnvError
+    from components.local.faults import lifecycle
+
+    stack = pair.stack
+    done: list[str] = []
+    if stack.exists() and stack.config_file.exists():
+        try:
+            done += stack.recover_engine()
+        except LocalEnvError as e:
+            done.append(f"engine recovery incomplete: {e}")
+    done += [
+        f"fault {e.id}: {e.fault.describe()} (applied by pid {e.applier_pid})"
+        for e in lifecycle.recover(pair)
+    ]
+    if stack.exists() and stack.config_file.exists():
+        if wanted := stack.faults():
+            done.append(f"removed {', '.join(wanted)} from the drill-time config")
+            stack.set_faults({})
+        if pair.is_up():
+            update(pair)
+    return done

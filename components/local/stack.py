@@ -279,10 +279,11 @@ class LocalStack:
         return self.run(args, timeout).check()
 
     def refresh(self, preview_only: bool = False) -> EngineResult:
-        args = ["refresh", "--yes", *self._cfg()]
-        args += (
-            ["--preview-only"] if preview_only else ["--clear-pending-creates", "--skip-preview"]
-        )
+        args = ["refresh", *self._cfg()]
+        if preview_only:
+            args += ["--preview-only"]
+        else:
+            args += ["--yes", "--clear-pending-creates", "--skip-preview"]
         return self.run(args)
 
     def preview(self, expect_no_changes: bool = False) -> EngineResult:
@@ -323,6 +324,37 @@ class LocalStack:
         if r.returncode != 0:
             raise LocalEnvError(f"pulumi refresh failed after recovery: {r.stderr.strip()[-300:]}")
         done.append("refreshed the stack (pending operations cleared)")
+        return done
+
+    def locked(self) -> bool:
+        locks = self.backend_dir / ".pulumi" / "locks"
+        return any(p.is_file() for p in locks.rglob("*")) if locks.exists() else False
+
+    def kept(self) -> set[str]:
+        """What of the state dir outlives `kdrill down`: the stack's history and its keys."""
+        return {self.backend_dir.name, self.passphrase_file.name, self.config_file.name}
+
+    def teardown(self) -> list[str]:
+        """For `kdrill down` (faults already cleared): end recorded engine sessions, empty the
+        drill-time faults and destroy the stack's resources, keeping its history. Without
+        the passphrase or the config there is nothing the engine can do: the pair is then
+        cleaned by name only."""
+        done = []
+        for s in self.recorded_sessions():
+            if kill_session(s["sid"]):
+                done.append(f"engine session {s['sid']}")
+        if self.sessions_file.exists():
+            self.sessions_file.unlink()
+        if not (self.exists() and self.passphrase_file.exists() and self.config_file.exists()):
+            return done
+        self.set_faults({})
+        if self.locked():
+            self.run(["cancel", "--yes"], timeout=60)
+        r = self.run(["destroy", "--yes", "--skip-preview", *self._cfg()], timeout=120)
+        if r.returncode == 0:
+            done.append(f"stack {self.stack!r} resources (history kept)")
+        else:
+            done.append(f"stack {self.stack!r}: destroy failed, {r.stderr.strip()[-200:]}")
         return done
 
 

@@ -13,12 +13,10 @@ import time
 from pathlib import Path
 
 from components.faults import FaultSpec
-from components.local import config, kafka_dist, mirrormaker, network, objectstore
+from components.local import config, faultswitch, kafka_dist, mirrormaker, network, objectstore
 from components.local import faults as local_faults
 from components.local.env import LocalPair
 from components.local.errors import LocalEnvError
-from components.local.faultswitch import TYPE as SWITCH_TYPE
-from components.local.stack import LocalStack
 from drills.cost.model import Inventory, inventory_local
 from drills.targets.base import Progress, TargetError, TargetFacts
 from drills.targets.kafka_side import KafkaSide, decode_checkpoint
@@ -37,9 +35,7 @@ class LocalTarget(KafkaSide):
         self.owned = False  # set by prepare(): this target brought the pair up
         # The local stack: the incident fault is an entry of its drill-time config, applied
         # by a targeted update of the fault switch (components/local/faultswitch.py).
-        self.stack = LocalStack(
-            pair.dir, stack=pair.cfg.stack, stack_file=pair.cfg.source, config=pair.cfg.raw
-        )
+        self.stack = pair.stack
         self.updates: dict[str, dict] = {}  # fault key -> what its update reported
 
     @classmethod
@@ -122,14 +118,8 @@ class LocalTarget(KafkaSide):
 
     # --- faults -----------------------------------------------------------------------
 
-    @property
-    def switch_urn(self) -> str:
-        return self.stack.urn(SWITCH_TYPE, f"{self.pair.cfg.prefix}-faults")
-
     def _switch_update(self) -> dict:
-        """A targeted update of the fault switch; returns its `applied` output."""
-        self.stack.up(targets=[self.switch_urn])
-        return self.stack.outputs().get("faults_applied") or {}
+        return faultswitch.update(self.pair)
 
     def apply_fault(self, spec: FaultSpec) -> tuple[str, float]:
         """Add the fault to the stack's drill-time config and update the fault switch;
@@ -159,8 +149,10 @@ class LocalTarget(KafkaSide):
         return key, t_fault
 
     def _stack_version(self) -> int | None:
-        with contextlib.suppress(LocalEnvError, IndexError, KeyError):
-            return int(self.stack.history()[0]["version"])
+        """The update's number in `pulumi stack history` (a file backend records every
+        version as 0, so the count of updates is the number)."""
+        with contextlib.suppress(LocalEnvError, ValueError):
+            return len(self.stack.history())
         return None
 
     def fault_update(self, fault_id: str) -> dict:
@@ -194,26 +186,9 @@ class LocalTarget(KafkaSide):
             local_faults.clear_many(self.pair, direct, teardown)
 
     def recover(self) -> list[str]:
-        """After a kill, whoever applied what: end the recorded engine sessions, release the
-        stack's lock, clear pending operations (refresh), then clear every fault still
-        applied and empty the drill-time config, and bring the fault switch in line."""
-        done = []
-        try:
-            if self.stack.exists():
-                done += self.stack.recover_engine()
-        except LocalEnvError as e:
-            done.append(f"engine recovery incomplete: {e}")
-        done += [
-            f"{e.id}: {e.fault.describe()} (applied by pid {e.applier_pid})"
-            for e in local_faults.recover(self.pair)
-        ]
-        if self.stack.exists() and self.stack.config_file.exists():
-            if self.stack.faults():
-                done.append(f"removed {', '.join(self.stack.faults())} from the drill-time config")
-            self.stack.set_faults({})
-            with contextlib.suppress(LocalEnvError):
-                self._switch_update()
-        return done
+        """Engine sessions, lock, pending operations, then every fault still applied
+        (components/local/faultswitch.py `recover`)."""
+        return faultswitch.recover(self.pair)
 
     def open_faults(self, applier_pid: int) -> list[str]:
         """Faults this process applied that are not cleared: the stack's fault entries

@@ -368,7 +368,7 @@ def session_members(sid: int) -> list[int]:
             fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError, IndexError, PermissionError):
             continue
-        if fields[0] not in ("Z", "X") and int(fields[4]) == sid:
+        if fields[0] not in ("Z", "X") and int(fields[3]) == sid:  # state ppid pgrp session
             found.append(int(d.name))
     return found
 

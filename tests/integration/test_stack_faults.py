@@ -61,9 +61,17 @@ def assert_stack_clean(pair) -> None:
     assert not st.locked(), "the stack is still locked"
 
 
+def git_status() -> str:
+    return subprocess.run(
+        ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True
+    ).stdout
+
+
+BEFORE = git_status()  # empty in a clean checkout (CI); a developer's own edits are theirs
+
+
 def git_clean() -> None:
-    out = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True)
-    assert out.stdout.strip() == "", f"the work tree changed: {out.stdout}"
+    assert git_status() == BEFORE, f"the work tree changed: {git_status()}"
 
 
 def test_fault_is_a_stack_update_and_t_fault_its_output(pair, target):

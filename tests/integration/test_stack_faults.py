@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from components.faults import FaultSpec
-from components.local import cgroups, faultswitch, kernel, processes
+from components.local import cgroups, faults, faultswitch, kernel, processes
 from components.local.stack import session_members
 from drills.targets import LocalTarget
 from tests.integration.conftest import wait_for
@@ -157,6 +157,10 @@ def provider_pids(sid: int) -> list[int]:
     return found
 
 
+def tagged(pair, tag: str) -> bool:
+    return any(e.tag == tag for e in faults.ledger(pair).entries())
+
+
 def start_switch_update(pair, spec: FaultSpec) -> subprocess.Popen:
     st = pair.stack
     st.add_fault("s99", {k: v for k, v in spec.to_dict().items() if v is not None})
@@ -171,6 +175,8 @@ def test_crash_b_c_engine_killed_mid_update(pair, target, tmp_path, victim):
     p = start_switch_update(pair, FaultSpec("region-loss", region=pair.primary.name))
     try:
         pids = wait_for(lambda: provider_pids(p.pid), 60, "the dynamic provider to start", 0.01)
+        if victim == "provider":  # mid-apply: the ledger entry is written before acting
+            wait_for(lambda: tagged(pair, "s99"), 60, "the provider to start applying", 0.005)
         os.kill(p.pid if victim == "cli" else pids[0], signal.SIGKILL)
         p.wait(30)
     finally:

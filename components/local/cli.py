@@ -39,8 +39,12 @@ def cmd_up(args) -> int:
     pair = LocalPair.from_stack(args.stack)
     if args.policy:
         pair.policy = args.policy
+    from components.local import faultswitch
+
     with progress_display(f"local pair {args.stack} up") as step:
         pair.up(progress=step)
+        step(f"stack {pair.cfg.stack!r}: the fault switch (pulumi up if needed)")
+        faultswitch.deploy(pair)
     print_status(pair.status())
     return 0
 

@@ -144,6 +144,16 @@ def switch_urn(pair: LocalPair) -> str:
     return pair.stack.urn(TYPE, f"{pair.cfg.prefix}-faults")
 
 
+def deploy(pair: LocalPair) -> bool:
+    """Create the pair's stack if needed and `pulumi up` it when the switch is not in its
+    state (a new stack, or one `down` destroyed). True if an update ran."""
+    pair.stack.ensure()
+    if switch_urn(pair) in pair.stack.resource_urns():
+        return False
+    pair.stack.up()
+    return True
+
+
 def update(pair: LocalPair) -> dict[str, Any]:
     """A targeted update of the pair's fault switch; returns its `applied` output."""
     pair.stack.up(targets=[switch_urn(pair)])

@@ -188,6 +188,16 @@ class LocalStack:
             self.backend_dir / ".pulumi" / "stacks" / self.project / f"{self.stack}.json"
         ).exists()
 
+    def resource_urns(self) -> list[str]:
+        """The stack's resources as its last checkpoint records them (read from the file
+        backend directly: no engine start)."""
+        f = self.backend_dir / ".pulumi" / "stacks" / self.project / f"{self.stack}.json"
+        try:
+            latest = json.loads(f.read_text())["checkpoint"].get("latest") or {}
+        except (FileNotFoundError, ValueError, KeyError):
+            return []
+        return [r["urn"] for r in latest.get("resources") or []]
+
     def ensure(self) -> None:
         """Create the backend, the passphrase, the stack and the drill-time config file
         (the tracked stack file is read, never written)."""

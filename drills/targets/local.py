@@ -81,10 +81,8 @@ class LocalTarget(KafkaSide):
             self.owned = True
             self.pair.up(progress=progress)
         try:
-            self.stack.ensure()
-            if not self.stack.history():  # a new stack: create the fault switch
-                progress(f"pulumi up: stack {self.stack.stack!r} (fault switch)")
-                self.stack.up()
+            progress(f"stack {self.stack.stack!r}: the fault switch (pulumi up if needed)")
+            faultswitch.deploy(self.pair)
         except LocalEnvError as e:
             raise TargetError(str(e)) from None
 

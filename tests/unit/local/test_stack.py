@@ -152,3 +152,18 @@ def test_read_reports_the_faults_applied_live(monkeypatch):
     )
     assert got.outs["faults"] == {"s1": {"kind": "partition"}}
     assert set(got.outs["applied"]) == {"s1"}
+
+
+def test_resource_urns_read_from_the_file_backend_checkpoint(tmp_path):
+    import json
+
+    s = make(tmp_path)
+    assert s.resource_urns() == []
+    f = s.backend_dir / ".pulumi" / "stacks" / "kdrill" / "kt.json"
+    f.parent.mkdir(parents=True)
+    urn = s.urn(faultswitch.TYPE, "kt-faults")
+    f.write_text(
+        json.dumps({"version": 3, "checkpoint": {"latest": {"resources": [{"urn": urn}]}}})
+    )
+    assert s.resource_urns() == [urn]
+    assert s.exists()

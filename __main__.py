@@ -23,6 +23,7 @@ def local() -> None:
         faults=cfg.get_object("faults") or {},
     )
     pulumi.export("faults_applied", switch.applied)
+    pulumi.export("faults_synced_at", switch.t_synced)
 
 
 def aws() -> None:

@@ -16,6 +16,7 @@ The switch manages only faults: it never builds or removes the pair.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,18 +78,22 @@ def sync(props: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return applied
 
 
-def _outs(props: dict[str, Any], applied: dict[str, Any]) -> dict[str, Any]:
+def _outs(props: dict[str, Any], applied: dict[str, Any], t_synced: float | None) -> dict[str, Any]:
+    """`t_synced`: CLOCK_MONOTONIC when the provider finished (applying and clearing); kept
+    as it was by `read`, so a refresh finds no drift in it."""
     return {
         "prefix": props["prefix"],
         "state_root": props["state_root"],
         "faults": dict(props.get("faults") or {}),
         "applied": applied,
+        "t_synced": t_synced,
     }
 
 
 class FaultSwitchProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
-        return CreateResult(f"{props['prefix']}-faults", _outs(props, sync(props)))
+        applied = sync(props)
+        return CreateResult(f"{props['prefix']}-faults", _outs(props, applied, time.monotonic()))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # Compared with the live pair, not with the old outputs (stale after a killed CLI).
@@ -102,7 +107,8 @@ class FaultSwitchProvider(ResourceProvider):
         )
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(_outs(news, sync(news)))
+        applied = sync(news)
+        return UpdateResult(_outs(news, applied, time.monotonic()))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         sync({**props, "faults": {}})
@@ -113,13 +119,14 @@ class FaultSwitchProvider(ResourceProvider):
         now = live(props)
         wanted = dict(props.get("faults") or {})
         faults = {k: wanted.get(k, {}) for k in now}
-        return ReadResult(id_, _outs({**props, "faults": faults}, now))
+        return ReadResult(id_, _outs({**props, "faults": faults}, now, props.get("t_synced")))
 
 
 class FaultSwitch(Resource):
     """`faults`: key -> fault spec dict (kind, region, link, params, duration)."""
 
     applied: pulumi.Output[dict]
+    t_synced: pulumi.Output[float]
 
     def __init__(
         self,
@@ -132,7 +139,13 @@ class FaultSwitch(Resource):
         super().__init__(
             FaultSwitchProvider(),
             name,
-            {"prefix": prefix, "state_root": state_root, "faults": faults, "applied": None},
+            {
+                "prefix": prefix,
+                "state_root": state_root,
+                "faults": faults,
+                "applied": None,
+                "t_synced": None,
+            },
             opts,
         )
 

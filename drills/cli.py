@@ -316,9 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
         alias = sub.add_parser(name, help=what, description=what)
         local_cli.add_stack_argument(alias)
         if name == "up":
-            alias.add_argument(
-                "--policy", choices=["prefixed", "identity"], help="replication policy"
-            )
+            alias.add_argument("--policy", choices=sorted(POLICIES), help="replication policy")
         if name == "status":
             alias.add_argument("--json", action="store_true", help="machine-readable output")
         alias.set_defaults(fn=fn)

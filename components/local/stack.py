@@ -62,9 +62,11 @@ class EngineResult:
 
     def check(self) -> EngineResult:
         if self.returncode != 0:
-            tail = (self.stderr.strip() or self.stdout.strip()).splitlines()[-3:]
+            lines = (self.stdout + "\n" + self.stderr).splitlines()
+            errors = [x.strip() for x in lines if "error" in x.lower() or "Exception" in x]
+            tail = errors[-4:] or [x.strip() for x in lines if x.strip()][-3:]
             raise LocalEnvError(
-                f"pulumi {self.args[0]} failed ({self.returncode}): {' / '.join(tail)[:400]}"
+                f"pulumi {self.args[0]} failed ({self.returncode}): {' / '.join(tail)[:600]}"
             )
         return self
 
@@ -188,6 +190,13 @@ class LocalStack:
             self.backend_dir / ".pulumi" / "stacks" / self.project / f"{self.stack}.json"
         ).exists()
 
+    def update_count(self) -> int:
+        """How many updates `pulumi stack history` lists (read from the file backend's
+        history directory: no engine start). A file backend numbers every version 0, so this
+        count is the number of the latest update."""
+        d = self.backend_dir / ".pulumi" / "history" / self.project / self.stack
+        return len(list(d.glob("*.history.json"))) if d.exists() else 0
+
     def resource_urns(self) -> list[str]:
         """The stack's resources as its last checkpoint records them (read from the file
         backend directly: no engine start)."""
@@ -309,7 +318,7 @@ class LocalStack:
         return json.loads(r.stdout or "{}")
 
     def history(self) -> list[dict[str, Any]]:
-        r = self.run(["stack", "history", "--json"]).check()
+        r = self.run(["stack", "history", "--json", "--page-size", "100000"]).check()
         return json.loads(r.stdout or "[]")
 
     def urn(self, type_: str, name: str) -> str:

@@ -123,8 +123,11 @@ class LocalTarget(KafkaSide):
         """Add the fault to the stack's drill-time config and update the fault switch;
         T_fault is the instant the provider applied it (the update's output)."""
         spec = self.resolve_fault(spec)
-        have = self.stack.faults()
-        key = f"s{1 + max((int(k[1:]) for k in have if k[1:].isdigit()), default=0)}"
+        used = [
+            *self.stack.faults(),
+            *(e.tag for e in local_faults.ledger(self.pair).entries() if e.tag),
+        ]
+        key = f"s{1 + max((int(k[1:]) for k in used if k[1:].isdigit()), default=0)}"
         # None values would not survive as resource inputs; FaultSpec's defaults restore them
         self.stack.add_fault(key, {k: v for k, v in spec.to_dict().items() if v is not None})
         t0 = time.monotonic()
@@ -149,9 +152,7 @@ class LocalTarget(KafkaSide):
     def _stack_version(self) -> int | None:
         """The update's number in `pulumi stack history` (a file backend records every
         version as 0, so the count of updates is the number)."""
-        with contextlib.suppress(LocalEnvError, ValueError):
-            return len(self.stack.history())
-        return None
+        return self.stack.update_count()
 
     def fault_update(self, fault_id: str) -> dict:
         """What the stack update that applied `fault_id` reported (empty for a direct one)."""
@@ -166,22 +167,41 @@ class LocalTarget(KafkaSide):
 
     def clear_faults(self, fault_ids: list[str], final: bool = False) -> None:
         """Clear several, restarting what they stopped in dependency order (not when the
-        pair is torn down right after). Stack faults: removed from the config, then one
-        update of the switch; direct ones (fence, stop-replication): from the ledger."""
-        keys = self._stack_keys(fault_ids)
+        pair is torn down right after) in the pair's clearing order (newest first, then by
+        kind rank), so a fence is lifted before the region lost is restarted and waited
+        for. Each run of stack faults is cleared from the ledger, removed from the config
+        and then reconciled by one update of the switch (the update is in the history);
+        direct ones (fence, stop-replication) are cleared from the ledger."""
+        have = self.stack.faults()
+        keys = [f for f in fault_ids if f in have]
         direct = [f for f in fault_ids if f not in keys]
         teardown = final and self.releases_environment
-        if keys:
-            if teardown:  # the pair goes next: clear without restarting, then reconcile
-                live = {e.tag: e.id for e in local_faults.ledger(self.pair).open_entries() if e.tag}
-                local_faults.clear_many(self.pair, [live[k] for k in keys if k in live], True)
-            self.stack.set_faults({k: v for k, v in self.stack.faults().items() if k not in keys})
+        led = local_faults.ledger(self.pair)
+        tag_of = {e.id: e.tag for e in led.open_entries() if e.tag in keys}
+        ledger_ids = direct + [i for i, t in tag_of.items() if t in keys]
+        order = [tag_of.get(e.id) or e.id for e in local_faults.clear_order(self.pair, ledger_ids)]
+        order += [k for k in keys if k not in order]  # a key with no ledger entry (never applied)
+        runs: list[list[str]] = []
+        for f in dict.fromkeys(order):
+            if runs and (f in have) == (runs[-1][0] in have):
+                runs[-1].append(f)
+            else:
+                runs.append([f])
+        for run in runs:
+            if run[0] not in have:
+                local_faults.clear_many(self.pair, run, teardown)
+                continue
+            # Cleared here, from the ledger, then the entries leave the config and the switch's
+            # update reconciles (finding nothing left to clear): clearing may restart brokers
+            # and wait until they serve, which the provider process must not do (daemons it
+            # starts die with it; found on this engine: moto restarted there exits).
+            live = {t: i for i, t in tag_of.items()}
+            local_faults.clear_many(self.pair, [live[k] for k in run if k in live], teardown)
+            self.stack.set_faults({k: v for k, v in self.stack.faults().items() if k not in run})
             try:
                 self._switch_update()
             except LocalEnvError as e:
-                raise TargetError(f"stack update clearing {', '.join(keys)} failed: {e}") from None
-        if direct:
-            local_faults.clear_many(self.pair, direct, teardown)
+                raise TargetError(f"stack update clearing {', '.join(run)} failed: {e}") from None
 
     def recover(self) -> list[str]:
         """Engine sessions, lock, pending operations, then every fault still applied

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -192,17 +191,3 @@ def test_crash_b_c_engine_killed_mid_update(pair, target, tmp_path, victim):
     assert_nothing_applied(pair)
     assert_stack_clean(pair)
     git_clean()
-
-
-def test_update_restarting_daemons_returns_promptly(pair, target):
-    """Clearing region loss restarts the region's brokers from inside the provider; they
-    start in new sessions with stdio to files and no other descriptor, so the engine does
-    not wait for them: `pulumi up` returns within 5 s of the provider finishing."""
-    fid, _ = target.apply_fault(FaultSpec("region-loss", region=pair.primary.name))
-    target.clear_fault(fid)
-    t_return = time.monotonic()
-    t_synced = pair.stack.outputs()["faults_synced_at"]
-    assert 0 < t_return - t_synced < 5, (
-        f"update returned {t_return - t_synced:.1f}s after the provider"
-    )
-    assert_nothing_applied(pair)

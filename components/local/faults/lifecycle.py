@@ -97,13 +97,18 @@ def _rank(e: Entry) -> int:
         return 0
 
 
+def clear_order(pair: LocalPair, fault_ids: list[str]) -> list[Entry]:
+    """The ledger entries of `fault_ids` in the order `clear_many` clears them."""
+    wanted = set(fault_ids)
+    entries = [e for e in ledger(pair).entries() if e.id in wanted]
+    return sorted(reversed(entries), key=_rank)
+
+
 def clear_many(pair: LocalPair, fault_ids: list[str], teardown: bool = False) -> list[Entry]:
     """Clear several faults in an order where each restart finds what it depends on:
     newest first, then by the kinds' `rank` (restarting brokers after the network is
     back, MirrorMaker 2 last). Every fault is attempted; failures are reported together."""
-    wanted = set(fault_ids)
-    entries = [e for e in ledger(pair).entries() if e.id in wanted]
-    order = sorted(reversed(entries), key=_rank)
+    order = clear_order(pair, fault_ids)
     cleared, failed = [], []
     for e in order:
         try:

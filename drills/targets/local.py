@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from components.faults import FaultSpec
-from components.local import config, faultswitch, kafka_dist, mirrormaker, network, objectstore
+from components.local import config, kafka_dist, mirrormaker, network, objectstore
 from components.local import faults as local_faults
 from components.local.env import LocalPair
 from components.local.errors import LocalEnvError
@@ -22,6 +22,14 @@ from drills.targets.base import Progress, TargetError, TargetFacts
 from drills.targets.kafka_side import KafkaSide, decode_checkpoint
 
 __all__ = ["LocalTarget", "decode_checkpoint"]
+
+
+def _switch():
+    """components.local.faultswitch, imported when first used: it imports the Pulumi SDK,
+    which every `kdrill` command would otherwise pay for at start."""
+    from components.local import faultswitch
+
+    return faultswitch
 
 
 class LocalTarget(KafkaSide):
@@ -34,7 +42,7 @@ class LocalTarget(KafkaSide):
         self.keep = keep  # leave an environment this target brought up running afterwards
         self.owned = False  # set by prepare(): this target brought the pair up
         # The local stack: the incident fault is an entry of its drill-time config, applied
-        # by a targeted update of the fault switch (components/local/faultswitch.py).
+        # by a targeted update of the fault switch (components/local/_switch().py).
         self.stack = pair.stack
         self.updates: dict[str, dict] = {}  # fault key -> what its update reported
 
@@ -82,7 +90,7 @@ class LocalTarget(KafkaSide):
             self.pair.up(progress=progress)
         try:
             progress(f"stack {self.stack.stack!r}: the fault switch (pulumi up if needed)")
-            faultswitch.deploy(self.pair)
+            _switch().deploy(self.pair)
         except LocalEnvError as e:
             raise TargetError(str(e)) from None
 
@@ -117,7 +125,7 @@ class LocalTarget(KafkaSide):
     # --- faults -----------------------------------------------------------------------
 
     def _switch_update(self) -> dict:
-        return faultswitch.update(self.pair)
+        return _switch().update(self.pair)
 
     def apply_fault(self, spec: FaultSpec) -> tuple[str, float]:
         """Add the fault to the stack's drill-time config and update the fault switch;
@@ -205,8 +213,8 @@ class LocalTarget(KafkaSide):
 
     def recover(self) -> list[str]:
         """Engine sessions, lock, pending operations, then every fault still applied
-        (components/local/faultswitch.py `recover`)."""
-        return faultswitch.recover(self.pair)
+        (components/local/_switch().py `recover`)."""
+        return _switch().recover(self.pair)
 
     def open_faults(self, applier_pid: int) -> list[str]:
         """Faults this process applied that are not cleared: the stack's fault entries

@@ -22,6 +22,7 @@ from components.console import (
     progress_display,
 )
 from components.local import cli as local_cli
+from components.local.config import POLICIES
 from components.local.errors import LocalEnvError
 from drills.hooks import Callbacks
 from drills.spec import DrillSpec, SpecError, load_spec
@@ -204,10 +205,10 @@ def cmd_compare(args) -> int:
 
 def cmd_recover(args) -> int:
     target = open_target(args.stack)
-    cleared = target.recover()
-    for line in cleared:
-        console.print(f"cleared {line}")
-    console.print(f"recover: {len(cleared)} fault(s) cleared")
+    done = target.recover()
+    for line in done:
+        console.print(line)
+    console.print(f"recover: {len(done)} action(s)" if done else "recover: nothing to do")
     return 0
 
 
@@ -303,6 +304,22 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--stack", default="local", help="stack name or stack file (default: local)")
     rec.set_defaults(fn=cmd_recover)
     local_cli.add_parser(sub)  # kdrill local up|down|status|demo|fault|faults|recover|counters
+    for name, fn, what in (
+        ("up", local_cli.cmd_up, "bring the local pair and its stack up (= `kdrill local up`)"),
+        ("down", local_cli.cmd_down, "tear the local pair down, keeping its stack's history"),
+        (
+            "status",
+            local_cli.cmd_status,
+            "what each region holds and runs (= `kdrill local status`)",
+        ),
+    ):
+        alias = sub.add_parser(name, help=what, description=what)
+        local_cli.add_stack_argument(alias)
+        if name == "up":
+            alias.add_argument("--policy", choices=sorted(POLICIES), help="replication policy")
+        if name == "status":
+            alias.add_argument("--json", action="store_true", help="machine-readable output")
+        alias.set_defaults(fn=fn)
     return p
 
 

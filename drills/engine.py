@@ -316,12 +316,17 @@ class Drill:
             self.hooks.before_inject(self)
             self.detector.arm()  # from here on, client failures count
             fault_id, t_fault = self.target.apply_fault(spec)
+            # What clients saw before T_fault (e.g. stalls in a stack update's CPU burst)
+            # does not count toward detection.
+            self.detector.since(t_fault)
             self.record.fault_id = fault_id
             self.applied.append(fault_id)
             self.hooks.after_inject(self)
             self.instants["t_fault"] = t_fault
             self.fault_ends = t_fault + f.duration_s if f.duration_s else None
             s.output = {"fault_id": fault_id, "t_fault": t_fault}
+            if update := self.target.fault_update(fault_id):
+                s.output["stack_update"] = update
 
     def _detect(self) -> None:
         d = self.spec.detection

@@ -111,12 +111,26 @@ class Detector:
         self.consecutive = 0
         self.last_ack: float | None = None
         self.armed = False
+        self.not_before: float | None = None
         self.t_detect: float | None = None
         self.evidence = ""
 
     def arm(self) -> None:
         with self.lock:
             self.armed, self.consecutive, self.last_ack = True, 0, clock()
+
+    def since(self, t: float) -> None:
+        """Count only what clients see from `t` (T_fault) on: a declaration before it is
+        dropped, failures so far are forgotten and a quiet spell starts at `t` at the
+        earliest. (Armed before the fault is applied, the detector would otherwise count
+        stalls the applying itself causes, e.g. a stack update's CPU burst.)"""
+        with self.lock:
+            self.not_before = t
+            if self.t_detect is not None and self.t_detect < t:
+                self.t_detect, self.evidence = None, ""
+            self.consecutive = 0
+            if self.last_ack is None or self.last_ack < t:
+                self.last_ack = t
 
     def disarm(self) -> None:
         with self.lock:
@@ -129,6 +143,8 @@ class Detector:
 
     def failure(self, t: float, error: str) -> None:
         with self.lock:
+            if self.not_before is not None and t < self.not_before:
+                return
             self.consecutive += 1
             if self.armed and self.rule == "delivery-errors" and self.consecutive >= self.threshold:
                 self._declare(t, f"{self.consecutive} consecutive delivery failures, last: {error}")

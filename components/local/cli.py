@@ -39,8 +39,12 @@ def cmd_up(args) -> int:
     pair = LocalPair.from_stack(args.stack)
     if args.policy:
         pair.policy = args.policy
+    from components.local import faultswitch
+
     with progress_display(f"local pair {args.stack} up") as step:
         pair.up(progress=step)
+        step(f"stack {pair.cfg.stack!r}: the fault switch (pulumi up if needed)")
+        faultswitch.deploy(pair)
     print_status(pair.status())
     return 0
 
@@ -148,11 +152,14 @@ def cmd_faults(args) -> int:
 
 
 def recover(stack: str) -> int:
-    """Clear every fault the ledger says is still applied (what a killed drill left)."""
-    cleared = faults.recover(pair_for(stack))
-    for e in cleared:
-        console.print(f"cleared {e.id}: {e.fault.describe()} (applied by pid {e.applier_pid})")
-    console.print(f"recover: {len(cleared)} fault(s) cleared")
+    """End the engine sessions a kill left, release the stack, clear every fault still
+    applied (what a killed drill left)."""
+    from components.local import faultswitch
+
+    done = faultswitch.recover(pair_for(stack))
+    for line in done:
+        console.print(line)
+    console.print(f"recover: {len(done)} action(s)" if done else "recover: nothing to do")
     return 0
 
 

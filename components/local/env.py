@@ -41,6 +41,7 @@ from components.local.config import LocalConfig
 from components.local.errors import LocalEnvError
 from components.local.region import Region
 from components.local.replication import PROBE_TOPIC, Replication
+from components.local.stack import LocalStack
 from components.local.state import Proc, ProcessRegistry
 from components.local.status import PairStatus, RegionStatus, gather
 from components.wait import WaitTimeout, wait_until
@@ -123,6 +124,13 @@ class LocalPair:
     def remote_topic(self, topic: str) -> str:
         """The standby's name for a primary topic under the current replication policy."""
         return self.replication.remote_topic(topic)
+
+    @property
+    def stack(self) -> LocalStack:
+        """The pair's Pulumi stack: backend, passphrase and drill-time config in its state dir."""
+        return LocalStack(
+            self.dir, stack=self.cfg.stack, stack_file=self.cfg.source, config=self.cfg.raw
+        )
 
     def is_up(self) -> bool:
         return self.state_file.exists() and self.registry.phase == "up"
@@ -300,9 +308,11 @@ class LocalPair:
         """
         from components.local import faults  # they act on a LocalPair: imported when used
 
+        stack = self.stack
         removed = [
             f"fault {e.id} ({e.fault.describe()})" for e in faults.recover(self, teardown=True)
         ]
+        removed += stack.teardown()
         self.registry.sync()
         pids = set()
         for r in self.regions:
@@ -316,9 +326,15 @@ class LocalPair:
         for r in self.regions:
             if _remove_cgroup(r.cgroup):
                 removed.append(f"cgroup cpu/kdrill/{r.cgroup}")
-        if self.dir.exists():
-            shutil.rmtree(self.dir, ignore_errors=True)
-            removed.append(f"state {self.dir}")
+        if self.dir.exists():  # all but the stack's history, passphrase and config
+            gone = [p for p in self.dir.iterdir() if p.name not in stack.kept()]
+            for p in gone:
+                if p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+            if gone:
+                removed.append(f"state {self.dir} (the stack's history kept)")
         self.registry.procs = []
         return removed
 
@@ -332,7 +348,8 @@ class LocalPair:
                 )
         left += [f"process {p.label} ({p.pid})" for p in self.procs if procs.alive(p.pid)]
         if self.dir.exists():
-            left.append(f"state {self.dir}")
+            kept = self.stack.kept()
+            left += [f"state {p}" for p in self.dir.iterdir() if p.name not in kept]
         return left
 
     # --- status ---------------------------------------------------------------------

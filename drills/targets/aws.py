@@ -265,6 +265,9 @@ class AwsTarget(KafkaSide):
         if len(kept) != len(current):
             self._set_faults(kept)
 
+    def fault_update(self, fault_id: str) -> dict:
+        return {}
+
     def open_faults(self, applier_pid: int) -> list[str]:
         stopped = [REPLICATION_STOPPED] if self._replication_stopped() else []
         return [fault_id(e) for e in self._faults()] + stopped

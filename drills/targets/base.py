@@ -72,6 +72,11 @@ class Target(Protocol):
         release its environment may skip restarting what the faults stopped."""
         ...
 
+    def fault_update(self, fault_id: str) -> dict:
+        """What the stack update that applied `fault_id` reported, for the journal (when it
+        started and returned, T_fault, the stack version); empty for a direct fault."""
+        ...
+
     def open_faults(self, applier_pid: int) -> list[str]: ...
     def recover(self) -> list[str]:
         """Clear every fault left applied, by anyone (`kdrill recover`); one line each."""

@@ -9,6 +9,7 @@ down); a pair someone else brought up is used as it is and left up.
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 
 from components.faults import FaultSpec
@@ -23,6 +24,14 @@ from drills.targets.kafka_side import KafkaSide, decode_checkpoint
 __all__ = ["LocalTarget", "decode_checkpoint"]
 
 
+def _switch():
+    """components.local.faultswitch, imported when first used: it imports the Pulumi SDK,
+    which every `kdrill` command would otherwise pay for at start."""
+    from components.local import faultswitch
+
+    return faultswitch
+
+
 class LocalTarget(KafkaSide):
     """The local pair: regions are network namespaces, faults kernel-level or signals."""
 
@@ -32,6 +41,10 @@ class LocalTarget(KafkaSide):
         self.standby = pair.standby.name
         self.keep = keep  # leave an environment this target brought up running afterwards
         self.owned = False  # set by prepare(): this target brought the pair up
+        # The local stack: the incident fault is an entry of its drill-time config, applied
+        # by a targeted update of the fault switch (components/local/_switch().py).
+        self.stack = pair.stack
+        self.updates: dict[str, dict] = {}  # fault key -> what its update reported
 
     @classmethod
     def for_stack(cls, stack: str, keep: bool = False) -> LocalTarget:
@@ -72,10 +85,14 @@ class LocalTarget(KafkaSide):
             raise TargetError(str(e)) from None
 
     def prepare(self, progress: Progress = lambda s: None) -> None:
-        if self.pair.is_up():
-            return
-        self.owned = True
-        self.pair.up(progress=progress)
+        if not self.pair.is_up():
+            self.owned = True
+            self.pair.up(progress=progress)
+        try:
+            progress(f"stack {self.stack.stack!r}: the fault switch (pulumi up if needed)")
+            _switch().deploy(self.pair)
+        except LocalEnvError as e:
+            raise TargetError(str(e)) from None
 
     def release(self) -> None:
         if self.owned and not self.keep:
@@ -107,40 +124,119 @@ class LocalTarget(KafkaSide):
 
     # --- faults -----------------------------------------------------------------------
 
+    def _switch_update(self) -> dict:
+        return _switch().update(self.pair)
+
     def apply_fault(self, spec: FaultSpec) -> tuple[str, float]:
-        e = local_faults.apply(self.pair, spec)
-        return e.id, e.t_fault
+        """Add the fault to the stack's drill-time config and update the fault switch;
+        T_fault is the instant the provider applied it (the update's output)."""
+        spec = self.resolve_fault(spec)
+        used = [
+            *self.stack.faults(),
+            *(e.tag for e in local_faults.ledger(self.pair).entries() if e.tag),
+        ]
+        key = f"s{1 + max((int(k[1:]) for k in used if k[1:].isdigit()), default=0)}"
+        # None values would not survive as resource inputs; FaultSpec's defaults restore them
+        self.stack.add_fault(key, {k: v for k, v in spec.to_dict().items() if v is not None})
+        t0 = time.monotonic()
+        try:
+            applied = self._switch_update()
+        except LocalEnvError as e:
+            raise TargetError(f"stack update applying {spec.describe()} failed: {e}") from None
+        t_end = time.monotonic()
+        if key not in applied or applied[key].get("t_fault") is None:
+            raise TargetError(f"the stack update did not apply {spec.describe()} (key {key})")
+        t_fault = float(applied[key]["t_fault"])
+        self.updates[key] = {
+            "update_started": t0,
+            "t_fault": t_fault,
+            "update_returned": t_end,
+            "start_to_t_fault_s": round(t_fault - t0, 3),
+            "t_fault_to_return_s": round(t_end - t_fault, 3),
+            "stack_version": self._stack_version(),
+        }
+        return key, t_fault
+
+    def _stack_version(self) -> int | None:
+        """The update's number in `pulumi stack history` (a file backend records every
+        version as 0, so the count of updates is the number)."""
+        return self.stack.update_count()
+
+    def fault_update(self, fault_id: str) -> dict:
+        """What the stack update that applied `fault_id` reported (empty for a direct one)."""
+        return dict(self.updates.get(fault_id, {}))
+
+    def _stack_keys(self, fault_ids: list[str]) -> list[str]:
+        have = self.stack.faults()
+        return [f for f in fault_ids if f in have]
 
     def clear_fault(self, fault_id: str) -> None:
-        local_faults.clear(self.pair, fault_id)
+        self.clear_faults([fault_id])
 
     def clear_faults(self, fault_ids: list[str], final: bool = False) -> None:
         """Clear several, restarting what they stopped in dependency order (not when the
-        pair is torn down right after)."""
-        local_faults.clear_many(self.pair, fault_ids, final and self.releases_environment)
+        pair is torn down right after) in the pair's clearing order (newest first, then by
+        kind rank), so a fence is lifted before the region lost is restarted and waited
+        for. Each run of stack faults is cleared from the ledger, removed from the config
+        and then reconciled by one update of the switch (the update is in the history);
+        direct ones (fence, stop-replication) are cleared from the ledger."""
+        have = self.stack.faults()
+        keys = [f for f in fault_ids if f in have]
+        direct = [f for f in fault_ids if f not in keys]
+        teardown = final and self.releases_environment
+        led = local_faults.ledger(self.pair)
+        tag_of = {e.id: e.tag for e in led.open_entries() if e.tag in keys}
+        ledger_ids = direct + [i for i, t in tag_of.items() if t in keys]
+        order = [tag_of.get(e.id) or e.id for e in local_faults.clear_order(self.pair, ledger_ids)]
+        order += [k for k in keys if k not in order]  # a key with no ledger entry (never applied)
+        runs: list[list[str]] = []
+        for f in dict.fromkeys(order):
+            if runs and (f in have) == (runs[-1][0] in have):
+                runs[-1].append(f)
+            else:
+                runs.append([f])
+        for run in runs:
+            if run[0] not in have:
+                local_faults.clear_many(self.pair, run, teardown)
+                continue
+            # Cleared here, from the ledger, then the entries leave the config and the switch's
+            # update reconciles (finding nothing left to clear): clearing may restart brokers
+            # and wait until they serve, which the provider process must not do (daemons it
+            # starts die with it; found on this engine: moto restarted there exits).
+            live = {t: i for i, t in tag_of.items()}
+            local_faults.clear_many(self.pair, [live[k] for k in run if k in live], teardown)
+            self.stack.set_faults({k: v for k, v in self.stack.faults().items() if k not in run})
+            try:
+                self._switch_update()
+            except LocalEnvError as e:
+                raise TargetError(f"stack update clearing {', '.join(run)} failed: {e}") from None
 
     def recover(self) -> list[str]:
-        """Clear every fault the pair's ledger says is applied, whoever applied it."""
-        return [
-            f"{e.id}: {e.fault.describe()} (applied by pid {e.applier_pid})"
-            for e in local_faults.recover(self.pair)
-        ]
+        """Engine sessions, lock, pending operations, then every fault still applied
+        (components/local/_switch().py `recover`)."""
+        return _switch().recover(self.pair)
 
     def open_faults(self, applier_pid: int) -> list[str]:
-        """Faults this process recorded that are not cleared: what an interrupt may have
-        left between the ledger write and the caller learning the fault's id."""
-        return [
+        """Faults this process applied that are not cleared: the stack's fault entries
+        (one drill at a time per pair), and direct ones it recorded in the pair's ledger."""
+        direct = [
             e.id
             for e in local_faults.ledger(self.pair).open_entries()
-            if e.applier_pid == applier_pid
+            if e.applier_pid == applier_pid and not e.tag
         ]
+        return [*self.stack.faults(), *direct]
+
+    def _direct(self, spec: FaultSpec) -> tuple[str, float]:
+        e = local_faults.apply(self.pair, spec)
+        return e.id, e.t_fault
 
     def fence(self, region: str) -> tuple[str, float]:
-        """Our clients can no longer reach the region's brokers (both directions dropped)."""
-        return self.apply_fault(FaultSpec("blackhole", region=region, params={"endpoint": "kafka"}))
+        """Our clients can no longer reach the region's brokers (both directions dropped).
+        Direct (a stack update would add seconds to RTO), recorded, cleared by recover."""
+        return self._direct(FaultSpec("blackhole", region=region, params={"endpoint": "kafka"}))
 
     def stop_replication(self) -> tuple[str, float]:
-        return self.apply_fault(FaultSpec("replication-stop"))
+        return self._direct(FaultSpec("replication-stop"))
 
     # --- measurement and evidence -----------------------------------------------------
 

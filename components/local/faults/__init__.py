@@ -5,7 +5,15 @@ package runs the entries' local behaviour against a LocalPair and keeps the ledg
 """
 
 from components.local import kernel
-from components.local.faults.lifecycle import apply, clear, clear_many, ledger, observe, recover
+from components.local.faults.lifecycle import (
+    apply,
+    clear,
+    clear_many,
+    clear_order,
+    ledger,
+    observe,
+    recover,
+)
 from components.local.faults.spec import FaultError, FaultSpec, parse_params, validate
 
 __all__ = [
@@ -14,6 +22,7 @@ __all__ = [
     "apply",
     "clear",
     "clear_many",
+    "clear_order",
     "kernel",
     "ledger",
     "observe",

@@ -41,6 +41,7 @@ class Entry:
         default_factory=dict
     )  # what clearing needs (previous values, pids)
     error: str | None = None
+    tag: str | None = None  # the fault's key in the stack's drill-time config, if applied by it
 
     @property
     def fault(self) -> FaultSpec:
@@ -79,11 +80,19 @@ class Ledger:
     def get(self, fault_id: str) -> Entry | None:
         return next((e for e in self._read() if e.id == fault_id), None)
 
-    def record(self, spec: FaultSpec, undo: dict[str, Any] | None = None) -> Entry:
+    def record(
+        self, spec: FaultSpec, undo: dict[str, Any] | None = None, tag: str | None = None
+    ) -> Entry:
         with self._locked() as entries:
             n = 1 + max((int(e.id[1:]) for e in entries), default=0)
             e = Entry(
-                f"f{n}", spec.to_dict(), "applying", os.getpid(), time.time(), undo=undo or {}
+                f"f{n}",
+                spec.to_dict(),
+                "applying",
+                os.getpid(),
+                time.time(),
+                undo=undo or {},
+                tag=tag,
             )
             entries.append(e)
         return e

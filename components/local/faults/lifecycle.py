@@ -38,8 +38,9 @@ def _local(kind: str) -> Local:
     return local
 
 
-def apply(pair: LocalPair, spec: FaultSpec) -> Entry:
-    """Resolve, plan, record, act. Returns the ledger entry (status applied, t_fault set)."""
+def apply(pair: LocalPair, spec: FaultSpec, tag: str | None = None) -> Entry:
+    """Resolve, plan, record, act. Returns the ledger entry (status applied, t_fault set).
+    `tag` is the fault's key in the stack's drill-time config when the fault switch applies it."""
     spec = validate(spec, pair.cfg)
     if not pair.is_up():
         raise LocalEnvError(
@@ -48,7 +49,7 @@ def apply(pair: LocalPair, spec: FaultSpec) -> Entry:
     local = _local(spec.kind)
     facts = local.plan(pair, spec)  # may refuse (e.g. the broker is not running): nothing done yet
     led = ledger(pair)
-    entry = led.record(spec, undo=facts)
+    entry = led.record(spec, undo=facts, tag=tag)
     try:
         t = local.act(pair, entry)
     except BaseException as err:
@@ -96,13 +97,18 @@ def _rank(e: Entry) -> int:
         return 0
 
 
+def clear_order(pair: LocalPair, fault_ids: list[str]) -> list[Entry]:
+    """The ledger entries of `fault_ids` in the order `clear_many` clears them."""
+    wanted = set(fault_ids)
+    entries = [e for e in ledger(pair).entries() if e.id in wanted]
+    return sorted(reversed(entries), key=_rank)
+
+
 def clear_many(pair: LocalPair, fault_ids: list[str], teardown: bool = False) -> list[Entry]:
     """Clear several faults in an order where each restart finds what it depends on:
     newest first, then by the kinds' `rank` (restarting brokers after the network is
     back, MirrorMaker 2 last). Every fault is attempted; failures are reported together."""
-    wanted = set(fault_ids)
-    entries = [e for e in ledger(pair).entries() if e.id in wanted]
-    order = sorted(reversed(entries), key=_rank)
+    order = clear_order(pair, fault_ids)
     cleared, failed = [], []
     for e in order:
         try:

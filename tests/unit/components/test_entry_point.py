@@ -1,11 +1,10 @@
-"""__main__.py, as `pulumi up` runs it: renders an AWS stack, refuses the local stack."""
+"""__main__.py, as `pulumi up` runs it: renders an AWS stack; the local stack is its fault switch."""
 
 import json
 import runpy
 from pathlib import Path
 
 import pulumi
-import pytest
 
 from tests.unit.components.harness import REPO, RecordingMocks, stack_config
 
@@ -33,6 +32,13 @@ def test_main_renders_an_aws_stack():
     assert any(r.typ == "kdrill:aws:PairedRegionKafka" for r in mocks.resources)
 
 
-def test_main_refuses_the_local_stack():
-    with pytest.raises(pulumi.RunError, match="kdrill local"):
-        run_main({"pattern": "local"}, "local")
+def test_main_renders_the_local_fault_switch_from_the_drill_time_config():
+    fault = {"kind": "region-loss", "region": "east", "params": {}}
+    mocks = run_main(
+        {"pattern": "local", "local": {"namePrefix": "kt"}, "faults": {"s1": fault}}, "local"
+    )
+    [switch] = [r for r in mocks.resources if r.typ == "pulumi-python:dynamic:Resource"]
+    assert switch.name == "kt-faults", "the switch is named from the pair's prefix"
+    assert switch.inputs["prefix"] == "kt"
+    assert switch.inputs["faults"] == {"s1": fault}
+    assert not any(r.typ.startswith("kdrill:aws") for r in mocks.resources)

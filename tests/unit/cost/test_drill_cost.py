@@ -51,6 +51,9 @@ class PaperTarget:
     def open_faults(self, pid):
         return []
 
+    def fault_update(self, fid):
+        return {}
+
     def clear_faults(self, ids, final=False):
         self.touched += ids
 

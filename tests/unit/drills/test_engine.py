@@ -140,6 +140,9 @@ class PaperTarget:
     def open_faults(self, pid):
         return list(self.faults)
 
+    def fault_update(self, fid):
+        return {}
+
     def recover(self):
         return []
 

@@ -54,6 +54,37 @@ def test_no_acks_rule_fires_only_with_sends_outstanding():
     assert d.t_detect == 102.5
 
 
+def test_what_clients_saw_before_t_fault_does_not_count():
+    """Armed before the fault is applied, the detector would count stalls the applying
+    itself causes (a stack update's CPU burst); `since(t_fault)` drops them."""
+    d = Detector("delivery-errors", threshold=2, window_s=2)
+    d.arm()
+    d.failure(10.0, "x")
+    d.failure(10.1, "x")
+    assert d.t_detect == 10.1
+    d.since(12.0)  # T_fault came later: that detection was the update, not the fault
+    assert d.t_detect is None and d.evidence == ""
+    d.failure(11.9, "reported late, happened before")
+    d.failure(12.5, "x")
+    assert d.t_detect is None
+    d.failure(12.6, "x")
+    assert d.t_detect == 12.6
+    n = Detector("no-acks", threshold=1, window_s=2.0)
+    n.arm()
+    n.success(100.0)
+    n.since(105.0)  # quiet during the update: counted from T_fault only
+    n.tick(106.0, outstanding=5)
+    assert n.t_detect is None
+    n.tick(107.0, outstanding=5)
+    assert n.t_detect == 107.0
+    k = Detector("no-acks", threshold=1, window_s=2.0)
+    k.arm()
+    k.success(45.0)
+    k.tick(50.0, outstanding=1)
+    k.since(40.0)  # a detection after T_fault stays
+    assert k.t_detect == 50.0
+
+
 def test_recorder_counts_acks_in_a_window_and_finds_the_first_ack_of_a_cluster():
     r = Recorder()
     for t, cluster in [(1.0, "east"), (2.0, "east"), (5.0, "west"), (6.0, "west")]:

@@ -1,27 +1,40 @@
 """The kdrill Pulumi program: stack config -> components.
 
 AWS stacks (stacks/Pulumi.<engine>-<pair>.yaml) render a PairedRegionKafka. The `local`
-stack holds the pair's fault switch (components/local/faultswitch.py): its faults are the
-drill-time config's `kdrill:faults`, kept in the state directory with the rest of the
-engine's files (components/local/stack.py); the pair itself is built by `kdrill local up`.
+stack renders the pair's parts (components/local/parts.py: per region its namespace and
+links, Kafka cluster and S3 endpoint; the replication path and MirrorMaker 2) and its
+fault switch (components/local/faultswitch.py), whose faults are the drill-time config's
+`kdrill:faults`, kept in the state directory with the rest of the engine's files
+(components/local/stack.py).
 """
 
 import os
 
 import pulumi
 
+# The local stack's config keys a part is built from (`kdrill:faults` is the switch's).
+LOCAL_KEYS = ("pattern", "regions", "topics", "replication", "local")
+
 
 def local() -> None:
     from components.local.faultswitch import FaultSwitch
+    from components.local.parts import declare
 
     cfg = pulumi.Config("kdrill")
-    prefix = (cfg.get_object("local") or {}).get("namePrefix", "kd")
+    raw = {f"kdrill:{k}": v for k in LOCAL_KEYS[1:] if (v := cfg.get_object(k)) is not None}
+    raw["kdrill:pattern"] = "local"
+    prefix = (raw.get("kdrill:local") or {}).get("namePrefix", "kd")
+    state_root = os.environ.get("KDRILL_STATE_DIR", "/var/tmp/kdrill")
+    pair = declare(prefix, state_root, pulumi.get_stack(), raw)
     switch = FaultSwitch(
         f"{prefix}-faults",
         prefix=prefix,
-        state_root=os.environ.get("KDRILL_STATE_DIR", "/var/tmp/kdrill"),
+        state_root=state_root,
         faults=cfg.get_object("faults") or {},
+        opts=pulumi.ResourceOptions(depends_on=pair["parts"]),
     )
+    for key, value in pair["outputs"].items():
+        pulumi.export(key, value)
     pulumi.export("faults_applied", switch.applied)
     pulumi.export("faults_synced_at", switch.t_synced)
 

@@ -51,15 +51,14 @@ def procs(group: str) -> list[int]:
     return [int(x) for x in f.read_text().split()] if f.exists() else []
 
 
-def joiner(group: str):
-    """A preexec_fn that moves the child into the group before it execs."""
+def exec_in(group: str, argv: list[str]) -> list[str]:
+    """`argv` run by a shell that first moves itself into the group, then execs it (same pid).
+
+    Not a preexec_fn: that makes Python fork() instead of vfork(), and in a process that
+    runs gRPC (Pulumi's dynamic provider) fork() runs gRPC's atfork handlers in the child,
+    which then dies before it execs ("epoll_wait error: Bad file descriptor")."""
     procs_file = str(path(group) / "cgroup.procs")
-
-    def join() -> None:
-        with open(procs_file, "w") as f:
-            f.write(str(os.getpid()))
-
-    return join
+    return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', procs_file, *argv]
 
 
 def remove(group: str) -> bool:

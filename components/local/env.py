@@ -137,48 +137,24 @@ class LocalPair:
 
     # --- up -------------------------------------------------------------------------
 
-    def up(self, progress: Progress = lambda s: None, timeout: float = 180.0) -> None:
-        """Build both regions, start their clusters and S3 endpoints, then MirrorMaker 2.
+    def up(self, progress: Progress = lambda s: None, timeout: float = 300.0) -> None:
+        """Stand the pair up as its Pulumi stack: `pulumi up` of the stack's parts
+        (components/local/parts.py), each part built by its dynamic provider.
 
         On any failure or interrupt (KeyboardInterrupt, SIGTERM turned into one
-        by the CLI) everything already created is torn down before re-raising.
+        by the CLI) the engine's session is ended and everything already created is
+        torn down before re-raising.
         """
         self._preflight()
-        deadline = time.monotonic() + timeout
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.registry.procs = []
-        self.registry.write("creating")  # first, so a killed `up` can still be cleaned by `down`
         try:
-            progress("creating network namespaces and links")
-            network.create(self.cfg)
-            for r in self.regions:
-                cgroups.create(r.cgroup, r.spec.cpu_cores)
-
-            progress("formatting KRaft storage")
-            self._format_storage()
-
-            progress("starting brokers and S3 endpoints")
-            for r in self.regions:
-                self._start_region(r)
-            for r in self.regions:
-                progress(f"waiting for {r.name} ({len(r.brokers)} broker(s)) to be ready")
-                kafka.wait_ready(r.bootstrap, len(r.brokers), deadline, self.registry.check_alive)
-                objectstore.wait_ready(r.s3_endpoint, deadline, self.registry.check_alive)
-                objectstore.create_buckets(r.s3_endpoint, r.spec.aws_region, r.spec.buckets)
-
-            progress("creating topics on the primary")
-            kafka.create_topics(
-                self.primary.bootstrap,
-                {t.name: t.partitions for t in self.cfg.topics} | {PROBE_TOPIC: 1},
-                min(3, len(self.primary.brokers)),
-            )
-
-            progress(f"routing replication through toxiproxy ({self.cfg.rtt_ms} ms round trip)")
-            self.replication.start_proxies(deadline)
-
-            progress(f"starting MirrorMaker 2 in {self.standby.name} ({self.policy} policy)")
-            self.replication.start(deadline)
-            self.registry.write("up")
+            progress(f"pulumi up -s {self.cfg.stack} (state in {self.stack.backend_dir})")
+            self.stack.ensure(policy=self.policy)
+            self.stack.up(timeout=timeout, on_line=lambda line: _engine_progress(line, progress))
+            if not self.is_up():
+                raise LocalEnvError(
+                    f"pulumi up finished but the pair is not up; see {self.dir}/*/*.log"
+                )
         except BaseException:
             with contextlib.suppress(BaseException):  # a progress display may re-raise an interrupt
                 progress("failed or interrupted: tearing down")
@@ -200,22 +176,117 @@ class LocalPair:
         if not shutil.which("ip"):
             raise LocalEnvError("`ip` (iproute2) not found; apt-get install iproute2")
 
-    def _format_storage(self) -> None:
+    # --- the stack's parts (what components/local/parts.py's providers call) ----------
+
+    def build_region(self, name: str) -> None:
+        """A region's namespace, links (the backbone bridge if missing) and cgroup."""
+        r = self.region(name)
+        if not self.state_file.exists():
+            self.registry.set_phase("creating")  # first, so a killed `up` can be cleaned by `down`
+        network.destroy_region(self.cfg, r.spec)  # what a killed create left
+        network.create_region(self.cfg, r.spec)
+        cgroups.create(r.cgroup, r.spec.cpu_cores)
+
+    def region_present(self, name: str) -> bool:
+        r = self.region(name)
+        return network.region_present(self.cfg, r.spec) and cgroups.exists(r.cgroup)
+
+    def remove_region(self, name: str) -> None:
+        """Everything still running in the region, then its links, namespace and cgroup;
+        the bridge and the state file go with the last region."""
+        r = self.region(name)
+        pids = set(cgroups.procs(r.cgroup)) if cgroups.exists(r.cgroup) else set()
+        if r.namespace in network.namespaces():
+            pids.update(network.pids_in(r.namespace))
+        self.registry.sync()
+        pids.update(p.pid for p in self.procs if p.region == name and procs.alive(p.pid))
+        procs.kill_all(sorted(pids))
+        self.registry.forget(lambda p: p.region == name)
+        network.destroy_region(self.cfg, r.spec)
+        _remove_cgroup(r.cgroup)
+        others = [x for x in self.regions if x.name != name]
+        if not any(x.namespace in network.namespaces() for x in others):
+            network.destroy_bridge(self.cfg)
+
+    def start_cluster(self, name: str, timeout: float = 120.0) -> None:
+        """Format the region's KRaft storage (a new cluster id), start its brokers and wait
+        until they serve; the primary gets the stack's topics and the probe topic."""
+        r = self.region(name)
+        deadline = time.monotonic() + timeout
+        self._format_storage(r)
+        for b in r.brokers:
+            self.start_broker(r, b.node_id)
+        kafka.wait_ready(r.bootstrap, len(r.brokers), deadline, self._alive(name))
+        if r.role == "primary":
+            kafka.create_topics(
+                r.bootstrap,
+                {t.name: t.partitions for t in self.cfg.topics} | {PROBE_TOPIC: 1},
+                min(3, len(r.brokers)),
+            )
+
+    def brokers_running(self, name: str) -> list[int]:
+        """Node ids of the region's brokers whose process runs now (live, by pid)."""
+        r = self.region(name)
+        return [b.node_id for b in r.brokers if self.registry.running("broker", name, b.node_id)]
+
+    def heal_cluster(self, name: str, timeout: float = 120.0) -> None:
+        """Start the region's brokers that are not running, on their data."""
+        r = self.region(name)
+        for b in r.brokers:
+            if not self.registry.running("broker", name, b.node_id):
+                self.start_broker(r, b.node_id)
+        kafka.wait_ready(r.bootstrap, len(r.brokers), time.monotonic() + timeout, self._alive(name))
+
+    def stop(self, role: str, name: str) -> None:
+        """SIGKILL the region's daemons of `role` and forget them (a part deleted)."""
+        self.registry.sync()
+        mine = [p for p in self.procs if (p.role, p.region) == (role, name)]
+        procs.kill_all([p.pid for p in mine if procs.alive(p.pid)])
+        self.registry.forget(lambda p: (p.role, p.region) == (role, name))
+
+    def start_object_store(self, name: str, timeout: float = 60.0) -> None:
+        """The region's S3 endpoint (moto) with the stack's buckets (it starts empty)."""
+        r = self.region(name)
+        if not self.registry.running("s3", name):
+            self.registry.start(r, "s3", objectstore.argv())
+        deadline = time.monotonic() + timeout
+        objectstore.wait_ready(r.s3_endpoint, deadline, self._alive(name))
+        objectstore.create_buckets(r.s3_endpoint, r.spec.aws_region, r.spec.buckets)
+
+    def start_replication_path(self, timeout: float = 60.0) -> None:
+        """Toxiproxy in the standby, one proxy per primary broker at the stack's round trip."""
+        r = self.standby
+        if not self.registry.running("toxiproxy", r.name):
+            self.registry.start(r, "toxiproxy", toxiproxy.argv(r.client_ip))
+        self.replication.start_proxies(time.monotonic() + timeout)
+
+    def start_mirrormaker(self, timeout: float = 120.0) -> None:
+        """MirrorMaker 2 in the standby; returns once a probe record crossed. The last part:
+        the pair is `up` from here."""
+        policy = self.policy  # this part's input: recorded before MirrorMaker 2 reads it
+        self.registry.set_policy(policy)
+        if not self.registry.running("mirrormaker2", self.standby.name):
+            self.replication.start(time.monotonic() + timeout)
+        self.registry.set_phase("up")
+
+    def _alive(self, region: str) -> Callable[[], None]:
+        """A readiness check that fails fast when one of the region's daemons died."""
+        return lambda: self.registry.check_alive(region)
+
+    def _format_storage(self, r: Region) -> None:
         jobs = []
         log4j = kafka_dist.log4j_config(self.dir)
-        for r in self.regions:
-            cluster_id = kafka.new_cluster_id()
-            for b in r.brokers:
-                d = self.registry.workdir(r.name, b.node_id)
-                (d / "data").mkdir(parents=True, exist_ok=True)
-                props = d / "server.properties"
-                props.write_text(kafka.server_properties(b, d / "data"))
-                argv = kafka.format_argv(props, cluster_id, len(r.brokers) == 1, log4j)
-                log = open(d / "format.log", "wb")  # noqa: SIM115 - closed after the job ends
-                jobs.append(
-                    (r, b, subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT), log)
-                )
-        for r, b, p, log in jobs:
+        cluster_id = kafka.new_cluster_id()
+        for b in r.brokers:
+            d = self.registry.workdir(r.name, b.node_id)
+            shutil.rmtree(d / "data", ignore_errors=True)  # a re-created cluster starts empty
+            (d / "data").mkdir(parents=True, exist_ok=True)
+            props = d / "server.properties"
+            props.write_text(kafka.server_properties(b, d / "data"))
+            argv = kafka.format_argv(props, cluster_id, len(r.brokers) == 1, log4j)
+            log = open(d / "format.log", "wb")  # noqa: SIM115 - closed after the job ends
+            jobs.append((b, subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT), log))
+        for b, p, log in jobs:
             p.wait()
             log.close()
             if p.returncode != 0:
@@ -223,13 +294,6 @@ class LocalPair:
                 raise LocalEnvError(
                     f"formatting storage for broker {r.name}/{b.node_id} failed: {last}"
                 )
-
-    def _start_region(self, r: Region) -> None:
-        for b in r.brokers:
-            self.start_broker(r, b.node_id)
-        self.registry.start(r, "s3", objectstore.argv())
-        if r.role == "standby":
-            self.registry.start(r, "toxiproxy", toxiproxy.argv(r.client_ip))
 
     # --- daemons (what faults stop and restart) ---------------------------------------
 
@@ -270,7 +334,6 @@ class LocalPair:
         proxy_restarted = r.role == "standby" and not running("toxiproxy", name)
         if proxy_restarted:
             self.registry.start(r, "toxiproxy", toxiproxy.argv(r.client_ip))
-        self.registry.write("up")
         kafka.wait_ready(r.bootstrap, len(r.brokers), deadline, self.registry.check_alive)
         if s3_restarted:
             objectstore.wait_ready(r.s3_endpoint, deadline, self.registry.check_alive)
@@ -279,7 +342,7 @@ class LocalPair:
             self.replication.start_proxies(deadline)
         if not running("mirrormaker2", self.standby.name):
             self.replication.start(deadline)
-        self.registry.write("up")
+        self.registry.set_phase("up")
 
     # --- replication --------------------------------------------------------------------
 
@@ -372,3 +435,14 @@ def _remove_cgroup(group: str, timeout: float = 2.5) -> bool:
         return wait_until(attempt, timeout, f"cgroup {group} to empty", interval=0.05)[0]
     except WaitTimeout:
         return False
+
+
+def _engine_progress(line: str, progress: Progress) -> None:
+    """The engine's per-resource lines (`+  <type> kd-east-kafka creating (3s)`) as progress."""
+    words = line.split()
+    for verb in ("created", "deleted", "updated", "failed"):
+        if verb in words and len(words) >= 3:
+            i = words.index(verb)
+            if i >= 2 and words[i - 2] != "pulumi:pulumi:Stack":
+                progress(f"{words[i - 1]} {verb}")
+            return

@@ -82,54 +82,56 @@ def links() -> set[str]:
 
 def create(cfg: LocalConfig) -> None:
     """Build the bridge, the namespaces and both links of each region."""
-    br = bridge_name(cfg)
-    run("ip", "link", "add", br, "type", "bridge")
-    run("ip", "link", "set", br, "up")
     for region in cfg.regions:
-        a = addresses(cfg, region)
-        ns = a.namespace
-        run("ip", "netns", "add", ns)
-        run("ip", "-n", ns, "link", "set", "lo", "up")
-        # client link: root <-> region, point to point
-        run(
-            "ip",
-            "link",
-            "add",
-            a.client_link,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "client",
-            "netns",
-            ns,
-        )
-        run("ip", "addr", "add", f"{a.client_host_ip}/24", "dev", a.client_link)
-        run("ip", "link", "set", a.client_link, "up")
-        run("ip", "-n", ns, "addr", "add", f"{a.client_ip}/24", "dev", "client")
-        run("ip", "-n", ns, "link", "set", "client", "up")
-        # backbone link: region <-> bridge <-> other region
-        run(
-            "ip",
-            "link",
-            "add",
-            a.backbone_link,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "backbone",
-            "netns",
-            ns,
-        )
-        run("ip", "link", "set", a.backbone_link, "master", br)
-        run("ip", "link", "set", a.backbone_link, "up")
-        run("ip", "-n", ns, "addr", "add", f"{a.backbone_ip}/24", "dev", "backbone")
-        # A WAN carries MTU-sized packets; veth would pass 64 KB GSO super-packets, and a
-        # packet-loss fault dropping one of those is not what 30 % loss means on a real link.
-        run("ip", "-n", ns, "link", "set", "backbone", "gso_max_segs", "1")
-        run("ip", "-n", ns, "link", "set", "backbone", "up")
-        add_counters(ns)
+        create_region(cfg, region)
+
+
+def create_bridge(cfg: LocalConfig) -> None:
+    """The backbone bridge the regions' backbone links join (once: the first region creates it)."""
+    br = bridge_name(cfg)
+    if br not in links():
+        made = run("ip", "link", "add", br, "type", "bridge", check=False)
+        if made.returncode != 0 and br not in links():  # not the other region, just made
+            raise LocalEnvError(f"`ip link add {br} type bridge` failed: {made.stderr.strip()}")
+    run("ip", "link", "set", br, "up")
+
+
+def create_region(cfg: LocalConfig, region: RegionSpec) -> None:
+    """One region's namespace, client link and backbone link (the bridge if missing)."""
+    create_bridge(cfg)
+    br = bridge_name(cfg)
+    a = addresses(cfg, region)
+    ns = a.namespace
+    run("ip", "netns", "add", ns)
+    run("ip", "-n", ns, "link", "set", "lo", "up")
+    # client link: root <-> region, point to point
+    run("ip", "link", "add", a.client_link, "type", "veth", "peer", "name", "client", "netns", ns)
+    run("ip", "addr", "add", f"{a.client_host_ip}/24", "dev", a.client_link)
+    run("ip", "link", "set", a.client_link, "up")
+    run("ip", "-n", ns, "addr", "add", f"{a.client_ip}/24", "dev", "client")
+    run("ip", "-n", ns, "link", "set", "client", "up")
+    # backbone link: region <-> bridge <-> other region
+    run(
+        "ip",
+        "link",
+        "add",
+        a.backbone_link,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "backbone",
+        "netns",
+        ns,
+    )
+    run("ip", "link", "set", a.backbone_link, "master", br)
+    run("ip", "link", "set", a.backbone_link, "up")
+    run("ip", "-n", ns, "addr", "add", f"{a.backbone_ip}/24", "dev", "backbone")
+    # A WAN carries MTU-sized packets; veth would pass 64 KB GSO super-packets, and a
+    # packet-loss fault dropping one of those is not what 30 % loss means on a real link.
+    run("ip", "-n", ns, "link", "set", "backbone", "gso_max_segs", "1")
+    run("ip", "-n", ns, "link", "set", "backbone", "up")
+    add_counters(ns)
 
 
 COUNTERS = """\
@@ -192,20 +194,37 @@ def destroy(cfg: LocalConfig) -> list[str]:
     an `up` that was killed half way. Returns what it removed.
     """
     removed = []
-    have_ns, have_links = namespaces(), links()
     for region in cfg.regions:
-        a = addresses(cfg, region)
-        for link in (a.client_link, a.backbone_link):
-            if link in have_links:
-                run("ip", "link", "del", link, check=False)
-                removed.append(f"link {link}")
-        if a.namespace in have_ns:
-            run("ip", "netns", "del", a.namespace, check=False)
-            removed.append(f"namespace {a.namespace}")
-    if bridge_name(cfg) in have_links:
-        run("ip", "link", "del", bridge_name(cfg), check=False)
-        removed.append(f"bridge {bridge_name(cfg)}")
+        removed += destroy_region(cfg, region)
+    return removed + destroy_bridge(cfg)
+
+
+def destroy_region(cfg: LocalConfig, region: RegionSpec) -> list[str]:
+    """One region's links and namespace, by name."""
+    removed = []
+    have_ns, have_links = namespaces(), links()
+    a = addresses(cfg, region)
+    for link in (a.client_link, a.backbone_link):
+        if link in have_links:
+            run("ip", "link", "del", link, check=False)
+            removed.append(f"link {link}")
+    if a.namespace in have_ns:
+        run("ip", "netns", "del", a.namespace, check=False)
+        removed.append(f"namespace {a.namespace}")
     return removed
+
+
+def destroy_bridge(cfg: LocalConfig) -> list[str]:
+    if bridge_name(cfg) in links():
+        run("ip", "link", "del", bridge_name(cfg), check=False)
+        return [f"bridge {bridge_name(cfg)}"]
+    return []
+
+
+def region_present(cfg: LocalConfig, region: RegionSpec) -> bool:
+    """The region's namespace and both root-side links exist (whatever their state)."""
+    a = addresses(cfg, region)
+    return a.namespace in namespaces() and {a.client_link, a.backbone_link} <= links()
 
 
 def leftovers(cfg: LocalConfig) -> list[str]:

@@ -2,7 +2,8 @@
 
 A daemon is started with `ip netns exec NS CMD` in a new session (so a Ctrl-C
 at the terminal reaches only kdrill, which then tears down in order) after
-joining the region's cgroup, with stdout/stderr to a log file. Its pid is the
+joining the region's cgroup (a shell joins it, then execs: see cgroups.exec_in), with
+stdout/stderr to a log file and no other descriptor open. Its pid is the
 JVM's or Python's own pid: `ip netns exec` execs the command in place.
 """
 
@@ -24,12 +25,11 @@ def start(
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         p = subprocess.Popen(
-            ["ip", "netns", "exec", namespace, *argv],
+            cgroups.exec_in(group, ["ip", "netns", "exec", namespace, *argv]),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=cgroups.joiner(group),
             env={**os.environ, **(env or {})},
         )
     return p.pid

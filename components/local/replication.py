@@ -106,9 +106,9 @@ class Replication:
         self.registry.sync()
         processes.kill_all([p.pid for p in self.registry.procs if p.role == "mirrormaker2"])
         self.registry.forget(lambda p: p.role == "mirrormaker2")
-        self.registry.policy = policy or self.registry.policy
+        self.registry.set_policy(policy or self.registry.policy)
         self.start(time.monotonic() + timeout)
-        self.registry.write("up")
+        self.registry.set_phase("up")
 
     def wait_replicating(self, deadline: float) -> None:
         """MM2 is ready when the standby holds the remote topics of the primary's

@@ -30,8 +30,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,7 @@ class LocalStack:
         self.root = root
         self.stack_file = stack_file or root / "stacks" / f"Pulumi.{stack}.yaml"
         self.tracked = config
+        self.policy: str | None = None  # a replication policy overriding the tracked one
         self.backend_dir = state_dir / "pulumi"
         self.passphrase_file = state_dir / "passphrase"
         self.config_file = state_dir / f"Pulumi.{stack}.yaml"
@@ -166,22 +168,55 @@ class LocalStack:
         return p
 
     def finish(
-        self, p: subprocess.Popen[str], args: list[str], t0: float, timeout: float
+        self,
+        p: subprocess.Popen[str],
+        args: list[str],
+        t0: float,
+        timeout: float,
+        on_line: Callable[[str], None] | None = None,
     ) -> EngineResult:
+        """Wait for an engine command; `on_line` sees its output lines as they come.
+        An interrupt (or the timeout) ends the command's whole session first."""
+        streams = {"out": p.stdout, "err": p.stderr}
+        got: dict[str, list[str]] = {"out": [], "err": []}
+
+        def drain(which: str) -> None:
+            for line in streams[which]:  # type: ignore[union-attr]
+                got[which].append(line)
+                if on_line is not None and which == "out":
+                    with contextlib.suppress(Exception):
+                        on_line(line.rstrip())
+
+        readers = [threading.Thread(target=drain, args=(w,), daemon=True) for w in streams]
+        for t in readers:
+            t.start()
+        note = ""
         try:
-            out, err = p.communicate(timeout=timeout)
+            p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             kill_session(p.pid)
-            out, err = p.communicate()
-            err += f"\n(timed out after {timeout:.0f} s; session killed)"
+            p.wait()
+            note = f"\n(timed out after {timeout:.0f} s; session killed)"
+        except BaseException:
+            kill_session(p.pid)
+            p.wait()
+            raise
         finally:
+            for t in readers:
+                t.join(timeout=5)
             with self._sessions() as items:
                 items[:] = [s for s in items if s["sid"] != p.pid or session_members(p.pid)]
+        out, err = "".join(got["out"]), "".join(got["err"]) + note
         return EngineResult(args, p.returncode, out, err, time.monotonic() - t0)
 
-    def run(self, args: list[str], timeout: float = 600.0) -> EngineResult:
+    def run(
+        self,
+        args: list[str],
+        timeout: float = 600.0,
+        on_line: Callable[[str], None] | None = None,
+    ) -> EngineResult:
         t0 = time.monotonic()
-        return self.finish(self.start(args), args, t0, timeout)
+        return self.finish(self.start(args), args, t0, timeout, on_line)
 
     # --- the stack and its drill-time config ---------------------------------------
 
@@ -207,9 +242,11 @@ class LocalStack:
             return []
         return [r["urn"] for r in latest.get("resources") or []]
 
-    def ensure(self) -> None:
+    def ensure(self, policy: str | None = None) -> None:
         """Create the backend, the passphrase, the stack and the drill-time config file
-        (the tracked stack file is read, never written)."""
+        (the tracked stack file is read, never written). `policy`: the replication policy
+        to bring the pair up under, when not the tracked one."""
+        self.policy = policy or self.policy
         self.backend_dir.mkdir(parents=True, exist_ok=True)
         self.ensure_passphrase()
         if not self.exists():
@@ -254,6 +291,9 @@ class LocalStack:
             self.tracked = (yaml.safe_load(self.stack_file.read_text()) or {}).get("config") or {}
         faults = self.faults() if keep_faults else {}
         data: dict[str, Any] = {"config": {**self.tracked}}
+        rep = data["config"].get("kdrill:replication")
+        if self.policy and isinstance(rep, dict):
+            data["config"]["kdrill:replication"] = {**rep, "policy": self.policy}
         if salt:
             data["encryptionsalt"] = salt
         data["config"][FAULTS_KEY] = faults
@@ -291,11 +331,29 @@ class LocalStack:
     def _cfg(self) -> list[str]:
         return ["--config-file", str(self.config_file)]
 
-    def up(self, targets: list[str] = (), timeout: float = 600.0) -> EngineResult:
+    def up(
+        self,
+        targets: list[str] = (),
+        timeout: float = 600.0,
+        on_line: Callable[[str], None] | None = None,
+    ) -> EngineResult:
         args = ["up", "--yes", "--skip-preview", *self._cfg()]
         for t in targets:
             args += ["--target", t]
-        return self.run(args, timeout).check()
+        return self.run(args, timeout, on_line).check()
+
+    def stack_outputs(self) -> dict[str, Any]:
+        """The stack's outputs as its last checkpoint records them (read from the file
+        backend: no engine start). Secret outputs are not returned."""
+        f = self.backend_dir / ".pulumi" / "stacks" / self.project / f"{self.stack}.json"
+        try:
+            latest = json.loads(f.read_text())["checkpoint"].get("latest") or {}
+        except (FileNotFoundError, ValueError, KeyError):
+            return {}
+        for r in latest.get("resources") or []:
+            if r.get("type") == "pulumi:pulumi:Stack":
+                return dict(r.get("outputs") or {})
+        return {}
 
     def refresh(self, preview_only: bool = False) -> EngineResult:
         args = ["refresh", *self._cfg()]

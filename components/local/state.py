@@ -15,8 +15,10 @@ Daemon logs live beside it: `<prefix>/<region>/<role>.log`, and
 
 from __future__ import annotations
 
+import fcntl
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,17 +115,39 @@ class ProcessRegistry:
         self.record(proc)
         return proc
 
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Read-modify-write of the file under an exclusive lock: the stack's parts are
+        created in parallel by one provider process, and drills restart daemons from others."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "state.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self.sync()
+            yield
+
     def record(self, proc: Proc) -> None:
         """Add `proc`, replacing an entry of the same label (a dead daemon restarted)."""
-        self.procs = [p for p in self.procs if p.label != proc.label] + [proc]
-        self.write()
+        with self._locked():
+            self.procs = [p for p in self.procs if p.label != proc.label] + [proc]
+            self.write()
 
     def forget(self, which: Callable[[Proc], bool]) -> list[Proc]:
         """Drop the entries `which` selects (daemons that were killed); returns them."""
-        gone = [p for p in self.procs if which(p)]
-        self.procs = [p for p in self.procs if not which(p)]
-        self.write()
+        with self._locked():
+            gone = [p for p in self.procs if which(p)]
+            self.procs = [p for p in self.procs if not which(p)]
+            self.write()
         return gone
+
+    def set_policy(self, policy: str) -> None:
+        with self._locked():
+            self.policy = policy
+            self.write()
+
+    def set_phase(self, phase: str) -> None:
+        """Record the pair's phase, keeping what other processes recorded."""
+        with self._locked():
+            self.write(phase)
 
     def find(self, role: str, region: str, node: int | None = None) -> Proc | None:
         self.sync()
@@ -150,12 +174,14 @@ class ProcessRegistry:
         processes.kill_all(cgroup_pids + mine)
         return self.forget(lambda p: p.region == r.name)
 
-    def check_alive(self) -> None:
+    def check_alive(self, region: str | None = None) -> None:
         """Raise LocalEnvError naming the first recorded daemon that exited, with the
         last line of its log (a taken port said plainly): used while waiting for
         readiness, so a dead daemon fails fast instead of at the deadline."""
         self.sync()
         for p in self.procs:
+            if region not in (None, p.region):
+                continue
             if not processes.alive(p.pid):
                 last = processes.tail(Path(p.log), 30)
                 if "Address already in use" in last:

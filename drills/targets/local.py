@@ -45,6 +45,7 @@ class LocalTarget(KafkaSide):
         # by a targeted update of the fault switch (components/local/_switch().py).
         self.stack = pair.stack
         self.updates: dict[str, dict] = {}  # fault key -> what its update reported
+        self._outputs: dict[str, dict] = {}  # region -> its stack outputs, once read
 
     @classmethod
     def for_stack(cls, stack: str, keep: bool = False) -> LocalTarget:
@@ -104,8 +105,22 @@ class LocalTarget(KafkaSide):
 
     # --- clients ----------------------------------------------------------------------
 
+    def _region_outputs(self, region: str) -> dict:
+        """What the stack says of a region (its `regions` output: bootstrap, S3 endpoint,
+        buckets), read from the state backend; the config-derived values before the stack
+        has any (a drill that is only validated)."""
+        if region not in self._outputs:
+            got = (self.stack.stack_outputs().get("regions") or {}).get(region)
+            if got:
+                self._outputs[region] = got
+        if region in self._outputs:
+            return self._outputs[region]
+        r = self.pair.region(region)
+        return {"bootstrap": r.bootstrap, "s3_endpoint": r.s3_endpoint,
+                "buckets": list(r.spec.buckets)}  # fmt: skip
+
     def bootstrap(self, region: str) -> str:
-        return self.pair.region(region).bootstrap
+        return self._region_outputs(region)["bootstrap"]
 
     def set_policy(self, policy: str) -> None:
         """Run replication under `policy` (restarts MirrorMaker 2)."""
@@ -253,7 +268,7 @@ class LocalTarget(KafkaSide):
         return inventory_local(self.pair.cfg)
 
     def evidence_bucket(self) -> str:
-        for b in self.pair.standby.spec.buckets:
+        for b in self._region_outputs(self.standby)["buckets"]:
             if "evidence" in b:
                 return b
         raise TargetError(
@@ -262,7 +277,8 @@ class LocalTarget(KafkaSide):
 
     def upload_evidence(self, run_dir: Path) -> str:
         bucket = self.evidence_bucket()
-        s3 = objectstore.client(self.pair.standby.s3_endpoint, self.pair.standby.spec.aws_region)
+        endpoint = self._region_outputs(self.standby)["s3_endpoint"]
+        s3 = objectstore.client(endpoint, self.pair.standby.spec.aws_region)
         prefix = f"drills/{run_dir.name}"
         for f in sorted(run_dir.rglob("*")):
             if f.is_file():

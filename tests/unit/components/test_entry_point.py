@@ -32,13 +32,22 @@ def test_main_renders_an_aws_stack():
     assert any(r.typ == "kdrill:aws:PairedRegionKafka" for r in mocks.resources)
 
 
-def test_main_renders_the_local_fault_switch_from_the_drill_time_config():
+def test_main_renders_the_local_pair_parts_and_the_fault_switch_from_the_drill_time_config():
     fault = {"kind": "region-loss", "region": "east", "params": {}}
-    mocks = run_main(
-        {"pattern": "local", "local": {"namePrefix": "kt"}, "faults": {"s1": fault}}, "local"
-    )
-    [switch] = [r for r in mocks.resources if r.typ == "pulumi-python:dynamic:Resource"]
-    assert switch.name == "kt-faults", "the switch is named from the pair's prefix"
+    local = stack_config("local")
+    local["local"] = {**local["local"], "namePrefix": "kt"}
+    mocks = run_main({**local, "faults": {"s1": fault}}, "local")
+    dynamic = {r.name: r for r in mocks.resources if r.typ == "pulumi-python:dynamic:Resource"}
+    assert set(dynamic) == {
+        "kt-east-region", "kt-east-kafka", "kt-east-s3",
+        "kt-west-region", "kt-west-kafka", "kt-west-s3",
+        "kt-replication-path", "kt-mirrormaker2", "kt-faults",
+    }, "one resource per part, named from the pair's prefix"  # fmt: skip
+    switch = dynamic["kt-faults"]
     assert switch.inputs["prefix"] == "kt"
     assert switch.inputs["faults"] == {"s1": fault}
+    kafka = dynamic["kt-east-kafka"]
+    assert kafka.inputs["region"] == "east" and kafka.inputs["stack"] == "local"
+    assert "kdrill:faults" not in kafka.inputs["config"], "a fault never changes a part's inputs"
+    assert kafka.inputs["config"]["kdrill:local"]["namePrefix"] == "kt"
     assert not any(r.typ.startswith("kdrill:aws") for r in mocks.resources)

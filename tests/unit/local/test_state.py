@@ -36,7 +36,7 @@ def test_what_one_process_records_another_reads(registry):
     other = ProcessRegistry(registry.dir, CFG)  # as another kdrill process sees it
     assert [p.label for p in other.procs] == ["s3 east"] and other.phase == "creating"
 
-    other.policy = "identity"
+    other.set_policy("identity")  # recorded at once: a record() re-reads the file under its lock
     other.record(Proc("broker", "east", sleeper(), "/dev/null", node=0))
     assert other.phase == "creating", "recording a daemon keeps the phase"
     found = registry.find("broker", "east", 0)  # lookups re-read the file first

@@ -187,7 +187,7 @@ func pythonFor(info *pulumirpc.ProgramInfo) (string, string, error) {
 			}
 			py := filepath.Join(venv, "bin", "python")
 			if _, err := os.Stat(py); err != nil {
-				return "", "", fmt.Errorf("the virtualenv option in Pulumi.yaml points at %q, "+
+				return "", "", fmt.Errorf("the runtime option virtualenv (Pulumi.yaml, PulumiPolicy.yaml) points at %q, "+
 					"which has no bin/python; run tools/bootstrap.sh", venv)
 			}
 			return py, venv, nil

@@ -48,7 +48,7 @@ class Engine:
     .venv/bin, where set-up links the language host, first)."""
 
     def __init__(self, tmp: Path):
-        self.stack = LocalStack(tmp / "state" / "kt-policy", stack="local")
+        self.stack = LocalStack(tmp / "state" / "kd", stack="local")  # <state root>/<namePrefix>
         self.stack.ensure()  # backend, passphrase, `stack init`, drill-time config file
         env = {k: v for k, v in os.environ.items() if k != "PULUMI_CONFIG_PASSPHRASE"}
         env.setdefault("PATH", str(Path(sys.prefix) / "bin"))

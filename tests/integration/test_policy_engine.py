@@ -96,13 +96,8 @@ def test_pack_runs_and_refuses_an_ephemeral_stack_without_a_valid_expiry(tmp_pat
     assert f"[mandatory]  {POLICY}" in out, out
     assert "is ephemeral but has no kdrill:expires-at tag" in out, out
 
-    # 3. An expiry beyond maxTtlHours (72) is refused too.
-    engine.tag("kdrill:expires-at", in_hours(24 * 30))
-    code, out = engine.preview()
-    assert code != 0, out
-    assert POLICY in out and "ephemeral stacks must be reaped" in out, out
-
-    # 4. An expiry within the limit passes.
+    # 3. An expiry within maxTtlHours passes (so the pack read the tag's value; an expiry
+    #    beyond the limit is the validator's logic, unit-tested in tests/unit/policies).
     engine.tag("kdrill:expires-at", in_hours(2))
     code, out = engine.preview()
     assert code == 0, out

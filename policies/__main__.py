@@ -1,7 +1,11 @@
 """kdrill CrossGuard policy pack: `pulumi preview --policy-pack policies`.
 
 The validators live in validators.py (importable and unit-tested); the PolicyPack is only
-constructed here, because constructing it starts the policy server and blocks.
+constructed here, because constructing it starts the policy server and blocks. The engine
+runs this file through kdrill's Python language host (RunPlugin), in the repository's .venv
+(PulumiPolicy.yaml). tests/unit/policies/test_pack_wiring.py checks that every validator the
+unit tests exercise is a policy here; tests/integration/test_policy_engine.py runs the pack
+under the real engine.
 """
 
 import sys
@@ -39,6 +43,15 @@ PolicyPack(
             ),
         ),
         StackValidationPolicy(
+            name="ephemeral-stack-expiry",
+            description="A stack tagged environment=ephemeral carries a kdrill:expires-at "
+            "stack tag within the maximum lifetime.",
+            validate=v.validate_stack_expiry,
+            config_schema=PolicyConfigSchema(
+                properties={"maxTtlHours": {"type": "number", "default": v.DEFAULT_MAX_TTL_HOURS}}
+            ),
+        ),
+        StackValidationPolicy(
             name="bucket-hardening",
             description="Buckets are versioned, encrypted, not public, and replicated where required.",
             validate=v.validate_buckets,
@@ -53,13 +66,44 @@ PolicyPack(
         ),
         ResourceValidationPolicy(
             name="no-public-kafka",
-            description="No security group opens a Kafka port to 0.0.0.0/0 or ::/0.",
+            description="No security group rule opens a Kafka port to the internet.",
             validate=v.validate_no_public_kafka,
+        ),
+        StackValidationPolicy(
+            name="no-public-kafka-sets",
+            description="No set of rules on one security group together opens a Kafka port to "
+            "the internet (e.g. 0.0.0.0/1 + 128.0.0.0/1).",
+            validate=v.validate_no_public_kafka_sets,
+        ),
+        ResourceValidationPolicy(
+            name="internal-load-balancers",
+            description="No load balancer is internet-facing (brokers are reached privately).",
+            validate=v.validate_internal_load_balancers,
+        ),
+        ResourceValidationPolicy(
+            name="encrypted-root-volumes",
+            description="Launch-template block devices and instance root volumes are encrypted.",
+            validate=v.validate_encrypted_root_volumes,
         ),
         ResourceValidationPolicy(
             name="msk-encryption-in-transit",
             description="MSK clusters use TLS between clients and brokers and inside the cluster.",
             validate=v.validate_msk_in_transit,
+        ),
+        ResourceValidationPolicy(
+            name="msk-authenticated",
+            description="MSK clusters do not allow unauthenticated clients.",
+            validate=v.validate_msk_authenticated,
+        ),
+        StackValidationPolicy(
+            name="two-regions",
+            description="Primary and standby are in two distinct AWS regions.",
+            validate=v.validate_two_regions,
+        ),
+        StackValidationPolicy(
+            name="deny-rules-first",
+            description="Network-ACL deny rules (the fault switch) are numbered before the allows.",
+            validate=v.validate_deny_rules_first,
         ),
         StackValidationPolicy(
             name="standby-capacity",

@@ -116,6 +116,19 @@ def validate_expiry(args: Any, report_violation: Report) -> None:
         report_violation(f"{args.name} ({args.resource_type}) {problem}")
 
 
+def validate_stack_expiry(args: Any, report_violation: Report) -> None:
+    """Stack-level expiry: the stack's own tags (`pulumi stack tag set`, what `kdrill env
+    create` stamps), which the engine hands the pack whatever the stack's resources are --
+    so it applies to the local stack, whose only resource (the fault switch) has no tags.
+    A stack tagged environment=ephemeral must carry a kdrill:expires-at stack tag, an ISO
+    8601 time with a zone, within maxTtlHours from now."""
+    hours = float(_config(args).get("maxTtlHours", DEFAULT_MAX_TTL_HOURS))
+    tags = dict(getattr(args, "stack_tags", None) or {})
+    problem = expiry_problem(tags, datetime.now(UTC), timedelta(hours=hours))
+    if problem:
+        report_violation(f"this stack (its stack tags) {problem}")
+
+
 # --- buckets ---------------------------------------------------------------------------------
 
 

@@ -6,7 +6,8 @@
 #   - A `pulumi` already on PATH is used when `pulumi version` is the pinned one.
 #   - Otherwise the CLI is built from the pinned Go modules (tools/pulumi/go.mod) into
 #     $KDRILL_CACHE/pulumi-<version>/bin (default ~/.cache/kdrill), together with
-#     kdrill's Python language host (tools/pulumi/cmd/pulumi-language-python), the
+#     kdrill's Python language host (tools/pulumi/cmd/pulumi-language-python: runs programs
+#     and, through RunPlugin, Python plugins such as the policies/ CrossGuard pack), the
 #     pulumi-language-python-exec shim shipped in the pinned sdk/v3 module, and
 #     pulumi-resource-pulumi-python (runs `python -m pulumi.dynamic`).
 #   - Everything is symlinked into .venv/bin, which ./run puts first on PATH.
@@ -26,9 +27,18 @@ version="$(sed -n 's:^[[:space:]]*github.com/pulumi/pulumi/pkg/v3 v\([0-9][^ ]*\
 dir="$CACHE/pulumi-$version"
 bin="$dir/bin"
 
-# The inputs of the build: a change to any of them rebuilds.
-inputs_sum="$(cat "$MOD/go.mod" "$MOD/go.sum" "$MOD"/cmd/*/*.go "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
+# The inputs of the build: a change to any of them rebuilds (the language host's source is
+# hashed file by file, so a new or changed file under cmd/ rebuilds it on the next bootstrap).
+# The CLI depends only on the pinned modules: when only kdrill's sources (the language host,
+# this script) changed, the CLI already in the cache is kept and only the host is rebuilt.
+# Hashed by path relative to the checkout, so checkouts sharing the cache agree.
+inputs_sum="$(cd "$ROOT" && {
+  printf '%s\n' tools/pulumi/go.mod tools/pulumi/go.sum tools/setup-pulumi.sh
+  find tools/pulumi/cmd -type f -name '*.go'
+} | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)"
 stamp="$dir/.complete-$inputs_sum"
+cli_sum="$(cat "$MOD/go.mod" "$MOD/go.sum" | sha256sum | cut -c1-16)"
+cli_stamp="$dir/.cli-$cli_sum"
 
 # Launcher for Python dynamic providers. The engine starts `pulumi-resource-pulumi-python`
 # (found on PATH, or beside the pulumi binary) when a program registers a dynamic resource.
@@ -94,8 +104,13 @@ if needs_build; then
   mkdir -p "$dir/bin.partial"
   start=$SECONDS
   if [[ -z "$ambient" ]]; then
-    say "building the Pulumi CLI v$version from the Go module proxy (first run: about 6-10 min on 2 cores)"
-    go_build "$dir/bin.partial/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+    if [[ -f "$cli_stamp" && -x "$bin/pulumi" ]]; then
+      say "keeping the Pulumi CLI v$version built from the same go.mod/go.sum"
+      cp -p "$bin/pulumi" "$dir/bin.partial/pulumi"
+    else
+      say "building the Pulumi CLI v$version from the Go module proxy (first run: about 6-10 min on 2 cores)"
+      go_build "$dir/bin.partial/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+    fi
   fi
   say "building kdrill's Python language host for Pulumi v$version"
   go_build "$dir/bin.partial/pulumi-language-python" ./cmd/pulumi-language-python
@@ -108,8 +123,9 @@ if needs_build; then
   fi
   rm -rf "$bin"
   mv "$dir/bin.partial" "$bin"
-  rm -f "$dir"/.complete-*
+  rm -f "$dir"/.complete-* "$dir"/.cli-*
   touch "$stamp"
+  [[ -n "$ambient" ]] || touch "$cli_stamp"
   say "Pulumi engine v$version ready in $bin ($((SECONDS - start)) s)"
 fi
 

@@ -26,6 +26,7 @@ STACK_VALIDATORS = [
     v.validate_no_public_kafka_sets,
     v.validate_two_regions,
     v.validate_deny_rules_first,
+    v.validate_stack_expiry,
 ]
 
 
@@ -48,9 +49,11 @@ def policy_resource(typ: str, props: dict[str, Any], name: str) -> PolicyResourc
 
 
 def stack_args(
-    resources: list[tuple[str, str, dict[str, Any]]], config=None
+    resources: list[tuple[str, str, dict[str, Any]]], config=None, stack_tags=None
 ) -> StackValidationArgs:
-    return StackValidationArgs([policy_resource(t, p, n) for t, n, p in resources], config)
+    return StackValidationArgs(
+        [policy_resource(t, p, n) for t, n, p in resources], config, stack_tags
+    )
 
 
 def violations(validator, args) -> list[str]:

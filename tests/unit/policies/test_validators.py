@@ -56,6 +56,35 @@ def test_expiry_limit_comes_from_policy_config():
     assert violations(v.validate_expiry, strict)
 
 
+@pytest.mark.parametrize(
+    "tags,problem",
+    [
+        ({}, None),
+        ({"environment": "staging"}, None),
+        ({"environment": "ephemeral", "kdrill:expires-at": soon(2)}, None),
+        ({"environment": "ephemeral"}, "has no kdrill:expires-at"),
+        ({"environment": "ephemeral", "kdrill:expires-at": soon(24 * 30)}, "more than"),
+        ({"environment": "ephemeral", "kdrill:expires-at": "tomorrow"}, "not an ISO 8601"),
+        ({"environment": "ephemeral", "kdrill:expires-at": "2026-12-01T10:00:00"}, "no time zone"),
+    ],
+)
+def test_stack_expiry_from_stack_tags(tags, problem):
+    # The local stack's only resource (the fault switch) carries no tags: the stack tags decide.
+    switch = [("pulumi-python:dynamic:Resource", "kd-faults", {"faults": {}})]
+    found = violations(v.validate_stack_expiry, stack_args(switch, stack_tags=tags))
+    if problem is None:
+        assert found == []
+    else:
+        (msg,) = found
+        assert problem in msg and "stack tags" in msg
+
+
+def test_stack_expiry_limit_comes_from_policy_config():
+    tags = {"environment": "ephemeral", "kdrill:expires-at": soon(10)}
+    assert violations(v.validate_stack_expiry, stack_args([], {"maxTtlHours": 4}, tags))
+    assert not violations(v.validate_stack_expiry, stack_args([], {"maxTtlHours": 12}, tags))
+
+
 def bucket_set(
     name="b", versioned=True, sse="AES256", public_blocked=True, replicate=None, replicated=False
 ):

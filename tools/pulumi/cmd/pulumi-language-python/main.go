@@ -8,8 +8,10 @@
 // sdk/v3 module: python/cmd/pulumi-language-python-exec, the shim that connects the Python
 // SDK to the engine's resource monitor. tools/setup-pulumi.sh installs that shim next to
 // this binary. This host implements what `pulumi up/preview/destroy` and the Automation API
-// use; it does not scaffold projects, generate code, install dependencies (tools/bootstrap.sh
-// owns .venv) or report required plugins (they load on demand).
+// use, and runs Python plugins -- CrossGuard policy packs (`--policy-pack policies`) and
+// Python provider plugins -- through RunPlugin (runplugin.go); it does not scaffold
+// projects, generate code, install dependencies (tools/bootstrap.sh owns .venv) or report
+// required plugins (they load on demand).
 package main
 
 import (
@@ -29,8 +31,6 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/version"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 )
 
@@ -187,7 +187,7 @@ func pythonFor(info *pulumirpc.ProgramInfo) (string, string, error) {
 			}
 			py := filepath.Join(venv, "bin", "python")
 			if _, err := os.Stat(py); err != nil {
-				return "", "", fmt.Errorf("the virtualenv option in Pulumi.yaml points at %q, "+
+				return "", "", fmt.Errorf("the runtime option virtualenv (Pulumi.yaml, PulumiPolicy.yaml) points at %q, "+
 					"which has no bin/python; run tools/bootstrap.sh", venv)
 			}
 			return py, venv, nil
@@ -295,9 +295,4 @@ func (h *pythonHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulum
 	return &pulumirpc.RunResponse{}, nil
 }
 
-// RunPlugin (Python-based provider plugins) is not supported; dynamic providers do not use it.
-func (h *pythonHost) RunPlugin(
-	*pulumirpc.RunPluginRequest, grpc.ServerStreamingServer[pulumirpc.RunPluginResponse],
-) error {
-	return status.Error(codes.Unimplemented, "kdrill's python host does not run provider plugins")
-}
+// RunPlugin: see runplugin.go.

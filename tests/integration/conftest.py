@@ -6,12 +6,14 @@ unique topic names. The pair runs in namespace mode, which needs root: in CI
 a failure to create namespaces fails the run, it never skips.
 
 The test pair uses its own name prefix and network (`kt`, 10.78.0.0/16), so it
-never collides with a pair a developer has up with `kdrill local up`.
+never collides with a pair a developer has up with `kdrill local up`;
+KDRILL_TEST_PAIR="<prefix> <network>" moves it (two test runs side by side).
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -37,7 +39,8 @@ def stack_config(prefix: str, network: str, brokers: int = 1, **replication) -> 
 
 @pytest.fixture(scope="session")
 def pair() -> Iterator[LocalPair]:
-    p = LocalPair(stack_config("kt", "10.78.0.0/16"))
+    prefix, network = os.environ.get("KDRILL_TEST_PAIR", "kt 10.78.0.0/16").split()
+    p = LocalPair(stack_config(prefix, network))
     p.down()  # whatever an earlier, killed test run left
     try:
         p.up()

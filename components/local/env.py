@@ -150,6 +150,8 @@ class LocalPair:
         try:
             progress(f"pulumi up -s {self.cfg.stack} (state in {self.stack.backend_dir})")
             self.stack.ensure(policy=self.policy)
+            if len(self.stack.resource_urns()) > 1:  # the pair is down (preflight) but its
+                self.stack.destroy()  # stack still lists parts (a reboot, a killed `down`)
             self.stack.up(timeout=timeout, on_line=lambda line: _engine_progress(line, progress))
             if not self.is_up():
                 raise LocalEnvError(

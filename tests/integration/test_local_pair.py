@@ -13,7 +13,7 @@ import yaml
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import ConfigResource
 
-from components.local import cgroups, kafka, mirrormaker, network, processes
+from components.local import cgroups, config, kafka, mirrormaker, network, processes
 from components.local.env import LocalPair
 from components.local.errors import LocalEnvError
 from components.local.faults import FaultSpec, catalogue
@@ -239,7 +239,8 @@ def test_sigint_during_up_tears_everything_down(tmp_path):
     raw = stack_config("ks", "10.80.0.0/16").raw
     stack.write_text(yaml.safe_dump({"config": raw}))
     env = {**os.environ, "KDRILL_STATE_DIR": str(tmp_path / "state")}
-    p = LocalPair(stack_config("ks", "10.80.0.0/16"), tmp_path / "state")
+    # the pair as `kdrill local up --stack <file>` sees it (its stack is named from the file)
+    p = LocalPair(config.load(str(stack)), tmp_path / "state")
     p.down()  # what an earlier, killed run may have left: the wait below must see this run's processes
     proc = subprocess.Popen(
         [sys.executable, "-m", "drills.cli", "local", "up", "--stack", str(stack)],

@@ -280,9 +280,16 @@ class LocalStack:
             self._write_config(salt.get("encryptionsalt"))
             shutil.rmtree(scratch, ignore_errors=True)
         elif not self.config_file.exists():
-            raise LocalEnvError(
-                f"stack {self.stack!r} exists but {self.config_file} is gone; run `kdrill down`"
-            )
+            # Its encryption salt went with the file: a stack holding nothing is removed and
+            # made again; one still holding parts cannot be read without it.
+            if self.resource_urns():
+                raise LocalEnvError(
+                    f"stack {self.stack!r} lists resources but {self.config_file} (its salt) is "
+                    f"gone; run `kdrill local down`, then remove {self.backend_dir}"
+                )
+            self.run(["stack", "rm", "--yes", "--force", "--preserve-config"]).check()
+            self.ensure(self.policy)
+            return
         else:
             self._write_config(self._read_config().get("encryptionsalt"), keep_faults=True)
 
@@ -408,8 +415,10 @@ class LocalStack:
         return any(p.is_file() for p in locks.rglob("*")) if locks.exists() else False
 
     def kept(self) -> set[str]:
-        """What of the state dir outlives `kdrill down`: the stack's history and its keys."""
-        return {self.backend_dir.name, self.passphrase_file.name, self.config_file.name}
+        """What of the state dir outlives `kdrill down`: the stacks' history and their keys
+        (every stack config here: stacks of one name prefix share the directory)."""
+        configs = {p.name for p in self.dir.glob("Pulumi.*.yaml")} if self.dir.exists() else set()
+        return {self.backend_dir.name, self.passphrase_file.name, self.config_file.name, *configs}
 
     def teardown(self) -> list[str]:
         """For `kdrill down` (faults already cleared): end recorded engine sessions, empty the

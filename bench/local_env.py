@@ -131,7 +131,7 @@ def main() -> int:
     args = ap.parse_args()
 
     raw = copy.deepcopy(yaml.safe_load(config.stack_file("local").read_text())["config"])
-    raw["kdrill:local"] = {"namePrefix": "kb", "network": "10.81.0.0/16"}
+    raw["kdrill:local"] = {"namePrefix": "kl", "network": "10.85.0.0/16"}
     for r in raw["kdrill:regions"]:
         r["brokers"] = args.brokers
     pair = LocalPair(config.parse(raw, stack="bench"))

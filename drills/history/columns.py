@@ -64,10 +64,10 @@ class Vocabulary:
         if (mapping[: len(first)] < 0).any():
             if indices.null_count:
                 indices = pc.fill_null(indices, len(first))
-            rows = _numpy(indices)
-            for i in _first_appearance(rows, len(first) + 1).tolist():
-                if i < len(first) and mapping[i] < 0:
-                    mapping[i] = self._add(first[i].as_py())
+            seen = _first_appearance(_numpy(indices), len(first) + 1)
+            new = seen[(seen < len(first)) & (mapping[np.minimum(seen, len(first))] < 0)]
+            for i, value in zip(new.tolist(), first.take(pa.array(new)).to_pylist(), strict=True):
+                mapping[i] = self._add(value)
         if not codes:
             return np.empty(0, np.int64)
         if indices.null_count:
@@ -98,6 +98,23 @@ def _first_appearance(rows: np.ndarray, size: int) -> np.ndarray:
         firsts = [int(np.argmax(rows == v)) for v in present.tolist()]
         return present[np.argsort(firsts)]
     return pc.unique(pa.array(rows)).to_numpy()
+
+
+def rows_where(table: pa.Table, mask: np.ndarray, runs: int = 64) -> pa.Table:
+    """The rows of ``table`` where ``mask`` holds, in order.
+
+    A log is read back cluster by cluster and partition by partition, so the
+    rows of one cluster form a few runs: those are zero-copy slices, where a
+    filter would copy every column. Many runs: a filter.
+    """
+    edges = np.flatnonzero(np.diff(mask.view(np.int8), prepend=0, append=0))
+    starts, stops = edges[::2], edges[1::2]
+    if len(starts) > runs:
+        return table.filter(pa.array(mask))
+    if not len(starts):
+        return table.slice(0, 0)
+    slices = [table.slice(a, b - a) for a, b in zip(starts.tolist(), stops.tolist(), strict=True)]
+    return pa.concat_tables(slices)
 
 
 def codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, Vocabulary]:

@@ -28,7 +28,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from drills.history.cases import Found, Position
-from drills.history.columns import Vocabulary, codes, first_seen, floats, ints, member, valid
+from drills.history.columns import (
+    Vocabulary,
+    codes,
+    first_seen,
+    floats,
+    ints,
+    member,
+    rows_where,
+    valid,
+)
 from drills.history.model import DrillMeta, History, HistoryError, Role, plain
 
 GSEQ_BITS = 40  # rid = producer code << 40 | gseq
@@ -220,14 +229,15 @@ def build_index(history: History) -> HistoryIndex:
     w_p, w_k = producers.encode(writes_t["producer"]), keys.encode(writes_t["key"])
     producers.learn(log_t["producer"])
     keys.learn(log_t["key"])
-    r_p, r_k = producers.encode(reads_t["producer"]), keys.encode(reads_t["key"])
-    del r_k
+    # The reads' keys are not encoded: no key code is looked up from a read, and a key only a
+    # read holds would be numbered after every key of the log, leaving their order unchanged.
+    r_p = producers.encode(reads_t["producer"])
     nkeys = max(len(keys), 1)
 
     # The serving log: rows of the serving cluster in topics we serve.
     l_cluster, l_clusters = codes(log_t["cluster"])
     is_primary_log = l_cluster == l_clusters.code(meta.primary)
-    serving_t = log_t.filter(pa.array(l_cluster == l_clusters.code(meta.serving)))
+    serving_t = rows_where(log_t, l_cluster == l_clusters.code(meta.serving))
     del l_cluster
     stopic, l_topics = codes(serving_t["topic"])
     topic_order = first_seen(stopic) if len(stopic) else np.empty(0, np.int64)
@@ -246,7 +256,7 @@ def build_index(history: History) -> HistoryIndex:
     tcode = tmap[stopic]
     keep = ptopic_of[tcode] >= 0
     if not keep.all():
-        serving_t = serving_t.filter(pa.array(keep))
+        serving_t = rows_where(serving_t, keep)
         tcode = tcode[keep]
     del stopic, keep
     s = {
@@ -393,7 +403,7 @@ def build_index(history: History) -> HistoryIndex:
     # ledger): where the primary put them, for the continuity measurement.
     unlocated = from_primary & found & ~a["w_offset_valid"]
     if unlocated.any():
-        primary_t = log_t.filter(pa.array(is_primary_log))
+        primary_t = rows_where(log_t, is_primary_log)
         p_rid = (producers.encode(primary_t["producer"]) << GSEQ_BITS) + ints(primary_t["gseq"])
         hit = np.flatnonzero(member(p_rid, w_rid[unlocated]))
         primary_t = primary_t.take(pa.array(hit))

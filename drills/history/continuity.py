@@ -177,8 +177,9 @@ def _highest_committed_in_standby(
     # A record counts where its last occurrence in the serving log is a replicated row of the
     # same partition: one gather of that partition (-1 otherwise) per write, then the selected
     # writes' serving offsets (a second gather, over the selected rows only).
-    replicated_partition = np.where(
-        a["log_role"] == ROLE_CODES[Role.REPLICATED], a["log_partition"], -1
+    # The appended -1 is what rank -1 (a write never found) reads.
+    replicated_partition = np.append(
+        np.where(a["log_role"] == ROLE_CODES[Role.REPLICATED], a["log_partition"], -1), -1
     )
     last_rank = a["w_last_rank"]
     keep = known & (replicated_partition[last_rank] == a["w_partition"])

@@ -270,27 +270,30 @@ def build_index(history: History) -> HistoryIndex:
     }
     del serving_t
     _check_ids(s["gseq"], s["seq"])
-    ptopic, role = ptopic_of[tcode], role_of[tcode]
     kid = s["pcode"] * nkeys + s["kcode"]
     n = len(tcode)
-    end, end_valid = _end_offsets(history, s, topic_names, notes)
-    replicated = role == ROLE_CODES[Role.REPLICATED]
-    below = replicated & (~end_valid | (s["offset"] < end)) if meta.failover else replicated
-    order = _reading_order(kid, ptopic, s["partition"], role, s["offset"])
+    order = _reading_order(kid, ptopic_of[tcode], s["partition"], role_of[tcode], s["offset"])
     ranks = np.arange(n, dtype=np.int64)
+    # Into reading order: a gather per column read through ``order`` (random access, the costly
+    # part); what follows from the topic and partition is looked up after ordering instead.
+    tcode_o, partition_o, offset_o = tcode[order], s["partition"][order], s["offset"][order]
     pcode_o, gseq_o = s["pcode"][order], s["gseq"][order]
+    role_o = role_of[tcode_o]
+    end, end_valid = _end_offsets(history, tcode_o, partition_o, topic_names, notes)
+    replicated = role_o == ROLE_CODES[Role.REPLICATED]
+    below = replicated & (~end_valid | (offset_o < end)) if meta.failover else replicated
     a = {
         "log_row": order,
-        "log_tcode": tcode[order],
-        "log_partition": s["partition"][order],
-        "log_offset": s["offset"][order],
+        "log_tcode": tcode_o,
+        "log_partition": partition_o,
+        "log_offset": offset_o,
         "log_seq": s["seq"][order],
         "log_rid": (pcode_o << GSEQ_BITS) + gseq_o,
         "log_kid": kid[order],
-        "log_role": role[order],
-        "log_end": end[order],
-        "log_end_valid": end_valid[order],
-        "log_below": below[order],
+        "log_role": role_o,
+        "log_end": end,
+        "log_end_valid": end_valid,
+        "log_below": below,
     }
     log = pa.table(
         {
@@ -301,7 +304,7 @@ def build_index(history: History) -> HistoryIndex:
             "seq": pa.array(a["log_seq"]),
             "rid": pa.array(a["log_rid"]),
             "kid": pa.array(a["log_kid"]),
-            "ptopic": pa.array(ptopic[order].astype(np.int32)),
+            "ptopic": pa.array(ptopic_of[tcode_o].astype(np.int32)),
             "role": pa.array(a["log_role"].astype(np.int8)),
             "end_offset": pa.array(a["log_end"], pa.int64(), mask=~a["log_end_valid"]),
             "below_e": pa.array(a["log_below"]),
@@ -509,34 +512,38 @@ def _reading_order(
 
 
 def _end_offsets(
-    history: History, s: dict[str, np.ndarray], topic_names: list[str], notes: list[str]
+    history: History,
+    tcode: np.ndarray,
+    partition: np.ndarray,
+    topic_names: list[str],
+    notes: list[str],
 ) -> tuple[np.ndarray, np.ndarray]:
     """E of each kept serving row's partition, and whether one was recorded (never without failover)."""
     meta = history.meta
-    n = len(s["offset"])
+    n = len(tcode)
     if not meta.failover or not n:
         return np.zeros(n, np.int64), np.zeros(n, bool)
     eo = plain(history.stored("end_offsets"))
     eo = eo.filter(pc.equal(eo["cluster"], meta.serving))
     known = {(r["topic"], r["partition"]): r["end_offset"] for r in eo.to_pylist()}
     replicated_topics = {meta.mapping.replicated(t) for t in meta.topics}
-    width = int(s["partition"].max()) + 1
-    slot = s["tcode"] * width + s["partition"]
+    width = int(partition.max()) + 1
+    slot = tcode * width + partition
     is_replicated = np.array([t in replicated_topics for t in topic_names], bool)
     seen = np.flatnonzero(
-        np.bincount(slot[is_replicated[s["tcode"]]], minlength=len(topic_names) * width)
+        np.bincount(slot[is_replicated[tcode]], minlength=len(topic_names) * width)
     )
     pairs = sorted((topic_names[x // width], x % width) for x in seen.tolist())
-    for topic, partition in pairs:
-        if (topic, partition) not in known:
+    for name, part in pairs:
+        if (name, part) not in known:
             notes.append(
-                f"no end offset E recorded for {topic}/{partition}: "
+                f"no end offset E recorded for {name}/{part}: "
                 "every record found there counts as replicated before cutover"
             )
     lookup = np.zeros(len(topic_names) * width, np.int64)
     recorded = np.zeros(len(topic_names) * width, bool)
-    for (topic, partition), end in known.items():
-        if topic in topic_names and 0 <= partition < width:
-            lookup[topic_names.index(topic) * width + partition] = end
-            recorded[topic_names.index(topic) * width + partition] = True
+    for (name, part), end in known.items():
+        if name in topic_names and 0 <= part < width:
+            lookup[topic_names.index(name) * width + part] = end
+            recorded[topic_names.index(name) * width + part] = True
     return lookup[slot], recorded[slot]

@@ -69,18 +69,24 @@ class Reads:
     poll_time: np.ndarray
 
     def select(self, mask: np.ndarray) -> Reads:
+        """The reads where ``mask`` holds; views, not copies, when they are one run of rows
+        (a consumer's reads are recorded cluster after cluster, so usually they are)."""
+        rows: slice | np.ndarray = mask
+        edges = np.flatnonzero(np.diff(mask.view(np.int8), prepend=0, append=0))
+        if len(edges) <= 2:
+            rows = slice(int(edges[0]), int(edges[1])) if len(edges) else slice(0, 0)
         return Reads(
-            self.group[mask],
+            self.group[rows],
             self.groups,
-            self.cluster[mask],
+            self.cluster[rows],
             self.clusters,
-            self.topic[mask],
+            self.topic[rows],
             self.topics,
-            self.partition[mask],
-            self.offset[mask],
-            self.rid[mask],
-            self.produced_at[mask],
-            self.poll_time[mask],
+            self.partition[rows],
+            self.offset[rows],
+            self.rid[rows],
+            self.produced_at[rows],
+            self.poll_time[rows],
         )
 
     def __len__(self) -> int:

@@ -108,12 +108,13 @@ class HistoryIndex:
     topic_names: list[str]  # ``log.tcode`` -> serving topic name
     producers: Vocabulary
     keys: Vocabulary
-    serving_rows: dict[str, np.ndarray]  # per ``log.row``: pcode, kcode, seq, gseq, tcode, ...
+    serving_rows: dict[str, np.ndarray]  # per ``log.row`` (stored order): tcode, partition, offset
     arrays: dict[str, np.ndarray]  # numpy columns of ``writes`` and ``log``
     reads: Reads
     primary_log: dict[str, np.ndarray]  # the primary's log rows: rid, topic, partition, offset
     primary_log_topics: Vocabulary
     notes: list[str] = field(default_factory=list)
+    nkeys: int = 1  # kid = producer code * nkeys + key code
     _partitions: tuple | None = None
 
     @property
@@ -124,20 +125,21 @@ class HistoryIndex:
         """The serving-log records at these ranks, with names and positions, as evidence."""
         if not len(ranks):
             return []
-        rows = self.arrays["log_row"][np.asarray(ranks, np.int64)]
-        s = self.serving_rows
+        at = np.asarray(ranks, np.int64)
+        a = self.arrays
+        producer, key = np.divmod(a["log_kid"][at], self.nkeys)
         serving = self.meta.serving
         p, k = self.producers.values, self.keys.values
         return [
             Found(p[pc_], k[kc], seq, gseq, Position(serving, self.topic_names[t], part, off))
             for pc_, kc, seq, gseq, t, part, off in zip(
-                s["pcode"][rows].tolist(),
-                s["kcode"][rows].tolist(),
-                s["seq"][rows].tolist(),
-                s["gseq"][rows].tolist(),
-                s["tcode"][rows].tolist(),
-                s["partition"][rows].tolist(),
-                s["offset"][rows].tolist(),
+                producer.tolist(),
+                key.tolist(),
+                a["log_seq"][at].tolist(),
+                a["log_gseq"][at].tolist(),
+                a["log_tcode"][at].tolist(),
+                a["log_partition"][at].tolist(),
+                a["log_offset"][at].tolist(),
                 strict=True,
             )
         ]
@@ -295,12 +297,16 @@ def build_index(history: History) -> HistoryIndex:
         "log_offset": offset_o,
         "log_seq": s["seq"][order],
         "log_rid": (pcode_o << GSEQ_BITS) + gseq_o,
+        "log_gseq": gseq_o,
         "log_kid": kid[order],
         "log_role": role_o,
         "log_end": end,
         "log_end_valid": end_valid,
         "log_below": below,
     }
+    del kid  # peak memory: only its reading-order copy is kept
+    for name in ("pcode", "kcode", "seq", "gseq"):  # likewise (``found`` reads ``a``)
+        del s[name]
     log = pa.table(
         {
             "row": pa.array(order, pa.int64()),
@@ -346,6 +352,7 @@ def build_index(history: History) -> HistoryIndex:
     found = count[dense_writes] > 0
     first_rank, last_rank = rank_min[dense_writes], rank_max[dense_writes]
     found_below = below_any[dense_writes]
+    del dense_log, dense_writes, count, below_any, rank_min, rank_max  # peak memory
     w_cluster, w_clusters = codes(writes_t["cluster"])
     from_primary = w_cluster == w_clusters.code(meta.primary)
     acked = valid(writes_t["ack_time"])
@@ -413,6 +420,10 @@ def build_index(history: History) -> HistoryIndex:
     unlocated = from_primary & found & ~a["w_offset_valid"]
     if unlocated.any():
         primary_t = rows_where(log_t, is_primary_log)
+        # Candidates by gseq alone (a hash set over one integer column, no conversion of the
+        # whole primary log), then the exact identity of those few.
+        gseqs = pa.array(np.unique(w_gseq[unlocated]))
+        primary_t = primary_t.filter(pc.is_in(primary_t["gseq"], value_set=gseqs))
         p_rid = (producers.encode(primary_t["producer"]) << GSEQ_BITS) + ints(primary_t["gseq"])
         hit = np.flatnonzero(member(p_rid, w_rid[unlocated]))
         primary_t = primary_t.take(pa.array(hit))
@@ -437,6 +448,7 @@ def build_index(history: History) -> HistoryIndex:
         producers=producers,
         keys=keys,
         serving_rows=s,
+        nkeys=nkeys,
         arrays=a,
         reads=reads,
         primary_log=primary_log,

@@ -1,7 +1,8 @@
 """A seeded synthetic drill history, rich in every anomaly, for the checker's golden test.
 
-The generator bench/checker.py used before it moved to numpy (kept here
-unchanged, so the golden outputs in ``golden.json.gz`` stay reproducible): 4
+The generator bench/checker.py used before it moved to numpy (kept here so
+the golden outputs in ``golden.json.gz`` stay reproducible; one change: the
+reordered pair is drawn again until its key recurs, as small histories need): 4
 producers over ``keys`` keys in 12 partitions, transaction markers, 0.5%
 indeterminate sends, a replication lag at the fault, interior holes,
 duplicated and reordered replication, late copies, split-brain acks, and two

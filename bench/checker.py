@@ -3,27 +3,30 @@
     .venv/bin/python bench/checker.py [--records 1000000] [--keys 10000] [--runs 3]
     .venv/bin/python bench/checker.py --records 1000000,4000000,10000000   # growth
 
-The history: 4 producers over ``--keys`` keys in 12 partitions of one topic,
-transaction markers every 50 offsets in both clusters, 0.5% indeterminate
-sends, a replication lag of ~0.3% at the fault (lost-tail), and a realistic
-mix of the other anomalies (interior holes, duplicated and reordered
-replication, late copies, split-brain acks, one group resuming too far).
-One consumer group read the whole primary; it resumes in the standby a little
-before its commit (duplicates) and another group resumes past it (skips).
+The history (bench/synth.py, numpy, seconds even at 10M): 4 producers over
+``--keys`` keys in 12 partitions of one topic, transaction markers in both
+clusters, 0.5% indeterminate sends, a replication lag of ~0.3% at the fault
+(lost-tail), and a realistic mix of the other anomalies (interior holes,
+duplicated and reordered replication, late copies, split-brain acks, one
+group resuming too far). One consumer group read the whole primary; it
+resumes in the standby a little before its commit (duplicates) and another
+group resumes past it (skips).
 
 It is generated once per size, written to Parquet, then read back and checked
 ``--runs`` times, each in a fresh process, so the memory figure is the
 checker's alone (peak RSS, and the peak of pyarrow's memory pool). Printed per
 size: the median run's wall time (read + check), its CPU time (user + sys,
 which other load on the machine inflates far less than wall time), records/s
-end to end = produced records / (read + check) wall seconds, and peak RSS.
+end to end = produced records / (read + check) wall seconds, peak RSS, its
+bytes per record, and whether it held the stated bound (BOUND_BYTES_PER_RECORD
+per record + BOUND_CONSTANT_MIB, over every run); at 1M, whether issue 22's
+target was met.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
 import resource
 import statistics
 import subprocess
@@ -36,190 +39,24 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from drills.history import (  # noqa: E402
-    DrillMeta,
-    History,
-    Instants,
-    TopicMapping,
-    check,
-    read_history,
-    write_history,
-)
+from bench.synth import synthesize  # noqa: E402
+from drills.history import check, read_history, write_history  # noqa: E402
 from drills.history.cases import LOST_TAIL  # noqa: E402
 from drills.history.checker import CheckPolicy  # noqa: E402
 from drills.history.model import TABLES  # noqa: E402
 
-PRIMARY, STANDBY, TOPIC = "east", "west", "orders"
-REPLICATED = f"{PRIMARY}.{TOPIC}"
-PARTITIONS = 12
-T_FAULT, T_FENCE = 100.0, 101.0
+#: Peak RSS of read + check is bounded by this many bytes per produced record plus a constant
+#: (issue 22 item 5; README, "History checker"). Set from the 1M/4M/10M figures with headroom.
+BOUND_BYTES_PER_RECORD = 800
+BOUND_CONSTANT_MIB = 150
+#: Issue 22 item 1 at 1M records: end-to-end records/s and peak RSS.
+TARGET_RECORDS_PER_SECOND = 1_000_000
+TARGET_PEAK_RSS_MIB = 1024
 
 
-def synthesize(records: int, keys: int, seed: int = 7) -> History:
-    rng = random.Random(seed)
-    producers = [f"p{i}" for i in range(4)]
-    w = {name: [] for name in TABLES["writes"].names}
-    primary_log: list[list[int]] = [[] for _ in range(PARTITIONS)]  # write indexes by offset
-    offsets = [0] * PARTITIONS
-    seqs: dict[tuple[int, int], int] = {}
-    step = (T_FAULT - 0.5) / records
-    for i in range(records):
-        p, k = i % 4, rng.randrange(keys)
-        partition = k % PARTITIONS
-        seq = seqs.get((p, k), 0)
-        seqs[(p, k)] = seq + 1
-        t = i * step
-        acked = rng.random() >= 0.005
-        stored = acked or rng.random() < 0.5
-        offset = None
-        if stored:
-            if offsets[partition] % 50 == 49:
-                offsets[partition] += 1  # a transaction marker
-            offset = offsets[partition]
-            offsets[partition] += 1
-            primary_log[partition].append(i)
-        w["producer"].append(producers[p])
-        w["key"].append(f"key-{k}")
-        w["seq"].append(seq)
-        w["gseq"].append(i // 4)
-        w["send_time"].append(t)
-        w["cluster"].append(PRIMARY)
-        w["topic"].append(TOPIC)
-        w["partition"].append(partition if acked else None)
-        w["offset"].append(offset if acked else None)
-        w["ack_time"].append(t + 0.004 if acked else None)
-        w["error"].append(None if acked else "timed out")
-        if stored and not acked:
-            w["offset"][-1] = None
-        w.setdefault("_stored_offset", []).append(offset)
-    stored_offset = w.pop("_stored_offset")
-    # Split-brain: 20 late acks after the fence.
-    for i in rng.sample(range(records - 2000, records), 20):
-        if w["ack_time"][i] is not None:
-            w["ack_time"][i] = T_FENCE + 0.5
-
-    log = {name: [] for name in TABLES["log"].names}
-    ends, late_rows = [], []
-
-    def put(cluster: str, topic: str, partition: int, offset: int, i: int) -> None:
-        log["cluster"].append(cluster)
-        log["topic"].append(topic)
-        log["partition"].append(partition)
-        log["offset"].append(offset)
-        for name in ("producer", "key", "seq", "gseq"):
-            log[name].append(w[name][i])
-
-    standby_of: dict[int, tuple[int, int]] = {}
-    for partition, written in enumerate(primary_log):
-        for i in written:
-            put(PRIMARY, TOPIC, partition, stored_offset[i], i)
-        cut = len(written) - len(written) // 300  # replication lag at the fault
-        copied = list(written[:cut])
-        for _ in range(1):  # an interior hole per partition
-            copied.pop(rng.randrange(len(copied) // 2, len(copied) - 10))
-        for _ in range(2):  # duplicated by an MM2 restart
-            j = rng.randrange(len(copied))
-            copied.insert(j + 1, copied[j])
-        j = rng.randrange(len(copied) // 2)  # one reordered pair: two records of one key
-        k = next(n for n in range(j + 1, len(copied)) if w["key"][copied[n]] == w["key"][copied[j]])
-        copied[j], copied[k] = copied[k], copied[j]
-        offset = 0
-        for i in copied:
-            if offset % 64 == 63:
-                offset += 1
-            put(STANDBY, REPLICATED, partition, offset, i)
-            standby_of.setdefault(i, (partition, offset))
-            offset += 1
-        ends.append(offset)
-        for i in written[cut : cut + 4]:  # MM2 stopped late: copies above E
-            put(STANDBY, REPLICATED, partition, offset, i)
-            late_rows.append(i)
-            offset += 1
-
-    reads = {name: [] for name in TABLES["reads"].names}
-    commits = {name: [] for name in TABLES["commits"].names}
-    resumes = {name: [] for name in TABLES["resumes"].names}
-
-    def read(group, cluster, topic, partition, offset, i, poll):
-        reads["group"].append(group)
-        reads["cluster"].append(cluster)
-        reads["topic"].append(topic)
-        reads["partition"].append(partition)
-        reads["offset"].append(offset)
-        for name in ("producer", "key", "seq", "gseq"):
-            reads[name].append(w[name][i])
-        reads["produced_at"].append(w["send_time"][i])
-        reads["poll_time"].append(poll)
-
-    for partition, written in enumerate(primary_log):
-        consumed = written[: len(written) - len(written) // 100]
-        for i in consumed:
-            read("app", PRIMARY, TOPIC, partition, stored_offset[i], i, w["send_time"][i] + 0.01)
-        committed = consumed[-len(consumed) // 200]
-        for group in ("app", "lagging"):
-            commits["group"].append(group)
-            commits["cluster"].append(PRIMARY)
-            commits["topic"].append(TOPIC)
-            commits["partition"].append(partition)
-            commits["offset"].append(stored_offset[committed] + 1)
-            commits["commit_time"].append(T_FAULT - 1.0)
-        resume_at = standby_of.get(committed, (partition, 0))[1] - 20  # translation lags: dups
-        skip_at = ends[partition] - 5  # "lagging" was reset to nearly the end: skips
-        for group, at in (("app", resume_at), ("lagging", skip_at)):
-            resumes["group"].append(group)
-            resumes["cluster"].append(STANDBY)
-            resumes["topic"].append(REPLICATED)
-            resumes["partition"].append(partition)
-            resumes["position"].append(at)
-            resumes["source"].append("checkpoint" if group == "app" else "reset")
-    # Post-fault records consumed in the standby: the RTO's end.
-    for partition in range(PARTITIONS):
-        i = len(w["seq"])
-        w["producer"].append("p-after")
-        w["key"].append(f"key-{partition}")
-        w["seq"].append(0)
-        w["gseq"].append(partition)
-        w["send_time"].append(103.0)
-        w["cluster"].append(STANDBY)
-        w["topic"].append(TOPIC)
-        w["partition"].append(partition)
-        w["offset"].append(0)
-        w["ack_time"].append(103.01)
-        w["error"].append(None)
-        put(STANDBY, TOPIC, partition, 0, i)
-        for group in ("app", "lagging"):
-            read(group, STANDBY, TOPIC, partition, 0, i, 104.0 + partition / 100)
-
-    def table(name, columns):
-        return pa.Table.from_pydict(columns, schema=TABLES[name])
-
-    end_offsets = pa.Table.from_pydict(
-        {
-            "cluster": [STANDBY] * PARTITIONS,
-            "topic": [REPLICATED] * PARTITIONS,
-            "partition": list(range(PARTITIONS)),
-            "end_offset": ends,
-        },
-        schema=TABLES["end_offsets"],
-    )
-    meta = DrillMeta(
-        primary=PRIMARY,
-        standby=STANDBY,
-        topics=(TOPIC,),
-        groups=("app", "lagging"),
-        mapping=TopicMapping(source_alias=PRIMARY),
-        instants=Instants(T_FAULT, 100.8, 100.9, T_FENCE, 103.01),
-        drill_id="bench",
-    )
-    return History(
-        meta=meta,
-        writes=table("writes", w),
-        reads=table("reads", reads),
-        commits=table("commits", commits),
-        log=table("log", log),
-        end_offsets=end_offsets,
-        resumes=table("resumes", resumes),
-    )
+def bound_mib(records: int) -> float:
+    """The stated memory bound for a history of ``records`` produced records, in MiB."""
+    return BOUND_BYTES_PER_RECORD * records / 2**20 + BOUND_CONSTANT_MIB
 
 
 def _cpu() -> float:
@@ -295,6 +132,8 @@ def run(records: int, keys: int, runs: int) -> dict:
         figures[f"{name}_all_runs"] = [f[name] for f in samples]
     figures["median_cpu_seconds"] = statistics.median(f["cpu_seconds"] for f in samples)
     figures["bytes_per_record"] = round(median["peak_rss_mib"] * 2**20 / records)
+    figures["bound_mib"] = round(bound_mib(records))
+    figures["bound_held"] = max(f["peak_rss_mib"] for f in samples) <= bound_mib(records)
     return figures
 
 
@@ -315,12 +154,28 @@ def main() -> None:
         return
     results = [run(n, args.keys, args.runs) for n in sizes]
     print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
-    if len(results) > 1:
-        print(f"{'records':>10} {'seconds':>8} {'cpu s':>7} {'records/s':>10} {'peak RSS MiB':>13}")
-        for f in results:
+    print(
+        f"median of {args.runs} runs; memory bound: peak RSS <= {BOUND_BYTES_PER_RECORD} B/record"
+        f" + {BOUND_CONSTANT_MIB} MiB"
+    )
+    print(
+        f"{'records':>10} {'seconds':>8} {'read s':>7} {'check s':>8} {'cpu s':>7} "
+        f"{'records/s':>10} {'peak RSS MiB':>13} {'B/record':>9} {'bound MiB':>10} {'held':>5}"
+    )
+    for f in results:
+        print(
+            f"{f['records']:>10} {f['seconds']:>8} {f['read_seconds']:>7} {f['check_seconds']:>8} "
+            f"{f['cpu_seconds']:>7} {f['records_per_second']:>10} {f['peak_rss_mib']:>13} "
+            f"{f['bytes_per_record']:>9} {f['bound_mib']:>10} {'yes' if f['bound_held'] else 'NO':>5}"
+        )
+    for f in results:
+        if f["records"] == 1_000_000:
+            fast = f["records_per_second"] >= TARGET_RECORDS_PER_SECOND
+            small = f["peak_rss_mib"] <= TARGET_PEAK_RSS_MIB
             print(
-                f"{f['records']:>10} {f['seconds']:>8} {f['cpu_seconds']:>7} "
-                f"{f['records_per_second']:>10} {f['peak_rss_mib']:>13}"
+                f"1M target (>= {TARGET_RECORDS_PER_SECOND} records/s end to end, peak RSS <= "
+                f"{TARGET_PEAK_RSS_MIB} MiB): {'met' if fast and small else 'NOT met'} "
+                f"({f['records_per_second']} records/s, {f['peak_rss_mib']} MiB)"
             )
 
 

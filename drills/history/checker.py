@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from drills.history import anomalies
+from drills.history.allocator import without_huge_pages
 from drills.history.cases import (
     ANOMALIES,
     DUPLICATE,
@@ -88,7 +89,11 @@ class CheckResult:
 
 def check(history: History, policy: CheckPolicy | None = None) -> CheckResult:
     """Compute every figure and anomaly of ``history``; see the module docstring for validity."""
-    policy = policy or CheckPolicy()
+    with without_huge_pages():  # see allocator.py
+        return _check(history, policy or CheckPolicy())
+
+
+def _check(history: History, policy: CheckPolicy) -> CheckResult:
     index = build_index(history)
     notes = list(index.notes)
     continuity = measure_continuity(index, notes)

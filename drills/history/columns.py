@@ -24,6 +24,7 @@ class Vocabulary:
     def __init__(self) -> None:
         self.values: list[str] = []
         self.index: dict[str, int] = {}
+        self._array: pa.Array | None = None  # ``values`` as arrow, rebuilt when values grow
 
     def __len__(self) -> int:
         return len(self.values)
@@ -37,35 +38,83 @@ class Vocabulary:
         self.encode(column, codes=False)
 
     def encode(self, column: pa.ChunkedArray | pa.Array, codes: bool = True) -> np.ndarray:
-        """int64 codes of ``column`` (string or dictionary of strings); -1 for nulls."""
+        """int64 codes of ``column`` (string or dictionary of strings); -1 for nulls.
+
+        Work over the rows is one gather (dictionary index -> code) and, only when
+        the column holds values not yet known, one pass finding the order in which
+        they first appear; everything else is over the small dictionary.
+        """
         if isinstance(column, pa.Array):
             column = pa.chunked_array([column], column.type)
         if not len(column):
             return np.empty(0, np.int64)
         if not pa.types.is_dictionary(column.type):
             column = pc.dictionary_encode(column)
-        if column.num_chunks > 1:
+        chunks = column.chunks
+        first = chunks[0].dictionary
+        if not all(c.dictionary.equals(first) for c in chunks[1:]):
             # One dictionary for every chunk (a pass over the small dictionaries, not the rows).
-            column = column.unify_dictionaries()
-        values = column.chunk(0).dictionary.to_pylist()
-        indices = pa.chunked_array([chunk.indices for chunk in column.chunks])
-        mapping = np.full(len(values) + 1, -1, np.int64)  # the last slot: null
-        # Distinct indices in order of first appearance: one hash pass over the rows.
-        for i in pc.unique(indices).drop_null().to_numpy().tolist():
-            value = values[i]
-            code = self.index.get(value)
-            if code is None:
-                code = self.index[value] = len(self.values)
-                self.values.append(value)
-            mapping[i] = code
+            chunks = column.unify_dictionaries().chunks
+            first = chunks[0].dictionary
+        indices = pa.chunked_array([c.indices for c in chunks])
+        mapping = np.full(len(first) + 1, -1, np.int64)  # the last slot: null
+        if self.values:
+            known = pc.index_in(first, value_set=self.array())
+            mapping[: len(first)] = pc.fill_null(known, -1).to_numpy(zero_copy_only=False)
+        if (mapping[: len(first)] < 0).any():
+            if indices.null_count:
+                indices = pc.fill_null(indices, len(first))
+            seen = _first_appearance(_numpy(indices), len(first) + 1)
+            new = seen[(seen < len(first)) & (mapping[np.minimum(seen, len(first))] < 0)]
+            for i, value in zip(new.tolist(), first.take(pa.array(new)).to_pylist(), strict=True):
+                mapping[i] = self._add(value)
         if not codes:
             return np.empty(0, np.int64)
         if indices.null_count:
-            indices = pc.fill_null(indices, len(values))
+            indices = pc.fill_null(indices, len(first))
         return mapping[_numpy(indices)]
 
+    def _add(self, value: str) -> int:
+        code = self.index[value] = len(self.values)
+        self.values.append(value)
+        self._array = None
+        return code
+
     def array(self) -> pa.Array:
-        return pa.array(self.values, pa.string())
+        if self._array is None:
+            self._array = pa.array(self.values, pa.string())
+        return self._array
+
+
+def _first_appearance(rows: np.ndarray, size: int) -> np.ndarray:
+    """The distinct values of ``rows`` (integers in [0, size)) in order of first appearance.
+
+    For a handful of values, their first positions from one count and a
+    short-circuiting search each (arrow's hash unique is slow on so few
+    distinct values); otherwise arrow's hash unique (it returns that order).
+    """
+    if size <= 16:
+        present = np.flatnonzero(np.bincount(rows, minlength=size))
+        firsts = [int(np.argmax(rows == v)) for v in present.tolist()]
+        return present[np.argsort(firsts)]
+    return pc.unique(pa.array(rows)).to_numpy()
+
+
+def rows_where(table: pa.Table, mask: np.ndarray, runs: int = 64) -> pa.Table:
+    """The rows of ``table`` where ``mask`` holds, in order.
+
+    A log is read back cluster by cluster and partition by partition, so the
+    rows of one cluster form a few runs: those are zero-copy slices, where a
+    filter would copy every column. Many runs: a filter.
+    """
+    edges = np.flatnonzero(np.diff(mask.view(np.int8), prepend=0, append=0))
+    starts, stops = edges[::2], edges[1::2]
+    if len(starts) > runs:
+        return table.filter(pa.array(mask))
+    if not len(starts):
+        return table.slice(0, 0)
+    slices = [table.slice(a, b - a) for a, b in zip(starts.tolist(), stops.tolist(), strict=True)]
+    return pa.concat_tables(slices)
 
 
 def codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, Vocabulary]:

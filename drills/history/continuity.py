@@ -174,10 +174,21 @@ def _highest_committed_in_standby(
     unknown = where & ~a["w_offset_valid"]
     w_topics = a["w_topics"]
     topic_code = np.array([_index(meta.topics, t) for t in w_topics.values] + [-1], np.int64)
-    topic = topic_code[a["w_topic"][known]]
-    partition = a["w_partition"][known]
-    offset = a["w_offset"][known]
-    last_rank = a["w_last_rank"][known]
+    # A record counts where its last occurrence in the serving log is a replicated row of the
+    # same partition: one gather of that partition (-1 otherwise) per write, then the selected
+    # writes' serving offsets (a second gather, over the selected rows only).
+    # The appended -1 is what rank -1 (a write never found) reads.
+    replicated_partition = np.append(
+        np.where(a["log_role"] == ROLE_CODES[Role.REPLICATED], a["log_partition"], -1), -1
+    )
+    last_rank = a["w_last_rank"]
+    keep = known & (replicated_partition[last_rank] == a["w_partition"])
+    keep &= topic_code[a["w_topic"]] >= 0
+    rows = np.flatnonzero(keep)
+    topic = topic_code[a["w_topic"][rows]]
+    partition = a["w_partition"][rows]
+    offset = a["w_offset"][rows]
+    s_offset = a["log_offset"][last_rank[rows]]
     if unknown.any():
         # Where the primary put them: its log, or what the groups read there.
         wanted = a["w_rid"][unknown]
@@ -190,32 +201,24 @@ def _highest_committed_in_standby(
             [_index(meta.topics, t) for t in primary_reads.topics.values] + [-1], np.int64
         )
         sources = [
-            (
-                read_code[primary_reads.topic],
-                primary_reads.partition,
-                primary_reads.offset,
-                primary_reads.rid,
-            ),
-            (plog_code[plog["topic"]], plog["partition"], plog["offset"], plog["rid"]),
+            (read_code, primary_reads.topic, primary_reads.partition, primary_reads.offset),
+            (plog_code, plog["topic"], plog["partition"], plog["offset"]),
         ]
         order = np.argsort(wanted, kind="stable")
         wanted_sorted = wanted[order]
-        for t, p, o, r in sources:
-            hit = member(r, wanted)
-            if not hit.any():
+        for (code, t, p, o), r in zip(sources, (primary_reads.rid, plog["rid"]), strict=True):
+            hit = np.flatnonzero(member(r, wanted))  # few rows: gather only those
+            if not len(hit):
                 continue
-            at = order[np.searchsorted(wanted_sorted, r[hit])]
-            topic = np.concatenate([topic, t[hit]])
-            partition = np.concatenate([partition, p[hit]])
-            offset = np.concatenate([offset, o[hit]])
-            last_rank = np.concatenate([last_rank, wanted_rank[at]])
-    s_role = a["log_role"][last_rank]
-    s_partition = a["log_partition"][last_rank]
-    same = (s_role == ROLE_CODES[Role.REPLICATED]) & (s_partition == partition) & (topic >= 0)
-    if not same.any():
+            ranks = wanted_rank[order[np.searchsorted(wanted_sorted, r[hit])]]
+            t, p, o = code[t[hit]], p[hit], o[hit]
+            same = (replicated_partition[ranks] == p) & (t >= 0)
+            topic = np.concatenate([topic, t[same]])
+            partition = np.concatenate([partition, p[same]])
+            offset = np.concatenate([offset, o[same]])
+            s_offset = np.concatenate([s_offset, a["log_offset"][ranks[same]]])
+    if not len(topic):
         return {}
-    s_offset = a["log_offset"][last_rank][same]
-    topic, partition, offset = topic[same], partition[same], offset[same]
     # One slot per (primary topic, partition); per group, the committed offset of each slot is the
     # bound its rows must lie below, and the highest serving offset below it is kept per slot.
     width = int(partition.max()) + 1
@@ -232,14 +235,13 @@ def _highest_committed_in_standby(
         for i, bound in bounds.items():
             if bound is not None:
                 lookup[i], has[i] = bound, True
-        below = has[slot] & (offset < lookup[slot])
-        if not below.any():
+        below = np.flatnonzero(has[slot] & (offset < lookup[slot]))
+        if not len(below):
             continue
-        best = np.full(slots, np.iinfo(np.int64).min, np.int64)
+        none = np.iinfo(np.int64).min  # below every offset: slots left at it had no row
+        best = np.full(slots, none, np.int64)
         np.maximum.at(best, slot[below], s_offset[below])
-        hit = np.zeros(slots, bool)
-        hit[slot[below]] = True
-        for i in np.flatnonzero(hit).tolist():
+        for i in np.flatnonzero(best != none).tolist():
             t, part = divmod(i, width)
             highest[(group, meta.topics[t], part)] = int(best[i])
     return highest

@@ -28,7 +28,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from drills.history.cases import Found, Position
-from drills.history.columns import Vocabulary, codes, first_seen, floats, ints, member, valid
+from drills.history.columns import (
+    Vocabulary,
+    codes,
+    first_seen,
+    floats,
+    ints,
+    member,
+    rows_where,
+    valid,
+)
 from drills.history.model import DrillMeta, History, HistoryError, Role, plain
 
 GSEQ_BITS = 40  # rid = producer code << 40 | gseq
@@ -60,18 +69,24 @@ class Reads:
     poll_time: np.ndarray
 
     def select(self, mask: np.ndarray) -> Reads:
+        """The reads where ``mask`` holds; views, not copies, when they are one run of rows
+        (a consumer's reads are recorded cluster after cluster, so usually they are)."""
+        rows: slice | np.ndarray = mask
+        edges = np.flatnonzero(np.diff(mask.view(np.int8), prepend=0, append=0))
+        if len(edges) <= 2:
+            rows = slice(int(edges[0]), int(edges[1])) if len(edges) else slice(0, 0)
         return Reads(
-            self.group[mask],
+            self.group[rows],
             self.groups,
-            self.cluster[mask],
+            self.cluster[rows],
             self.clusters,
-            self.topic[mask],
+            self.topic[rows],
             self.topics,
-            self.partition[mask],
-            self.offset[mask],
-            self.rid[mask],
-            self.produced_at[mask],
-            self.poll_time[mask],
+            self.partition[rows],
+            self.offset[rows],
+            self.rid[rows],
+            self.produced_at[rows],
+            self.poll_time[rows],
         )
 
     def __len__(self) -> int:
@@ -93,12 +108,13 @@ class HistoryIndex:
     topic_names: list[str]  # ``log.tcode`` -> serving topic name
     producers: Vocabulary
     keys: Vocabulary
-    serving_rows: dict[str, np.ndarray]  # per ``log.row``: pcode, kcode, seq, gseq, tcode, ...
+    serving_rows: dict[str, np.ndarray]  # per ``log.row`` (stored order): tcode, partition, offset
     arrays: dict[str, np.ndarray]  # numpy columns of ``writes`` and ``log``
     reads: Reads
     primary_log: dict[str, np.ndarray]  # the primary's log rows: rid, topic, partition, offset
     primary_log_topics: Vocabulary
     notes: list[str] = field(default_factory=list)
+    nkeys: int = 1  # kid = producer code * nkeys + key code
     _partitions: tuple | None = None
 
     @property
@@ -109,20 +125,21 @@ class HistoryIndex:
         """The serving-log records at these ranks, with names and positions, as evidence."""
         if not len(ranks):
             return []
-        rows = self.arrays["log_row"][np.asarray(ranks, np.int64)]
-        s = self.serving_rows
+        at = np.asarray(ranks, np.int64)
+        a = self.arrays
+        producer, key = np.divmod(a["log_kid"][at], self.nkeys)
         serving = self.meta.serving
         p, k = self.producers.values, self.keys.values
         return [
             Found(p[pc_], k[kc], seq, gseq, Position(serving, self.topic_names[t], part, off))
             for pc_, kc, seq, gseq, t, part, off in zip(
-                s["pcode"][rows].tolist(),
-                s["kcode"][rows].tolist(),
-                s["seq"][rows].tolist(),
-                s["gseq"][rows].tolist(),
-                s["tcode"][rows].tolist(),
-                s["partition"][rows].tolist(),
-                s["offset"][rows].tolist(),
+                producer.tolist(),
+                key.tolist(),
+                a["log_seq"][at].tolist(),
+                a["log_gseq"][at].tolist(),
+                a["log_tcode"][at].tolist(),
+                a["log_partition"][at].tolist(),
+                a["log_offset"][at].tolist(),
                 strict=True,
             )
         ]
@@ -172,7 +189,8 @@ class HistoryIndex:
     def serving_partitions(self) -> set[tuple[str, int]]:
         """The serving (topic, partition) pairs holding records of ours."""
         width, _, slots, _ = self._by_partition()
-        return {(self.topic_names[s // width], s % width) for s in np.unique(slots).tolist()}
+        distinct = slots[np.flatnonzero(np.diff(slots, prepend=-1))]  # sorted: no np.unique sort
+        return {(self.topic_names[s // width], s % width) for s in distinct.tolist()}
 
     def first_offset(self, topic: str, partition: int) -> int | None:
         """The lowest offset holding a record of ours in a serving partition."""
@@ -219,14 +237,15 @@ def build_index(history: History) -> HistoryIndex:
     w_p, w_k = producers.encode(writes_t["producer"]), keys.encode(writes_t["key"])
     producers.learn(log_t["producer"])
     keys.learn(log_t["key"])
-    r_p, r_k = producers.encode(reads_t["producer"]), keys.encode(reads_t["key"])
-    del r_k
+    # The reads' keys are not encoded: no key code is looked up from a read, and a key only a
+    # read holds would be numbered after every key of the log, leaving their order unchanged.
+    r_p = producers.encode(reads_t["producer"])
     nkeys = max(len(keys), 1)
 
     # The serving log: rows of the serving cluster in topics we serve.
     l_cluster, l_clusters = codes(log_t["cluster"])
     is_primary_log = l_cluster == l_clusters.code(meta.primary)
-    serving_t = log_t.filter(pa.array(l_cluster == l_clusters.code(meta.serving)))
+    serving_t = rows_where(log_t, l_cluster == l_clusters.code(meta.serving))
     del l_cluster
     stopic, l_topics = codes(serving_t["topic"])
     topic_order = first_seen(stopic) if len(stopic) else np.empty(0, np.int64)
@@ -245,7 +264,7 @@ def build_index(history: History) -> HistoryIndex:
     tcode = tmap[stopic]
     keep = ptopic_of[tcode] >= 0
     if not keep.all():
-        serving_t = serving_t.filter(pa.array(keep))
+        serving_t = rows_where(serving_t, keep)
         tcode = tcode[keep]
     del stopic, keep
     s = {
@@ -259,28 +278,35 @@ def build_index(history: History) -> HistoryIndex:
     }
     del serving_t
     _check_ids(s["gseq"], s["seq"])
-    ptopic, role = ptopic_of[tcode], role_of[tcode]
     kid = s["pcode"] * nkeys + s["kcode"]
     n = len(tcode)
-    end, end_valid = _end_offsets(history, s, topic_names, notes)
-    replicated = role == ROLE_CODES[Role.REPLICATED]
-    below = replicated & (~end_valid | (s["offset"] < end)) if meta.failover else replicated
-    order = _reading_order(kid, ptopic, s["partition"], role, s["offset"])
+    order = _reading_order(kid, ptopic_of[tcode], s["partition"], role_of[tcode], s["offset"])
     ranks = np.arange(n, dtype=np.int64)
+    # Into reading order: a gather per column read through ``order`` (random access, the costly
+    # part); what follows from the topic and partition is looked up after ordering instead.
+    tcode_o, partition_o, offset_o = tcode[order], s["partition"][order], s["offset"][order]
     pcode_o, gseq_o = s["pcode"][order], s["gseq"][order]
+    role_o = role_of[tcode_o]
+    end, end_valid = _end_offsets(history, tcode_o, partition_o, topic_names, notes)
+    replicated = role_o == ROLE_CODES[Role.REPLICATED]
+    below = replicated & (~end_valid | (offset_o < end)) if meta.failover else replicated
     a = {
         "log_row": order,
-        "log_tcode": tcode[order],
-        "log_partition": s["partition"][order],
-        "log_offset": s["offset"][order],
+        "log_tcode": tcode_o,
+        "log_partition": partition_o,
+        "log_offset": offset_o,
         "log_seq": s["seq"][order],
         "log_rid": (pcode_o << GSEQ_BITS) + gseq_o,
+        "log_gseq": gseq_o,
         "log_kid": kid[order],
-        "log_role": role[order],
-        "log_end": end[order],
-        "log_end_valid": end_valid[order],
-        "log_below": below[order],
+        "log_role": role_o,
+        "log_end": end,
+        "log_end_valid": end_valid,
+        "log_below": below,
     }
+    del kid  # peak memory: only its reading-order copy is kept
+    for name in ("pcode", "kcode", "seq", "gseq"):  # likewise (``found`` reads ``a``)
+        del s[name]
     log = pa.table(
         {
             "row": pa.array(order, pa.int64()),
@@ -290,7 +316,7 @@ def build_index(history: History) -> HistoryIndex:
             "seq": pa.array(a["log_seq"]),
             "rid": pa.array(a["log_rid"]),
             "kid": pa.array(a["log_kid"]),
-            "ptopic": pa.array(ptopic[order].astype(np.int32)),
+            "ptopic": pa.array(ptopic_of[tcode_o].astype(np.int32)),
             "role": pa.array(a["log_role"].astype(np.int8)),
             "end_offset": pa.array(a["log_end"], pa.int64(), mask=~a["log_end_valid"]),
             "below_e": pa.array(a["log_below"]),
@@ -326,6 +352,7 @@ def build_index(history: History) -> HistoryIndex:
     found = count[dense_writes] > 0
     first_rank, last_rank = rank_min[dense_writes], rank_max[dense_writes]
     found_below = below_any[dense_writes]
+    del dense_log, dense_writes, count, below_any, rank_min, rank_max  # peak memory
     w_cluster, w_clusters = codes(writes_t["cluster"])
     from_primary = w_cluster == w_clusters.code(meta.primary)
     acked = valid(writes_t["ack_time"])
@@ -392,7 +419,11 @@ def build_index(history: History) -> HistoryIndex:
     # ledger): where the primary put them, for the continuity measurement.
     unlocated = from_primary & found & ~a["w_offset_valid"]
     if unlocated.any():
-        primary_t = log_t.filter(pa.array(is_primary_log))
+        primary_t = rows_where(log_t, is_primary_log)
+        # Candidates by gseq alone (a hash set over one integer column, no conversion of the
+        # whole primary log), then the exact identity of those few.
+        gseqs = pa.array(np.unique(w_gseq[unlocated]))
+        primary_t = primary_t.filter(pc.is_in(primary_t["gseq"], value_set=gseqs))
         p_rid = (producers.encode(primary_t["producer"]) << GSEQ_BITS) + ints(primary_t["gseq"])
         hit = np.flatnonzero(member(p_rid, w_rid[unlocated]))
         primary_t = primary_t.take(pa.array(hit))
@@ -417,6 +448,7 @@ def build_index(history: History) -> HistoryIndex:
         producers=producers,
         keys=keys,
         serving_rows=s,
+        nkeys=nkeys,
         arrays=a,
         reads=reads,
         primary_log=primary_log,
@@ -498,34 +530,38 @@ def _reading_order(
 
 
 def _end_offsets(
-    history: History, s: dict[str, np.ndarray], topic_names: list[str], notes: list[str]
+    history: History,
+    tcode: np.ndarray,
+    partition: np.ndarray,
+    topic_names: list[str],
+    notes: list[str],
 ) -> tuple[np.ndarray, np.ndarray]:
     """E of each kept serving row's partition, and whether one was recorded (never without failover)."""
     meta = history.meta
-    n = len(s["offset"])
+    n = len(tcode)
     if not meta.failover or not n:
         return np.zeros(n, np.int64), np.zeros(n, bool)
     eo = plain(history.stored("end_offsets"))
     eo = eo.filter(pc.equal(eo["cluster"], meta.serving))
     known = {(r["topic"], r["partition"]): r["end_offset"] for r in eo.to_pylist()}
     replicated_topics = {meta.mapping.replicated(t) for t in meta.topics}
-    width = int(s["partition"].max()) + 1
-    slot = s["tcode"] * width + s["partition"]
+    width = int(partition.max()) + 1
+    slot = tcode * width + partition
     is_replicated = np.array([t in replicated_topics for t in topic_names], bool)
     seen = np.flatnonzero(
-        np.bincount(slot[is_replicated[s["tcode"]]], minlength=len(topic_names) * width)
+        np.bincount(slot[is_replicated[tcode]], minlength=len(topic_names) * width)
     )
     pairs = sorted((topic_names[x // width], x % width) for x in seen.tolist())
-    for topic, partition in pairs:
-        if (topic, partition) not in known:
+    for name, part in pairs:
+        if (name, part) not in known:
             notes.append(
-                f"no end offset E recorded for {topic}/{partition}: "
+                f"no end offset E recorded for {name}/{part}: "
                 "every record found there counts as replicated before cutover"
             )
     lookup = np.zeros(len(topic_names) * width, np.int64)
     recorded = np.zeros(len(topic_names) * width, bool)
-    for (topic, partition), end in known.items():
-        if topic in topic_names and 0 <= partition < width:
-            lookup[topic_names.index(topic) * width + partition] = end
-            recorded[topic_names.index(topic) * width + partition] = True
+    for (name, part), end in known.items():
+        if name in topic_names and 0 <= part < width:
+            lookup[topic_names.index(name) * width + part] = end
+            recorded[topic_names.index(name) * width + part] = True
     return lookup[slot], recorded[slot]

@@ -35,7 +35,9 @@ def measure_rto(index: HistoryIndex, notes: list[str]) -> Rto:
     meta = index.meta
     ins = meta.instants
     reads = index.reads
-    present = sorted({reads.groups.values[g] for g in np.unique(reads.group).tolist()})
+    # Group codes are small dense integers: a count finds those present without sorting the reads.
+    codes = np.flatnonzero(np.bincount(reads.group[reads.group >= 0], minlength=len(reads.groups)))
+    present = sorted(reads.groups.values[g] for g in codes.tolist())
     groups = list(meta.groups) or present
     consumed: dict[str, float] = {}
     if ins.t_fault is not None and len(reads):

@@ -36,6 +36,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from drills.history.allocator import without_huge_pages
 from drills.history.model import TABLES, DrillMeta, History, HistoryError
 
 SCHEMA_VERSION = 1
@@ -68,6 +69,12 @@ def read_history(directory: str | os.PathLike) -> History:
     if meta.get("format") != FORMAT:
         raise HistoryError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
     _check_version(path / "meta.json", meta.get("schema_version"))
+    with without_huge_pages():  # see allocator.py
+        tables = _read_tables(path)
+    return History(meta=DrillMeta.from_dict(meta), **tables)
+
+
+def _read_tables(path: Path) -> dict[str, pa.Table]:
     tables = {}
     for name in TABLES:
         file = path / f"{name}.parquet"
@@ -80,7 +87,7 @@ def read_history(directory: str | os.PathLike) -> History:
         table = pq.read_table(file, read_dictionary=strings)
         _check_version(file, (table.schema.metadata or {}).get(VERSION_KEY, b"").decode() or None)
         tables[name] = table.replace_schema_metadata(None)
-    return History(meta=DrillMeta.from_dict(meta), **tables)
+    return tables
 
 
 def _check_version(where: Path, version: object) -> None:

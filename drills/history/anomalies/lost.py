@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -51,13 +52,7 @@ def lost_runs(index: HistoryIndex) -> list[LostCase]:
     lost_unit, lost_seq = unit[lost], seq[lost]
     # The highest sequence found per (key, segment), for the units with losses.
     units = np.unique(lost_unit)
-    present = np.flatnonzero(a["w_present"])
-    present = present[member(unit[present], units)]
-    highest_seq = np.full(len(units), -1, np.int64)
-    has = np.zeros(len(units), bool)
-    at = pc.index_in(unit[present], value_set=pa.array(units)).to_numpy(zero_copy_only=False)
-    np.maximum.at(highest_seq, at, seq[present])
-    has[at] = True
+    highest_seq, has, rows_of = _highest_present(unit, seq, a["w_present"], units)
     highest = {
         int(u): int(h)
         for u, h, ok in zip(units.tolist(), highest_seq.tolist(), has.tolist(), strict=True)
@@ -78,7 +73,7 @@ def lost_runs(index: HistoryIndex) -> list[LostCase]:
     # The later present record proving each gap: looked up only for keys that have a gap.
     later: dict[int, list[tuple[int, int]]] = defaultdict(list)
     if interior:
-        gaps = present[member(unit[present], np.array(sorted(interior), np.int64))]
+        gaps = rows_of(np.array(sorted(interior), np.int64))
         for u, q, r in zip(
             unit[gaps].tolist(), seq[gaps].tolist(), a["w_first_rank"][gaps].tolist(), strict=True
         ):
@@ -90,6 +85,39 @@ def lost_runs(index: HistoryIndex) -> list[LostCase]:
         _case(index, rows[s:e], segment[lost[s]], highest.get(u), later.get(u, []))
         for s, e, u in zip(starts.tolist(), ends.tolist(), lost_unit[starts].tolist(), strict=True)
     ]
+
+
+def _highest_present(
+    unit: np.ndarray, seq: np.ndarray, present: np.ndarray, units: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """Per unit of ``units``: the highest sequence of a present write, whether there is one, and
+    a function giving the present writes (ascending) of some units.
+
+    Units are dense small integers (key id * 2 + segment) in the usual case, so a
+    table indexed by unit takes one pass over the writes; otherwise the present
+    writes are matched against ``units`` through hash sets.
+    """
+    size = int(unit.max()) + 1 if len(unit) else 1
+    if int(unit.min(initial=0)) >= 0 and size <= 4 * len(unit) + (1 << 20):
+        at, values = unit[present], seq[present]
+        top = np.full(size, -1, np.int64)
+        np.maximum.at(top, at, values)
+        has = np.bincount(at, minlength=size) > 0
+
+        def dense_rows(wanted: np.ndarray) -> np.ndarray:
+            table = np.zeros(size, bool)
+            table[wanted] = True
+            return np.flatnonzero(present & table[unit])
+
+        return top[units], has[units], dense_rows
+    rows = np.flatnonzero(present)
+    rows = rows[member(unit[rows], units)]
+    top = np.full(len(units), -1, np.int64)
+    has = np.zeros(len(units), bool)
+    at = pc.index_in(unit[rows], value_set=pa.array(units)).to_numpy(zero_copy_only=False)
+    np.maximum.at(top, at, seq[rows])
+    has[at] = True
+    return top, has, lambda wanted: rows[member(unit[rows], wanted)]
 
 
 def _case(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
-from drills.history.columns import member, reused
+from drills.history.anomalies.lost import _highest_present
+from drills.history.columns import _first_appearance, member, reused, rows_where
 from drills.history.index import GSEQ_BITS, _dense, _reading_order
 
 
@@ -44,3 +46,36 @@ def test_member_is_isin():
     wanted = np.array([3, -2, 99, 3])
     assert member(values, wanted).tolist() == np.isin(values, wanted).tolist()
     assert member(values, wanted[:0]).tolist() == [False] * 5
+
+
+def test_rows_where_by_slices_or_by_filter_agree():
+    table = pa.table({"x": list(range(40))})
+    runs = np.zeros(40, bool)
+    runs[3:9] = runs[20:31] = True
+    scattered = np.arange(40) % 3 == 0
+    for mask in (runs, scattered, np.zeros(40, bool), np.ones(40, bool)):
+        expected = table.filter(pa.array(mask))
+        assert rows_where(table, mask).equals(expected)
+        assert rows_where(table, mask, runs=0).equals(expected)  # always by filter
+
+
+def test_first_appearance_by_count_or_by_hash_agree():
+    rng = np.random.default_rng(9)
+    for size in (3, 16, 17, 500):
+        rows = rng.integers(0, size, 2000)
+        _, first = np.unique(rows, return_index=True)
+        expected = rows[np.sort(first)]
+        assert _first_appearance(rows, size).tolist() == expected.tolist()
+
+
+def test_highest_present_dense_or_hashed_agree():
+    rng = np.random.default_rng(11)
+    unit = rng.integers(0, 50, 3000)
+    seq = rng.integers(0, 1000, 3000)
+    present = rng.random(3000) < 0.7
+    units = np.array([1, 7, 20, 49])
+    dense = _highest_present(unit, seq, present, units)
+    hashed = _highest_present(unit * (1 << 40), seq, present, units * (1 << 40))
+    assert dense[0].tolist() == hashed[0].tolist()
+    assert dense[1].tolist() == hashed[1].tolist()
+    assert dense[2](units[:2]).tolist() == hashed[2](units[:2] * (1 << 40)).tolist()

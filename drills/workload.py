@@ -32,6 +32,9 @@ LOG.addHandler(logging.NullHandler())
 LOG.propagate = False
 
 clock = time.monotonic
+ANY_PARTITION = (
+    -1
+)  # librdkafka's RD_KAFKA_PARTITION_UA: the partitioner picks (produce()'s default)
 
 
 def encode(producer: str, key: str, seq: int, gseq: int, sent: float, size: int) -> bytes:
@@ -86,14 +89,16 @@ class Recorder:
 
     def build(self, meta):
         with self.lock:
-            for pid, key, seq, gseq, cluster, topic, part, off, sent, acked in self.acked:
+            # emptied in place: producers hold these lists' `append`
+            n_acked, n_unacked = len(self.acked), len(self.unacked)
+            for pid, key, seq, gseq, cluster, topic, part, off, sent, acked in self.acked[:n_acked]:
                 self.builder.ack(pid, key, seq, gseq, cluster=cluster, topic=topic, partition=part, offset=off,
                                  send_time=sent, ack_time=acked)  # fmt: skip
-            for pid, key, seq, gseq, cluster, topic, sent, error in self.unacked:
+            for pid, key, seq, gseq, cluster, topic, sent, error in self.unacked[:n_unacked]:
                 self.builder.send(
                     pid, key, seq, gseq, cluster=cluster, topic=topic, send_time=sent, error=error
                 )
-            self.acked, self.unacked = [], []
+            del self.acked[:n_acked], self.unacked[:n_unacked]
             return self.builder.build(meta)
 
 
@@ -166,23 +171,62 @@ class ProducerConfig:
 
 
 class InstrumentedProducer(threading.Thread):
+    """One producer: a thread owning its librdkafka handle, recording every ack and every
+    send that never got one.
+
+    The hot path is what the bench (bench/drill.py) compares with a bare producer:
+    - no Python object lives per in-flight record beyond its facts tuple (strings and
+      numbers only, which the garbage collector soon stops tracking): each send's
+      delivery callback comes from a pool of pre-built callbacks, one per slot, and a
+      slot is reused only after its delivery report came back, so a late report from a
+      retired client can never be credited to another record;
+    - the identity is formatted once per record from per-key prefixes and a per-burst
+      send-time suffix, padded and encoded in one step;
+    - sends go out in bursts, delivery reports are drained by one poll per burst;
+    - produce() takes positional arguments (keywords cost it more than the identity).
+    confluent-kafka has no bulk delivery-report call (librdkafka's event API that batches
+    them is not exposed): each report is one Python call, kept to a few operations.
+
+    `standby`: a placement to keep a warm client for, opened when the thread starts
+    (connected, producer id acquired, topic metadata cached) and switched to when the
+    producer is moved there, so a cutover does not wait for a new client (a new
+    idempotent producer spends librdkafka's fixed 500 ms before requesting its id).
+    """
+
+    BURST = 32  # sends between two polls at full speed
+
     def __init__(
-        self, pid: str, cfg: ProducerConfig, place: Placement, rec: Recorder, det: Detector
+        self,
+        pid: str,
+        cfg: ProducerConfig,
+        place: Placement,
+        rec: Recorder,
+        det: Detector,
+        standby: Placement | None = None,
     ):
         super().__init__(name=f"producer-{pid}", daemon=True)
+        if not pid.isascii():
+            raise ValueError(
+                f"producer id must be ASCII (record sizes are counted in bytes): {pid!r}"
+            )
         self.pid, self.cfg, self.rec, self.det = pid, cfg, rec, det
         self.place = place
-        self.seq: dict[str, int] = {}
+        self.standby = standby
         self.gseq = 0
-        self.pending: dict[int, tuple] = {}  # gseq -> send facts, until a delivery report
+        # slot -> (key, seq, gseq, send time, cluster, topic) until its delivery report
+        self.pending: dict[int, tuple] = {}
         self.stop_flag = threading.Event()
         self.move: Placement | None = None
         self.moved = threading.Event()
         self.paused = threading.Event()  # set: do not send (between fence and move)
         self.budget: int | None = None  # when set, send only this many more records
         self.error: BaseException | None = None
+        # instants (monotonic) of the warm standby client and of the last move, for the journal
+        self.timings: dict[str, float] = {}
+        self.moved_warm: bool | None = None  # the last move switched to the warm client
+        self._retiring: list[threading.Thread] = []
 
-    def _client(self, place: Placement) -> Producer:
+    def _client(self, place: Placement, **extra) -> Producer:
         t = self.cfg.timeouts
         conf = {
             "bootstrap.servers": place.bootstrap,
@@ -193,6 +237,7 @@ class InstrumentedProducer(threading.Thread):
             "request.timeout.ms": t["request_timeout_ms"],
             "socket.connection.setup.timeout.ms": t["socket_connection_setup_timeout_ms"],
             "metadata.max.age.ms": t["metadata_max_age_ms"],
+            **extra,
         }
         return Producer(conf, logger=LOG)
 
@@ -200,81 +245,153 @@ class InstrumentedProducer(threading.Thread):
         self.move = place
         self.moved.clear()
 
-    def _report(self, gseq: int, err, msg) -> None:
-        facts = self.pending.pop(gseq, None)
-        if facts is None:
-            return
-        key, seq, sent, cluster, topic = facts
-        now = clock()
-        if err is not None:
-            self.rec.unacked.append((self.pid, key, seq, gseq, cluster, topic, sent, str(err)))
-            self.det.failure(now, err.str())
-            return
-        self.rec.acked.append(
-            (self.pid, key, seq, gseq, cluster, topic, msg.partition(), msg.offset(), sent, now)
-        )
-        self.det.success(now)
-
-    def _retire(self, p: Producer) -> None:
-        """Drop an old cluster's client: what it still holds was never acknowledged."""
-        p.purge(in_queue=True, in_flight=True)
-        p.flush(1)  # delivers the purge reports (errors: indeterminate sends)
-
     def run(self) -> None:
         try:
             self._run()
         except BaseException as e:  # surfaced by the engine, never lost in a thread
             self.error = e
 
+    # --- the warm standby client ------------------------------------------------------
+
+    def _warm_client(self) -> Producer | None:
+        if self.standby is None:
+            return None
+        self.timings["warm_opened"] = clock()
+
+        def stats(doc: str) -> None:
+            # librdkafka's statistics say when the producer id is assigned ("eos")
+            if "warm_ready" not in self.timings and '"idemp_state":"Assigned"' in doc:
+                self.timings["warm_ready"] = clock()
+
+        extra = {"statistics.interval.ms": 100, "stats_cb": stats} if self.cfg.idempotence else {}
+        warm = self._client(self.standby, **extra)
+        threading.Thread(target=self._warm_up, args=(warm,), name=f"warm-{self.pid}",
+                         daemon=True).start()  # fmt: skip
+        return warm
+
+    def _warm_up(self, warm: Producer) -> None:
+        """Fetch the standby topics' metadata, so the first send after a move goes at once."""
+        timeout = self.cfg.timeouts["socket_connection_setup_timeout_ms"] / 1000 + 1
+        for name in sorted(set(self.standby.topics.values())):
+            with contextlib.suppress(Exception):  # an unreachable standby: a cold cutover
+                warm.list_topics(name, timeout=timeout)
+        self.timings["warm_metadata"] = clock()
+        if not self.cfg.idempotence:
+            self.timings.setdefault("warm_ready", clock())
+
+    # --- the thread -------------------------------------------------------------------
+
+    def _retire(self, p: Producer) -> None:
+        """Drop an old cluster's client: what it still holds was never acknowledged
+        (indeterminate). Its purge reports are served on a thread of their own, so the
+        new client sends meanwhile; `_run` waits for it before it ends."""
+
+        def retire() -> None:
+            p.purge(in_queue=True, in_flight=True)
+            p.flush(self.cfg.timeouts["message_timeout_ms"] / 1000 + 1)  # the purge reports
+
+        th = threading.Thread(target=retire, name=f"retire-{self.pid}", daemon=True)
+        th.start()
+        self._retiring.append(th)
+
     def _run(self) -> None:
+        pid, det, acked, unacked = self.pid, self.det, self.rec.acked, self.rec.unacked
+        pending: dict[int, tuple] = self.pending
+        free: list[int] = []  # slots whose delivery report came back
+        callbacks: list[Callable] = []  # slot -> its delivery callback
+        success, failure = det.success, det.failure
+
+        def report(slot: int, err, msg) -> None:
+            facts = pending.pop(slot, None)
+            if facts is None:
+                return
+            free.append(slot)
+            key, seq, gseq, sent, cluster, topic = facts
+            now = clock()
+            if err is None:
+                acked.append(
+                    (pid, key, seq, gseq, cluster, topic, msg.partition(), msg.offset(), sent, now)
+                )
+                success(now)
+            else:
+                unacked.append((pid, key, seq, gseq, cluster, topic, sent, str(err)))
+                failure(now, err.str())
+
         p = self._client(self.place)
+        warm = self._warm_client()
         topics = sorted(self.place.topics)
-        keys = [(f"k{i}", f"k{i}".encode()) for i in range(self.cfg.keys)]
-        pad = self.cfg.record_bytes
-        pid_b = self.pid.encode()
-        report, pending, seqs = self._report, self.pending, self.seq
+        keys = [f"k{i}" for i in range(self.cfg.keys)]
+        keys_b = [k.encode() for k in keys]
+        prefixes = [f"{pid}|{k}|" for k in keys]  # the identity's constant part, per key
+        seqs = [0] * len(keys)  # the next seq per key; continues across moves
+        nkeys, ntopics, pad = len(keys), len(topics), self.cfg.record_bytes
+        names = [self.place.topics[t] for t in topics]
+        cluster = self.place.cluster
         interval = 1.0 / self.cfg.rate
         next_send = clock()
         i = 0
         stopping, paused = self.stop_flag.is_set, self.paused.is_set
         while not stopping():
             if self.move is not None:
-                self._retire(p)
-                self.place, self.move = self.move, None
-                p = self._client(self.place)
+                place, self.move = self.move, None
+                self.timings["move_seen"] = clock()
+                old = p
+                if warm is not None and place.bootstrap == self.standby.bootstrap:
+                    p, warm = warm, None
+                    self.moved_warm = True
+                else:
+                    p = self._client(place)
+                    self.moved_warm = False
+                self._retire(old)
+                self.place, names, cluster = place, [place.topics[t] for t in topics], place.cluster
+                self.timings["move_ready"] = clock()
                 self.moved.set()
+            if warm is not None:
+                warm.poll(0)  # its statistics and logs
             now = clock()
             if now < next_send or self.budget == 0 or paused():
                 p.poll(min(0.05, max(0.0, next_send - now)))  # idle: serve delivery reports at once
                 continue
-            place = self.place
-            # the hot path (the bench compares it with a bare producer): up to 16 sends per turn
-            for _ in range(16 if self.budget is None else 1):
+            # the hot path: up to BURST sends per turn, one send time each burst
+            suffix = f"|{int(now * 1e9)}|"
+            gseq = self.gseq
+            for _ in range(self.BURST if self.budget is None else 1):
+                k = i % nkeys
+                name = names[i % ntopics]
+                seq = seqs[k]
+                gseq += 1
+                value = f"{prefixes[k]}{seq}|{gseq}{suffix}".ljust(pad, ".").encode()
+                slot = free.pop() if free else len(callbacks)
+                if slot == len(callbacks):
+                    callbacks.append(partial(report, slot))
+                try:
+                    p.produce(name, value, keys_b[k], ANY_PARTITION, callbacks[slot])
+                except BufferError:  # the queue is full: not sent; the same record goes next turn
+                    free.append(slot)
+                    gseq -= 1
+                    p.poll(0.1)
+                    break
+                pending[slot] = (keys[k], seq, gseq, now, cluster, name)
+                seqs[k] = seq + 1
+                i += 1
                 if self.budget is not None:
                     self.budget -= 1
-                key, key_b = keys[i % len(keys)]
-                name = place.topics[topics[i % len(topics)]]
-                i += 1
-                seq = seqs[key] = seqs.get(key, -1) + 1
-                gseq = self.gseq = self.gseq + 1
-                pending[gseq] = (key, seq, now, place.cluster, name)
-                head = b"%s|%s|%d|%d|%d|" % (pid_b, key_b, seq, gseq, int(now * 1e9))
-                value = head + b"." * (pad - len(head)) if pad > len(head) else head
-                try:
-                    p.produce(name, value, key=key_b, on_delivery=partial(report, gseq))
-                except BufferError:
-                    p.poll(0.1)
                 next_send += interval
                 if next_send > now:
                     break
+            self.gseq = gseq
             p.poll(0)
             if now - next_send > 1.0:  # fell behind (e.g. a full queue): do not burst to catch up
                 next_send = now
         p.flush(self.cfg.timeouts["message_timeout_ms"] / 1000 + 1)
         self._retire(p)
-        for gseq, (key, seq, sent, cluster, topic) in list(self.pending.items()):
-            self.rec.unacked.append((self.pid, key, seq, gseq, cluster, topic, sent, None))
-        self.pending.clear()
+        if warm is not None:
+            self._retire(warm)
+        for th in self._retiring:
+            th.join()
+        for _slot, (key, seq, gseq, sent, cluster, topic) in list(pending.items()):
+            unacked.append((pid, key, seq, gseq, cluster, topic, sent, None))
+        pending.clear()
 
 
 @dataclass

@@ -552,6 +552,14 @@ class Cutover(_Model):
     run_after_s: float = Field(10.0, gt=0, le=DAY_S)
     """How long the workload keeps running on the serving region after cutover (capacity,
     first-consume and continuity are measured in this window)."""
+    warm_standby: bool = True
+    """Moving clients keep a warm client to the standby from the moment the workload starts,
+    and cutover switches to it: each moving producer's is connected, holds its idempotent
+    producer id and has the standby topics' metadata before the fault; each moving group's
+    consumer is connected but does not join the group until cutover (so MirrorMaker 2 keeps
+    syncing offsets into it). false: clients are created at cutover, as an application that
+    only reconnects on failover does; a new idempotent producer alone then adds librdkafka's
+    fixed 500 ms wait before it asks for its producer id."""
 
 
 # --- objectives / rollback ------------------------------------------------------------

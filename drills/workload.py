@@ -16,6 +16,7 @@ sequences: a moved producer's next record has the next seq for its key.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -117,6 +118,7 @@ class Detector:
         self.last_ack: float | None = None
         self.armed = False
         self.t_detect: float | None = None
+        self.declared = threading.Event()  # set with t_detect: the engine decides at once
         self.evidence = ""
 
     def arm(self) -> None:
@@ -149,6 +151,7 @@ class Detector:
     def _declare(self, t: float, why: str) -> None:
         if self.t_detect is None:
             self.t_detect, self.evidence = t, why
+            self.declared.set()
 
 
 @dataclass
@@ -260,8 +263,11 @@ class InstrumentedProducer(threading.Thread):
 
         def stats(doc: str) -> None:
             # librdkafka's statistics say when the producer id is assigned ("eos")
-            if "warm_ready" not in self.timings and '"idemp_state":"Assigned"' in doc:
-                self.timings["warm_ready"] = clock()
+            if "warm_ready" in self.timings:
+                return
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                if json.loads(doc)["eos"]["idemp_state"] == "Assigned":
+                    self.timings["warm_ready"] = clock()
 
         extra = {"statistics.interval.ms": 100, "stats_cb": stats} if self.cfg.idempotence else {}
         warm = self._client(self.standby, **extra)
@@ -415,9 +421,21 @@ class Resume:
 
 
 class GroupConsumer(threading.Thread):
-    def __init__(self, cfg: GroupConfig, place: Placement, rec: Recorder):
+    """One consumer group member, recording every record handed to it and every commit.
+
+    `standby`: a placement to keep a warm consumer for from the start (connected, the
+    coordinator found, topic metadata cached), used when the group is moved there. It
+    does not subscribe before the move: a member in the standby's group would stop
+    MirrorMaker 2 syncing offsets into it (it syncs only into empty groups)."""
+
+    def __init__(
+        self, cfg: GroupConfig, place: Placement, rec: Recorder, standby: Placement | None = None
+    ):
         super().__init__(name=f"group-{cfg.name}", daemon=True)
         self.cfg, self.place, self.rec = cfg, place, rec
+        self.standby = standby
+        self.timings: dict[str, float] = {}
+        self.moved_warm: bool | None = None
         self.stop_flag = threading.Event()
         self.move: tuple[Placement, list[str], Callable] | None = None
         self.moved = threading.Event()
@@ -425,8 +443,8 @@ class GroupConsumer(threading.Thread):
         self.consumed = 0
         self.producers: set[str] | None = None  # only records of these producers are this drill's
 
-    def _client(self) -> Consumer:
-        cluster = self.place.cluster
+    def _client(self, place: Placement) -> Consumer:
+        cluster = place.cluster
 
         def committed(err, partitions) -> None:
             """A commit counts when the cluster acknowledged it, at that instant."""
@@ -440,7 +458,7 @@ class GroupConsumer(threading.Thread):
 
         return Consumer(
             {
-                "bootstrap.servers": self.place.bootstrap,
+                "bootstrap.servers": place.bootstrap,
                 "group.id": self.cfg.group_id,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
@@ -453,7 +471,7 @@ class GroupConsumer(threading.Thread):
         )
 
     def move_to(self, place: Placement, topics: list[str], position: Callable) -> None:
-        """Continue in `place`, reading `topics` there; `position(group_id, consumer, tp) -> (offset, source)`
+        """Continue in `place`, reading `topics` there; `position(group_id, consumer, tps) -> [(offset, source)]`
         decides where each assigned partition starts (the resume rule)."""
         self.move = (place, topics, position)
         self.moved.clear()
@@ -470,21 +488,43 @@ class GroupConsumer(threading.Thread):
         with contextlib.suppress(Exception):  # nothing to commit yet: not a commit
             c.commit(asynchronous=True)
 
+    def _warm_client(self) -> Consumer | None:
+        if self.standby is None:
+            return None
+        self.timings["warm_opened"] = clock()
+        warm = self._client(self.standby)
+
+        def warm_up() -> None:
+            with contextlib.suppress(Exception):  # an unreachable standby: a cold cutover
+                warm.list_topics(timeout=5)  # connects and caches every topic's metadata
+                self.timings["warm_ready"] = clock()
+
+        threading.Thread(target=warm_up, name=f"warm-{self.cfg.name}", daemon=True).start()
+        return warm
+
     def _run(self) -> None:
-        c = self._client()
+        c = self._client(self.place)
+        warm = self._warm_client()
         c.subscribe([self.place.topics[t] for t in self.cfg.topics])
         last_commit = clock()
         interval = self.cfg.commit_interval_ms / 1000
         while not self.stop_flag.is_set():
             if self.move is not None:
+                self.timings["move_seen"] = clock()
                 # No commit: the old primary is fenced or gone. close() leaves the group,
                 # which against a blackholed coordinator blocks for its timeouts: do it aside.
                 threading.Thread(target=c.close, name=f"close-{self.cfg.name}", daemon=True).start()
                 self.place, topics, position = self.move
                 self.move = None
-                c = self._client()
+                self.moved_warm = (
+                    warm is not None and self.place.bootstrap == self.standby.bootstrap
+                )
+                c, warm = (warm, None) if self.moved_warm else (self._client(self.place), warm)
                 c.subscribe(topics, on_assign=self._on_assign(position))
+                self.timings["move_ready"] = clock()
                 self.moved.set()
+            if warm is not None:
+                warm.poll(0)  # not subscribed: serves its logs and errors only
             for m in c.consume(num_messages=100, timeout=0.1):
                 if m.error() is not None:
                     if m.error().code() not in (
@@ -509,11 +549,13 @@ class GroupConsumer(threading.Thread):
                 last_commit = clock()
         self._commit(c)
         c.close()  # serves the last commit's acknowledgement
+        if warm is not None:
+            warm.close()  # never joined the group: nothing to leave
 
     def _on_assign(self, position: Callable):
         def assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
-            for tp in partitions:
-                offset, source = position(self.cfg.group_id, consumer, tp)
+            where = position(self.cfg.group_id, consumer, partitions)
+            for tp, (offset, source) in zip(partitions, where, strict=True):
                 tp.offset = offset if offset is not None else OFFSET_BEGINNING
                 self.rec.resume(self.cfg.name, cluster=self.place.cluster, topic=tp.topic, partition=tp.partition,
                                 source=source, position=offset if offset is not None else 0)  # fmt: skip
@@ -523,13 +565,15 @@ class GroupConsumer(threading.Thread):
 
 
 def synced_position(
-    group_id: str, consumer: Consumer, tp: TopicPartition
-) -> tuple[int | None, str]:
-    """Resume from the group's offset in the serving cluster (MM2's synced offsets); else from the start."""
-    (got,) = consumer.committed([TopicPartition(tp.topic, tp.partition)], timeout=5)
-    if got.offset >= 0:
-        return got.offset, ResumeSource.SYNCED.value
-    return None, ResumeSource.RESET.value
+    group_id: str, consumer: Consumer, tps: list[TopicPartition]
+) -> list[tuple[int | None, str]]:
+    """Resume from the group's offsets in the serving cluster (MM2's synced offsets), all
+    partitions in one request; a partition without one from the start."""
+    got = consumer.committed([TopicPartition(tp.topic, tp.partition) for tp in tps], timeout=5)
+    return [
+        (g.offset, ResumeSource.SYNCED.value) if g.offset >= 0 else (None, ResumeSource.RESET.value)
+        for g in got
+    ]
 
 
 def read_log(

@@ -78,6 +78,7 @@ class LocalTarget(KafkaSide):
         self.pair.up(progress=progress)
 
     def release(self) -> None:
+        self.close_clients()
         if self.owned and not self.keep:
             self.pair.down()
 

@@ -130,12 +130,13 @@ def test_minimal_spec_gets_the_documented_defaults():
     assert s.decision.mode == "automatic" and s.decision.delay_s == 0
     assert s.decision.approval_file is None and s.decision.approval_timeout_s == 600
     cu = s.cutover
-    assert (cu.failover, cu.producers, cu.groups, cu.resume, cu.run_after_s) == (
+    assert (cu.failover, cu.producers, cu.groups, cu.resume, cu.run_after_s, cu.warm_standby) == (
         True,
         "all",
         "all",
         "synced",
         10,
+        True,
     )
     o = s.objectives
     assert (o.max_rpo_records, o.max_rpo_seconds, o.max_rto_seconds, o.max_duplicates) == (

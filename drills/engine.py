@@ -106,6 +106,7 @@ class Drill:
         self.applied: list[str] = []  # fault ids this drill applied, in order
         self.producers: list[InstrumentedProducer] = []
         self.groups: list[GroupConsumer] = []
+        self.moved_clients: list[InstrumentedProducer | GroupConsumer] = []
         self.end_offsets: dict[tuple[str, int], int] = {}
         self.fault_ends: float | None = None
 
@@ -419,17 +420,15 @@ class Drill:
                 f"a first ack from {t.standby}",
             )
             self.instants["t_cut"] = self.rec.first_ack(t.standby, moved_at)
-            s.output = {
-                "t_cut": self.instants["t_cut"],
-                "clients": self._move_facts(moving, moving_groups),
-            }
+            s.output = {"t_cut": self.instants["t_cut"]}
+        self.moved_clients = [*moving, *moving_groups]  # their switch facts: in the serve step
 
-    def _move_facts(self, producers: list, groups: list) -> dict[str, dict]:
+    def _move_facts(self, clients: list) -> dict[str, dict]:
         """Per moved client: whether it switched to its warm standby client, when that was ready
         (seconds before the fault) and how long its own switch took: where cutover time goes."""
         t_fault = self.instants["t_fault"]
         out = {}
-        for th in [*producers, *groups]:
+        for th in clients:
             tm = getattr(th, "timings", {})
             facts: dict[str, Any] = {"warm": getattr(th, "moved_warm", None)}
             if "warm_ready" in tm and t_fault is not None:
@@ -479,6 +478,8 @@ class Drill:
             s.output = {"throughput_rps": round(self.rec.acks_between(start, clock()) / run, 1),
                         "pre_fault_throughput_rps": self.record.steady_before.get("throughput_rps")}  # fmt: skip
             self.record.steady_after = dict(s.output)
+            if self.moved_clients:
+                s.output["moved_clients"] = self._move_facts(self.moved_clients)
 
     def _stop_workload(self) -> None:
         for th in [*self.producers, *self.groups]:

@@ -54,20 +54,25 @@ def decode(value: bytes) -> tuple[str, str, int, int, float] | None:
         return None
 
 
+ACK_WIDTH = 10  # values per acknowledgement in `Recorder.acks`
+
+
 class Recorder:
     """The drill's history as it happens, shared by the client threads.
 
-    Acknowledgements and failed sends, the hot path, are appended as plain
-    tuples (list.append is atomic) and turned into history rows in `build`;
-    the rarer facts (reads, commits, the log) go straight to the builder under
-    a lock.
+    Acknowledgements, the hot path, are kept flat in `acks`: ACK_WIDTH values per ack
+    (producer, key, seq, gseq, cluster, topic, partition, offset, send_time, ack_time),
+    added with one `list.extend` (atomic), so that recording an ack leaves no new object
+    for the garbage collector to track (a tuple per ack made its collections a visible
+    share of the producer's time). Failed sends, rarer, are tuples in `unacked`. Both
+    become history rows in `build`; the rarer facts (reads, commits, the log) go straight
+    to the builder under a lock.
     """
 
     def __init__(self) -> None:
         self.builder = HistoryBuilder()
         self.lock = threading.Lock()
-        # (producer, key, seq, gseq, cluster, topic, partition, offset, send_time, ack_time)
-        self.acked: list[tuple] = []
+        self.acks: list = []  # flat, ACK_WIDTH values per ack
         # (producer, key, seq, gseq, cluster, topic, send_time, error or None)
         self.unacked: list[tuple] = []
 
@@ -80,26 +85,44 @@ class Recorder:
 
         return locked
 
+    def acknowledged(
+        self, producer: str, key: str, seq: int, gseq: int, cluster: str, topic: str,
+        partition: int, offset: int, send_time: float, ack_time: float,
+    ) -> None:  # fmt: skip
+        """Record one ack (the producers' hot path does the same `extend` inline)."""
+        self.acks.extend(
+            (producer, key, seq, gseq, cluster, topic, partition, offset, send_time, ack_time)
+        )
+
+    def ack_count(self) -> int:
+        return len(self.acks) // ACK_WIDTH
+
     def acks_between(self, start: float, end: float) -> int:
-        return sum(1 for a in list(self.acked) if start <= a[9] < end)
+        return sum(1 for t in self.acks[ACK_WIDTH - 1 :: ACK_WIDTH] if start <= t < end)
 
     def first_ack(self, cluster: str, after: float) -> float | None:
+        a = self.acks[:]  # one consistent copy: whole acks only (extend is atomic)
         return min(
-            (a[9] for a in list(self.acked) if a[4] == cluster and a[9] >= after), default=None
-        )
+            (t for c, t in zip(a[4::ACK_WIDTH], a[9::ACK_WIDTH], strict=True)
+             if c == cluster and t >= after),
+            default=None,
+        )  # fmt: skip
 
     def build(self, meta):
         with self.lock:
-            # emptied in place: producers hold these lists' `append`
-            n_acked, n_unacked = len(self.acked), len(self.unacked)
-            for pid, key, seq, gseq, cluster, topic, part, off, sent, acked in self.acked[:n_acked]:
+            # emptied in place: producers hold these lists' `extend` / `append`
+            acks, n_unacked = self.acks[:], len(self.unacked)
+            for j in range(0, len(acks), ACK_WIDTH):
+                pid, key, seq, gseq, cluster, topic, part, off, sent, acked = acks[
+                    j : j + ACK_WIDTH
+                ]
                 self.builder.ack(pid, key, seq, gseq, cluster=cluster, topic=topic, partition=part, offset=off,
                                  send_time=sent, ack_time=acked)  # fmt: skip
             for pid, key, seq, gseq, cluster, topic, sent, error in self.unacked[:n_unacked]:
                 self.builder.send(
                     pid, key, seq, gseq, cluster=cluster, topic=topic, send_time=sent, error=error
                 )
-            del self.acked[:n_acked], self.unacked[:n_unacked]
+            del self.acks[: len(acks)], self.unacked[:n_unacked]
             return self.builder.build(meta)
 
 
@@ -301,7 +324,7 @@ class InstrumentedProducer(threading.Thread):
         self._retiring.append(th)
 
     def _run(self) -> None:
-        pid, det, acked, unacked = self.pid, self.det, self.rec.acked, self.rec.unacked
+        pid, det, acks, unacked = self.pid, self.det, self.rec.acks.extend, self.rec.unacked
         pending: dict[int, tuple] = self.pending
         free: list[int] = []  # slots whose delivery report came back
         callbacks: list[Callable] = []  # slot -> its delivery callback
@@ -315,7 +338,7 @@ class InstrumentedProducer(threading.Thread):
             key, seq, gseq, sent, cluster, topic = facts
             now = clock()
             if err is None:
-                acked.append(
+                acks(
                     (pid, key, seq, gseq, cluster, topic, msg.partition(), msg.offset(), sent, now)
                 )
                 success(now)
@@ -355,8 +378,11 @@ class InstrumentedProducer(threading.Thread):
             if warm is not None:
                 warm.poll(0)  # its statistics and logs
             now = clock()
-            if now < next_send or self.budget == 0 or paused():
-                p.poll(min(0.05, max(0.0, next_send - now)))  # idle: serve delivery reports at once
+            if paused() or self.budget == 0:  # fenced, waiting for a move: no busy loop
+                p.poll(0.005)
+                continue
+            if now < next_send:
+                p.poll(min(0.05, next_send - now))  # idle: serve delivery reports at once
                 continue
             # the hot path: up to BURST sends per turn, one send time each burst
             suffix = f"|{int(now * 1e9)}|"
@@ -525,7 +551,8 @@ class GroupConsumer(threading.Thread):
                 self.moved.set()
             if warm is not None:
                 warm.poll(0)  # not subscribed: serves its logs and errors only
-            for m in c.consume(num_messages=100, timeout=0.1):
+            # a short wait: a move is noticed between two calls, and it is on the recovery path
+            for m in c.consume(num_messages=100, timeout=0.02):
                 if m.error() is not None:
                     if m.error().code() not in (
                         KafkaError._PARTITION_EOF,

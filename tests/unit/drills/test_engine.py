@@ -181,8 +181,8 @@ class PaperProducer(threading.Thread):
                 )
                 self.det.failure(now, "Local: Message timed out")
             else:
-                self.rec.acked.append(
-                    (self.pid, "k0", self.gseq, self.gseq, region, "orders", 0, self.gseq, now, now)
+                self.rec.acknowledged(
+                    self.pid, "k0", self.gseq, self.gseq, region, "orders", 0, self.gseq, now, now
                 )
                 self.det.success(now)  # fmt: skip
 
@@ -272,7 +272,7 @@ def test_only_the_clients_that_move_get_a_warm_standby_client(tmp_path, warm):
         None, ("west", "west:9092"),  # billing stays, analytics moves
     ]  # fmt: skip
     moved = json.loads((tmp_path / "run" / "journal.json").read_text())["steps"]
-    facts = next(s for s in moved if s["name"].startswith("move clients"))["output"]["clients"]
+    facts = next(s for s in moved if s["phase"] == "serve")["output"]["moved_clients"]
     assert sorted(facts) == sorted(
         [*(f"paper-{p.pid}" for p in d.producers if p.standby), "paper-analytics"]
     )

@@ -63,12 +63,14 @@ def bench_stack(directory: Path) -> Path:
     return path
 
 
-def default_drill(stack: Path) -> tuple[float, dict]:
+SPEC = "drills/scenarios/region-loss.yaml"
+
+
+def default_drill(stack: Path, spec: str = SPEC) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as out:
         t0 = time.monotonic()
         p = subprocess.run(
-            [sys.executable, "-m", "drills.cli", "run", "drills/scenarios/region-loss.yaml",
-             "--stack", str(stack), "--out", out],
+            [sys.executable, "-m", "drills.cli", "run", spec, "--stack", str(stack), "--out", out],
             cwd=ROOT, capture_output=True, text=True,
         )  # fmt: skip
         wall = time.monotonic() - t0
@@ -127,10 +129,10 @@ def instrumented_rate(bootstrap: str, region: str, topic: str, seconds: float) -
     return rec.ack_count() / seconds
 
 
-def after_detection(stack: Path, first: dict | None, runs: int) -> None:
+def after_detection(stack: Path, spec: str, first: dict | None, runs: int) -> None:
     """RTO - detect over `runs` default drills (the first may be the end-to-end one)."""
     evs = ([first] if first else []) + [
-        default_drill(stack)[1] for _ in range(max(0, runs - (1 if first else 0)))
+        default_drill(stack, spec)[1] for _ in range(max(0, runs - (1 if first else 0)))
     ]
     rtos = [e["measurements"]["rto"] for e in evs if e.get("measurements")]
     rtos = [r for r in rtos if r.get("seconds") is not None and r.get("detect") is not None]
@@ -199,7 +201,14 @@ def main() -> int:
         default="all",
         help="drill: the default drill and the after-detection runs; throughput: the producers",
     )
+    ap.add_argument(
+        "--spec",
+        default=str(ROOT / SPEC),
+        help="the drill to run (default: the default drill; e.g. a copy with "
+        "cutover.warm_standby: false for the cold cutover)",
+    )
     args = ap.parse_args()
+    spec = str(Path(args.spec).resolve())
 
     with tempfile.TemporaryDirectory() as d:
         stack = bench_stack(Path(d))
@@ -209,7 +218,7 @@ def main() -> int:
                     f"the bench pair ({PREFIX}) is up; `kdrill local down --stack <its file>` "
                     "first so the drill's wall time includes bring-up"
                 )
-            wall, ev = default_drill(stack)
+            wall, ev = default_drill(stack, spec)
             phases: dict[str, float] = {}
             for s in ev["journal"]["steps"]:
                 phases[s["phase"]] = phases.get(s["phase"], 0) + (s["duration"] or 0)
@@ -220,7 +229,7 @@ def main() -> int:
             m = ev.get("measurements") or {}
             print(f"  RTO {(m.get('rto') or {}).get('seconds')}  "
                   f"RPO {(m.get('rpo') or {}).get('records')}")  # fmt: skip
-            after_detection(stack, ev, args.runs)
+            after_detection(stack, spec, ev, args.runs)
         if args.part in ("all", "throughput"):
             throughput(stack, args.seconds, args.rounds)
     return 0

@@ -131,7 +131,7 @@ def test_every_send_is_acked_once_and_a_refused_send_goes_again_with_the_same_se
     acked = rows(rec)
     assert sorted((r[1], r[2], r[3]) for r in acked) == sorted((s[1], s[2], s[3]) for s in sent)
     assert all(r[0] == "run1-p0" and r[4] == "east" and r[8] <= r[9] for r in acked)
-    assert rec.unacked == [] and p.pending == {}
+    assert rec.unacked == [] and not p.pending
 
 
 def test_a_move_switches_to_the_warm_client_and_what_the_old_one_held_is_indeterminate(fake):

@@ -35,7 +35,6 @@ LOG.propagate = False
 clock = time.monotonic
 # librdkafka's RD_KAFKA_PARTITION_UA: the partitioner picks (produce()'s default)
 ANY_PARTITION = -1
-FACTS, NO_FACTS = 6, (None,) * 6  # a producer slot's facts (see InstrumentedProducer._run)
 
 
 def encode(producer: str, key: str, seq: int, gseq: int, sent: float, size: int) -> bytes:
@@ -201,12 +200,12 @@ class InstrumentedProducer(threading.Thread):
     send that never got one.
 
     The hot path is what the bench (bench/drill.py) compares with a bare producer:
-    - no new object that the garbage collector tracks stays behind per send or ack (their
-      collections were a visible share of the thread's time): each send takes a slot
-      whose delivery callback is built once and whose facts live in a flat list; a slot
-      is reused only after its delivery report came back, so a late report from a
+    - no Python object lives per in-flight record beyond its facts tuple (strings and
+      numbers only, which the garbage collector soon stops tracking): each send's
+      delivery callback comes from a pool of pre-built callbacks, one per slot, and a
+      slot is reused only after its delivery report came back, so a late report from a
       retired client can never be credited to another record; acks go flat into the
-      Recorder;
+      Recorder (nothing kept per ack either);
     - the identity is formatted once per record from per-key prefixes and a per-burst
       send-time suffix, padded and encoded in one step;
     - sends go out in bursts, delivery reports are drained by one poll per burst;
@@ -240,7 +239,8 @@ class InstrumentedProducer(threading.Thread):
         self.place = place
         self.standby = standby
         self.gseq = 0
-        self.pending: set[int] = set()  # the slots of sends awaiting their delivery report
+        # slot -> (key, seq, gseq, send time, cluster, topic) until its delivery report
+        self.pending: dict[int, tuple] = {}
         self.stop_flag = threading.Event()
         self.move: Placement | None = None
         self.moved = threading.Event()
@@ -325,20 +325,17 @@ class InstrumentedProducer(threading.Thread):
 
     def _run(self) -> None:
         pid, det, acks, unacked = self.pid, self.det, self.rec.acks.extend, self.rec.unacked
-        pending: set[int] = self.pending
+        pending: dict[int, tuple] = self.pending
         free: list[int] = []  # slots whose delivery report came back
         callbacks: list[Callable] = []  # slot -> its delivery callback
-        # slot -> its send's facts, flat, FACTS values a slot: key, seq, gseq, send time,
-        # cluster, topic (stored and read through temporaries: nothing new stays per send)
-        facts: list = []
         success, failure = det.success, det.failure
 
         def report(slot: int, err, msg) -> None:
-            if slot not in pending:
+            facts = pending.pop(slot, None)
+            if facts is None:
                 return
-            pending.discard(slot)
-            key, seq, gseq, sent, cluster, topic = facts[slot * FACTS : slot * FACTS + FACTS]
             free.append(slot)
+            key, seq, gseq, sent, cluster, topic = facts
             now = clock()
             if err is None:
                 acks(
@@ -390,18 +387,16 @@ class InstrumentedProducer(threading.Thread):
             # the hot path: up to BURST sends per turn, one send time each burst
             suffix = f"|{int(now * 1e9)}|"
             gseq = self.gseq
-            for _ in range(self.BURST if self.budget is None else 1):
+            limited = self.budget is not None  # then one send per turn, counted
+            for _ in range(1 if limited else self.BURST):
                 k = i % nkeys
                 name = names[i % ntopics]
                 seq = seqs[k]
                 gseq += 1
                 value = f"{prefixes[k]}{seq}|{gseq}{suffix}".ljust(pad, ".").encode()
-                if free:
-                    slot = free.pop()
-                else:
-                    slot = len(callbacks)
+                slot = free.pop() if free else len(callbacks)
+                if slot == len(callbacks):
                     callbacks.append(partial(report, slot))
-                    facts.extend(NO_FACTS)
                 try:
                     p.produce(name, value, keys_b[k], ANY_PARTITION, callbacks[slot])
                 except BufferError:  # the queue is full: not sent; the same record goes next turn
@@ -409,18 +404,10 @@ class InstrumentedProducer(threading.Thread):
                     gseq -= 1
                     p.poll(0.1)
                     break
-                facts[slot * FACTS : slot * FACTS + FACTS] = (
-                    keys[k],
-                    seq,
-                    gseq,
-                    now,
-                    cluster,
-                    name,
-                )
-                pending.add(slot)
+                pending[slot] = (keys[k], seq, gseq, now, cluster, name)
                 seqs[k] = seq + 1
                 i += 1
-                if self.budget is not None:
+                if limited:
                     self.budget -= 1
                 next_send += interval
                 if next_send > now:
@@ -435,8 +422,7 @@ class InstrumentedProducer(threading.Thread):
             self._retire(warm)
         for th in self._retiring:
             th.join()
-        for slot in sorted(pending):
-            key, seq, gseq, sent, cluster, topic = facts[slot * FACTS : slot * FACTS + FACTS]
+        for _slot, (key, seq, gseq, sent, cluster, topic) in list(pending.items()):
             unacked.append((pid, key, seq, gseq, cluster, topic, sent, None))
         pending.clear()
 

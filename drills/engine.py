@@ -256,7 +256,7 @@ class Drill:
         for g in w.groups:
             topics = g.topics or [x.name for x in w.topics]
             cfg = GroupConfig(g.name, f"kdrill-{self.run_id}-{g.name}", topics, g.process_rate,
-                              g.commit_interval_ms, c.session_timeout_ms)  # fmt: skip
+                              g.commit_interval_ms, c.session_timeout_ms, c.fetch_wait_max_ms)  # fmt: skip
             moves = cut.groups == "all" or g.name in cut.groups
             consumer = self.clients.group(cfg, place, self.rec, standby=standby if moves else None)
             consumer.producers = pids
@@ -435,6 +435,9 @@ class Drill:
                 facts["warm_ready_before_fault_s"] = round(t_fault - tm["warm_ready"], 3)
             if "move_seen" in tm and "move_ready" in tm:
                 facts["switch_s"] = round(tm["move_ready"] - tm["move_seen"], 4)
+                for k in ("assigned", "positioned", "first_read_after_move"):  # groups: the rejoin
+                    if k in tm:
+                        facts[f"{k}_s"] = round(tm[k] - tm["move_ready"], 4)
             out[th.name] = facts
         return out
 

@@ -290,6 +290,12 @@ class Clients(_Model):
     endpoint hangs rather than refuses). librdkafka rejects values below 1000."""
     metadata_max_age_ms: int = Field(5000, ge=1000, le=3_600_000)
     """metadata.max.age.ms: how stale cluster metadata may get before a refresh."""
+    fetch_wait_max_ms: int = Field(100, ge=0, le=300_000)
+    """fetch.wait.max.ms: how long a consumer's fetch may wait at the broker for new data.
+    A fetch waiting on partitions that are caught up (a failed-over group's replicated
+    topic, once replication has stopped) holds back the first read of the partitions the
+    producers now write until it returns, so it adds up to this to first-consume
+    (librdkafka's default, 500, would add up to half a second)."""
     session_timeout_ms: int = Field(6000, ge=1000, le=300_000)
     """session.timeout.ms: how long a silent consumer keeps its partitions. Brokers refuse
     values below their group.min.session.timeout.ms (6000 by default); librdkafka refuses

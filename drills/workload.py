@@ -435,6 +435,7 @@ class GroupConfig:
     process_rate: float
     commit_interval_ms: int
     session_timeout_ms: int
+    fetch_wait_max_ms: int = 100
 
 
 @dataclass
@@ -490,6 +491,7 @@ class GroupConsumer(threading.Thread):
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "session.timeout.ms": self.cfg.session_timeout_ms,
+                "fetch.wait.max.ms": self.cfg.fetch_wait_max_ms,
                 "socket.connection.setup.timeout.ms": 3000,
                 "topic.metadata.refresh.interval.ms": 1000,
                 "on_commit": committed,
@@ -570,6 +572,8 @@ class GroupConsumer(threading.Thread):
                 self.rec.read(self.cfg.name, producer, key, seq, gseq, cluster=self.place.cluster, topic=m.topic(),
                               partition=m.partition(), offset=m.offset(), produced_at=sent, poll_time=clock())  # fmt: skip
                 self.consumed += 1
+                if "move_ready" in self.timings and "first_read_after_move" not in self.timings:
+                    self.timings["first_read_after_move"] = clock()
                 if self.cfg.process_rate > 0:
                     time.sleep(1.0 / self.cfg.process_rate)
             if clock() - last_commit >= interval:
@@ -582,12 +586,14 @@ class GroupConsumer(threading.Thread):
 
     def _on_assign(self, position: Callable):
         def assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            self.timings.setdefault("assigned", clock())  # the rejoin done
             where = position(self.cfg.group_id, consumer, partitions)
             for tp, (offset, source) in zip(partitions, where, strict=True):
                 tp.offset = offset if offset is not None else OFFSET_BEGINNING
                 self.rec.resume(self.cfg.name, cluster=self.place.cluster, topic=tp.topic, partition=tp.partition,
                                 source=source, position=offset if offset is not None else 0)  # fmt: skip
             consumer.assign(partitions)
+            self.timings.setdefault("positioned", clock())  # the resume positions read
 
         return assign
 

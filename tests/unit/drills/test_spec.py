@@ -119,7 +119,8 @@ def test_minimal_spec_gets_the_documented_defaults():
         c.socket_connection_setup_timeout_ms,
         c.metadata_max_age_ms,
         c.session_timeout_ms,
-    ) == (5000, 3000, 3000, 5000, 6000)
+        c.fetch_wait_max_ms,
+    ) == (5000, 3000, 3000, 5000, 6000, 100)
     assert s.replication.engine == "mirrormaker2" and s.replication.policy is None
     assert s.steady_state.duration_s == 8 and s.steady_state.max_replication_lag_s == 5
     assert s.steady_state.min_throughput_rps == 100  # 0.5 * 200 * 1

@@ -106,6 +106,7 @@ class Drill:
         self.applied: list[str] = []  # fault ids this drill applied, in order
         self.producers: list[InstrumentedProducer] = []
         self.groups: list[GroupConsumer] = []
+        self.moved_clients: list[InstrumentedProducer | GroupConsumer] = []
         self.end_offsets: dict[tuple[str, int], int] = {}
         self.fault_ends: float | None = None
 
@@ -242,14 +243,22 @@ class Drill:
         pcfg = ProducerConfig(w.rate, w.keys, w.record_bytes, w.acks, w.idempotence, timeouts)
         place = self._placement(self.target.primary)
         pids = {f"{self.run_id}-p{i}" for i in range(w.producers)}
+        cut = self.spec.cutover
+        # the clients that will move get a warm client to the standby from the start
+        standby = (
+            self._placement(self.target.standby) if cut.failover and cut.warm_standby else None
+        )
         self.producers = [
-            self.clients.producer(pid, pcfg, place, self.rec, self.detector) for pid in sorted(pids)
-        ]
+            self.clients.producer(pid, pcfg, place, self.rec, self.detector,
+                                  standby=standby if cut.producers == "all" or i in cut.producers else None)
+            for i, pid in enumerate(sorted(pids))
+        ]  # fmt: skip
         for g in w.groups:
             topics = g.topics or [x.name for x in w.topics]
             cfg = GroupConfig(g.name, f"kdrill-{self.run_id}-{g.name}", topics, g.process_rate,
-                              g.commit_interval_ms, c.session_timeout_ms)  # fmt: skip
-            consumer = self.clients.group(cfg, place, self.rec)
+                              g.commit_interval_ms, c.session_timeout_ms, c.fetch_wait_max_ms)  # fmt: skip
+            moves = cut.groups == "all" or g.name in cut.groups
+            consumer = self.clients.group(cfg, place, self.rec, standby=standby if moves else None)
             consumer.producers = pids
             self.groups.append(consumer)
         for th in [*self.groups, *self.producers]:
@@ -334,7 +343,7 @@ class Drill:
             deadline = clock() + d.timeout_s
             while self.detector.t_detect is None and clock() < deadline:
                 self._tick()
-                time.sleep(0.02)
+                self.detector.declared.wait(0.02)  # woken the moment a client's report declares
             self.instants["t_detect"] = self.detector.t_detect
             s.output = {"t_detect": self.detector.t_detect, "evidence": self.detector.evidence}
             if self.detector.t_detect is None:
@@ -417,21 +426,41 @@ class Drill:
             )
             self.instants["t_cut"] = self.rec.first_ack(t.standby, moved_at)
             s.output = {"t_cut": self.instants["t_cut"]}
+        self.moved_clients = [*moving, *moving_groups]  # their switch facts: in the serve step
+
+    def _move_facts(self, clients: list) -> dict[str, dict]:
+        """Per moved client: whether it switched to its warm standby client, when that was ready
+        (seconds before the fault) and how long its own switch took: where cutover time goes."""
+        t_fault = self.instants["t_fault"]
+        out = {}
+        for th in clients:
+            tm = getattr(th, "timings", {})
+            facts: dict[str, Any] = {"warm": getattr(th, "moved_warm", None)}
+            if "warm_ready" in tm and t_fault is not None:
+                facts["warm_ready_before_fault_s"] = round(t_fault - tm["warm_ready"], 3)
+            if "move_seen" in tm and "move_ready" in tm:
+                facts["switch_s"] = round(tm["move_ready"] - tm["move_seen"], 4)
+                for k in ("assigned", "positioned", "first_read_after_move"):  # groups: the rejoin
+                    if k in tm:
+                        facts[f"{k}_s"] = round(tm[k] - tm["move_ready"], 4)
+            out[th.name] = facts
+        return out
 
     def _resume_rule(self, mode: str):
         if mode == "synced":
             return synced_position
         if mode == "reset":
-            return lambda group_id, consumer, tp: (None, ResumeSource.RESET.value)
+            return lambda group_id, consumer, tps: [(None, ResumeSource.RESET.value)] * len(tps)
         translated = self.target.checkpoints()
 
-        def from_checkpoint(group_id, consumer, tp):
-            off = translated.get((group_id, tp.topic, tp.partition))
-            return (
+        def from_checkpoint(group_id, consumer, tps):
+            offs = [translated.get((group_id, tp.topic, tp.partition)) for tp in tps]
+            return [
                 (off, ResumeSource.CHECKPOINT.value)
                 if off is not None
                 else (None, ResumeSource.RESET.value)
-            )
+                for off in offs
+            ]
 
         return from_checkpoint
 
@@ -457,6 +486,8 @@ class Drill:
             s.output = {"throughput_rps": round(self.rec.acks_between(start, clock()) / run, 1),
                         "pre_fault_throughput_rps": self.record.steady_before.get("throughput_rps")}  # fmt: skip
             self.record.steady_after = dict(s.output)
+            if self.moved_clients:
+                s.output["moved_clients"] = self._move_facts(self.moved_clients)
 
     def _stop_workload(self) -> None:
         for th in [*self.producers, *self.groups]:

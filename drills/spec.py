@@ -290,6 +290,12 @@ class Clients(_Model):
     endpoint hangs rather than refuses). librdkafka rejects values below 1000."""
     metadata_max_age_ms: int = Field(5000, ge=1000, le=3_600_000)
     """metadata.max.age.ms: how stale cluster metadata may get before a refresh."""
+    fetch_wait_max_ms: int = Field(100, ge=0, le=300_000)
+    """fetch.wait.max.ms: how long a consumer's fetch may wait at the broker for new data.
+    A fetch waiting on partitions that are caught up (a failed-over group's replicated
+    topic, once replication has stopped) holds back the first read of the partitions the
+    producers now write until it returns, so it adds up to this to first-consume
+    (librdkafka's default, 500, would add up to half a second)."""
     session_timeout_ms: int = Field(6000, ge=1000, le=300_000)
     """session.timeout.ms: how long a silent consumer keeps its partitions. Brokers refuse
     values below their group.min.session.timeout.ms (6000 by default); librdkafka refuses
@@ -552,6 +558,14 @@ class Cutover(_Model):
     run_after_s: float = Field(10.0, gt=0, le=DAY_S)
     """How long the workload keeps running on the serving region after cutover (capacity,
     first-consume and continuity are measured in this window)."""
+    warm_standby: bool = True
+    """Moving clients keep a warm client to the standby from the moment the workload starts,
+    and cutover switches to it: each moving producer's is connected, holds its idempotent
+    producer id and has the standby topics' metadata before the fault; each moving group's
+    consumer is connected but does not join the group until cutover (so MirrorMaker 2 keeps
+    syncing offsets into it). false: clients are created at cutover, as an application that
+    only reconnects on failover does; a new idempotent producer alone then adds librdkafka's
+    fixed 500 ms wait before it asks for its producer id."""
 
 
 # --- objectives / rollback ------------------------------------------------------------

@@ -198,7 +198,9 @@ class AwsTarget(KafkaSide):
         self.outputs()
 
     def release(self) -> None:
-        """Nothing: the stack outlives the drill (faults are cleared by the engine)."""
+        """The stack outlives the drill (faults are cleared by the engine): only the Kafka
+        clients kept for end offsets are closed."""
+        self.close_clients()
 
     # --- clients ----------------------------------------------------------------------
 

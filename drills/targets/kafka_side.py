@@ -10,6 +10,7 @@ A target mixes in `KafkaSide` and provides `bootstrap(region)`, `standby`,
 from __future__ import annotations
 
 import struct
+import threading
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -38,7 +39,24 @@ class KafkaSide:
         return {k: inv[k] for k in ("topics", "configs", "groups", "acls")}
 
     def end_offsets(self, region: str, topics: list[str]) -> dict[tuple[str, int], int]:
-        return kafka.end_offsets(self.bootstrap(region), topics)
+        """High watermarks, read from the brokers through one client per region kept open
+        for the drill: the steady state samples both regions four times a second and the
+        cutover's snapshot is on the recovery path, so neither pays for a new connection."""
+        clients = self.__dict__.setdefault("_offset_clients", {})
+        lock = self.__dict__.setdefault("_offset_lock", threading.Lock())
+        with lock:
+            c = clients.get(region)
+            if c is None:
+                c = clients[region] = Consumer(
+                    {"bootstrap.servers": self.bootstrap(region), "group.id": "kdrill-offsets",
+                     "enable.auto.commit": False}, logger=LOG)  # fmt: skip
+            return kafka.read_end_offsets(c, topics)
+
+    def close_clients(self) -> None:
+        """Close the clients `end_offsets` keeps (they never join a group: nothing to leave)."""
+        with self.__dict__.setdefault("_offset_lock", threading.Lock()):
+            for c in self.__dict__.pop("_offset_clients", {}).values():
+                c.close()
 
     def checkpoints(self) -> dict[tuple[str, str, int], int]:
         """Latest MM2 checkpoint per (group, standby topic, partition): the translated offset."""

@@ -96,6 +96,7 @@ class LocalTarget(KafkaSide):
             raise TargetError(str(e)) from None
 
     def release(self) -> None:
+        self.close_clients()
         if self.owned and not self.keep:
             self.pair.down()
 

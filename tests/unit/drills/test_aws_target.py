@@ -107,16 +107,36 @@ def test_kafka_side_is_the_local_targets_code(monkeypatch):
         assert getattr(AwsTarget, method) is getattr(LocalTarget, method), method
         assert getattr(AwsTarget, method) is getattr(kafka_side.KafkaSide, method), method
     seen = []
+
+    class Client:  # the one client per region end_offsets keeps open
+        def __init__(self, conf, logger=None):
+            self.bootstrap = conf["bootstrap.servers"]
+            seen.append(("open", self.bootstrap))
+
+        def close(self):
+            seen.append(("close", self.bootstrap))
+
+    monkeypatch.setattr(kafka_side, "Consumer", Client)
     monkeypatch.setattr(
-        kafka_side.kafka, "end_offsets", lambda b, topics: seen.append((b, topics)) or {}
+        kafka_side.kafka,
+        "read_end_offsets",
+        lambda c, topics: seen.append((c.bootstrap, topics)) or {},
     )
     monkeypatch.setattr(
         kafka_side.kafka, "create_topics", lambda b, topics, rf: seen.append((b, topics, rf))
     )
     t, _ = target()
     t.end_offsets("standby", ["primary.orders"])
+    t.end_offsets("standby", ["primary.orders"])
     t.create_topics("primary", {"orders": 6})
-    assert seen == [("standby-b:9092", ["primary.orders"]), ("primary-b:9092", {"orders": 6}, 3)]
+    t.release()
+    assert seen == [
+        ("open", "standby-b:9092"),
+        ("standby-b:9092", ["primary.orders"]),
+        ("standby-b:9092", ["primary.orders"]),  # the same client, not a new one
+        ("primary-b:9092", {"orders": 6}, 3),
+        ("close", "standby-b:9092"),  # closed with the target
+    ]
     assert t.checkpoints_topic() == "primary.checkpoints.internal"
 
 

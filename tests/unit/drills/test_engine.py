@@ -161,9 +161,10 @@ class PaperProducer(threading.Thread):
     """Stands in for InstrumentedProducer: acks from the region it is placed in, delivery
     failures while that region is the lost primary."""
 
-    def __init__(self, pid, cfg, place, rec, det, *, target: PaperTarget):
+    def __init__(self, pid, cfg, place, rec, det, *, target: PaperTarget, standby=None):
         super().__init__(name=f"paper-{pid}", daemon=True)
         self.pid, self.place, self.rec, self.det, self.target = pid, place, rec, det, target
+        self.standby = standby
         self.pending: dict = {}
         self.stop_flag, self.paused = threading.Event(), threading.Event()
         self.budget, self.error, self.gseq = None, None, 0
@@ -183,16 +184,16 @@ class PaperProducer(threading.Thread):
                 )
                 self.det.failure(now, "Local: Message timed out")
             else:
-                self.rec.acked.append(
-                    (self.pid, "k0", self.gseq, self.gseq, region, "orders", 0, self.gseq, now, now)
+                self.rec.acknowledged(
+                    self.pid, "k0", self.gseq, self.gseq, region, "orders", 0, self.gseq, now, now
                 )
                 self.det.success(now)  # fmt: skip
 
 
 class PaperGroup(threading.Thread):
-    def __init__(self, cfg, place, rec):
+    def __init__(self, cfg, place, rec, standby=None):
         super().__init__(name=f"paper-{cfg.name}", daemon=True)
-        self.cfg, self.place, self.rec = cfg, place, rec
+        self.cfg, self.place, self.rec, self.standby = cfg, place, rec, standby
         self.stop_flag, self.error, self.producers = threading.Event(), None, None
 
     def move_to(self, place, topics, position):
@@ -204,7 +205,7 @@ class PaperGroup(threading.Thread):
 
 def paper_clients(target: PaperTarget) -> Clients:
     return Clients(
-        producer=lambda *a: PaperProducer(*a, target=target),
+        producer=lambda *a, **kw: PaperProducer(*a, target=target, **kw),
         group=PaperGroup,
         read_log=lambda *a, **k: [],
     )
@@ -257,6 +258,27 @@ def test_phases_run_in_order_and_teardown_clears_every_fault(tmp_path):
     assert doc["cost"]["final"]["total_usd"] > 0 and doc["cost"]["exports"]
     assert record.acknowledged > record.result.rpo.acknowledged > 0  # + the standby's acks
     assert json.loads(json.dumps(ev.document, default=str)) == doc
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_only_the_clients_that_move_get_a_warm_standby_client(tmp_path, warm):
+    the_spec = spec(**{"workload.producers": 3, "cutover.producers": [0, 2],
+                       "cutover.groups": ["analytics"], "cutover.warm_standby": warm})  # fmt: skip
+    d, _ = drill(the_spec, PaperTarget(), tmp_path / "run")
+    assert d.run().status == "completed", phases(tmp_path / "run")
+    standby = [p.standby for p in d.producers] + [g.standby for g in d.groups]
+    if not warm:
+        assert standby == [None] * 5
+        return
+    assert [s and (s.cluster, s.bootstrap) for s in standby] == [
+        ("west", "west:9092"), None, ("west", "west:9092"),  # producers 0, 1, 2
+        None, ("west", "west:9092"),  # billing stays, analytics moves
+    ]  # fmt: skip
+    moved = json.loads((tmp_path / "run" / "journal.json").read_text())["steps"]
+    facts = next(s for s in moved if s["phase"] == "serve")["output"]["moved_clients"]
+    assert sorted(facts) == sorted(
+        [*(f"paper-{p.pid}" for p in d.producers if p.standby), "paper-analytics"]
+    )
 
 
 def test_a_region_less_fault_gets_the_primary_before_anything_runs(tmp_path):

@@ -88,7 +88,7 @@ def test_what_clients_saw_before_t_fault_does_not_count():
 def test_recorder_counts_acks_in_a_window_and_finds_the_first_ack_of_a_cluster():
     r = Recorder()
     for t, cluster in [(1.0, "east"), (2.0, "east"), (5.0, "west"), (6.0, "west")]:
-        r.acked.append(("p", "k", 0, int(t), cluster, "orders", 0, 0, t - 0.1, t))
+        r.acknowledged("p", "k", 0, int(t), cluster, "orders", 0, 0, t - 0.1, t)
     assert r.acks_between(1.5, 5.5) == 2
     assert r.first_ack("west", after=3.0) == 5.0
     assert r.first_ack("east", after=3.0) is None

@@ -119,7 +119,8 @@ def test_minimal_spec_gets_the_documented_defaults():
         c.socket_connection_setup_timeout_ms,
         c.metadata_max_age_ms,
         c.session_timeout_ms,
-    ) == (5000, 3000, 3000, 5000, 6000)
+        c.fetch_wait_max_ms,
+    ) == (5000, 3000, 3000, 5000, 6000, 100)
     assert s.replication.engine == "mirrormaker2" and s.replication.policy is None
     assert s.steady_state.duration_s == 8 and s.steady_state.max_replication_lag_s == 5
     assert s.steady_state.min_throughput_rps == 100  # 0.5 * 200 * 1
@@ -130,12 +131,13 @@ def test_minimal_spec_gets_the_documented_defaults():
     assert s.decision.mode == "automatic" and s.decision.delay_s == 0
     assert s.decision.approval_file is None and s.decision.approval_timeout_s == 600
     cu = s.cutover
-    assert (cu.failover, cu.producers, cu.groups, cu.resume, cu.run_after_s) == (
+    assert (cu.failover, cu.producers, cu.groups, cu.resume, cu.run_after_s, cu.warm_standby) == (
         True,
         "all",
         "all",
         "synced",
         10,
+        True,
     )
     o = s.objectives
     assert (o.max_rpo_records, o.max_rpo_seconds, o.max_rto_seconds, o.max_duplicates) == (

@@ -121,7 +121,9 @@ def cmd_fault(args) -> int:
                 f"no fault {unknown[0]!r} in the stack's config; applied: {', '.join(have) or 'none'}"
             )
         for key in faultswitch.clear_keys(pair, ids):
-            console.print(f"cleared {key}: {registry.FaultSpec.from_dict(dict(have[key])).describe()}")
+            console.print(
+                f"cleared {key}: {registry.FaultSpec.from_dict(dict(have[key])).describe()}"
+            )
         if not ids:
             console.print("no fault applied")
         return 0

@@ -25,8 +25,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from components.local.errors import LocalEnvError
-
 import pulumi
 from pulumi.dynamic import (
     CreateResult,
@@ -36,6 +34,8 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
+
+from components.local.errors import LocalEnvError
 
 if TYPE_CHECKING:  # only its methods are called
     from components.local.env import LocalPair
@@ -116,9 +116,7 @@ class FaultSwitchProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # Compared with the live pair, not with the old outputs (stale after a killed CLI).
         wanted = set((news.get("faults") or {}).keys())
-        changed = wanted != live(news) or (olds.get("faults") or {}) != (
-            news.get("faults") or {}
-        )
+        changed = wanted != live(news) or (olds.get("faults") or {}) != (news.get("faults") or {})
         replaces = [k for k in ("prefix", "state_root") if olds.get(k) != news.get(k)]
         return DiffResult(
             changes=changed or bool(replaces), replaces=replaces, delete_before_replace=True

@@ -163,7 +163,7 @@ def test_generic_local_code_applies_observes_and_clears_a_new_kind(pair):
     assert e.status == "applied" and e.t_fault is not None and path.read_text() == "xxxx"
     assert e.fault == FaultSpec("touch-file", "east", None, {"name": "touched", "size": 4})
     assert e.key.startswith(faults.DIRECT_PREFIX), "no key given: a direct fault"
-    assert local_faults.DIRECT == {e.key: e.placed}, "kept in memory, not in a file"
+    assert {e.key: e.placed} == local_faults.DIRECT, "kept in memory, not in a file"
     assert sorted(p.name for p in pair.dir.iterdir()) == ["east-touched"]
     assert local_faults.present(pair, e.placed)
     assert local_faults.observe(pair, e) == {"bytes": 4}

@@ -92,8 +92,7 @@ def _region_lost(pair: LocalPair, f: Placed) -> bool:
 
 def _links_seen(pair: LocalPair, f: Placed) -> dict[str, Any]:
     return {
-        dev: "up" if kernel.link_is_up(dev) else "down"
-        for dev in region_links(pair, f.spec.region)
+        dev: "up" if kernel.link_is_up(dev) else "down" for dev in region_links(pair, f.spec.region)
     }
 
 
@@ -206,9 +205,7 @@ register(
         "a token-bucket rate limit on a region's link, egress (tc tbf)",
         link=True,
         params=BandwidthParams,
-        local=Local(
-            act=_bandwidth, clear=_clear_bandwidth, present=_limited, observe=_qdisc_seen
-        ),
+        local=Local(act=_bandwidth, clear=_clear_bandwidth, present=_limited, observe=_qdisc_seen),
     )
 )
 

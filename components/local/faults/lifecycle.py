@@ -198,7 +198,8 @@ def sweep(
     thing done. With `restart`, daemons that are not running are started again (network
     first, then brokers, object stores and toxiproxy, MirrorMaker 2 last), unless a kept
     fault killed them; without it (the pair is about to be removed) nothing is started."""
-    from components.faults.builtin import capacity, network as net_kinds
+    from components.faults.builtin import capacity
+    from components.faults.builtin import network as net_kinds
     from components.faults.builtin import processes as proc_kinds
 
     done: list[str] = []
@@ -217,7 +218,9 @@ def sweep(
             if t in kept_tables:
                 continue
             if keep_direct and t.startswith(direct):
-                held_replication |= t.startswith(kernel.table_name(f"{DIRECT_PREFIX}replication-stop"))
+                held_replication |= t.startswith(
+                    kernel.table_name(f"{DIRECT_PREFIX}replication-stop")
+                )
                 continue
             if kernel.delete_table_named(r.namespace, t):
                 done.append(f"deleted nft table {t} in {r.namespace}")

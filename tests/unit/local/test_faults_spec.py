@@ -5,9 +5,8 @@ tests/unit/test_fault_registry.py.)"""
 import pytest
 
 from components import faults as registry
-from components.local import config
+from components.local import config, kernel
 from components.local import faults as local_faults
-from components.local import kernel
 from components.local.faults import FaultError, FaultSpec, parse_params, validate
 
 CFG = config.load("local")

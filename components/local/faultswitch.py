@@ -137,7 +137,11 @@ class FaultSwitchProvider(ResourceProvider):
         before = dict(props.get("applied") or {})
         faults = {k: wanted[k] for k in now}
         applied = {k: before[k] for k in now if k in before}
-        return ReadResult(id_, _outs({**props, "faults": faults}, applied, props.get("t_synced")))
+        outs = _outs({**props, "faults": faults}, applied, props.get("t_synced"))
+        # The inputs follow: later diffs (and a refresh's own, which diffs the inputs against
+        # the live pair) compare against what is in effect, not what was once asked for.
+        inputs = {"prefix": props["prefix"], "state_root": props["state_root"], "faults": faults}
+        return ReadResult(id_, outs, inputs)
 
 
 class FaultSwitch(Resource):

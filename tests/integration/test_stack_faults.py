@@ -130,6 +130,33 @@ def kdrill_recover(pair, tmp_path) -> subprocess.CompletedProcess:
     return out
 
 
+def kdrill(pair, tmp_path, *args: str) -> subprocess.CompletedProcess:
+    stack = tmp_path / f"Pulumi.{pair.cfg.stack}.yaml"
+    stack.write_text(yaml.safe_dump({"config": pair.cfg.raw}))
+    return subprocess.run(
+        [sys.executable, "-m", "drills.cli", "local", *args, "--stack", str(stack)],
+        cwd=REPO, env={**os.environ, "KDRILL_STATE_DIR": str(pair.dir.parent)},
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+
+
+def test_local_fault_command_is_a_stack_fault(pair, target, tmp_path):
+    versions = pair.stack.update_count()
+    got = kdrill(pair, tmp_path, "fault", "packet-loss", "--param", "percent=5")
+    assert got.returncode == 0, got.stderr
+    (key,) = pair.stack.faults()
+    assert f"applied {key}" in got.stdout + got.stderr
+    assert kernel.table_name(key) in kernel.tables(pair.primary.namespace)
+    assert pair.stack.update_count() == versions + 1
+    listed = kdrill(pair, tmp_path, "faults")
+    assert key in listed.stdout and "yes" in listed.stdout, listed.stdout
+    cleared = kdrill(pair, tmp_path, "fault", "--clear", "all")
+    assert cleared.returncode == 0, cleared.stderr
+    assert f"cleared {key}" in cleared.stdout + cleared.stderr
+    assert_nothing_applied(pair)
+    assert_stack_clean(pair)
+
+
 APPLIER = """
 import sys, time
 from components.faults import FaultSpec

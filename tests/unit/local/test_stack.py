@@ -145,6 +145,8 @@ def test_read_reports_the_faults_applied_live(monkeypatch):
     assert got.outs["faults"] == {"s1": {"kind": "partition"}}
     assert got.outs["applied"] == {"s1": {"t_fault": 5.0}}
     assert got.outs["t_synced"] == 7.0
+    # the inputs follow the live pair, so a refresh's diff (inputs vs the pair) settles
+    assert got.inputs == {**PROPS, "faults": {"s1": {"kind": "partition"}}}
 
 
 def test_switch_without_a_pair_and_nothing_wanted_does_nothing(monkeypatch):

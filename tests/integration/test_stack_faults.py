@@ -118,6 +118,24 @@ def test_fence_stays_direct_and_recover_clears_it(pair, target):
     assert_stack_clean(pair)
 
 
+def test_a_stack_update_leaves_direct_faults_alone(pair, target):
+    """A direct fault is marked on the pair by a table named for its key: a stack update's
+    sweep keeps what it did (here MirrorMaker 2 stopped by SIGSTOP, a region's quota)."""
+    paused = faults.apply(pair, FaultSpec("replication-pause"))
+    squeezed = faults.apply(pair, FaultSpec("cpu-squeeze", region=pair.standby.name,
+                                            params={"cores": 0.5}))  # fmt: skip
+    mm2 = pair.find("mirrormaker2", pair.standby.name)
+    try:
+        key, _ = target.apply_fault(FaultSpec("partition"))
+        target.clear_fault(key)
+        assert processes._state(mm2.pid) == "T", "the update's sweep continued a direct pause"
+        assert cgroups.quota_cores(pair.standby.cgroup) == 0.5
+    finally:
+        faults.clear(pair, squeezed.id)
+        faults.clear(pair, paused.id)
+    assert_nothing_applied(pair)
+
+
 def kdrill_recover(pair, tmp_path) -> subprocess.CompletedProcess:
     stack = tmp_path / f"Pulumi.{pair.cfg.stack}.yaml"
     stack.write_text(yaml.safe_dump({"config": pair.cfg.raw}))

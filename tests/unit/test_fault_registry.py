@@ -129,7 +129,12 @@ def kinds():
 
 
 @pytest.fixture
-def pair(tmp_path, kinds) -> FakePair:
+def pair(tmp_path, kinds, monkeypatch) -> FakePair:
+    # a direct fault's mark (an nft table named for its key) stands in the LOG here
+    monkeypatch.setattr(local_faults.lifecycle, "_mark", lambda p, f: LOG.append(f"mark {f.key}"))
+    monkeypatch.setattr(
+        local_faults.lifecycle, "_unmark", lambda p, f: LOG.append(f"unmark {f.key}")
+    )
     return FakePair(tmp_path)
 
 
@@ -176,11 +181,16 @@ def test_generic_local_code_applies_observes_and_clears_a_new_kind(pair):
 def test_a_stack_fault_is_applied_under_its_key_and_cleared_from_spec_and_key(pair):
     e = local_faults.apply(pair, FaultSpec("touch-file", params={"name": "k"}), key="s7")
     assert e.key == "s7" and local_faults.DIRECT == {}, "the config entry is its record"
+    assert "mark s7" not in LOG, "a stack fault's record is its config entry, not a mark"
     LOG.clear()
     placed = local_faults.place(pair, {"kind": "touch-file", "params": {"name": "k"}}, "s7")
     assert local_faults.present(pair, placed)
     local_faults.clear(pair, placed)
     assert LOG == ["clear s7"] and not (pair.dir / "east-k").exists()
+
+
+def acts() -> list[str]:
+    return [x for x in LOG if not x.startswith(("mark", "unmark"))]
 
 
 def test_clear_order_and_teardown_come_from_the_entries(pair):
@@ -191,21 +201,24 @@ def test_clear_order_and_teardown_come_from_the_entries(pair):
     LOG.clear()
     local_faults.clear_many(pair, [restart.id, a.id, b.id])
     # newest first, but the restarting kind (rank 1) after the rest
-    assert [f"clear {b.id}", f"clear {a.id}", f"clear {restart.id}"] == LOG
+    assert [f"clear {b.id}", f"clear {a.id}", f"clear {restart.id}"] == acts()
+    assert LOG[:2] == [f"clear {b.id}", f"unmark {b.id}"], "a direct fault's mark goes with it"
 
     again = local_faults.apply(pair, FaultSpec("touch-restart", params={"name": "r"}))
     other = local_faults.apply(pair, FaultSpec("touch-file", params={"name": "o"}))
     LOG.clear()
     local_faults.clear_many(pair, [again.id, other.id], teardown=True)
-    assert [f"clear {other.id}", f"teardown {again.id}"] == LOG  # no restart when torn down
+    assert [f"clear {other.id}", f"teardown {again.id}"] == acts()  # no restart when torn down
+    assert f"unmark {again.id}" in LOG
 
 
 def test_a_half_applied_fault_is_cleared_before_the_error(pair):
     with pytest.raises(RuntimeError, match="second half"):
         local_faults.apply(pair, FaultSpec("touch-broken"))
-    (act, clear) = LOG
-    key = act.split()[1]
-    assert clear == f"clear {key}" and not (pair.dir / "None-touched").exists()
+    key = LOG[0].split()[1]
+    # marked on the pair before acting, cleared (mark and all) before the error is raised
+    assert [f"mark {key}", f"act {key}", f"clear {key}", f"unmark {key}"] == LOG
+    assert not (pair.dir / "None-touched").exists()
     assert local_faults.DIRECT == {}
 
 
@@ -220,7 +233,7 @@ def test_a_refused_check_touches_nothing(pair):
     )
     with faults.registered(kind), pytest.raises(FaultError, match="nothing to act on"):
         local_faults.apply(pair, FaultSpec("touch-refused"))
-    assert LOG == [] and local_faults.DIRECT == {}
+    assert LOG == [] and local_faults.DIRECT == {}, "refused before its mark"
 
 
 def test_registry_entries_are_checked():

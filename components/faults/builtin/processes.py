@@ -162,29 +162,9 @@ register(
 # --- replication-pause / replication-stop -------------------------------------------
 
 
-def _stop_replication(pair: LocalPair, f: Placed) -> None:
-    # An empty table named for the fault in the standby says replication is held stopped
-    # on purpose: the fault switch restarts a dead MirrorMaker 2 only when none is there.
-    kernel.add_marker_table(pair.standby.namespace, f.key)
-    pair.kill(_replication(pair))
-
-
 def _start_replication(pair: LocalPair, f: Placed) -> None:
-    if f.spec.kind == "replication-stop" and pair.standby.namespace in _namespaces():
-        kernel.delete_table(pair.standby.namespace, f.key)
     if _replication_proc(pair) is None:
         pair.restart_replication()
-
-
-def _teardown_replication(pair: LocalPair, f: Placed) -> None:
-    if pair.standby.namespace in _namespaces():
-        kernel.delete_table(pair.standby.namespace, f.key)
-
-
-def _namespaces() -> set[str]:
-    from components.local import network
-
-    return network.namespaces()
 
 
 def _replication_gone(pair: LocalPair, f: Placed) -> bool:
@@ -213,11 +193,10 @@ register(
         region="none",
         local=Local(
             check=_replication_runs,
-            act=_stop_replication,
+            act=lambda pair, f: pair.kill(_replication(pair)),
             clear=_start_replication,
             present=_replication_gone,
             restarts=True,
-            teardown=_teardown_replication,
             rank=2,  # last: started against an unreachable primary it can stall
         ),
     )

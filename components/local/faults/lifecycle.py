@@ -108,11 +108,14 @@ def apply(pair: LocalPair, spec: FaultSpec, key: str | None = None) -> Applied:
     f = Placed(spec, key or direct_key(spec))
     if direct:
         DIRECT[f.key] = f  # before acting: a half-done apply is still this process's to clear
+        # its mark on the live pair, before acting: an empty table named for the key (a drop
+        # kind's own table replaces it), so a stack update's sweep leaves its effect alone
+        _mark(pair, f)
     try:
         t = local.act(pair, f)
     except BaseException:
         with contextlib.suppress(Exception):  # undo whatever part was done
-            local.clear(pair, f)
+            _clear(pair, f)
         DIRECT.pop(f.key, None)
         raise
     t = t or time.monotonic()
@@ -139,10 +142,54 @@ def clear(pair: LocalPair, fault: Applied | Placed | str, teardown: bool = False
     if teardown and local.restarts:
         if local.teardown is not None:
             local.teardown(pair, f)
+        if f.direct:
+            _unmark(pair, f)
     else:
-        local.clear(pair, f)
+        _clear(pair, f)
     DIRECT.pop(f.key, None)
     return f
+
+
+def _clear(pair: LocalPair, f: Placed) -> None:
+    _local(f.spec.kind).clear(pair, f)
+    if f.direct:
+        _unmark(pair, f)
+
+
+def marker_namespace(pair: LocalPair, f: Placed) -> str:
+    """Where a direct fault's mark goes: its region's namespace, else the primary's."""
+    return pair.region(f.spec.region or pair.primary.name).namespace
+
+
+def _mark(pair: LocalPair, f: Placed) -> None:
+    kernel.add_marker_table(marker_namespace(pair, f), f.key)
+
+
+def _unmark(pair: LocalPair, f: Placed) -> None:
+    ns = marker_namespace(pair, f)
+    if ns in network.namespaces():
+        kernel.delete_table(ns, f.key)
+
+
+def direct_kinds(pair: LocalPair) -> set[str]:
+    """The kinds of the direct faults marked on the pair (read from their tables' names:
+    `kdrill_direct_<kind>_<pid>_<n>`)."""
+    from components.faults.registry import names
+
+    prefix = kernel.table_name(DIRECT_PREFIX)
+    known = sorted(names("local"), key=len, reverse=True)
+    found: set[str] = set()
+    namespaces = network.namespaces()
+    for r in pair.regions:
+        if r.namespace not in namespaces:
+            continue
+        for t in kernel.fault_tables(r.namespace):
+            if t.startswith(prefix):
+                rest = t[len(prefix) :]
+                kind = next((k for k in known if rest.startswith(k.replace("-", "_") + "_")), None)
+                if kind is not None:
+                    found.add(kind)
+    return found
 
 
 def rank(f: Placed) -> int:
@@ -209,18 +256,16 @@ def sweep(
     namespaces = network.namespaces()
     regions = [r for r in pair.regions if r.namespace in namespaces]
 
+    # Direct faults (a drill's fence and replication stop) are marked by tables named for
+    # their keys; with `keep_direct`, every effect class a marked kind acts in is left alone.
+    held = direct_kinds(pair) if keep_direct else set()
+
     # nftables: tables named for a fault that is not kept
     kept_tables = {kernel.table_name(f.key) for f in keep}
     direct = kernel.table_name(DIRECT_PREFIX)
-    held_replication = False  # a direct replication stop's marker table
     for r in regions:
         for t in kernel.fault_tables(r.namespace):
-            if t in kept_tables:
-                continue
-            if keep_direct and t.startswith(direct):
-                held_replication |= t.startswith(
-                    kernel.table_name(f"{DIRECT_PREFIX}replication-stop")
-                )
+            if t in kept_tables or (keep_direct and t.startswith(direct)):
                 continue
             if kernel.delete_table_named(r.namespace, t):
                 done.append(f"deleted nft table {t} in {r.namespace}")
@@ -229,7 +274,7 @@ def sweep(
     lost = {f.spec.region for f in kinds.get("region-loss", [])}
     links = network.links()
     for r in pair.regions:
-        if r.name in lost:
+        if r.name in lost or "region-loss" in held:
             continue
         for dev in net_kinds.region_links(pair, r.name):
             if dev in links and not kernel.link_is_up(dev):
@@ -240,14 +285,16 @@ def sweep(
     limited = {(f.spec.region, f.spec.link) for f in kinds.get("bandwidth", [])}
     for r in regions:
         for dev in ("client", "backbone"):
-            if (r.name, dev) not in limited and "tbf" in kernel.qdisc(r.namespace, dev):
+            if "bandwidth" in held or (r.name, dev) in limited:
+                continue
+            if "tbf" in kernel.qdisc(r.namespace, dev):
                 kernel.clear_qdisc(r.namespace, dev)
                 done.append(f"removed the tbf qdisc on {r.namespace}/{dev}")
 
     # cgroups: a quota other than the config's and not a kept squeeze
     squeezed = {f.spec.region for f in kinds.get("cpu-squeeze", [])}
     for r in pair.regions:
-        if r.name in squeezed or not cgroups.exists(r.cgroup):
+        if r.name in squeezed or "cpu-squeeze" in held or not cgroups.exists(r.cgroup):
             continue
         if not capacity.same_quota(cgroups.quota_cores(r.cgroup), r.spec.cpu_cores):
             cgroups.set_quota(r.cgroup, r.spec.cpu_cores)
@@ -256,7 +303,7 @@ def sweep(
     # processes: stopped (SIGSTOP) and not a kept pause
     paused = {proc_kinds.paused_pid(pair, f) for k in ("broker-pause", "replication-pause")
               for f in kinds.get(k, [])}  # fmt: skip
-    for r in pair.regions:
+    for r in pair.regions if not held & {"broker-pause", "replication-pause"} else []:
         for pid in cgroups.procs(r.cgroup) if cgroups.exists(r.cgroup) else []:
             if pid not in paused and kernel.process_state(pid) == "T":
                 with contextlib.suppress(ProcessLookupError):
@@ -264,14 +311,18 @@ def sweep(
                     done.append(f"SIGCONT to process {pid} in {r.name}")
 
     # toxiproxy: a latency other than the config's and not a kept latency fault
-    if not kinds.get("latency") and pair.registry.running("toxiproxy", pair.standby.name):
+    if (
+        not kinds.get("latency")
+        and "latency" not in held
+        and pair.registry.running("toxiproxy", pair.standby.name)
+    ):
         now = net_kinds.latency_now(pair)
         if now is not None and now != net_kinds.latency_as_set(pair.cfg.rtt_ms):
             pair.set_replication_latency(pair.cfg.rtt_ms)
             done.append(f"replication latency back to {pair.cfg.rtt_ms:g} ms")
 
-    if restart and pair.is_up():
-        done += _revive(pair, kinds, lost, held_replication)
+    if restart and pair.is_up() and not held & {"region-loss", "broker-kill"}:
+        done += _revive(pair, kinds, lost, "replication-stop" in held)
     return done
 
 

@@ -120,7 +120,7 @@ def cmd_fault(args) -> int:
             raise LocalEnvError(
                 f"no fault {unknown[0]!r} in the stack's config; applied: {', '.join(have) or 'none'}"
             )
-        for key in faultswitch.clear_keys(pair, ids):
+        for key in faultswitch.clear_keys(pair, ids) if ids else []:
             console.print(
                 f"cleared {key}: {registry.FaultSpec.from_dict(dict(have[key])).describe()}"
             )

@@ -230,8 +230,11 @@ class LocalTarget(KafkaSide):
         return [*self.stack.faults(), *direct]
 
     def _direct(self, spec: FaultSpec) -> tuple[str, float]:
-        a = local_faults.apply(self.pair, spec)  # a direct fault: its key is `direct-...`
-        self.direct[a.key] = a.placed
+        spec = self.resolve_fault(spec)
+        key = local_faults.lifecycle.direct_key(spec)  # `direct-...`: its table stands apart
+        # kept before it is applied: an interrupt right after still finds it in open_faults
+        self.direct[key] = Placed(spec, key)
+        a = local_faults.apply(self.pair, spec, key=key, direct=True)
         return a.key, a.t_fault
 
     def fence(self, region: str) -> tuple[str, float]:

@@ -94,9 +94,13 @@ def place(pair: LocalPair, spec: FaultSpec | dict[str, Any], key: str) -> Placed
     return Placed(validate(spec, pair.cfg), key)
 
 
-def apply(pair: LocalPair, spec: FaultSpec, key: str | None = None) -> Applied:
+def apply(
+    pair: LocalPair, spec: FaultSpec, key: str | None = None, direct: bool | None = None
+) -> Applied:
     """Resolve, check, act. `key`: the fault's key in the stack's drill-time config when
-    the fault switch applies it; without one it is a direct fault, kept in `DIRECT`."""
+    the fault switch applies it; without one it is a direct fault, kept in `DIRECT` (a
+    caller that records a direct fault before applying it passes its `direct_key` and
+    `direct=True`)."""
     spec = validate(spec, pair.cfg)
     if not pair.is_up():
         raise LocalEnvError(
@@ -104,14 +108,15 @@ def apply(pair: LocalPair, spec: FaultSpec, key: str | None = None) -> Applied:
         )
     local = _local(spec.kind)
     local.check(pair, spec)  # may refuse (e.g. the broker is not running): nothing done yet
-    direct = key is None
+    direct = key is None if direct is None else direct
     f = Placed(spec, key or direct_key(spec))
     if direct:
         DIRECT[f.key] = f  # before acting: a half-done apply is still this process's to clear
-        # its mark on the live pair, before acting: an empty table named for the key (a drop
-        # kind's own table replaces it), so a stack update's sweep leaves its effect alone
-        _mark(pair, f)
     try:
+        if direct:
+            # its mark on the live pair, before acting: an empty table named for the key (a
+            # drop kind's own table replaces it), so a stack update's sweep leaves it alone
+            _mark(pair, f)
         t = local.act(pair, f)
     except BaseException:
         with contextlib.suppress(Exception):  # undo whatever part was done

@@ -18,11 +18,13 @@ from components.faults.errors import FaultError
 from components.faults.help import help_text
 from components.faults.params import NoParams, ParamError, ParamInfo, Params, check_params
 from components.faults.registry import (
+    DIRECT_PREFIX,
     KINDS,
     RENAMED,
     TARGETS,
     FaultKind,
     Local,
+    Placed,
     StackFacts,
     get,
     kinds,
@@ -35,6 +37,7 @@ from components.faults.resolve import resolve
 from components.faults.spec import LINKS, FaultSpec, parse_params
 
 __all__ = [
+    "DIRECT_PREFIX",
     "KINDS",
     "LINKS",
     "RENAMED",
@@ -47,6 +50,7 @@ __all__ = [
     "ParamError",
     "ParamInfo",
     "Params",
+    "Placed",
     "StackFacts",
     "builtin",
     "check_params",

@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from components.faults.errors import FaultError
 from components.faults.params import NoParams, ParamInfo, Params, param_info
+from components.faults.spec import FaultSpec
 
 if TYPE_CHECKING:  # only called with them; importing them would tie the registry to the runtime
-    from components.faults.spec import FaultSpec
     from components.local.env import LocalPair
-    from components.local.faults.ledger import Entry
 
 TARGETS = ("local", "aws")
 RegionRule = Literal["primary", "standby", "none"]
@@ -39,38 +38,70 @@ class StackFacts:
     brokers: Mapping[str, int] | None = None  # region -> broker count, when known
 
 
-def _nothing_to_observe(pair: LocalPair, e: Entry) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Placed:
+    """A fault as it sits on the local pair: its spec and its key -- the entry's key in the
+    stack's drill-time config (`s3`), or a direct fault's id (`direct-blackhole-...`).
+    Everything a kind needs to apply, see or clear it is derived from these two and the
+    pair (its config, or a live lookup); nothing is written down anywhere else."""
+
+    spec: FaultSpec
+    key: str
+
+    @property
+    def fault(self) -> FaultSpec:
+        return self.spec
+
+    @property
+    def direct(self) -> bool:
+        return self.key.startswith(DIRECT_PREFIX)
+
+    def describe(self) -> str:
+        return f"{self.key}: {self.spec.describe()}"
+
+
+DIRECT_PREFIX = "direct-"
+"""Keys of direct faults (the drill's fence and replication stop) start with it; keys of
+the stack's drill-time config must not."""
+
+
+def _nothing_to_observe(pair: LocalPair, f: Placed) -> dict[str, Any]:
     return {}
+
+
+def _can_apply(pair: LocalPair, spec: FaultSpec) -> None:
+    return None
 
 
 @dataclass(frozen=True)
 class Local:
     """How a kind acts on the local pair. Each function gets the pair (its public
-    methods only) and the resolved FaultSpec (`plan`) or the fault's ledger entry (the
-    others: `entry.fault` is the spec, `entry.undo` the facts `plan` found).
+    methods only) and the fault as placed (`Placed`: its resolved spec and its key).
 
-    - `plan(pair, fault)`: the facts clearing will need (devices, namespaces, previous
-      values, pids), found *before* anything is recorded or touched; it raises when the
-      fault cannot be applied (e.g. the broker is not running). The facts are written to
-      the ledger with the entry, so a clear after a half-done apply, or a `recover` in
-      another process after the applier was SIGKILLed, knows what to undo.
-    - `act(pair, entry)`: make it so; returns T_fault (monotonic) when it knows the instant
+    - `check(pair, spec)`: raises when the fault cannot be applied now (e.g. the broker is
+      not running); called before anything is touched.
+    - `act(pair, f)`: make it so; returns T_fault (monotonic) when it knows the instant
       reachability went better than "when it returned", else None.
-    - `clear(pair, entry)`: undo, from the entry alone; idempotent, tolerates what is gone.
-    - `observe(pair, entry)`: what can be seen of it from outside right now.
+    - `clear(pair, f)`: undo, from the spec and key alone (facts it needs are derived from
+      the pair's config or looked up live); idempotent, tolerates what is gone, works
+      when the target is not running (a killed broker).
+    - `present(pair, f)`: whether the fault is in effect now, seen on the live system
+      (a table named for the key, a qdisc, a link down, a process stopped or gone...).
+    - `observe(pair, f)`: what can be seen of it from outside right now.
     - `restarts`: clearing starts processes again; skipped when the pair is torn down.
-    - `teardown(pair, entry)`: for `restarts` kinds, what teardown does instead of clear.
+    - `teardown(pair, f)`: for `restarts` kinds, what teardown does instead of clear.
     - `rank`: clear order when several faults are cleared together: 0 first, then 1
       (restarts brokers: after the network is back), then 2 (restarts MirrorMaker 2,
       which can stall if started against an unreachable primary).
     """
 
-    plan: Callable[[LocalPair, FaultSpec], dict[str, Any]]
-    act: Callable[[LocalPair, Entry], float | None]
-    clear: Callable[[LocalPair, Entry], None]
-    observe: Callable[[LocalPair, Entry], dict[str, Any]] = _nothing_to_observe
+    act: Callable[[LocalPair, Placed], float | None]
+    clear: Callable[[LocalPair, Placed], None]
+    present: Callable[[LocalPair, Placed], bool]
+    check: Callable[[LocalPair, FaultSpec], None] = _can_apply
+    observe: Callable[[LocalPair, Placed], dict[str, Any]] = _nothing_to_observe
     restarts: bool = False
-    teardown: Callable[[LocalPair, Entry], None] | None = None
+    teardown: Callable[[LocalPair, Placed], None] | None = None
     rank: int = 0
 
 

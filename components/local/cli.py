@@ -101,17 +101,29 @@ def print_status(st: PairStatus) -> None:
         out.print(t)
 
 
+def _next_key(pair: LocalPair) -> str:
+    used = pair.stack.faults()
+    return f"s{1 + max((int(k[1:]) for k in used if k[1:].isdigit()), default=0)}"
+
+
 def cmd_fault(args) -> int:
+    """A fault from the command line is a stack fault: an entry of the drill-time config
+    applied by an update of the fault switch, cleared by removing it (and an update)."""
+    from components.local import faultswitch
+
     if args.clear:
         pair = pair_for(args.stack)
-        ids = (
-            [e.id for e in faults.ledger(pair).open_entries()]
-            if args.clear == "all"
-            else [args.clear]
-        )
-        for fid in ids:
-            e = faults.clear(pair, fid)
-            console.print(f"cleared {e.id}: {e.fault.describe()}")
+        have = pair.stack.faults()
+        ids = list(have) if args.clear == "all" else [args.clear]
+        unknown = [i for i in ids if i not in have]
+        if unknown:
+            raise LocalEnvError(
+                f"no fault {unknown[0]!r} in the stack's config; applied: {', '.join(have) or 'none'}"
+            )
+        for key in faultswitch.clear_keys(pair, ids) if ids else []:
+            console.print(
+                f"cleared {key}: {registry.FaultSpec.from_dict(dict(have[key])).describe()}"
+            )
         if not ids:
             console.print("no fault applied")
         return 0
@@ -120,34 +132,57 @@ def cmd_fault(args) -> int:
     spec = registry.FaultSpec(
         args.kind, args.region, args.link, faults.parse_params(args.param), args.duration
     )
-    faults.validate(spec, config.load(args.stack))  # bad input: before anything is touched
-    e = faults.apply(running_pair(args.stack), spec)
-    console.print(f"applied {e.id}: {e.fault.describe()} (t_fault={e.t_fault:.3f} monotonic)")
+    spec = faults.validate(spec, config.load(args.stack))  # bad input: before anything is touched
+    pair = running_pair(args.stack)
+    faultswitch.deploy(pair)
+    key = _next_key(pair)
+    pair.stack.add_fault(key, {k: v for k, v in spec.to_dict().items() if v is not None})
+    try:
+        applied = faultswitch.update(pair)
+    except BaseException:
+        pair.stack.remove_fault(key)
+        raise
+    if key not in applied:
+        pair.stack.remove_fault(key)
+        raise LocalEnvError(f"the stack update did not apply {spec.describe()} (key {key})")
+    t_fault = float(applied[key]["t_fault"])
+    console.print(f"applied {key}: {spec.describe()} (t_fault={t_fault:.3f} monotonic)")
     if args.duration:
         try:
             with console.status(
-                f"{e.id} applied; clearing in {args.duration:g}s (Ctrl-C clears now)"
+                f"{key} applied; clearing in {args.duration:g}s (Ctrl-C clears now)"
             ):
                 time.sleep(args.duration)
         finally:
-            faults.clear(pair_for(args.stack), e.id)
-            console.print(f"cleared {e.id}")
+            faultswitch.clear_keys(pair_for(args.stack), [key])
+            console.print(f"cleared {key}")
     return 0
 
 
 def cmd_faults(args) -> int:
+    """The stack's faults (its drill-time config), each with whether it is in effect on the
+    live pair; then any fault effect on the pair no entry accounts for (a direct fence, what
+    a killed process left)."""
     pair = pair_for(args.stack)
-    t = Table(title="faults applied", title_justify="left")
-    for col in ("id", "fault", "status", "applied by pid", "observed"):
+    t = Table(title="faults", title_justify="left")
+    for col in ("key", "fault", "in effect", "observed"):
         t.add_column(col)
-    open_entries = faults.ledger(pair).open_entries()
-    for e in open_entries:
+    have = pair.stack.faults()
+    placed = []
+    for key, spec in have.items():
         try:
-            seen = json.dumps(faults.observe(pair, e))
+            f = faults.place(pair, spec, key)
+            placed.append(f)
+            now = "yes" if faults.present(pair, f) else "no"
+            seen = json.dumps(faults.observe(pair, f))
         except Exception as err:  # observing never fails the listing
-            seen = f"(cannot observe: {err})"
-        t.add_row(e.id, e.fault.describe(), e.status, str(e.applier_pid), seen)
-    out.print(t if open_entries else "no fault applied")
+            now, seen = "?", f"(cannot observe: {err})"
+        t.add_row(key, registry.FaultSpec.from_dict(dict(spec)).describe(), now, seen)
+    out.print(t if have else "no fault in the stack's config")
+    stray = [x for x in faults.leftovers(pair)
+             if not any(faults.kernel.table_name(f.key) in x for f in placed)]  # fmt: skip
+    if stray:
+        out.print("on the pair, not in the config: " + "; ".join(stray))
     return 0
 
 
@@ -224,7 +259,8 @@ def add_parser(sub) -> None:
     fault = add("fault", cmd_fault, "apply a fault to the running pair, or clear one")
     fault.formatter_class = argparse.RawDescriptionHelpFormatter
     fault.description = (
-        "Apply a fault (recorded in the pair's fault ledger before it is applied), or clear one.\n\n"
+        "Apply a fault (an entry of the stack's drill-time config, applied by an update of the "
+        "fault switch), or clear one.\n\n"
         f"{registry.help_text(target='local')}\n\n"
         "--region defaults to the stack's primary for kinds that act on a region. --link is client "
         "(clients' access) or backbone (the replication path); link faults act on the region's "
@@ -244,7 +280,7 @@ def add_parser(sub) -> None:
     add(
         "recover",
         cmd_recover,
-        "clear every fault the ledger says is still applied (e.g. after a killed drill)",
+        "clear every fault effect left on the pair (e.g. after a killed drill), from the live system",
     )
     add(
         "counters",

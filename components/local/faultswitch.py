@@ -1,17 +1,22 @@
 """The fault switch: the local stack's faults as one Pulumi resource (a Python dynamic provider).
 
 Its input `faults` is the drill-time config's `kdrill:faults` (fault key -> fault spec as a
-dict). create/update make the live pair match it: a key not yet applied is applied through
-the fault registry (components.local.faults.apply, which writes the pair's ledger before
-acting), an applied key no longer wanted is cleared. What is applied is worked out from the
-pair (its ledger's open entries, tagged with the key), never from the resource's old
-outputs: those are stale after the CLI was killed in the middle of an update.
+dict): that entry is the fault's only record. create/update make the live pair match it:
+first a sweep clears every fault effect no wanted fault accounts for (nft tables named for
+keys no longer wanted, links down, tbf qdiscs, CPU quotas, stopped processes, toxiproxy
+latency, dead daemons -- components.local.faults.sweep; the direct faults' tables, the
+drill's fence and replication stop, are left alone), then each wanted key that is not
+`present` on the live system is applied through the fault registry. What is applied is
+always worked out from the pair, never from the resource's old outputs (stale after the
+CLI was killed in the middle of an update) and never from a file.
 
-Output `applied`: key -> {id, t_fault, t_fault_wall}, where t_fault is CLOCK_MONOTONIC at
-the instant the provider finished applying the fault (one clock for every process on the
+Output `applied`: key -> {t_fault, t_fault_wall}, where t_fault is CLOCK_MONOTONIC at the
+instant the provider finished applying the fault (one clock for every process on the
 machine), so a drill reads T_fault from the update's outputs, not from the engine's start.
+A key applied by an earlier update keeps the instants that update reported.
 
-The switch manages only faults: it never builds or removes the pair.
+The switch manages only faults: it never builds or removes the pair. Its delete clears
+what the faults did but starts nothing (the parts, destroyed alongside, are theirs).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from components.local.errors import LocalEnvError
+
 if TYPE_CHECKING:  # only its methods are called
     from components.local.env import LocalPair
 
@@ -45,36 +52,47 @@ def _pair(props: dict[str, Any]):
     return pair
 
 
-def live(props: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Key -> what is applied now, from the pair (its ledger's open, tagged entries)."""
-    from components.local.faults import lifecycle
+def _wanted(pair, props: dict[str, Any]) -> dict[str, Any]:
+    """Key -> Placed for the switch's `faults` input (resolved against the pair)."""
+    from components.local import faults
+
+    return {k: faults.place(pair, dict(v), k) for k, v in (props.get("faults") or {}).items()}
+
+
+def live(props: dict[str, Any]) -> set[str]:
+    """The wanted keys whose faults are in effect now, seen on the pair."""
+    from components.local import faults
 
     try:
         pair = _pair(props)
     except RuntimeError:
-        return {}
-    return {
-        e.tag: {"id": e.id, "t_fault": e.t_fault, "t_fault_wall": e.t_fault_wall}
-        for e in lifecycle.ledger(pair).open_entries()
-        if e.tag
-    }
+        return set()
+    return {k for k, f in _wanted(pair, props).items() if faults.present(pair, f)}
 
 
-def sync(props: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Apply the wanted keys not applied, clear the applied keys not wanted; return `applied`."""
-    from components.faults.spec import FaultSpec
-    from components.local.faults import lifecycle
+def sync(
+    props: dict[str, Any], before: dict[str, Any] | None = None, restart: bool = True
+) -> dict[str, dict[str, Any]]:
+    """Sweep what is not wanted, apply the wanted keys not present; return `applied`.
+    `before`: the `applied` reported earlier (instants of keys still in effect are kept)."""
+    from components.local import faults
 
-    wanted: dict[str, Any] = dict(props.get("faults") or {})
-    now = live(props)
-    stale = [v["id"] for k, v in now.items() if k not in wanted]
-    pair = _pair(props) if (stale or set(wanted) - set(now)) else None
-    if stale:
-        lifecycle.clear_many(pair, stale)
-    applied = {k: v for k, v in now.items() if k in wanted}
-    for key in sorted(set(wanted) - set(now)):
-        e = lifecycle.apply(pair, FaultSpec.from_dict(dict(wanted[key])), tag=key)
-        applied[key] = {"id": e.id, "t_fault": e.t_fault, "t_fault_wall": e.t_fault_wall}
+    try:
+        pair = _pair(props)
+    except RuntimeError:
+        if props.get("faults"):
+            raise
+        return {}  # no pair, nothing wanted: nothing to do
+    wanted = _wanted(pair, props)
+    faults.sweep(pair, list(wanted.values()), keep_direct=True, restart=restart)
+    applied: dict[str, dict[str, Any]] = {}
+    for key, f in sorted(wanted.items(), key=lambda kv: faults.lifecycle.rank(kv[1])):
+        if faults.present(pair, f):
+            if key in (before or {}):
+                applied[key] = dict(before[key])
+            continue
+        a = faults.apply(pair, f.spec, key=key)
+        applied[key] = {"t_fault": a.t_fault, "t_fault_wall": a.t_fault_wall}
     return applied
 
 
@@ -98,28 +116,32 @@ class FaultSwitchProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # Compared with the live pair, not with the old outputs (stale after a killed CLI).
         wanted = set((news.get("faults") or {}).keys())
-        changed = wanted != set(live(news)) or (olds.get("faults") or {}) != (
-            news.get("faults") or {}
-        )
+        changed = wanted != live(news) or (olds.get("faults") or {}) != (news.get("faults") or {})
         replaces = [k for k in ("prefix", "state_root") if olds.get(k) != news.get(k)]
         return DiffResult(
             changes=changed or bool(replaces), replaces=replaces, delete_before_replace=True
         )
 
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        applied = sync(news)
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        applied = sync(news, before=olds.get("applied"))
         return UpdateResult(_outs(news, applied, time.monotonic()))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        sync({**props, "faults": {}})
+        sync({**props, "faults": {}}, restart=False)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         # `faults` as seen live: refresh reports drift when a fault was applied or cleared
-        # outside the stack (the wanted specs are kept only for the keys still applied).
+        # outside the stack (the wanted specs are kept only for the keys still in effect).
         now = live(props)
         wanted = dict(props.get("faults") or {})
-        faults = {k: wanted.get(k, {}) for k in now}
-        return ReadResult(id_, _outs({**props, "faults": faults}, now, props.get("t_synced")))
+        before = dict(props.get("applied") or {})
+        faults = {k: wanted[k] for k in now}
+        applied = {k: before[k] for k in now if k in before}
+        outs = _outs({**props, "faults": faults}, applied, props.get("t_synced"))
+        # The inputs follow: later diffs (and a refresh's own, which diffs the inputs against
+        # the live pair) compare against what is in effect, not what was once asked for.
+        inputs = {"prefix": props["prefix"], "state_root": props["state_root"], "faults": faults}
+        return ReadResult(id_, outs, inputs)
 
 
 class FaultSwitch(Resource):
@@ -173,29 +195,58 @@ def update(pair: LocalPair) -> dict[str, Any]:
     return pair.stack.outputs().get("faults_applied") or {}
 
 
+def clear_keys(pair: LocalPair, keys: list[str], teardown: bool = False) -> list[str]:
+    """Clear stack faults: each is cleared here, from its config entry (spec and key), in
+    clearing order; then the entries leave the drill-time config and one update of the
+    switch reconciles (finding nothing left to clear, it is in the history). Clearing may
+    restart brokers and wait until they serve, which is kdrill's to wait for, not the
+    engine's. With `teardown` (the pair is removed next) nothing is restarted and no update
+    runs. Returns the keys cleared."""
+    from components.local import faults
+
+    have = pair.stack.faults()
+    placed = [faults.place(pair, have[k], k) for k in keys if k in have]
+    try:
+        faults.clear_many(pair, placed, teardown)
+    finally:
+        pair.stack.set_faults({k: v for k, v in pair.stack.faults().items() if k not in keys})
+    if not teardown:
+        update(pair)
+    return [f.key for f in placed]
+
+
 def recover(pair: LocalPair) -> list[str]:
-    """After a kill, whoever applied what: end every recorded engine session (CLI, language
-    host, provider), cancel the update (the lock), refresh (pending operations), clear
-    every fault still applied (stack or direct), empty the drill-time faults and bring the
-    switch in line. One line per thing done."""
-    from components.local.errors import LocalEnvError
-    from components.local.faults import lifecycle
+    """After a kill, whoever applied what, with no file of its own: end every recorded
+    engine session (CLI, language host, provider) and cancel the update (the lock); remove
+    every fault from the drill-time config; sweep the pair with nothing wanted (which also
+    lifts direct fences and restarts stopped replication); then refresh, so the state
+    matches the live system (pending operations cleared). One line per thing done."""
+    from components.local import faults
+    from components.local.stack import kill_session
 
     stack = pair.stack
     done: list[str] = []
-    if stack.exists() and stack.config_file.exists():
-        try:
-            done += stack.recover_engine()
-        except LocalEnvError as e:
-            done.append(f"engine recovery incomplete: {e}")
-    done += [
-        f"fault {e.id}: {e.fault.describe()} (applied by pid {e.applier_pid})"
-        for e in lifecycle.recover(pair)
-    ]
-    if stack.exists() and stack.config_file.exists():
+    engine = stack.exists() and stack.config_file.exists()
+    for s in stack.recorded_sessions():
+        if killed := kill_session(s["sid"]):
+            done.append(f"killed {len(killed)} process(es) of engine session {s['sid']}")
+    if stack.sessions_file.exists():
+        with stack._sessions() as items:
+            items.clear()
+    if engine:
+        c = stack.run(["cancel", "--yes"])
+        if c.returncode == 0 and "canceled" in (c.stdout + c.stderr).lower():
+            done.append("cancelled the stack's update (lock released)")
         if wanted := stack.faults():
-            done.append(f"removed {', '.join(wanted)} from the drill-time config")
+            listed = ", ".join(
+                f"{k} ({faults.FaultSpec.from_dict(dict(v)).describe()})" for k, v in wanted.items()
+            )
+            done.append(f"removed {listed} from the drill-time config")
             stack.set_faults({})
-        if pair.is_up():
-            update(pair)
+    done += faults.recover(pair)
+    if engine:
+        r = stack.refresh()
+        if r.returncode != 0:
+            raise LocalEnvError(f"pulumi refresh failed after recovery: {r.stderr.strip()[-300:]}")
+        done.append("refreshed the stack (pending operations cleared)")
     return done

@@ -2,13 +2,16 @@
 namespace, root-side links, process states.
 
 Each fault that drops packets gets an nftables table of its own, named after
-its ledger id (`inet kdrill_f7`), so clearing it is deleting that one table:
-idempotent, and it cannot disturb another fault's rules or the byte counters.
+its key (`inet kdrill_s7` for the stack's fault `s7`, `inet kdrill_direct_...` for a
+drill's fence), so clearing it is deleting that one table: idempotent, and it cannot
+disturb another fault's rules or the byte counters (`kdrill_counters`). The names are
+the record: what is applied is read back from the tables that exist.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -28,27 +31,49 @@ def _run(
     return p
 
 
-def table_name(fault_id: str) -> str:
-    return f"kdrill_{fault_id}"
+TABLE_PREFIX = "kdrill_"
+COUNTERS_TABLE = "kdrill_counters"
 
 
-def add_drop_table(ns: str, fault_id: str, input_rules: list[str], output_rules: list[str]) -> None:
+def table_name(key: str) -> str:
+    """The nftables table of the fault with this key (characters nft does not take in a
+    name become `_`)."""
+    return TABLE_PREFIX + re.sub(r"[^A-Za-z0-9_]", "_", key)
+
+
+def fault_tables(ns: str) -> list[str]:
+    """The fault tables in a namespace: kdrill-named, other than the byte counters."""
+    return [t for t in tables(ns) if t.startswith(TABLE_PREFIX) and t != COUNTERS_TABLE]
+
+
+def delete_table_named(ns: str, name: str) -> bool:
+    return _run(ns, ["nft", "delete", "table", "inet", name], check=False).returncode == 0
+
+
+def add_marker_table(ns: str, key: str) -> None:
+    """An empty table named for the fault: it drops nothing, it says the fault is held."""
+    _run(ns, ["nft", "add", "table", "inet", table_name(key)])
+
+
+def add_drop_table(ns: str, key: str, input_rules: list[str], output_rules: list[str]) -> None:
     """One table with an input and an output chain; each rule should end in `counter drop`."""
 
     def chain(hook: str, rules: list[str]) -> str:
         body = "".join(f"    {r}\n" for r in rules)
         return f"  chain {hook} {{\n    type filter hook {hook} priority -10; policy accept;\n{body}  }}\n"
 
-    script = f"table inet {table_name(fault_id)} {{\n{chain('input', input_rules)}{chain('output', output_rules)}}}\n"
+    name = table_name(key)
+    # add + delete first: one atomic transaction that replaces a table a half-done apply left
+    script = (
+        f"add table inet {name}\ndelete table inet {name}\n"
+        f"table inet {name} {{\n{chain('input', input_rules)}{chain('output', output_rules)}}}\n"
+    )
     _run(ns, ["nft", "-f", "-"], stdin=script)
 
 
-def delete_table(ns: str, fault_id: str) -> bool:
+def delete_table(ns: str, key: str) -> bool:
     """Delete the fault's table; False when it was not there (already cleared)."""
-    return (
-        _run(ns, ["nft", "delete", "table", "inet", table_name(fault_id)], check=False).returncode
-        == 0
-    )
+    return delete_table_named(ns, table_name(key))
 
 
 def tables(ns: str) -> list[str]:
@@ -58,9 +83,9 @@ def tables(ns: str) -> list[str]:
     return [x["table"]["name"] for x in json.loads(out)["nftables"] if "table" in x]
 
 
-def dropped(ns: str, fault_id: str) -> dict[str, int]:
+def dropped(ns: str, key: str) -> dict[str, int]:
     """Packets and bytes the fault's rules dropped so far."""
-    out = _run(ns, ["nft", "-j", "list", "table", "inet", table_name(fault_id)], check=False).stdout
+    out = _run(ns, ["nft", "-j", "list", "table", "inet", table_name(key)], check=False).stdout
     packets = bytes_ = 0
     for item in json.loads(out)["nftables"] if out else []:
         for expr in item.get("rule", {}).get("expr", []):

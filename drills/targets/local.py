@@ -9,10 +9,11 @@ down); a pair someone else brought up is used as it is and left up.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
 
-from components.faults import FaultSpec
+from components.faults import FaultSpec, Placed
 from components.local import config, kafka_dist, mirrormaker, network, objectstore
 from components.local import faults as local_faults
 from components.local.env import LocalPair
@@ -42,9 +43,10 @@ class LocalTarget(KafkaSide):
         self.keep = keep  # leave an environment this target brought up running afterwards
         self.owned = False  # set by prepare(): this target brought the pair up
         # The local stack: the incident fault is an entry of its drill-time config, applied
-        # by a targeted update of the fault switch (components/local/_switch().py).
+        # by a targeted update of the fault switch (components/local/faultswitch.py).
         self.stack = pair.stack
         self.updates: dict[str, dict] = {}  # fault key -> what its update reported
+        self.direct: dict[str, Placed] = {}  # direct faults applied and not cleared: id -> fault
         self._outputs: dict[str, dict] = {}  # region -> its stack outputs, once read
 
     @classmethod
@@ -147,10 +149,7 @@ class LocalTarget(KafkaSide):
         """Add the fault to the stack's drill-time config and update the fault switch;
         T_fault is the instant the provider applied it (the update's output)."""
         spec = self.resolve_fault(spec)
-        used = [
-            *self.stack.faults(),
-            *(e.tag for e in local_faults.ledger(self.pair).entries() if e.tag),
-        ]
+        used = [*self.stack.faults(), *self.updates]
         key = f"s{1 + max((int(k[1:]) for k in used if k[1:].isdigit()), default=0)}"
         # None values would not survive as resource inputs; FaultSpec's defaults restore them
         self.stack.add_fault(key, {k: v for k, v in spec.to_dict().items() if v is not None})
@@ -182,73 +181,67 @@ class LocalTarget(KafkaSide):
         """What the stack update that applied `fault_id` reported (empty for a direct one)."""
         return dict(self.updates.get(fault_id, {}))
 
-    def _stack_keys(self, fault_ids: list[str]) -> list[str]:
-        have = self.stack.faults()
-        return [f for f in fault_ids if f in have]
-
     def clear_fault(self, fault_id: str) -> None:
         self.clear_faults([fault_id])
 
     def clear_faults(self, fault_ids: list[str], final: bool = False) -> None:
         """Clear several, restarting what they stopped in dependency order (not when the
-        pair is torn down right after) in the pair's clearing order (newest first, then by
-        kind rank), so a fence is lifted before the region lost is restarted and waited
-        for. Each run of stack faults is cleared from the ledger, removed from the config
-        and then reconciled by one update of the switch (the update is in the history);
-        direct ones (fence, stop-replication) are cleared from the ledger."""
+        pair is torn down right after): newest first, then by kind rank, so a fence is
+        lifted before the region lost is restarted and waited for. Each run of stack faults
+        is cleared from its config entry, removed from the config and reconciled by one
+        update of the switch (the update is in the history); direct ones (fence,
+        stop-replication) are cleared from what this target keeps of them."""
         have = self.stack.faults()
-        keys = [f for f in fault_ids if f in have]
-        direct = [f for f in fault_ids if f not in keys]
         teardown = final and self.releases_environment
-        led = local_faults.ledger(self.pair)
-        tag_of = {e.id: e.tag for e in led.open_entries() if e.tag in keys}
-        ledger_ids = direct + [i for i, t in tag_of.items() if t in keys]
-        order = [tag_of.get(e.id) or e.id for e in local_faults.clear_order(self.pair, ledger_ids)]
-        order += [k for k in keys if k not in order]  # a key with no ledger entry (never applied)
+        placed = {}
+        for f in fault_ids:
+            if f in have:
+                placed[f] = local_faults.place(self.pair, have[f], f)
+            elif f in self.direct:
+                placed[f] = self.direct[f]
+        order = [f.key for f in local_faults.clear_order(list(placed.values()))]
         runs: list[list[str]] = []
-        for f in dict.fromkeys(order):
+        for f in order:
             if runs and (f in have) == (runs[-1][0] in have):
                 runs[-1].append(f)
             else:
                 runs.append([f])
         for run in runs:
             if run[0] not in have:
-                local_faults.clear_many(self.pair, run, teardown)
+                local_faults.clear_many(self.pair, [self.direct[k] for k in run], teardown)
+                for k in run:
+                    self.direct.pop(k, None)
                 continue
-            # Cleared here, from the ledger, then the entries leave the config and the switch's
-            # update reconciles (finding nothing left to clear): clearing may restart brokers
-            # and wait until they serve, which the provider process must not do (daemons it
-            # starts die with it; found on this engine: moto restarted there exits).
-            live = {t: i for i, t in tag_of.items()}
-            local_faults.clear_many(self.pair, [live[k] for k in run if k in live], teardown)
-            self.stack.set_faults({k: v for k, v in self.stack.faults().items() if k not in run})
             try:
-                self._switch_update()
+                _switch().clear_keys(self.pair, run, teardown)
             except LocalEnvError as e:
-                raise TargetError(f"stack update clearing {', '.join(run)} failed: {e}") from None
+                raise TargetError(f"clearing {', '.join(run)} failed: {e}") from None
 
     def recover(self) -> list[str]:
-        """Engine sessions, lock, pending operations, then every fault still applied
-        (components/local/_switch().py `recover`)."""
-        return _switch().recover(self.pair)
+        """Engine sessions, lock, every fault effect on the pair (stack or direct, by
+        anyone), then a refresh (components/local/faultswitch.py `recover`)."""
+        done = _switch().recover(self.pair)
+        self.direct.clear()
+        return done
 
     def open_faults(self, applier_pid: int) -> list[str]:
         """Faults this process applied that are not cleared: the stack's fault entries
-        (one drill at a time per pair), and direct ones it recorded in the pair's ledger."""
-        direct = [
-            e.id
-            for e in local_faults.ledger(self.pair).open_entries()
-            if e.applier_pid == applier_pid and not e.tag
-        ]
+        (one drill at a time per pair), and the direct ones this target keeps."""
+        direct = list(self.direct) if applier_pid == os.getpid() else []
         return [*self.stack.faults(), *direct]
 
     def _direct(self, spec: FaultSpec) -> tuple[str, float]:
-        e = local_faults.apply(self.pair, spec)
-        return e.id, e.t_fault
+        spec = self.resolve_fault(spec)
+        key = local_faults.lifecycle.direct_key(spec)  # `direct-...`: its table stands apart
+        # kept before it is applied: an interrupt right after still finds it in open_faults
+        self.direct[key] = Placed(spec, key)
+        a = local_faults.apply(self.pair, spec, key=key, direct=True)
+        return a.key, a.t_fault
 
     def fence(self, region: str) -> tuple[str, float]:
         """Our clients can no longer reach the region's brokers (both directions dropped).
-        Direct (a stack update would add seconds to RTO), recorded, cleared by recover."""
+        Direct (a stack update would add seconds to RTO), recorded in the journal, cleared
+        by recover (its table's name says it is direct)."""
         return self._direct(FaultSpec("blackhole", region=region, params={"endpoint": "kafka"}))
 
     def stop_replication(self) -> tuple[str, float]:

@@ -50,9 +50,9 @@ def spec(**changes):
 
 
 def assert_pair_healthy(pair) -> None:
-    assert faults.ledger(pair).open_entries() == [], "a fault is still applied"
+    assert faults.leftovers(pair) == [], "a fault is still applied"
     for r in pair.regions:
-        assert [t for t in kernel.tables(r.namespace) if t.startswith("kdrill_f")] == []
+        assert kernel.fault_tables(r.namespace) == []
     assert pair.find("mirrormaker2", pair.standby.name) is not None
 
 

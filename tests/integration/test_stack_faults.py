@@ -40,6 +40,8 @@ def target(pair):
 
 
 def assert_nothing_applied(pair) -> None:
+    assert not (pair.dir / "faults.json").exists(), "the old fault ledger file reappeared"
+    assert faults.leftovers(pair) == []
     for r in pair.regions:
         assert kernel.tables(r.namespace) == ["kdrill_counters"], f"nft tables left in {r.name}"
         for dev in ("client", "backbone"):
@@ -82,7 +84,9 @@ def test_fault_is_a_stack_update_and_t_fault_its_output(pair, target):
         u = target.fault_update(fid)
         assert u["update_started"] < t_fault < u["update_returned"], u
         assert fid in st.faults(), "the fault is an entry of the drill-time config"
-        assert any(t.startswith("kdrill_f") for t in kernel.tables(pair.primary.namespace))
+        table = kernel.table_name(fid)  # named for the fault's key
+        assert all(table in kernel.tables(r.namespace) for r in pair.regions)
+        assert u["t_fault"] == t_fault
         assert u["stack_version"] == versions + 1
         assert st.config_file.parent == pair.dir
     finally:
@@ -97,9 +101,38 @@ def test_fault_is_a_stack_update_and_t_fault_its_output(pair, target):
 def test_fence_stays_direct_and_recover_clears_it(pair, target):
     versions = len(pair.stack.history())
     fid, _ = target.fence(pair.primary.name)
+    sid, _ = target.stop_replication()
     assert len(pair.stack.history()) == versions, "the fence is not a stack update"
-    assert fid in target.open_faults(os.getpid())
+    assert {fid, sid} <= set(target.open_faults(os.getpid()))
+    assert kernel.table_name(fid) in kernel.tables(pair.primary.namespace)
+    assert kernel.table_name(fid).startswith("kdrill_direct_"), "direct tables stand apart"
+    # a stack update meanwhile leaves the direct faults alone: the fence stays, and
+    # replication stays stopped
+    key, _ = target.apply_fault(FaultSpec("partition"))
+    target.clear_fault(key)
+    assert kernel.table_name(fid) in kernel.tables(pair.primary.namespace)
+    assert pair.find("mirrormaker2", pair.standby.name) is None
     target.recover()
+    assert pair.find("mirrormaker2", pair.standby.name) is not None, "replication restarted"
+    assert_nothing_applied(pair)
+    assert_stack_clean(pair)
+
+
+def test_a_stack_update_leaves_direct_faults_alone(pair, target):
+    """A direct fault is marked on the pair by a table named for its key: a stack update's
+    sweep keeps what it did (here MirrorMaker 2 stopped by SIGSTOP, a region's quota)."""
+    paused = faults.apply(pair, FaultSpec("replication-pause"))
+    squeezed = faults.apply(pair, FaultSpec("cpu-squeeze", region=pair.standby.name,
+                                            params={"cores": 0.5}))  # fmt: skip
+    mm2 = pair.find("mirrormaker2", pair.standby.name)
+    try:
+        key, _ = target.apply_fault(FaultSpec("partition"))
+        target.clear_fault(key)
+        assert processes._state(mm2.pid) == "T", "the update's sweep continued a direct pause"
+        assert cgroups.quota_cores(pair.standby.cgroup) == 0.5
+    finally:
+        faults.clear(pair, squeezed.id)
+        faults.clear(pair, paused.id)
     assert_nothing_applied(pair)
 
 
@@ -113,6 +146,33 @@ def kdrill_recover(pair, tmp_path) -> subprocess.CompletedProcess:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     return out
+
+
+def kdrill(pair, tmp_path, *args: str) -> subprocess.CompletedProcess:
+    stack = tmp_path / f"Pulumi.{pair.cfg.stack}.yaml"
+    stack.write_text(yaml.safe_dump({"config": pair.cfg.raw}))
+    return subprocess.run(
+        [sys.executable, "-m", "drills.cli", "local", *args, "--stack", str(stack)],
+        cwd=REPO, env={**os.environ, "KDRILL_STATE_DIR": str(pair.dir.parent)},
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+
+
+def test_local_fault_command_is_a_stack_fault(pair, target, tmp_path):
+    versions = pair.stack.update_count()
+    got = kdrill(pair, tmp_path, "fault", "packet-loss", "--param", "percent=5")
+    assert got.returncode == 0, got.stderr
+    (key,) = pair.stack.faults()
+    assert f"applied {key}" in got.stdout + got.stderr
+    assert kernel.table_name(key) in kernel.tables(pair.primary.namespace)
+    assert pair.stack.update_count() == versions + 1
+    listed = kdrill(pair, tmp_path, "faults")
+    assert key in listed.stdout and "yes" in listed.stdout, listed.stdout
+    cleared = kdrill(pair, tmp_path, "fault", "--clear", "all")
+    assert cleared.returncode == 0, cleared.stderr
+    assert f"cleared {key}" in cleared.stdout + cleared.stderr
+    assert_nothing_applied(pair)
+    assert_stack_clean(pair)
 
 
 APPLIER = """
@@ -157,8 +217,9 @@ def provider_pids(sid: int) -> list[int]:
     return found
 
 
-def tagged(pair, tag: str) -> bool:
-    return any(e.tag == tag for e in faults.ledger(pair).entries())
+def applying(pair) -> bool:
+    """The provider started acting on region loss: the primary's client link is down."""
+    return not kernel.link_is_up(f"{pair.cfg.prefix}-{pair.primary.name}-c")
 
 
 def start_switch_update(pair, spec: FaultSpec) -> subprocess.Popen:
@@ -175,8 +236,8 @@ def test_crash_b_c_engine_killed_mid_update(pair, target, tmp_path, victim):
     p = start_switch_update(pair, FaultSpec("region-loss", region=pair.primary.name))
     try:
         pids = wait_for(lambda: provider_pids(p.pid), 60, "the dynamic provider to start", 0.01)
-        if victim == "provider":  # mid-apply: the ledger entry is written before acting
-            wait_for(lambda: tagged(pair, "s99"), 60, "the provider to start applying", 0.005)
+        if victim == "provider":  # mid-apply: links going down, processes not yet killed
+            wait_for(lambda: applying(pair), 60, "the provider to start applying", 0.002)
         os.kill(p.pid if victim == "cli" else pids[0], signal.SIGKILL)
         p.wait(30)
     finally:

@@ -3,7 +3,7 @@
 A kind registered here, in this module alone, is accepted by the drill spec parser
 and `resolve`, listed in the help, and applied / observed / cleared by the generic
 local fault code against a small fake pair (files in tmp_path stand in for the
-kernel). Also: the one region rule, one name (`blackhole`) across local and AWS,
+kernel), from the fault's spec and key alone. Also: the one region rule, one name (`blackhole`) across local and AWS,
 and targets keeping AWS-only kinds off the local pair.
 """
 
@@ -21,7 +21,6 @@ from components.aws.config import FaultConfig
 from components.faults import FaultError, FaultKind, FaultSpec, Local, Params
 from components.local import config
 from components.local import faults as local_faults
-from components.local.faults.ledger import Ledger
 from drills.spec import SpecError, parse_spec
 
 CFG = config.load("local")  # east (primary, 1 broker), west (standby)
@@ -49,22 +48,27 @@ class TouchParams(Params):
 LOG: list[str] = []  # what the actions did, in order
 
 
-def _plan(pair: FakePair, f: FaultSpec) -> dict[str, Any]:
-    return {"path": str(pair.dir / f"{f.region}-{f.params['name']}")}
+def _path(pair: FakePair, f) -> Path:
+    """Derived from the spec (and the pair), as every kind's facts are: nothing recorded."""
+    return pair.dir / f"{f.spec.region}-{f.spec.params['name']}"
 
 
-def _act(pair: FakePair, e) -> None:
-    LOG.append(f"act {e.id}")
-    Path(e.undo["path"]).write_text("x" * e.fault.params["size"])
+def _act(pair: FakePair, f) -> None:
+    LOG.append(f"act {f.key}")
+    _path(pair, f).write_text("x" * f.spec.params["size"])
 
 
-def _clear(pair: FakePair, e) -> None:
-    LOG.append(f"clear {e.id}")
-    Path(e.undo["path"]).unlink(missing_ok=True)
+def _clear(pair: FakePair, f) -> None:
+    LOG.append(f"clear {f.key}")
+    _path(pair, f).unlink(missing_ok=True)
 
 
-def _observe(pair: FakePair, e) -> dict[str, Any]:
-    p = Path(e.undo["path"])
+def _present(pair: FakePair, f) -> bool:
+    return _path(pair, f).exists()
+
+
+def _observe(pair: FakePair, f) -> dict[str, Any]:
+    p = _path(pair, f)
     return {"bytes": p.stat().st_size if p.exists() else None}
 
 
@@ -72,7 +76,7 @@ TOUCH = FaultKind(
     "touch-file",
     "create a file in the pair's state directory (a test kind)",
     params=TouchParams,
-    local=Local(plan=_plan, act=_act, clear=_clear, observe=_observe),
+    local=Local(act=_act, clear=_clear, present=_present, observe=_observe),
 )
 
 RESTARTER = FaultKind(
@@ -81,11 +85,11 @@ RESTARTER = FaultKind(
     region="standby",
     params=TouchParams,
     local=Local(
-        plan=_plan,
         act=_act,
         clear=_clear,
+        present=_present,
         restarts=True,
-        teardown=lambda pair, e: LOG.append(f"teardown {e.id}"),
+        teardown=lambda pair, f: LOG.append(f"teardown {f.key}"),
         rank=1,
     ),
 )
@@ -101,9 +105,7 @@ BROKEN = FaultKind(
     "creates its file, then fails (a test kind)",
     region="none",
     params=TouchParams,
-    local=Local(
-        plan=lambda pair, f: {"path": str(pair.dir / "broken")}, act=_half_done, clear=_clear
-    ),
+    local=Local(act=_half_done, clear=_clear, present=_present),
 )
 
 
@@ -127,7 +129,12 @@ def kinds():
 
 
 @pytest.fixture
-def pair(tmp_path, kinds) -> FakePair:
+def pair(tmp_path, kinds, monkeypatch) -> FakePair:
+    # a direct fault's mark (an nft table named for its key) stands in the LOG here
+    monkeypatch.setattr(local_faults.lifecycle, "_mark", lambda p, f: LOG.append(f"mark {f.key}"))
+    monkeypatch.setattr(
+        local_faults.lifecycle, "_unmark", lambda p, f: LOG.append(f"unmark {f.key}")
+    )
     return FakePair(tmp_path)
 
 
@@ -160,11 +167,30 @@ def test_generic_local_code_applies_observes_and_clears_a_new_kind(pair):
     path = pair.dir / "east-touched"
     assert e.status == "applied" and e.t_fault is not None and path.read_text() == "xxxx"
     assert e.fault == FaultSpec("touch-file", "east", None, {"name": "touched", "size": 4})
-    assert Ledger(pair.dir).get(e.id).undo == {"path": str(path)}  # recorded before acting
+    assert e.key.startswith(faults.DIRECT_PREFIX), "no key given: a direct fault"
+    assert {e.key: e.placed} == local_faults.DIRECT, "kept in memory, not in a file"
+    assert sorted(p.name for p in pair.dir.iterdir()) == ["east-touched"]
+    assert local_faults.present(pair, e.placed)
     assert local_faults.observe(pair, e) == {"bytes": 4}
-    assert local_faults.clear(pair, e.id).status == "cleared" and not path.exists()
-    assert local_faults.clear(pair, e.id).status == "cleared"  # idempotent
-    assert local_faults.ledger(pair).open_entries() == []
+    assert local_faults.clear(pair, e.id) == e.placed and not path.exists()
+    assert not local_faults.present(pair, e.placed)
+    assert local_faults.clear(pair, e.placed) == e.placed  # idempotent, from (spec, key)
+    assert local_faults.DIRECT == {}
+
+
+def test_a_stack_fault_is_applied_under_its_key_and_cleared_from_spec_and_key(pair):
+    e = local_faults.apply(pair, FaultSpec("touch-file", params={"name": "k"}), key="s7")
+    assert e.key == "s7" and local_faults.DIRECT == {}, "the config entry is its record"
+    assert "mark s7" not in LOG, "a stack fault's record is its config entry, not a mark"
+    LOG.clear()
+    placed = local_faults.place(pair, {"kind": "touch-file", "params": {"name": "k"}}, "s7")
+    assert local_faults.present(pair, placed)
+    local_faults.clear(pair, placed)
+    assert LOG == ["clear s7"] and not (pair.dir / "east-k").exists()
+
+
+def acts() -> list[str]:
+    return [x for x in LOG if not x.startswith(("mark", "unmark"))]
 
 
 def test_clear_order_and_teardown_come_from_the_entries(pair):
@@ -173,33 +199,41 @@ def test_clear_order_and_teardown_come_from_the_entries(pair):
     b = local_faults.apply(pair, FaultSpec("touch-file", params={"name": "b"}))
     assert restart.fault.region == "west"  # its entry defaults to the standby
     LOG.clear()
-    local_faults.recover(pair)
+    local_faults.clear_many(pair, [restart.id, a.id, b.id])
     # newest first, but the restarting kind (rank 1) after the rest
-    assert [f"clear {b.id}", f"clear {a.id}", f"clear {restart.id}"] == LOG
+    assert [f"clear {b.id}", f"clear {a.id}", f"clear {restart.id}"] == acts()
+    assert LOG[:2] == [f"clear {b.id}", f"unmark {b.id}"], "a direct fault's mark goes with it"
 
     again = local_faults.apply(pair, FaultSpec("touch-restart", params={"name": "r"}))
     other = local_faults.apply(pair, FaultSpec("touch-file", params={"name": "o"}))
     LOG.clear()
     local_faults.clear_many(pair, [again.id, other.id], teardown=True)
-    assert [f"clear {other.id}", f"teardown {again.id}"] == LOG  # no restart when torn down
+    assert [f"clear {other.id}", f"teardown {again.id}"] == acts()  # no restart when torn down
+    assert f"unmark {again.id}" in LOG
 
 
-def test_a_half_applied_fault_is_cleared_from_the_recorded_facts(pair):
+def test_a_half_applied_fault_is_cleared_before_the_error(pair):
     with pytest.raises(RuntimeError, match="second half"):
         local_faults.apply(pair, FaultSpec("touch-broken"))
-    (e,) = Ledger(pair.dir).entries()
-    assert e.status == "failed" and "second half" in e.error
-    assert [f"act {e.id}", f"clear {e.id}"] == LOG and not (pair.dir / "broken").exists()
+    key = LOG[0].split()[1]
+    # marked on the pair before acting, cleared (mark and all) before the error is raised
+    assert [f"mark {key}", f"act {key}", f"clear {key}", f"unmark {key}"] == LOG
+    assert not (pair.dir / "None-touched").exists()
+    assert local_faults.DIRECT == {}
 
 
-def test_a_refused_plan_records_nothing(pair):
+def test_a_refused_check_touches_nothing(pair):
     def refuse(pair, f):
         raise FaultError("nothing to act on")
 
-    kind = FaultKind("touch-refused", "refuses", local=Local(plan=refuse, act=_act, clear=_clear))
+    kind = FaultKind(
+        "touch-refused",
+        "refuses",
+        local=Local(check=refuse, act=_act, clear=_clear, present=_present),
+    )
     with faults.registered(kind), pytest.raises(FaultError, match="nothing to act on"):
         local_faults.apply(pair, FaultSpec("touch-refused"))
-    assert Ledger(pair.dir).entries() == []
+    assert LOG == [] and local_faults.DIRECT == {}, "refused before its mark"
 
 
 def test_registry_entries_are_checked():

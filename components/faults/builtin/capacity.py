@@ -2,37 +2,46 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from components.faults.params import Params
-from components.faults.registry import FaultKind, Local, register
+from components.faults.registry import FaultKind, Local, Placed, register
 from components.local import cgroups
 
 if TYPE_CHECKING:
-    from components.faults.spec import FaultSpec
     from components.local.env import LocalPair
-    from components.local.faults.ledger import Entry
 
 
 class CpuSqueezeParams(Params):
     cores: float = Field(ge=0.01, le=64, description="new quota in cores")
 
 
-def _quota_before(pair: LocalPair, f: FaultSpec) -> dict[str, Any]:
-    r = pair.region(f.region)
-    return {"cgroup": r.cgroup, "restore_cores": r.spec.cpu_cores}
+def _squeeze(pair: LocalPair, f: Placed) -> None:
+    cgroups.set_quota(pair.region(f.spec.region).cgroup, f.spec.params["cores"])
 
 
-def _squeeze(pair: LocalPair, e: Entry) -> None:
-    cgroups.set_quota(e.undo["cgroup"], e.fault.params["cores"])
+def _restore(pair: LocalPair, f: Placed) -> None:
+    r = pair.region(f.spec.region)  # back to the quota the stack's config gives the region
+    if cgroups.exists(r.cgroup):
+        cgroups.set_quota(r.cgroup, r.spec.cpu_cores)
 
 
-def _restore(pair: LocalPair, e: Entry) -> None:
-    group = e.undo.get("cgroup")
-    if group and cgroups.exists(group):
-        cgroups.set_quota(group, e.undo["restore_cores"])
+def quota_now(pair: LocalPair, region: str) -> float | None:
+    r = pair.region(region)
+    return cgroups.quota_cores(r.cgroup) if cgroups.exists(r.cgroup) else None
+
+
+def same_quota(a: float | None, b: float | None) -> bool:
+    """Quotas are written in whole microseconds per 100 ms period."""
+    if a is None or b is None:
+        return a is b
+    return int(a * cgroups.PERIOD_US) == int(b * cgroups.PERIOD_US)
+
+
+def _squeezed(pair: LocalPair, f: Placed) -> bool:
+    return same_quota(quota_now(pair, f.spec.region), f.spec.params["cores"])
 
 
 register(
@@ -41,10 +50,10 @@ register(
         "lower a region's CPU quota (cgroup cpu.cfs_quota_us)",
         params=CpuSqueezeParams,
         local=Local(
-            plan=_quota_before,
             act=_squeeze,
             clear=_restore,
-            observe=lambda pair, e: {"cores": cgroups.quota_cores(e.undo["cgroup"])},
+            present=_squeezed,
+            observe=lambda pair, f: {"cores": quota_now(pair, f.spec.region)},
         ),
     )
 )

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from components.faults.errors import FaultError
 from components.faults.params import Params
-from components.faults.registry import FaultKind, Local, StackFacts, register
+from components.faults.registry import FaultKind, Local, Placed, StackFacts, register
 from components.local import kernel
 from components.local import processes as procs
 from components.local.errors import LocalEnvError
@@ -23,7 +23,7 @@ from components.local.errors import LocalEnvError
 if TYPE_CHECKING:
     from components.faults.spec import FaultSpec
     from components.local.env import LocalPair
-    from components.local.faults.ledger import Entry
+    from components.local.state import Proc
 
 
 class BrokerParams(Params):
@@ -39,52 +39,90 @@ def _broker_exists(f: FaultSpec, stack: StackFacts) -> None:
         )
 
 
-def _broker(pair: LocalPair, f: FaultSpec):
+def _broker_proc(pair: LocalPair, f: FaultSpec) -> Proc | None:
+    """The broker's recorded process if it runs (a live lookup: it may have been restarted)."""
     p = pair.find("broker", f.region, f.params["broker"])
-    if p is None or not procs.alive(p.pid):
+    return p if p is not None and procs.alive(p.pid) else None
+
+
+def _replication_proc(pair: LocalPair) -> Proc | None:
+    p = pair.find("mirrormaker2", pair.standby.name)
+    return p if p is not None and procs.alive(p.pid) else None
+
+
+def _broker(pair: LocalPair, f: FaultSpec) -> Proc:
+    p = _broker_proc(pair, f)
+    if p is None:
         raise LocalEnvError(f"broker {f.region}/{f.params['broker']} is not running")
     return p
 
 
-def _replication(pair: LocalPair):
-    p = pair.find("mirrormaker2", pair.standby.name)
-    if p is None or not procs.alive(p.pid):
+def _replication(pair: LocalPair) -> Proc:
+    p = _replication_proc(pair)
+    if p is None:
         raise LocalEnvError("MirrorMaker 2 is not running")
     return p
+
+
+def _broker_runs(pair: LocalPair, f: FaultSpec) -> None:
+    _broker(pair, f)
+
+
+def _replication_runs(pair: LocalPair, f: FaultSpec) -> None:
+    _replication(pair)
 
 
 # --- SIGSTOP / SIGCONT, for any process ---------------------------------------------
 
 
-def _stop(pair: LocalPair, e: Entry) -> None:
-    os.kill(e.undo["paused_pid"], signal.SIGSTOP)
+def _paused_proc(pair: LocalPair, f: Placed) -> Proc | None:
+    return _broker_proc(pair, f.spec) if f.spec.kind == "broker-pause" else _replication_proc(pair)
 
 
-def _cont(pair: LocalPair, e: Entry) -> None:
-    with contextlib.suppress(ProcessLookupError, KeyError):
-        os.kill(e.undo["paused_pid"], signal.SIGCONT)
+def paused_pid(pair: LocalPair, f: Placed) -> int | None:
+    """The pid a pause fault stops (looked up now), None when it does not run."""
+    p = _paused_proc(pair, f)
+    return p.pid if p is not None else None
 
 
-def _state(pair: LocalPair, e: Entry) -> dict[str, Any]:
-    return {"state": kernel.process_state(e.undo["paused_pid"])}
+def _stop(pair: LocalPair, f: Placed) -> None:
+    pid = paused_pid(pair, f)
+    if pid is None:
+        raise LocalEnvError(f"{f.spec.describe()}: the process is not running")
+    os.kill(pid, signal.SIGSTOP)
+
+
+def _cont(pair: LocalPair, f: Placed) -> None:
+    pid = paused_pid(pair, f)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+
+def _stopped(pair: LocalPair, f: Placed) -> bool:
+    pid = paused_pid(pair, f)
+    return pid is not None and kernel.process_state(pid) == "T"
+
+
+def _state(pair: LocalPair, f: Placed) -> dict[str, Any]:
+    pid = paused_pid(pair, f)
+    return {"state": kernel.process_state(pid) if pid is not None else None}
 
 
 # --- broker-kill / broker-pause -----------------------------------------------------
 
 
-def _broker_label(pair: LocalPair, f: FaultSpec) -> dict[str, Any]:
-    return {"killed": _broker(pair, f).label}
+def _kill_broker(pair: LocalPair, f: Placed) -> None:
+    pair.kill(_broker(pair, f.spec))
 
 
-def _kill_broker(pair: LocalPair, e: Entry) -> None:
-    pair.kill(_broker(pair, e.fault))
+def _start_broker(pair: LocalPair, f: Placed) -> None:
+    if _broker_proc(pair, f.spec) is None:
+        pair.start_broker(pair.region(f.spec.region), f.spec.params["broker"])
 
 
-def _start_broker(pair: LocalPair, e: Entry) -> None:
-    r, node = pair.region(e.fault.region), e.fault.params["broker"]
-    running = pair.find("broker", r.name, node)
-    if running is None or not procs.alive(running.pid):
-        pair.start_broker(r, node)
+def _broker_gone(pair: LocalPair, f: Placed) -> bool:
+    return _broker_proc(pair, f.spec) is None
 
 
 register(
@@ -94,7 +132,12 @@ register(
         params=BrokerParams,
         check=_broker_exists,
         local=Local(
-            plan=_broker_label, act=_kill_broker, clear=_start_broker, restarts=True, rank=1
+            check=_broker_runs,
+            act=_kill_broker,
+            clear=_start_broker,
+            present=_broker_gone,
+            restarts=True,
+            rank=1,
         ),
     )
 )
@@ -106,9 +149,10 @@ register(
         params=BrokerParams,
         check=_broker_exists,
         local=Local(
-            plan=lambda pair, f: {"paused_pid": _broker(pair, f).pid},
+            check=_broker_runs,
             act=_stop,
             clear=_cont,
+            present=_stopped,
             observe=_state,
         ),
     )
@@ -118,9 +162,13 @@ register(
 # --- replication-pause / replication-stop -------------------------------------------
 
 
-def _start_replication(pair: LocalPair, e: Entry) -> None:
-    if pair.find("mirrormaker2", pair.standby.name) is None:
+def _start_replication(pair: LocalPair, f: Placed) -> None:
+    if _replication_proc(pair) is None:
         pair.restart_replication()
+
+
+def _replication_gone(pair: LocalPair, f: Placed) -> bool:
+    return _replication_proc(pair) is None
 
 
 register(
@@ -129,9 +177,10 @@ register(
         "SIGSTOP MirrorMaker 2; clearing sends SIGCONT",
         region="none",
         local=Local(
-            plan=lambda pair, f: {"paused_pid": _replication(pair).pid},
+            check=_replication_runs,
             act=_stop,
             clear=_cont,
+            present=_stopped,
             observe=_state,
         ),
     )
@@ -143,9 +192,10 @@ register(
         "stop MirrorMaker 2; clearing starts it again",
         region="none",
         local=Local(
-            plan=lambda pair, f: {"killed": _replication(pair).label},
-            act=lambda pair, e: pair.kill(_replication(pair)),
+            check=_replication_runs,
+            act=lambda pair, f: pair.kill(_replication(pair)),
             clear=_start_replication,
+            present=_replication_gone,
             restarts=True,
             rank=2,  # last: started against an unreachable primary it can stall
         ),

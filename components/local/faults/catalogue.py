@@ -2,6 +2,6 @@
 catalogue; catalogue.apply(...)`), kept while callers move to `components.local.faults`.
 Kinds live in the registry, components/faults/."""
 
-from components.local.faults.lifecycle import apply, clear, clear_many, ledger, observe, recover
+from components.local.faults.lifecycle import apply, clear, clear_many, observe, recover
 
-__all__ = ["apply", "clear", "clear_many", "ledger", "observe", "recover"]
+__all__ = ["apply", "clear", "clear_many", "observe", "recover"]

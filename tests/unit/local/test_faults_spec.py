@@ -1,16 +1,13 @@
-"""Fault specs are validated against a local stack before anything is touched; the ledger
-survives its writer. (The registry itself: tests/unit/test_fault_registry.py.)"""
-
-import json
-import multiprocessing
+"""Fault specs are validated against a local stack before anything is touched; there is no
+fault file: a fault's key names what it puts on the pair. (The registry itself:
+tests/unit/test_fault_registry.py.)"""
 
 import pytest
 
 from components import faults as registry
-from components.local import config
+from components.local import config, kernel
 from components.local import faults as local_faults
 from components.local.faults import FaultError, FaultSpec, parse_params, validate
-from components.local.faults.ledger import Ledger
 
 CFG = config.load("local")
 
@@ -95,38 +92,42 @@ def test_param_pairs_parse_or_fail_clearly():
         parse_params(["percent"])
 
 
-def test_apply_rejects_bad_input_before_recording_anything(tmp_path):
+def test_apply_rejects_bad_input_before_touching_anything_and_writes_no_file(tmp_path):
     from components.local.env import LocalPair
 
     pair = LocalPair(CFG, state_root=tmp_path)
     with pytest.raises(FaultError):
         local_faults.apply(pair, FaultSpec("packet-loss", params={"percent": 150}))
-    assert Ledger(pair.dir).entries() == []
+    assert local_faults.DIRECT == {}
+    assert not (pair.dir / "faults.json").exists()
+    assert not pair.dir.exists() or list(pair.dir.iterdir()) == []
 
 
-def _record_many(path, n):
-    led = Ledger(path)
-    for _ in range(n):
-        led.record(FaultSpec("partition"))
+def test_tables_are_named_for_the_fault_key_and_direct_ones_stand_apart():
+    assert kernel.table_name("s3") == "kdrill_s3"
+    f = FaultSpec("blackhole", region="east", params={"endpoint": "kafka"})
+    key = local_faults.lifecycle.direct_key(f)
+    assert key.startswith(registry.DIRECT_PREFIX + "blackhole-")
+    assert kernel.table_name(key).startswith("kdrill_direct_blackhole_")
+    assert registry.Placed(f, key).direct and not registry.Placed(f, "s3").direct
+    assert kernel.table_name(key) != kernel.table_name(local_faults.lifecycle.direct_key(f))
 
 
-def test_ledger_ids_stay_unique_across_concurrent_writers(tmp_path):
-    procs = [multiprocessing.Process(target=_record_many, args=(tmp_path, 20)) for _ in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join()
-    ids = [e.id for e in Ledger(tmp_path).entries()]
-    assert len(ids) == 80 and len(set(ids)) == 80
+def test_clear_order_is_newest_first_then_by_rank():
+    P = registry.Placed
+    faults = [
+        P(FaultSpec("region-loss", region="east"), "s1"),
+        P(FaultSpec("blackhole", region="east", params={"endpoint": "kafka"}), "direct-b"),
+        P(FaultSpec("replication-stop"), "direct-r"),
+        P(FaultSpec("partition"), "s2"),
+    ]
+    order = [f.key for f in local_faults.clear_order(faults)]
+    assert order == ["s2", "direct-b", "s1", "direct-r"]
 
 
-def test_ledger_records_before_applying_and_tracks_status(tmp_path):
-    led = Ledger(tmp_path)
-    e = led.record(FaultSpec("partition"))
-    on_disk = json.loads((tmp_path / "faults.json").read_text())
-    assert on_disk[0]["status"] == "applying" and on_disk[0]["t_fault"] is None
-    assert [x.id for x in led.open_entries()] == [e.id]
-    led.update(e.id, status="applied", t_fault=12.5)
-    led.update(e.id, status="cleared", t_cleared=13.0)
-    assert led.open_entries() == []
-    assert led.get(e.id).t_fault == 12.5
+def test_a_key_alone_is_enough_only_for_direct_faults_of_this_process(tmp_path):
+    from components.local.env import LocalPair
+
+    pair = LocalPair(CFG, state_root=tmp_path)
+    with pytest.raises(local_faults.FaultError.__mro__[1], match="no fault 'direct-x'"):
+        local_faults.clear(pair, "direct-x")

@@ -67,91 +67,95 @@ def test_urn_names_the_project_from_pulumi_yaml(tmp_path):
     )
 
 
-class FakeLedger:
-    def __init__(self, entries):
-        self.entries = entries
+def fake_pair(monkeypatch, live: set[str]):
+    """A pair on which the keys in `live` are in effect; records sweeps and applies."""
+    from components.faults import Placed
+    from components.local import faults
 
-    def open_entries(self):
-        return [e for e in self.entries if e.status == "applied"]
-
-
-def fake_pair(monkeypatch, entries):
-    from components.local.faults import lifecycle
-
-    led = FakeLedger(entries)
     calls = []
 
-    def apply(pair, spec, tag=None):
-        e = SimpleNamespace(
-            id=f"f{len(led.entries) + 1}",
-            tag=tag,
-            status="applied",
-            t_fault=100.0 + len(calls),
-            t_fault_wall=1e9,
-        )
-        led.entries.append(e)
-        calls.append(("apply", spec.kind, tag))
-        return e
+    def sweep(pair, keep, keep_direct=True, restart=True):
+        gone = sorted(k for k in live if k not in {f.key for f in keep})
+        live.difference_update(gone)
+        calls.append(("sweep", sorted(f.key for f in keep), keep_direct, restart))
+        return [f"cleared {k}" for k in gone]
 
-    def clear_many(pair, ids, teardown=False):
-        for e in led.entries:
-            if e.id in ids:
-                e.status = "cleared"
-        calls.append(("clear", sorted(ids)))
+    def apply(pair, spec, key=None):
+        live.add(key)
+        calls.append(("apply", spec.kind, key))
+        return SimpleNamespace(key=key, t_fault=100.0 + len(calls), t_fault_wall=1e9)
 
     monkeypatch.setattr(faultswitch, "_pair", lambda props: object())
-    monkeypatch.setattr(lifecycle, "ledger", lambda pair: led)
-    monkeypatch.setattr(lifecycle, "apply", apply)
-    monkeypatch.setattr(lifecycle, "clear_many", clear_many)
+    monkeypatch.setattr(
+        faults, "place", lambda pair, spec, key: Placed(faults.FaultSpec.from_dict(spec), key)
+    )
+    monkeypatch.setattr(faults, "present", lambda pair, f: f.key in live)
+    monkeypatch.setattr(faults, "sweep", sweep)
+    monkeypatch.setattr(faults, "apply", apply)
     return calls
 
 
 PROPS = {"prefix": "kt", "state_root": "/nowhere"}
 
 
-def test_switch_applies_what_is_wanted_and_not_live_and_clears_the_rest(monkeypatch):
-    # f1 (s1) is live and still wanted; f2 (s2) is live but no longer wanted; s3 is new.
-    entries = [
-        SimpleNamespace(id="f1", tag="s1", status="applied", t_fault=5.0, t_fault_wall=1.0),
-        SimpleNamespace(id="f2", tag="s2", status="applied", t_fault=6.0, t_fault_wall=2.0),
-        SimpleNamespace(id="f3", tag=None, status="applied", t_fault=7.0, t_fault_wall=3.0),
-    ]
-    calls = fake_pair(monkeypatch, entries)
+def test_switch_sweeps_what_is_not_wanted_and_applies_what_is_wanted_and_not_live(monkeypatch):
+    # s1 is live and still wanted; s2 is live but no longer wanted; s3 is new.
+    live = {"s1", "s2"}
+    calls = fake_pair(monkeypatch, live)
     wanted = {"s1": {"kind": "partition"}, "s3": {"kind": "region-loss", "region": "east"}}
-    applied = faultswitch.sync({**PROPS, "faults": wanted})
-    assert calls == [("clear", ["f2"]), ("apply", "region-loss", "s3")]
+    before = {"s1": {"t_fault": 5.0, "t_fault_wall": 1.0}, "s2": {"t_fault": 6.0}}
+    applied = faultswitch.sync({**PROPS, "faults": wanted}, before=before)
+    assert calls == [("sweep", ["s1", "s3"], True, True), ("apply", "region-loss", "s3")]
+    assert live == {"s1", "s3"}
     assert set(applied) == {"s1", "s3"}
     assert applied["s1"]["t_fault"] == 5.0, "a live fault is not applied again"
-    assert applied["s3"]["id"] == "f4"
-    # f3 is a direct fault (a fence): not the switch's to clear
-    assert entries[2].status == "applied"
+    assert applied["s3"]["t_fault"] == 102.0
+    assert "id" not in applied["s3"], "no ledger id: the key is the record"
 
 
 def test_switch_works_from_the_live_pair_not_from_old_outputs(monkeypatch):
     """After a killed CLI the old outputs say nothing is applied; the pair says s1 is."""
-    entries = [SimpleNamespace(id="f1", tag="s1", status="applied", t_fault=5.0, t_fault_wall=1.0)]
-    calls = fake_pair(monkeypatch, entries)
+    live = {"s1"}
+    calls = fake_pair(monkeypatch, live)
     p = faultswitch.FaultSwitchProvider()
     news = {**PROPS, "faults": {"s1": {"kind": "partition"}}}
     olds = {**news, "applied": {}}
-    assert p.update("kt-faults", olds, news).outs["applied"]["s1"]["id"] == "f1"
-    assert calls == [], "already applied: nothing done"
+    assert p.update("kt-faults", olds, news).outs["applied"] == {}
+    assert [c for c in calls if c[0] == "apply"] == [], "already applied: nothing done"
     # diff against the live pair: removing the entry is a change even if olds agree
-    assert p.diff("kt-faults", {**PROPS, "faults": {}}, {**PROPS, "faults": {}}).changes
+    assert p.diff("kt-faults", {**PROPS, "faults": {}}, {**PROPS, "faults": {}}).changes is False
+    assert p.diff("kt-faults", news, news).changes is False
+    live.clear()
+    assert p.diff("kt-faults", news, news).changes, "wanted but not in effect: a change"
+    live.add("s1")
+    calls.clear()
     p.delete("kt-faults", news)
-    assert calls == [("clear", ["f1"])]
-    assert not p.diff("kt-faults", {**PROPS, "faults": {}}, {**PROPS, "faults": {}}).changes
+    assert calls == [("sweep", [], True, False)], "delete sweeps everything, starts nothing"
+    assert live == set()
 
 
 def test_read_reports_the_faults_applied_live(monkeypatch):
-    entries = [SimpleNamespace(id="f1", tag="s1", status="applied", t_fault=5.0, t_fault_wall=1.0)]
-    fake_pair(monkeypatch, entries)
+    fake_pair(monkeypatch, {"s1"})
     p = faultswitch.FaultSwitchProvider()
     got = p.read(
-        "kt-faults", {**PROPS, "faults": {"s1": {"kind": "partition"}, "s2": {"kind": "x"}}}
-    )
+        "kt-faults",
+        {**PROPS, "faults": {"s1": {"kind": "partition"}, "s2": {"kind": "latency"}},
+         "applied": {"s1": {"t_fault": 5.0}, "s2": {"t_fault": 6.0}}, "t_synced": 7.0},
+    )  # fmt: skip
     assert got.outs["faults"] == {"s1": {"kind": "partition"}}
-    assert set(got.outs["applied"]) == {"s1"}
+    assert got.outs["applied"] == {"s1": {"t_fault": 5.0}}
+    assert got.outs["t_synced"] == 7.0
+    # the inputs follow the live pair, so a refresh's diff (inputs vs the pair) settles
+    assert got.inputs == {**PROPS, "faults": {"s1": {"kind": "partition"}}}
+
+
+def test_switch_without_a_pair_and_nothing_wanted_does_nothing(monkeypatch):
+    def no_pair(props):
+        raise RuntimeError("no state")
+
+    monkeypatch.setattr(faultswitch, "_pair", no_pair)
+    assert faultswitch.sync({**PROPS, "faults": {}}) == {}
+    assert faultswitch.live({**PROPS, "faults": {"s1": {"kind": "partition"}}}) == set()
 
 
 def test_resource_urns_read_from_the_file_backend_checkpoint(tmp_path):

@@ -15,9 +15,8 @@ import pytest
 import yaml
 from confluent_kafka import TopicPartition
 
-from components.local import network
 from components.faults import FaultSpec
-from components.local import faults
+from components.local import faults, network
 from components.local.faults import kernel
 from drills.engine import EXIT_PASS
 from drills.hooks import Callbacks

@@ -6,7 +6,7 @@
 The engine talks to a `Target` (drills/targets/) and to the workload threads
 (drills/workload.py), and fills a `RunRecord` (drills/record.py); what is made
 of the record -- evidence, cost, the summary -- plugs in through `Hooks`
-(drills/hooks.py) and is unknown here. It never reads the fault ledger to learn
+(drills/hooks.py) and is unknown here. It never reads the fault record (the stack) to learn
 when the fault happened: detection comes from what clients see. Every fault the
 drill applies (the fault itself, the fence, stopping replication) is cleared in
 teardown on every exit path, and no signal cuts that short: SIGINT, SIGTERM and

@@ -449,7 +449,7 @@ class Fault(_Model):
 
 class Detection(_Model):
     """How the drill notices the failure: from what clients see only (delivery errors,
-    missing acks), never from the fault ledger — as an on-call human or an alert would."""
+    missing acks), never from the fault record or the stack — as an on-call human or an alert would."""
 
     rule: Literal["delivery-errors", "no-acks"] = "delivery-errors"
     """`delivery-errors`: `threshold` consecutive failed deliveries; `no-acks`: no

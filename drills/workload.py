@@ -126,7 +126,7 @@ class Recorder:
 
 
 class Detector:
-    """Declares the primary unhealthy from what clients see, never from the fault ledger.
+    """Declares the primary unhealthy from what clients see, never from the fault record.
 
     Rules: `delivery-errors` (N consecutive failed deliveries: librdkafka reports
     them only after message.timeout.ms, so detection is bounded below by it) or

@@ -1,7 +1,7 @@
 """A fault as a value: kind, where, parameters, how long.
 
 In the manner of Trogdor's fault specs, a fault is a small serializable value.
-The same value is written to the local fault ledger, passed from a drill spec
+The same value is written to the stack's drill-time config (`kdrill:faults`), passed from a drill spec
 to its target, and printed by `describe()`; `components.faults.resolve` checks
 it against the registry and fills in its defaults.
 """

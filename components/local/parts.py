@@ -101,7 +101,7 @@ class PartProvider(ResourceProvider):
     def running(self, pair, props: dict[str, Any]) -> Any:
         raise NotImplementedError
 
-    def whole(self, pair, props: dict[str, Any]) -> Any:
+    def whole(self, props: dict[str, Any]) -> Any:
         """What `running` is when nothing of the part is missing."""
         return True
 
@@ -120,13 +120,13 @@ class PartProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         pair = pair_of(props)
         self.start(pair, props)
-        return CreateResult(self._id(props), self._outs(pair, props, self.whole(pair, props)))
+        return CreateResult(self._id(props), self._outs(pair, props, self.whole(props)))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [k for k in IDENTITY if olds.get(k) != news.get(k)]
         if _ints(olds.get("shape")) != _ints(_no_nones(self.shape(news))):
             replaces.append("config")
-        healing = olds.get("running") != self.whole(pair_of(news), news)
+        healing = _ints(olds.get("running")) != self.whole(news)
         return DiffResult(
             changes=bool(replaces) or healing, replaces=replaces, delete_before_replace=True
         )
@@ -194,8 +194,8 @@ class KafkaProvider(PartProvider):
     def running(self, pair, props):
         return pair.brokers_running(props["region"])
 
-    def whole(self, pair, props):
-        return [b.node_id for b in pair.region(props["region"]).brokers]
+    def whole(self, props):
+        return list(range(int(_spec(props).get("brokers", 1))))  # node ids 0..n-1
 
     def stop(self, pair, props):
         pair.stop("broker", props["region"])

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import copy
 import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import yaml
@@ -123,3 +127,17 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.25):
         return wait_until(probe, timeout, what, interval=interval)
     except WaitTimeout:
         pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def killed_after_applying(script: str, pair: LocalPair) -> int:
+    """Run `script` (argv: the pair's prefix and state root) in another process until it
+    prints "applied", then SIGKILL it: what a kdrill killed with faults in effect leaves.
+    Returns its pid."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, pair.cfg.prefix, str(pair.dir.parent)],
+        cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "applied"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    return proc.pid

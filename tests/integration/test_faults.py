@@ -7,7 +7,6 @@ serving, so the order of tests does not matter.
 from __future__ import annotations
 
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -21,7 +20,13 @@ from confluent_kafka import KafkaException, Producer
 
 from components.faults import FaultSpec
 from components.local import cgroups, faults, kafka, kernel, network, processes
-from tests.integration.conftest import consume_n, consumer, produce_all, wait_for
+from tests.integration.conftest import (
+    consume_n,
+    consumer,
+    killed_after_applying,
+    produce_all,
+    wait_for,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -278,13 +283,7 @@ time.sleep(600)
 
 
 def test_recover_after_sigkill_of_the_applier_clears_everything(pair, tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-c", APPLIER, pair.cfg.prefix, str(pair.dir.parent)],
-        cwd=REPO, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert proc.stdout.readline().strip() == "applied"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(10)
+    applier = killed_after_applying(APPLIER, pair)
 
     mm2 = pair.find("mirrormaker2", pair.standby.name)
     # still in effect after the applier died
@@ -315,4 +314,4 @@ def test_recover_after_sigkill_of_the_applier_clears_everything(pair, tmp_path):
     assert pair.latency_proxy.latency(pair.replication_proxies()[0]) == (pair.cfg.rtt_ms, 0)
     assert faults.leftovers(pair) == []
     assert not (pair.dir / "faults.json").exists(), "recover works with no file of its own"
-    assert not processes.alive(proc.pid)
+    assert not processes.alive(applier)

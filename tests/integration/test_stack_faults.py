@@ -22,7 +22,7 @@ from components.faults import FaultSpec
 from components.local import cgroups, faults, faultswitch, kernel, processes
 from components.local.stack import session_members
 from drills.targets import LocalTarget
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import killed_after_applying, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -190,13 +190,7 @@ time.sleep(600)
 
 
 def test_crash_a_kdrill_killed_while_the_fault_is_applied(pair, target, tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-c", APPLIER, pair.cfg.prefix, str(pair.dir.parent)],
-        cwd=REPO, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert proc.stdout.readline().strip() == "applied"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(10)
+    killed_after_applying(APPLIER, pair)
     assert not kernel.link_is_up(f"{pair.cfg.prefix}-{pair.primary.name}-c"), "still in effect"
     out = kdrill_recover(pair, tmp_path)
     assert "region-loss" in out.stderr

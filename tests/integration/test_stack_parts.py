@@ -2,7 +2,7 @@
 
 - a broker killed outside Pulumi: `pulumi refresh --preview-only` reports exactly its
   cluster, and nothing once it runs again (a restart with a new pid is no drift);
-- `pulumi up` returns soon after a provider started a daemon (the daemon holds none of
+- `pulumi up` returns while a daemon a provider started runs on (the daemon holds none of
   the provider's pipes);
 - a control run: a no-op update of the fault switch while a producer runs keeps the
   steady state (no failed delivery, no long gap between acks, the detector silent).
@@ -47,7 +47,10 @@ def test_refresh_reports_exactly_the_broker_killed_outside_pulumi(pair):
 
 def test_pulumi_up_returns_soon_after_a_provider_starts_a_daemon(pair):
     """Kill the standby's S3 endpoint, let refresh record it, and have `pulumi up` heal it:
-    the provider starts moto; the engine must return within 5 s of moto answering."""
+    the provider starts moto; the engine must return while moto runs on. A daemon holding the
+    provider's pipes makes the engine wait for the daemon to exit (forever); the bound is
+    generous because the engine's own wind-down (checkpoint, plugin shutdown) took 5.6 s on
+    a loaded 2-core CI machine."""
     region = pair.standby.name
     url = objectstore.endpoint(pair.standby.client_ip) + "/moto-api/"
     s3 = pair.find("s3", region)
@@ -70,7 +73,7 @@ def test_pulumi_up_returns_soon_after_a_provider_starts_a_daemon(pair):
     returned = time.monotonic()
     t.join(timeout=1)
     assert answered, f"moto never answered: {up.stdout[-400:]}"
-    assert returned - answered[0] < 5.0, f"pulumi up returned {returned - answered[0]:.1f}s late"
+    assert returned - answered[0] < 30.0, f"pulumi up returned {returned - answered[0]:.1f}s late"
     assert pair.registry.running("s3", region)
     assert drifted(pair) == []
 

@@ -26,6 +26,7 @@ from functools import partial
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
+from components.clientconf import client_config
 from drills.history import HistoryBuilder, ResumeSource
 
 LOG = logging.getLogger("kdrill.rdkafka")
@@ -271,7 +272,7 @@ class InstrumentedProducer(threading.Thread):
     def _client(self, place: Placement, **extra) -> Producer:
         t = self.cfg.timeouts
         conf = {
-            "bootstrap.servers": place.bootstrap,
+            **client_config(place.bootstrap),
             "enable.idempotence": self.cfg.idempotence,
             "acks": self.cfg.acks,
             "linger.ms": 5,
@@ -502,7 +503,7 @@ class GroupConsumer(threading.Thread):
 
         return Consumer(
             {
-                "bootstrap.servers": place.bootstrap,
+                **client_config(place.bootstrap),
                 "group.id": self.cfg.group_id,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
@@ -637,8 +638,8 @@ def read_log(
 ) -> list[tuple[str, int]]:
     """Read every record of `producer_ids` below `ends` from one region, as stored (the log),
     into `rec`. Returns the partitions it could not read to their end in `timeout`."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id,
-                  "enable.auto.commit": False}, logger=LOG)  # fmt: skip
+    c = Consumer(client_config(bootstrap, {"group.id": group_id, "enable.auto.commit": False}),
+                 logger=LOG)  # fmt: skip
     left = {k: v for k, v in ends.items() if v > 0}
     try:
         c.assign([TopicPartition(t, p, 0) for (t, p) in left])

@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
+from components.clientconf import client_config
 from components.local import kafka
 from components.local.env import LocalPair
 from components.local.errors import LocalEnvError
@@ -57,7 +58,7 @@ def run(stack: str, records: int, progress_display) -> int:
 
 
 def produce(bootstrap: str, topic: str, n: int) -> None:
-    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    p = Producer(client_config(bootstrap, {"enable.idempotence": True, "linger.ms": 5}))
     failed: list[str] = []
     for i in range(n):
         p.produce(
@@ -75,12 +76,10 @@ def produce(bootstrap: str, topic: str, n: int) -> None:
 
 def consume_and_commit(bootstrap: str, topic: str, group: str, n: int) -> None:
     c = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
+        client_config(
+            bootstrap,
+            {"group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False},
+        )
     )
     c.subscribe([topic])
     got, deadline = 0, time.monotonic() + 60
@@ -116,7 +115,7 @@ def wait_group_synced(
 ) -> dict[int, int]:
     """The group's committed offsets in the standby once MM2 has synced any; {} if none
     arrive within `timeout` (the demo then says so rather than failing)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    c = Consumer(client_config(bootstrap, {"group.id": group, "enable.auto.commit": False}))
     try:
         parts = c.list_topics(remote, timeout=5).topics[remote].partitions
 

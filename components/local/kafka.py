@@ -43,6 +43,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from components.clientconf import client_config
 from components.local import kafka_dist
 from components.local.errors import LocalEnvError
 from components.wait import wait_until
@@ -149,7 +150,7 @@ RDKAFKA_LOG.propagate = False
 
 
 def admin(bootstrap: str, **extra: object) -> AdminClient:
-    conf = {"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 3000, **extra}
+    conf = client_config(bootstrap, {"socket.connection.setup.timeout.ms": 3000, **extra})
     return AdminClient(conf, logger=RDKAFKA_LOG)
 
 
@@ -244,7 +245,7 @@ def end_offsets(
     is raised at once. Offsets are read from the brokers, never from a cache.
     """
     c = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "kdrill-offsets", "enable.auto.commit": False},
+        client_config(bootstrap, {"group.id": "kdrill-offsets", "enable.auto.commit": False}),
         logger=RDKAFKA_LOG,
     )
     try:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from confluent_kafka import KafkaException, Producer
 
+from components.clientconf import client_config
 from components.local import config, kafka, kafka_dist, mirrormaker, processes, toxiproxy
 from components.local.config import LocalConfig
 from components.local.errors import LocalEnvError
@@ -147,7 +148,7 @@ class Replication:
         nothing to prove yet; MM2 catches up once it returns.
         """
         p = Producer(
-            {"bootstrap.servers": self.primary.bootstrap, "message.timeout.ms": 3000},
+            client_config(self.primary.bootstrap, {"message.timeout.ms": 3000}),
             logger=kafka.RDKAFKA_LOG,
         )
         remote = self.remote_topic(PROBE_TOPIC)

@@ -14,6 +14,7 @@ import threading
 
 from confluent_kafka import Consumer, TopicPartition
 
+from components.clientconf import client_config
 from components.local import kafka
 from drills.workload import LOG
 
@@ -48,8 +49,8 @@ class KafkaSide:
             c = clients.get(region)
             if c is None:
                 c = clients[region] = Consumer(
-                    {"bootstrap.servers": self.bootstrap(region), "group.id": "kdrill-offsets",
-                     "enable.auto.commit": False}, logger=LOG)  # fmt: skip
+                    client_config(self.bootstrap(region), {"group.id": "kdrill-offsets",
+                                  "enable.auto.commit": False}), logger=LOG)  # fmt: skip
             return kafka.read_end_offsets(c, topics)
 
     def close_clients(self) -> None:
@@ -61,8 +62,8 @@ class KafkaSide:
     def checkpoints(self) -> dict[tuple[str, str, int], int]:
         """Latest MM2 checkpoint per (group, standby topic, partition): the translated offset."""
         topic = self.checkpoints_topic()
-        c = Consumer({"bootstrap.servers": self.bootstrap(self.standby), "group.id": "kdrill-checkpoints",
-                      "enable.auto.commit": False}, logger=LOG)  # fmt: skip
+        c = Consumer(client_config(self.bootstrap(self.standby), {"group.id": "kdrill-checkpoints",
+                      "enable.auto.commit": False}), logger=LOG)  # fmt: skip
         out: dict[tuple[str, str, int], int] = {}
         try:
             ends = self.end_offsets(self.standby, [topic])

@@ -26,6 +26,7 @@ import pytest
 import yaml
 from confluent_kafka import Consumer, KafkaError, Producer
 
+from components.clientconf import client_config
 from components.local import config
 from components.local.env import LocalPair
 from components.wait import WaitTimeout, wait_until
@@ -59,15 +60,13 @@ def topic_name() -> Iterator[str]:
 
 
 def producer(bootstrap: str, **extra) -> Producer:
-    return Producer(
-        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5, **extra}
-    )
+    return Producer(client_config(bootstrap, {"enable.idempotence": True, "linger.ms": 5, **extra}))
 
 
 def consumer(bootstrap: str, group: str | None = None, **extra) -> Consumer:
     return Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **client_config(bootstrap),
             "group.id": group or f"g-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from confluent_kafka import KafkaException, Producer
 
+from components.clientconf import client_config
 from components.faults import FaultSpec
 from components.local import cgroups, faults, kafka, kernel, network, processes
 from tests.integration.conftest import (
@@ -72,7 +73,7 @@ def test_region_loss_fails_producers_within_their_timeout_and_standby_serves(pai
     with fault(pair, "region-loss", region=pair.primary.name) as e:
         assert e.t_fault is not None and e.status == "applied"
         errors, t0 = [], time.monotonic()
-        p = Producer({"bootstrap.servers": pair.primary.bootstrap, "message.timeout.ms": 4000},
+        p = Producer(client_config(pair.primary.bootstrap, {"message.timeout.ms": 4000}),
                      logger=kafka.RDKAFKA_LOG)  # fmt: skip
         p.produce(
             "orders",
@@ -193,7 +194,7 @@ def lag_sample(pair, topic: str, remote: str, records: int = 300, rate: int = 10
     wait_for(
         lambda: c.assignment() or c.poll(0.2) or c.assignment(), 30, "the lag consumer's assignment"
     )
-    p = Producer({"bootstrap.servers": pair.primary.bootstrap, "linger.ms": 0})
+    p = Producer(client_config(pair.primary.bootstrap, {"linger.ms": 0}))
     lags: list[float] = []
     start = time.monotonic()
     for i in range(records):
@@ -236,7 +237,7 @@ def test_blackholed_listener_times_clients_out_and_spares_the_other_region(pair,
     kafka.create_topics(pair.standby.bootstrap, {topic_name: 1}, 1)
     with fault(pair, "blackhole", region=pair.primary.name, params={"endpoint": "kafka"}) as e:
         errors, t0 = [], time.monotonic()
-        p = Producer({"bootstrap.servers": pair.primary.bootstrap, "message.timeout.ms": 3000},
+        p = Producer(client_config(pair.primary.bootstrap, {"message.timeout.ms": 3000}),
                      logger=kafka.RDKAFKA_LOG)  # fmt: skip
         p.produce(
             "orders", b"x", on_delivery=lambda err, m: errors.append((err, time.monotonic() - t0))

@@ -36,6 +36,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     WrapValidator,
     field_validator,
@@ -67,6 +68,8 @@ __all__ = [
     "Replication",
     "SteadyState",
     "Fault",
+    "TimelineFault",
+    "Rule",
     "Detection",
     "Decision",
     "Cutover",
@@ -389,9 +392,8 @@ def _param_problem(e: ParamError) -> PydanticCustomError:
     return _fail(f"{problem} {got}", f"params.{p.name}")
 
 
-class Fault(_Model):
-    """The fault from the registry, and when it strikes. Test the ambiguous middle states
-    too (packet loss, a blocked endpoint, high replication lag), not only a clean outage."""
+class _FaultKind(_Model):
+    """A fault from the registry: its kind, where it acts, its parameters, how long it lasts."""
 
     kind: str
     """A registered fault kind (`kdrill local fault --help` lists them with their parameters)."""
@@ -406,8 +408,6 @@ class Fault(_Model):
         default_factory=dict
     )
     """The kind's parameters, e.g. {percent: 30} for packet-loss."""
-    after_s: float = Field(0.0, ge=0, le=DAY_S)
-    """Delay after the steady-state check before the fault is injected."""
     duration_s: float | None = Field(None, gt=0, le=DAY_S)
     """How long the fault stays applied; null = until cutover / teardown."""
 
@@ -444,20 +444,158 @@ class Fault(_Model):
         return FaultSpec(self.kind, self.region, self.link, dict(self.params), self.duration_s)
 
 
+class Fault(_FaultKind):
+    """The fault from the registry, and when it strikes. Test the ambiguous middle states
+    too (packet loss, a blocked endpoint, high replication lag), not only a clean outage.
+    The single `fault:` of a spec is a one-fault timeline (`faults:`) whose fault is the
+    incident."""
+
+    after_s: float = Field(0.0, ge=0, le=DAY_S)
+    """Delay after the steady-state check before the fault is injected."""
+
+
+class TimelineFault(_FaultKind):
+    """One fault of a timeline (`faults:`): what strikes, when, and whether it is the
+    incident RTO and RPO are measured from. Real incidents are rarely one clean fault:
+    replication stopped, then the region lost; the standby squeezed, then a failover."""
+
+    at_s: float = Field(0.0, ge=0, le=DAY_S)
+    """When it strikes, in seconds after the steady-state check. Faults on one stack are
+    applied one after another (each is a stack update, which holds the stack's lock), so a
+    fault due while the previous one is still being applied strikes when that one is done;
+    the evidence records when each was due and when it was applied."""
+    incident: bool = False
+    """The fault T_fault (and so RTO and RPO) is measured from; exactly one per timeline
+    (a one-fault timeline needs no mark). Detection counts only what clients see from it on."""
+
+
 # --- detection / decision -------------------------------------------------------------
 
 
-class Detection(_Model):
-    """How the drill notices the failure: from what clients see only (delivery errors,
-    missing acks), never from the fault record or the stack — as an on-call human or an alert would."""
+RULES: tuple[str, ...] = (
+    "delivery-errors", "no-acks", "probe", "replication-lag", "consumer-lag", "any", "all",
+)  # fmt: skip
+PROBE_CHECKS: tuple[str, ...] = ("primary", "standby", "replication")
 
-    rule: Literal["delivery-errors", "no-acks"] = "delivery-errors"
+# Which rule uses which of a rule's fields (a field set away from its default on a rule that
+# does not use it is a mistake, said in one line).
+_RULE_FIELDS: dict[str, frozenset[str]] = {
+    "threshold": frozenset({"delivery-errors", "probe"}),
+    "for_s": frozenset({"probe", "replication-lag", "consumer-lag"}),
+    "interval_s": frozenset({"probe", "replication-lag", "consumer-lag"}),
+    "timeout_ms": frozenset({"probe", "replication-lag", "consumer-lag"}),
+    "on": frozenset({"probe"}),
+    "max_lag_s": frozenset({"replication-lag"}),
+    "max_records": frozenset({"replication-lag", "consumer-lag"}),
+    "group": frozenset({"consumer-lag"}),
+    "rules": frozenset({"any", "all"}),
+}
+
+
+class Rule(_Model):
+    """One detection rule: what clients observe that declares the primary unhealthy.
+
+    Every rule reads client-side observations only -- delivery reports, a canary's round
+    trips, end offsets and committed offsets read through the clusters' bootstrap -- never
+    the fault record or the stack, as an on-call human or an alert would."""
+
+    rule: Literal[
+        "delivery-errors", "no-acks", "probe", "replication-lag", "consumer-lag", "any", "all"
+    ] = "delivery-errors"
     """`delivery-errors`: `threshold` consecutive failed deliveries; `no-acks`: no
-    acknowledgement at all for `window_s`."""
+    acknowledgement at all for `window_s`; `probe`: a canary producer and consumer per region
+    (their own short timeouts) fail their round trip `threshold` times in a row (or for
+    `for_s`); `replication-lag`: the standby behind the primary by more than `max_lag_s` or
+    `max_records` for `for_s`; `consumer-lag`: a group behind the primary's end offsets by
+    more than `max_records` for `for_s`; `any` / `all`: when any / every rule of `rules` has
+    fired."""
     threshold: int = Field(3, ge=1, le=1_000_000)
-    """Consecutive failed deliveries that declare the region unhealthy (delivery-errors)."""
+    """delivery-errors: consecutive failed deliveries; probe: consecutive failed round trips."""
     window_s: float = Field(2.0, gt=0, le=DAY_S)
     """Silence that declares the region unhealthy (no-acks)."""
+    for_s: float | None = Field(None, ge=0, le=DAY_S)
+    """probe: a round trip failing for this long declares too (null: `threshold` only);
+    replication-lag / consumer-lag: how long the lag must stay over its bound (null: 0, the
+    first sample over it)."""
+    interval_s: float = Field(0.5, ge=0.05, le=3600)
+    """probe: one canary round trip every this often; lag rules: one sample every this often."""
+    timeout_ms: int = Field(1000, ge=100, le=600_000)
+    """probe: a round trip not complete in this long fails (the canary clients' own
+    message/request/connection timeouts, far shorter than the workload's); lag rules: a read
+    of offsets not answered in this long is no observation."""
+    on: list[Literal["primary", "standby", "replication"]] = Field(
+        default_factory=lambda: ["primary"], min_length=1, max_length=3
+    )
+    """probe: which round trips count: `primary` (produce to and consume from the primary),
+    `standby` (the same in the standby), `replication` (produce to the primary, consume the
+    record from the standby's replicated topic: MirrorMaker 2's path end to end)."""
+    max_lag_s: float | None = Field(None, gt=0, le=DAY_S)
+    """replication-lag: the bound in seconds (how long ago the primary had the end offsets the
+    standby has reached), as the steady state measures it."""
+    max_records: int | None = Field(None, ge=0)
+    """replication-lag: the bound in records (primary end offsets minus the standby's, summed);
+    consumer-lag: records a group has not committed below the primary's end offsets."""
+    group: str | None = Field(None, min_length=1)
+    """consumer-lag: the workload group watched; null: any of them."""
+    rules: list[Rule] | None = Field(None, min_length=1, max_length=20)
+    """any / all: the rules combined (each a rule of its own, nested combinations too)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Rule:
+        defaults = {k: Rule.model_fields[k].get_default(call_default_factory=True) for k in _RULE_FIELDS}
+        for name, users in _RULE_FIELDS.items():
+            if self.rule not in users and getattr(self, name) != defaults[name]:
+                uses = ", ".join(sorted(users))
+                raise _fail(
+                    f"{name} is not used by rule {self.rule} (only by {uses}); remove it "
+                    "or change the rule",
+                    name,
+                )
+        if self.rule in ("any", "all") and not self.rules:
+            raise _fail(
+                f"rule {self.rule} combines rules: list them, e.g. rules: "
+                "[{rule: probe}, {rule: delivery-errors}]",
+                "rules",
+            )
+        if self.rule == "replication-lag" and (self.max_lag_s is None) == (self.max_records is None):
+            raise _fail(
+                "replication-lag needs one bound: max_lag_s (seconds) or max_records, not "
+                f"{'both' if self.max_lag_s is not None else 'neither'}",
+                "max_lag_s",
+            )
+        if self.rule == "consumer-lag" and self.max_records is None:
+            raise _fail("consumer-lag needs its bound, max_records, e.g. max_records: 1000",
+                        "max_records")  # fmt: skip
+        if len(set(self.on)) != len(self.on):
+            raise _fail("a probe check is listed twice", "on")
+        return self
+
+    def leaves(self, path: str = "detection") -> list[tuple[str, Rule]]:
+        """Every non-combining rule below (and including) this one, with its spec path."""
+        if not self.rules:
+            return [(path, self)]
+        return [x for i, r in enumerate(self.rules) for x in r.leaves(f"{path}.rules[{i}]")]
+
+    def earliest_s(self, clients: Clients) -> float:
+        """The soonest, after the fault, this rule can fire: what client timeouts allow."""
+        r = self.rule
+        if r == "delivery-errors":
+            return clients.message_timeout_ms / 1000
+        if r == "no-acks":
+            return self.window_s
+        if r == "probe":
+            rounds = (self.threshold - 1) * self.interval_s + self.timeout_ms / 1000
+            return min(rounds, self.for_s) if self.for_s is not None else rounds
+        if r in ("replication-lag", "consumer-lag"):
+            return self.for_s or 0.0
+        kids = [k.earliest_s(clients) for k in self.rules or []]
+        return (min if r == "any" else max)(kids, default=0.0)
+
+
+class Detection(Rule):
+    """How the drill notices the failure: a rule (or a combination of rules) over what clients
+    see only, never the fault record or the stack -- as an on-call human or an alert would."""
+
     timeout_s: float = Field(120.0, gt=0, le=DAY_S)
     """Give up detecting after this long: the drill ends "no failover needed" (a degraded
     region the clients rode through is a result too)."""
@@ -627,13 +765,18 @@ class DrillSpec(_Model):
     clients: Clients = Field(default_factory=Clients)
     replication: Replication = Field(default_factory=Replication)
     steady_state: SteadyState = Field(default_factory=SteadyState)
-    fault: Fault
+    fault: Fault | None = None
+    """The fault (a one-fault timeline); or give `faults`. Once parsed, always the incident."""
+    faults: list[TimelineFault] | None = Field(None, min_length=1, max_length=20)
+    """A timeline of faults, in order of `at_s`, one of them the incident; or give `fault`.
+    Once parsed, always the whole timeline (a single `fault` is a timeline of one)."""
     detection: Detection = Field(default_factory=Detection)
     decision: Decision = Field(default_factory=Decision)
     cutover: Cutover = Field(default_factory=Cutover)
     objectives: Objectives = Field(default_factory=Objectives)
     rollback: Rollback = Field(default_factory=Rollback)
     cost: Cost = Field(default_factory=Cost)
+    _derived: str | None = PrivateAttr(None)  # "fault" or "faults": filled in from the other
 
     @field_validator("name")
     @classmethod
@@ -656,6 +799,7 @@ class DrillSpec(_Model):
                 "steady_state.min_throughput_rps",
             )
 
+        self._timeline()
         d = self.detection
         if d.rule == "delivery-errors" and d.timeout_s * 1000 <= self.clients.message_timeout_ms:
             raise _fail(
@@ -668,6 +812,21 @@ class DrillSpec(_Model):
                 f"must be > detection.window_s ({_n(d.window_s)}) (got {_n(d.timeout_s)})",
                 "detection.timeout_s",
             )
+        if d.rule in ("probe", "replication-lag", "consumer-lag", "any", "all"):
+            soonest = d.earliest_s(self.clients)
+            if d.timeout_s <= soonest:
+                raise _fail(
+                    f"must be > {_n(round(soonest, 3))} s, the soonest rule {d.rule} can fire "
+                    f"with its thresholds and timeouts (got {_n(d.timeout_s)})",
+                    "detection.timeout_s",
+                )
+        gnames = [g.name for g in self.workload.groups]
+        for path, leaf in d.leaves():
+            if leaf.group is not None and leaf.group not in gnames:
+                raise _fail(
+                    f"{leaf.group!r} is not a workload group; groups: {', '.join(gnames)}",
+                    f"{path}.group",
+                )
 
         c = self.cutover
         if isinstance(c.producers, list):
@@ -700,10 +859,75 @@ class DrillSpec(_Model):
             )
         return self
 
+    def _timeline(self) -> None:
+        """`fault` or `faults`, one of them; then fill in the other, so that `fault` is always
+        the incident and `faults` always the timeline (what was derived is not dumped)."""
+        if self.fault is None and self.faults is None:
+            raise _fail(
+                "missing required key; add it, e.g. `fault: {kind: region-loss, region: east}`, "
+                "or give `faults:`, a timeline",
+                "fault",
+            )
+        if self.fault is not None and self.faults is not None:
+            if self._derived:  # a copy of a parsed spec: both are there already
+                return
+            raise _fail(
+                "give `fault` (one fault) or `faults` (a timeline of faults), not both", "faults"
+            )
+        if self.fault is not None:
+            f = self.fault
+            base = f.model_dump(exclude={"after_s"})
+            self.faults = [TimelineFault(**base, at_s=f.after_s, incident=True)]
+            self._derived = "faults"
+            return
+        faults = self.faults or []
+        for i in range(1, len(faults)):
+            if faults[i].at_s < faults[i - 1].at_s:
+                raise _fail(
+                    f"the timeline is in order of at_s: {_n(faults[i].at_s)} comes before "
+                    f"faults[{i - 1}]'s {_n(faults[i - 1].at_s)}; sort the faults by at_s",
+                    f"faults[{i}].at_s",
+                )
+        marked = [i for i, f in enumerate(faults) if f.incident]
+        if len(marked) > 1:
+            raise _fail(
+                f"only one fault is the incident RTO and RPO are measured from (faults[{marked[0]}] "
+                "is already); remove incident: true from all but one",
+                f"faults[{marked[1]}].incident",
+            )
+        if not marked:
+            if len(faults) > 1:
+                raise _fail(
+                    f"{len(faults)} faults and none is the incident; mark the one RTO and RPO "
+                    "are measured from with `incident: true`",
+                    "faults",
+                )
+            faults[0].incident = True
+            marked = [0]
+        k = marked[0]
+        inc = faults[k]
+        timeout = self.detection.timeout_s
+        for i, f in enumerate(faults[k + 1 :], start=k + 1):
+            if f.at_s - inc.at_s >= timeout:
+                raise _fail(
+                    f"{_n(f.at_s)} s is {_n(f.at_s - inc.at_s)} s after the incident (faults[{k}], "
+                    f"at_s {_n(inc.at_s)}), beyond detection.timeout_s ({_n(timeout)}): the drill "
+                    "may be over before it strikes; move it earlier or raise detection.timeout_s",
+                    f"faults[{i}].at_s",
+                )
+        self.fault = Fault(**inc.model_dump(exclude={"at_s", "incident"}), after_s=inc.at_s)
+        self._derived = "fault"
+
+    @property
+    def incident_index(self) -> int:
+        """The incident's index in `faults`."""
+        return next(i for i, f in enumerate(self.faults or []) if f.incident)
+
     def to_dict(self) -> dict[str, Any]:
         """The spec with every default filled in, JSON-serialisable (for evidence.json);
-        `parse_spec(spec.to_dict())` gives the same spec back."""
-        return self.model_dump(mode="json")
+        `parse_spec(spec.to_dict())` gives the same spec back. Of `fault` / `faults`, the one
+        the spec gave (the other is derived from it)."""
+        return self.model_dump(mode="json", exclude={self._derived} if self._derived else None)
 
 
 # --- loading --------------------------------------------------------------------------
@@ -866,6 +1090,7 @@ _EXAMPLES = {
     "workload.groups": "groups: [{name: billing}]",
     "workload.groups[].name": "name: billing",
     "fault": "fault: {kind: region-loss, region: east}",
+    "faults[].kind": "kind: region-loss",
     "fault.kind": "kind: region-loss",
 }
 

@@ -23,10 +23,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components.faults import FaultSpec
 from components.wait import wait_until
+from drills.detection import CANARY_TOPIC, ClientWatch, Detector, Endpoints
 from drills.history import (
     DUPLICATE,
     LATE,
@@ -54,7 +57,6 @@ from drills.record import RunRecord
 from drills.targets.base import Target
 from drills.workload import (
     Clients,
-    Detector,
     GroupConfig,
     GroupConsumer,
     InstrumentedProducer,
@@ -67,6 +69,39 @@ from drills.workload import (
 
 EXIT_PASS, EXIT_MISSED, EXIT_NOT_RUN = 0, 1, 2
 TEARDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@dataclass
+class Scheduled:
+    """One fault of the drill's timeline: what, when it was due and when it acted. Instants
+    are on the drill's monotonic clock; `applied` is the fault's own T (from the target)."""
+
+    index: int
+    spec: Any  # drills.spec.TimelineFault
+    fault: FaultSpec  # resolved against the target
+    fault_id: str | None = None
+    due: float | None = None  # t0 + at_s
+    started: float | None = None  # when applying began (the stack update's start)
+    applied: float | None = None
+    clear_due: float | None = None
+    cleared: float | None = None
+
+    def facts(self, t_fault: float | None, update: dict) -> dict[str, Any]:
+        def rel(t: float | None) -> float | None:
+            return round(t - t_fault, 3) if t is not None and t_fault is not None else None
+
+        out = {
+            "index": self.index, "kind": self.fault.kind, "describe": self.fault.describe(),
+            "region": self.fault.region, "incident": bool(self.spec.incident),
+            "at_s": self.spec.at_s, "duration_s": self.spec.duration_s, "fault_id": self.fault_id,
+            "due": self.due, "started": self.started, "applied": self.applied,
+            "cleared": self.cleared,
+            "late_s": round(self.applied - self.due, 3) if self.applied and self.due else None,
+            "applied_since_incident_s": rel(self.applied), "cleared_since_incident_s": rel(self.cleared),
+        }  # fmt: skip
+        if update:
+            out["stack_update"] = update
+        return out
 
 
 class Drill:
@@ -88,27 +123,36 @@ class Drill:
         self.spec, self.target, self.dir = spec, target, run_dir
         self.clients = clients or Clients()
         self.hooks = hooks if isinstance(hooks, Hooks) else HookList(hooks)
-        f = spec.fault
-        self.fault = target.resolve_fault(f.fault_spec())
-        if f.region != self.fault.region:  # the evidence shows the region the fault hit
-            spec = spec.model_copy(
-                update={"fault": f.model_copy(update={"region": self.fault.region})}
+        # Every fault of the timeline checked against the target before anything exists; the
+        # evidence shows the region each one hit (a region-less one acts on the primary).
+        resolved = [target.resolve_fault(f.fault_spec()) for f in spec.faults]
+        if any(f.region != r.region for f, r in zip(spec.faults, resolved, strict=True)):
+            timeline = [f.model_copy(update={"region": r.region})
+                        for f, r in zip(spec.faults, resolved, strict=True)]  # fmt: skip
+            incident = spec.fault.model_copy(
+                update={"region": resolved[spec.incident_index].region}
             )
+            spec = spec.model_copy(update={"faults": timeline, "fault": incident})
             self.spec = spec
+        self.incident = spec.incident_index
+        self.fault = resolved[self.incident]  # the incident: T_fault, RTO and RPO are its
+        self.timeline = [
+            Scheduled(i, f, r) for i, (f, r) in enumerate(zip(spec.faults, resolved, strict=True))
+        ]
         run_id = secrets.token_hex(3)
         self.journal = Journal(drill=spec.name, spec=spec.to_dict(), path=run_dir / "journal.json")
         self.record = RunRecord(run_id, spec, run_dir, self.journal, target.facts())
         self.record.failover = spec.cutover.failover
         self.record.serving = target.primary
         self.rec = Recorder()
-        c = spec.detection
-        self.detector = Detector(c.rule, c.threshold, c.window_s)
+        self.detector = Detector(spec.detection)
+        self.watch: ClientWatch | None = None  # the probe and lag readers, when a rule needs them
+        self.t0: float | None = None  # the timeline's start: the steady-state check
         self.applied: list[str] = []  # fault ids this drill applied, in order
         self.producers: list[InstrumentedProducer] = []
         self.groups: list[GroupConsumer] = []
         self.moved_clients: list[InstrumentedProducer | GroupConsumer] = []
         self.end_offsets: dict[tuple[str, int], int] = {}
-        self.fault_ends: float | None = None
 
     @property
     def run_id(self) -> str:
@@ -272,6 +316,7 @@ class Drill:
         ss = self.spec.steady_state
         with self._step("steady-state", f"workload for {ss.duration_s:g}s within bounds") as s:
             self._workload()
+            self._start_watch()
             self._wait(
                 lambda: self.rec.acks_between(0, clock() + 1) > 0, 30, "the first acknowledgement"
             )
@@ -318,49 +363,129 @@ class Drill:
         return max((lag for _, lag in series), default=0.0), series
 
     def _inject(self) -> None:
-        f, spec = self.spec.fault, self.fault
-        with self._step("inject", spec.describe()) as s:
-            if f.after_s:
-                time.sleep(f.after_s)
+        """The timeline up to the incident: each earlier fault applied when due (and cleared
+        when its duration is over), then the incident, whose instant is T_fault. Faults after
+        the incident are applied by `_tick` while the drill detects and serves."""
+        inc = self.timeline[self.incident]
+        what = inc.fault.describe()
+        if len(self.timeline) > 1:
+            what = f"timeline of {len(self.timeline)} faults, incident {what}"
+        with self._step("inject", what) as s:
+            self.t0 = clock()
+            for item in self.timeline[: self.incident]:
+                self._until(self.t0 + item.spec.at_s)
+                self._apply(item)
+            self._until(self.t0 + inc.spec.at_s)
             self.hooks.before_inject(self)
             self.detector.arm()  # from here on, client failures count
-            fault_id, t_fault = self.target.apply_fault(spec)
-            # What clients saw before T_fault (e.g. stalls in a stack update's CPU burst)
-            # does not count toward detection.
+            self._apply(inc)
+            t_fault = inc.applied
+            # What clients saw before T_fault (e.g. stalls in a stack update's CPU burst, an
+            # earlier fault of the timeline) does not count toward detection.
             self.detector.since(t_fault)
-            self.record.fault_id = fault_id
-            self.applied.append(fault_id)
+            self.record.fault_id = inc.fault_id
             self.hooks.after_inject(self)
             self.instants["t_fault"] = t_fault
-            self.fault_ends = t_fault + f.duration_s if f.duration_s else None
-            s.output = {"fault_id": fault_id, "t_fault": t_fault}
-            if update := self.target.fault_update(fault_id):
+            s.output = {"fault_id": inc.fault_id, "t_fault": t_fault}
+            if update := self.target.fault_update(inc.fault_id):
                 s.output["stack_update"] = update
+            if len(self.timeline) > 1:
+                s.output["timeline"] = self._timeline_facts()
+
+    def _until(self, t: float) -> None:
+        """Wait for a fault's moment on the timeline, clearing faults whose time is up."""
+        while (left := t - clock()) > 0:
+            self._timeline_due(apply=False)
+            time.sleep(min(0.05, left))
+        self._timeline_due(apply=False)
+
+    def _apply(self, item: Scheduled) -> None:
+        item.due = self.t0 + item.spec.at_s
+        item.started = clock()
+        # recorded before it acts (as the stack's config is): an interrupt still clears it
+        item.fault_id, item.applied = self.target.apply_fault(item.fault)
+        self.applied.append(item.fault_id)
+        if item.spec.duration_s:
+            item.clear_due = item.applied + item.spec.duration_s
+        self.record.faults = self._timeline_facts()
+
+    def _timeline_due(self, apply: bool = True) -> None:
+        """Apply the faults after the incident whose moment has come (in order: one stack
+        update at a time), clear those whose duration is over."""
+        now = clock()
+        for item in self.timeline:
+            if item.clear_due is not None and item.cleared is None and now >= item.clear_due:
+                if item.fault_id in self.applied:
+                    self.target.clear_fault(
+                        item.fault_id
+                    )  # a fault with a duration ends on its own
+                    self.applied.remove(item.fault_id)
+                item.cleared = clock()
+                self.record.faults = self._timeline_facts()
+        if not apply or self.t0 is None:
+            return
+        for item in self.timeline[self.incident + 1 :]:
+            if item.applied is None and clock() >= self.t0 + item.spec.at_s:
+                self._apply(item)
+
+    def _timeline_facts(self) -> list[dict[str, Any]]:
+        return [x.facts(self.instants.get("t_fault"), self.target.fault_update(x.fault_id)
+                        if x.fault_id else {}) for x in self.timeline]  # fmt: skip
+
+    def _start_watch(self) -> None:
+        """The probe's canaries and the lag readers, when the detection rule needs them:
+        started with the workload, so they have worked before the fault (a check that never
+        worked does not declare). They get bootstrap addresses and names, nothing else."""
+        if not ClientWatch.needed(self.detector):
+            return
+        t = self.target
+        canary = {"primary": CANARY_TOPIC, "standby": CANARY_TOPIC,
+                  "replication": t.remote_topic(CANARY_TOPIC)}  # fmt: skip
+        checks = {c for p in self.detector.probes for c in p.checks}
+        if checks & {"primary", "replication"}:
+            t.create_topics(t.primary, {CANARY_TOPIC: 1})
+        if "standby" in checks and canary["replication"] != CANARY_TOPIC:
+            t.create_topics(t.standby, {CANARY_TOPIC: 1})
+        names = [x.name for x in self.spec.workload.topics]
+        self.watch = ClientWatch(self.detector, Endpoints(
+            primary=t.primary, standby=t.standby,
+            bootstrap={r: t.bootstrap(r) for r in (t.primary, t.standby)},
+            topics={n: t.remote_topic(n) for n in names},
+            groups={g.cfg.name: g.cfg.group_id for g in self.groups},
+            canary=canary, run_id=self.run_id,
+        ))  # fmt: skip
+        self.watch.start()
+
+    def _stop_watch(self) -> None:
+        if self.watch is not None:
+            self.watch.stop()
+            self.record.detection["watch_errors"] = list(self.watch.errors)
+            self.watch = None
 
     def _detect(self) -> None:
         d = self.spec.detection
         with self._step("detect", f"rule {d.rule}") as s:
-            deadline = clock() + d.timeout_s
-            while self.detector.t_detect is None and clock() < deadline:
-                self._tick()
-                self.detector.declared.wait(0.02)  # woken the moment a client's report declares
+            try:
+                deadline = clock() + d.timeout_s
+                while self.detector.t_detect is None and clock() < deadline:
+                    self._tick()
+                    self.detector.declared.wait(0.02)  # woken the moment a client's report declares
+            finally:
+                self.detector.disarm()
+                self.record.detection.update(self.detector.report())
+                self._stop_watch()
             self.instants["t_detect"] = self.detector.t_detect
             s.output = {"t_detect": self.detector.t_detect, "evidence": self.detector.evidence}
+            if self.detector.fired is not None:
+                s.output["fired"] = self.detector.fired.to_dict()
             if self.detector.t_detect is None:
                 s.output["result"] = f"nothing detected in {d.timeout_s:g}s: no failover"
                 self.record.failover = False
-            self.detector.disarm()
 
     def _tick(self) -> None:
         outstanding = sum(len(p.pending) for p in self.producers)
         self.detector.tick(clock(), outstanding)
-        if (
-            self.fault_ends is not None
-            and clock() >= self.fault_ends
-            and self.record.fault_id in self.applied
-        ):
-            self.target.clear_fault(self.record.fault_id)  # a fault with a duration ends on its own
-            self.applied.remove(self.record.fault_id)
+        self._timeline_due()
         self._check_threads()
 
     def _decide(self) -> None:
@@ -490,6 +615,7 @@ class Drill:
                 s.output["moved_clients"] = self._move_facts(self.moved_clients)
 
     def _stop_workload(self) -> None:
+        self._stop_watch()
         for th in [*self.producers, *self.groups]:
             th.stop_flag.set()
         for th in [*self.producers, *self.groups]:

@@ -93,6 +93,8 @@ def build(record: RunRecord) -> dict[str, Any]:
         "verdict": record.verdict or None,
         "spec": record.spec.to_dict(),
         "timeline": timeline(record),
+        "faults": record.faults,
+        "detection": record.detection or None,
         "steady_state": record.steady_before,
         "measurements": measurements,
         "anomalies": anomalies,

@@ -76,7 +76,13 @@ class RunRecord:
     status: str = "running"  # running | completed | failed | aborted | interrupted | refused
     exit_code: int = 2
     instants: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(INSTANTS))
-    fault_id: str | None = None
+    fault_id: str | None = None  # the incident's
+    # the fault timeline: per fault, its kind, when it was due and applied and cleared
+    # (monotonic, and seconds since the incident), its id and stack update
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    # what detection saw: the rule, which rule fired on what with the observation, the
+    # delivery failures clients saw before it, the last probe / lag observations
+    detection: dict[str, Any] = field(default_factory=dict)
     failover: bool = True  # false once detection found nothing (or the spec says so)
     serving: str = ""  # the region serving clients at the end
     steady_before: dict[str, Any] = field(default_factory=dict)  # steady state before the fault

@@ -542,7 +542,9 @@ class Rule(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> Rule:
-        defaults = {k: Rule.model_fields[k].get_default(call_default_factory=True) for k in _RULE_FIELDS}
+        defaults = {
+            k: Rule.model_fields[k].get_default(call_default_factory=True) for k in _RULE_FIELDS
+        }
         for name, users in _RULE_FIELDS.items():
             if self.rule not in users and getattr(self, name) != defaults[name]:
                 uses = ", ".join(sorted(users))
@@ -557,7 +559,9 @@ class Rule(_Model):
                 "[{rule: probe}, {rule: delivery-errors}]",
                 "rules",
             )
-        if self.rule == "replication-lag" and (self.max_lag_s is None) == (self.max_records is None):
+        if self.rule == "replication-lag" and (self.max_lag_s is None) == (
+            self.max_records is None
+        ):
             raise _fail(
                 "replication-lag needs one bound: max_lag_s (seconds) or max_records, not "
                 f"{'both' if self.max_lag_s is not None else 'neither'}",

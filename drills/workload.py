@@ -27,7 +27,23 @@ from functools import partial
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from components.clientconf import client_config
+from drills.detection import Detector  # re-exported: the detector moved to drills/detection.py
 from drills.history import HistoryBuilder, ResumeSource
+
+__all__ = [
+    "Detector",
+    "Recorder",
+    "InstrumentedProducer",
+    "GroupConsumer",
+    "Clients",
+    "Placement",
+    "ProducerConfig",
+    "GroupConfig",
+    "encode",
+    "decode",
+    "read_log",
+    "clock",
+]
 
 LOG = logging.getLogger("kdrill.rdkafka")
 LOG.addHandler(logging.NullHandler())
@@ -124,73 +140,6 @@ class Recorder:
                 )
             del self.acks[: len(acks)], self.unacked[:n_unacked]
             return self.builder.build(meta)
-
-
-class Detector:
-    """Declares the primary unhealthy from what clients see, never from the fault record.
-
-    Rules: `delivery-errors` (N consecutive failed deliveries: librdkafka reports
-    them only after message.timeout.ms, so detection is bounded below by it) or
-    `no-acks` (no acknowledgement for `window_s` while sends are outstanding).
-    """
-
-    def __init__(self, rule: str, threshold: int, window_s: float):
-        self.rule, self.threshold, self.window_s = rule, threshold, window_s
-        self.lock = threading.Lock()
-        self.consecutive = 0
-        self.last_ack: float | None = None
-        self.armed = False
-        self.not_before: float | None = None
-        self.t_detect: float | None = None
-        self.declared = threading.Event()  # set with t_detect: the engine decides at once
-        self.evidence = ""
-
-    def arm(self) -> None:
-        with self.lock:
-            self.armed, self.consecutive, self.last_ack = True, 0, clock()
-
-    def since(self, t: float) -> None:
-        """Count only what clients see from `t` (T_fault) on: a declaration before it is
-        dropped, failures so far are forgotten and a quiet spell starts at `t` at the
-        earliest. (Armed before the fault is applied, the detector would otherwise count
-        stalls the applying itself causes, e.g. a stack update's CPU burst.)"""
-        with self.lock:
-            self.not_before = t
-            if self.t_detect is not None and self.t_detect < t:
-                self.t_detect, self.evidence = None, ""
-            self.consecutive = 0
-            if self.last_ack is None or self.last_ack < t:
-                self.last_ack = t
-
-    def disarm(self) -> None:
-        with self.lock:
-            self.armed = False
-
-    def success(self, t: float) -> None:
-        # the hot path: plain assignments (atomic under the GIL), no lock
-        self.consecutive = 0
-        self.last_ack = t
-
-    def failure(self, t: float, error: str) -> None:
-        with self.lock:
-            if self.not_before is not None and t < self.not_before:
-                return
-            self.consecutive += 1
-            if self.armed and self.rule == "delivery-errors" and self.consecutive >= self.threshold:
-                self._declare(t, f"{self.consecutive} consecutive delivery failures, last: {error}")
-
-    def tick(self, now: float, outstanding: int) -> None:
-        with self.lock:
-            quiet = now - self.last_ack if self.last_ack is not None else 0.0
-            if self.armed and self.rule == "no-acks" and outstanding and quiet >= self.window_s:
-                self._declare(
-                    now, f"no acknowledgement for {quiet:.1f}s with {outstanding} in flight"
-                )
-
-    def _declare(self, t: float, why: str) -> None:
-        if self.t_detect is None:
-            self.t_detect, self.evidence = t, why
-            self.declared.set()
 
 
 @dataclass

@@ -34,10 +34,12 @@ def _load(spec_path: str, stack: str | None, keep: bool = False) -> tuple[DrillS
     TargetError, and nothing has been touched either way."""
     spec = load_spec(spec_path)
     target = open_target(stack or spec.target.stack, keep)
-    try:
-        target.resolve_fault(spec.fault.fault_spec())
-    except TargetError as e:
-        raise TargetError(f"fault: {e}") from None
+    for i, f in enumerate(spec.faults or [spec.fault]):  # a timeline: every fault of it
+        try:
+            target.resolve_fault(f.fault_spec())
+        except TargetError as e:
+            where = "fault" if len(spec.faults or ()) < 2 else f"faults[{i}]"
+            raise TargetError(f"{where}: {e}") from None
     return spec, target
 
 

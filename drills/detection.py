@@ -225,7 +225,7 @@ class Combination(Node):
 
 def build(rule: Any, path: str = "detection") -> Node:
     """The rule tree of a spec's `Detection` (or any object with its fields: `rule`,
-    `threshold`, `window_s`, `for_s`, `interval_s`, `timeout_ms`, `on`, `max_lag_s`,
+    `threshold`, `window_s`, `for_s`, `interval_s`, `timeout_ms`, `checks`, `max_lag_s`,
     `max_records`, `group`, `rules`)."""
     kind = rule.rule
     if kind in COMBINATIONS:
@@ -236,7 +236,7 @@ def build(rule: Any, path: str = "detection") -> Node:
     if kind == "no-acks":
         return NoAcks(path, rule.window_s)
     if kind == "probe":
-        return Probe(path, rule.threshold, rule.for_s, tuple(rule.on), rule.interval_s,
+        return Probe(path, rule.threshold, rule.for_s, tuple(rule.checks), rule.interval_s,
                      rule.timeout_ms)  # fmt: skip
     if kind == "replication-lag":
         seconds = rule.max_lag_s is not None
@@ -259,7 +259,7 @@ class _Leaf:
     for_s: float | None = None
     interval_s: float = 0.5
     timeout_ms: int = 1000
-    on: list[str] = field(default_factory=lambda: ["primary"])
+    checks: list[str] = field(default_factory=lambda: ["primary"])
     max_lag_s: float | None = None
     max_records: int | None = None
     group: str | None = None

@@ -484,7 +484,7 @@ _RULE_FIELDS: dict[str, frozenset[str]] = {
     "for_s": frozenset({"probe", "replication-lag", "consumer-lag"}),
     "interval_s": frozenset({"probe", "replication-lag", "consumer-lag"}),
     "timeout_ms": frozenset({"probe", "replication-lag", "consumer-lag"}),
-    "on": frozenset({"probe"}),
+    "checks": frozenset({"probe"}),
     "max_lag_s": frozenset({"replication-lag"}),
     "max_records": frozenset({"replication-lag", "consumer-lag"}),
     "group": frozenset({"consumer-lag"}),
@@ -523,7 +523,7 @@ class Rule(_Model):
     """probe: a round trip not complete in this long fails (the canary clients' own
     message/request/connection timeouts, far shorter than the workload's); lag rules: a read
     of offsets not answered in this long is no observation."""
-    on: list[Literal["primary", "standby", "replication"]] = Field(
+    checks: list[Literal["primary", "standby", "replication"]] = Field(
         default_factory=lambda: ["primary"], min_length=1, max_length=3
     )
     """probe: which round trips count: `primary` (produce to and consume from the primary),
@@ -570,8 +570,8 @@ class Rule(_Model):
         if self.rule == "consumer-lag" and self.max_records is None:
             raise _fail("consumer-lag needs its bound, max_records, e.g. max_records: 1000",
                         "max_records")  # fmt: skip
-        if len(set(self.on)) != len(self.on):
-            raise _fail("a probe check is listed twice", "on")
+        if len(set(self.checks)) != len(self.checks):
+            raise _fail("a probe check is listed twice", "checks")
         return self
 
     def leaves(self, path: str = "detection") -> list[tuple[str, Rule]]:

@@ -60,7 +60,8 @@ def header(run: RunData) -> dict[str, Any]:
         if started
         else "-"
     )
-    fault = spec.get("fault") or {}
+    timeline = spec.get("faults") or []
+    fault = spec.get("fault") or next((f for f in timeline if f.get("incident")), {})
     m = run.measurements
     rto, rpo = m.get("rto") or {}, m.get("rpo") or {}
     versions = ", ".join(
@@ -80,6 +81,8 @@ def header(run: RunData) -> dict[str, Any]:
             f"fault {fault.get('kind')} {fault.get('region') or fault.get('link') or ''}; "
             f"{'failover' if (spec.get('cutover') or {}).get('failover', True) else 'no failover'}",
         ),
+        *_timeline_facts(ev),
+        *_detection_facts(ev),
         ("versions", versions),
         (
             "decision",
@@ -122,6 +125,46 @@ def header(run: RunData) -> dict[str, Any]:
         "facts": facts,
         "figures": figures,
     }
+
+
+def _timeline_facts(ev: dict[str, Any]) -> list[tuple[str, str]]:
+    """A line per fault of a timeline of more than one: when it was due, applied, cleared
+    (seconds since the incident), and which is the incident."""
+    faults = ev.get("faults") or []
+    if len(faults) < 2:
+        return []
+
+    def t(x: float | None) -> str:
+        return "-" if x is None else f"{x:+.2f} s"
+
+    return [
+        (
+            f"fault {f['index'] + 1}" + (" (incident)" if f.get("incident") else ""),
+            f"{f.get('describe')}: due at {f.get('at_s'):g} s, applied {t(f.get('applied_since_incident_s'))}"
+            f" (late {f.get('late_s') if f.get('late_s') is not None else '-'} s), cleared "
+            f"{t(f.get('cleared_since_incident_s'))} since the incident",
+        )
+        for f in faults
+    ]
+
+
+def _detection_facts(ev: dict[str, Any]) -> list[tuple[str, str]]:
+    """Which detection rule fired, on what, and the observation."""
+    det = ev.get("detection") or {}
+    fired = det.get("fired")
+    if not fired:
+        return [("detection", f"rule {det.get('rule')}: did not fire")] if det else []
+    leaf = fired
+    while leaf.get("parts") and len(leaf["parts"]) == 1:
+        leaf = leaf["parts"][0]
+    what = (
+        "; ".join(
+            f"{p['rule']} ({p['path']}) on {p['on']}: {p['observation']}" for p in leaf["parts"]
+        )
+        if leaf.get("parts")
+        else f"{leaf['rule']} ({leaf['path']}) on {leaf['on']}: {leaf['observation']}"
+    )
+    return [("detection", f"rule {det.get('rule')} fired: {what}")]
 
 
 def _anomalies(ev: dict[str, Any]) -> dict[str, dict[str, Any]]:

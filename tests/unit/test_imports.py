@@ -120,3 +120,55 @@ def test_the_checker_finds_a_circle():
         "typing.TYPE_CHECKING",
         "p.z",
     }
+
+
+# Detection sees only what clients see: no module of it may reach a target, the local pair,
+# the stack or the fault registry, even through another module.
+DETECTION_MODULES = ("drills.detection",)
+DETECTION_FORBIDDEN = (
+    "drills.targets",
+    "drills.engine",
+    "drills.spec",  # it imports the fault registry
+    "components.local",
+    "components.faults",
+    "components.aws",
+    "components.kubernetes",
+)
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> dict[str, list[str]]:
+    """Every module `start` imports, directly or not, with one chain of imports to it."""
+    seen: dict[str, list[str]] = {start: [start]}
+    todo = [start]
+    while todo:
+        n = todo.pop()
+        for m in sorted(graph.get(n, ())):
+            if m not in seen:
+                seen[m] = [*seen[n], m]
+                todo.append(m)
+    return seen
+
+
+def _forbidden_imports(graph: dict[str, set[str]], modules, forbidden) -> list[str]:
+    bad = []
+    for mod in modules:
+        for m, chain in _reachable(graph, mod).items():
+            if any(m == f or m.startswith(f + ".") for f in forbidden):
+                bad.append(" -> ".join(chain))
+    return bad
+
+
+def test_detection_imports_no_target_stack_or_fault_module():
+    graph = import_graph()
+    mods = [m for m in DETECTION_MODULES if m in graph]
+    assert mods == list(DETECTION_MODULES), "a detection module is missing"
+    bad = _forbidden_imports(graph, mods, DETECTION_FORBIDDEN)
+    assert not bad, f"detection reaches what clients cannot see: {bad}"
+
+
+def test_the_detection_boundary_check_can_fail():
+    graph = {"drills.detection": {"drills.util"}, "drills.util": {"components.local.env"},
+             "components.local.env": set()}  # fmt: skip
+    assert _forbidden_imports(graph, ["drills.detection"], DETECTION_FORBIDDEN) == [
+        "drills.detection -> drills.util -> components.local.env"
+    ]

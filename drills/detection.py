@@ -143,6 +143,7 @@ class Probe(Node):
         self.threshold, self.for_s, self.checks = threshold, for_s, checks
         self.interval_s, self.timeout_ms = interval_s, timeout_ms
         self.state: dict[str, _CheckState] = {}
+        self.worked: set[str] = set()  # checks that made a round trip at least once
 
     def round_trip(self, check: str, on: str, t: float, ok: bool, detail: str) -> None:
         if check not in self.checks:
@@ -151,6 +152,7 @@ class Probe(Node):
         st.last = detail
         if ok:
             st.consecutive, st.failing_since, st.ever_ok = 0, None, True
+            self.worked.add(check)
             return
         st.consecutive += 1
         if st.failing_since is None:
@@ -363,6 +365,7 @@ class Detector:
                 for leaf in self.probes:  # still tracked: a check must have worked once
                     if ok and check in leaf.checks:
                         leaf.state.setdefault(on, _CheckState()).ever_ok = True
+                        leaf.worked.add(check)
                 return
             for leaf in self.probes:
                 if ok or self._counts(t):
@@ -378,6 +381,11 @@ class Detector:
             for leaf in self.lags:
                 leaf.lag(kind, on, t, value, unit)
             self._evaluate()
+
+    def probes_ready(self) -> bool:
+        """Every check of every probe rule has made a round trip: the probe works (part of
+        the steady state a drill needs before it may strike)."""
+        return all(set(p.checks) <= p.worked for p in self.probes)
 
     def _observed(self, obs: dict) -> None:
         self.observations.append(obs)

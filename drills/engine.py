@@ -371,6 +371,10 @@ class Drill:
         if len(self.timeline) > 1:
             what = f"timeline of {len(self.timeline)} faults, incident {what}"
         with self._step("inject", what) as s:
+            if self.detector.probes:  # a probe that never worked would detect nothing
+                self._wait(
+                    self.detector.probes_ready, 60, "the detection probe's first round trips"
+                )
             self.t0 = clock()
             for item in self.timeline[: self.incident]:
                 self._until(self.t0 + item.spec.at_s)

@@ -390,6 +390,7 @@ class Drill:
             self.record.fault_id = inc.fault_id
             self.hooks.after_inject(self)
             self.instants["t_fault"] = t_fault
+            self.record.faults = self._timeline_facts()  # now with times since the incident
             s.output = {"fault_id": inc.fault_id, "t_fault": t_fault}
             if update := self.target.fault_update(inc.fault_id):
                 s.output["stack_update"] = update
@@ -477,6 +478,7 @@ class Drill:
             finally:
                 self.detector.disarm()
                 self.record.detection.update(self.detector.report())
+                self.record.faults = self._timeline_facts()
                 self._stop_watch()
             self.instants["t_detect"] = self.detector.t_detect
             s.output = {"t_detect": self.detector.t_detect, "evidence": self.detector.evidence}

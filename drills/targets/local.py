@@ -16,6 +16,7 @@ from pathlib import Path
 from components.faults import FaultSpec, Placed
 from components.local import config, kafka_dist, mirrormaker, network, objectstore
 from components.local import faults as local_faults
+from components.local import processes as procs
 from components.local.env import LocalPair
 from components.local.errors import LocalEnvError
 from drills.cost.model import Inventory, inventory_local
@@ -245,6 +246,11 @@ class LocalTarget(KafkaSide):
         return self._direct(FaultSpec("blackhole", region=region, params={"endpoint": "kafka"}))
 
     def stop_replication(self) -> tuple[str, float]:
+        """Stop MirrorMaker 2 (direct). Already stopped -- a fault of the drill's timeline
+        stopped it -- there is nothing to stop: the id says so and clears nothing."""
+        mm2 = self.pair.find("mirrormaker2", self.standby)
+        if mm2 is None or not procs.alive(mm2.pid):
+            return "replication-already-stopped", time.monotonic()
         return self._direct(FaultSpec("replication-stop"))
 
     # --- measurement and evidence -----------------------------------------------------

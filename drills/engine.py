@@ -536,20 +536,20 @@ class Drill:
         (all producers), records/s the producers sent, records/s acknowledged (any region)]."""
         t0 = self.instants["t_fault"]
         origin = self.workload_started if t0 is None else t0
-        edges, t = [], self.workload_started
-        while t < end:
-            edges.append(t)
-            t += step
-        edges.append(end)
+        n = int((end - self.workload_started) // step)  # whole buckets only
+        edges = [self.workload_started + k * step for k in range(n + 1)]
         acked = sorted(self.rec.ack_times())
         samples = [getattr(p, "offered", [])[:] for p in self.producers]
 
-        def sent_by(at: float) -> int:  # records sent by `at`, all producers
-            n = 0
+        def sent_by(at: float) -> float:  # records sent by `at`, all producers (interpolated)
+            total = 0.0
             for ss in samples:
                 k = bisect.bisect_right(ss, (at, float("inf")))
-                n += ss[k - 1][1] if k else 0
-            return n
+                if k == 0:
+                    continue
+                (t1, n1), (t2, n2) = ss[k - 1], ss[k] if k < len(ss) else ss[k - 1]
+                total += n1 + (n2 - n1) * (at - t1) / (t2 - t1) if t2 > t1 else n1
+            return total
 
         series: list[list[float | None]] = []
         for a, b in itertools.pairwise(edges):

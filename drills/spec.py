@@ -235,7 +235,7 @@ class WorkloadShape(_Model):
                 default = WorkloadShape.model_fields[name].default
                 if getattr(self, name) != default:
                     raise _fail(
-                        f"steady takes no {name} (got {_got(getattr(self, name))}); "
+                        f"steady takes no {name} (got {_n(getattr(self, name))}); "
                         "set kind: step or ramp, or remove it",
                         name,
                     )

@@ -15,6 +15,8 @@ SIGHUP are held until the journal is finished and the evidence written.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import os
 import secrets
@@ -54,6 +56,7 @@ from drills.journal import (
     StepFailed,
 )
 from drills.record import RunRecord
+from drills.shapes import RateSchedule
 from drills.targets.base import Target
 from drills.workload import (
     Clients,
@@ -69,6 +72,8 @@ from drills.workload import (
 
 EXIT_PASS, EXIT_MISSED, EXIT_NOT_RUN = 0, 1, 2
 TEARDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# the evidence's capacity.offered_series, one row per second
+OFFERED_COLUMNS = ("since_fault_s", "scheduled_rps", "sent_rps", "acked_rps")
 
 
 @dataclass
@@ -284,7 +289,16 @@ class Drill:
     def _workload(self) -> None:
         w, c = self.spec.workload, self.spec.clients
         timeouts = c.model_dump()
-        pcfg = ProducerConfig(w.rate, w.keys, w.record_bytes, w.acks, w.idempotence, timeouts)
+        self.workload_started = started = clock()
+        # the shape's anchor: T_fault once the engine records it, or the workload's start
+        anchor = (
+            (lambda: self.instants["t_fault"])
+            if w.shape.relative_to == "fault"
+            else (lambda: started)
+        )
+        self.schedule = RateSchedule(w.rate, w.shape.shape(), anchor)
+        pcfg = ProducerConfig(w.rate, w.keys, w.record_bytes, w.acks, w.idempotence, timeouts,
+                              self.schedule)  # fmt: skip
         place = self._placement(self.target.primary)
         pids = {f"{self.run_id}-p{i}" for i in range(w.producers)}
         cut = self.spec.cutover
@@ -614,11 +628,71 @@ class Drill:
             while clock() - start < run:
                 self._tick()
                 time.sleep(0.1)
-            s.output = {"throughput_rps": round(self.rec.acks_between(start, clock()) / run, 1),
-                        "pre_fault_throughput_rps": self.record.steady_before.get("throughput_rps")}  # fmt: skip
+            s.output = self._capacity(start, clock())
             self.record.steady_after = dict(s.output)
+            self.record.steady_after["offered_series"] = self._offered_series(clock())
+            self.record.steady_after["offered_series_columns"] = list(OFFERED_COLUMNS)
             if self.moved_clients:
                 s.output["moved_clients"] = self._move_facts(self.moved_clients)
+
+    def _capacity(self, start: float, end: float) -> dict[str, Any]:
+        """What the serving region absorbed over the serve window [start, end]: the records it
+        acknowledged (ack time in the window) against the records the workload's shape offered
+        in it (the schedule integrated, times the producers writing to that region). The
+        drop, 1 - acknowledged / offered (0 when a backlog makes it more), is what
+        `objectives.max_throughput_drop` bounds."""
+        serving, dur = self.record.serving, max(end - start, 1e-9)
+        acked = self.rec.acks_between(start, end, cluster=serving)
+        writers = sum(1 for p in self.producers if p.place.cluster == serving)
+        offered = self.schedule.offered(start, end) * writers
+        t0 = self.instants["t_fault"]
+        out: dict[str, Any] = {
+            "region": serving,
+            "throughput_rps": round(acked / dur, 1),
+            "offered_rps": round(offered / dur, 1),
+            "pre_fault_throughput_rps": self.record.steady_before.get("throughput_rps"),
+            "throughput_drop": round(max(0.0, 1 - acked / offered), 4) if offered > 0 else None,
+            "acknowledged": acked,
+            "offered": round(offered),
+            "window_s": round(dur, 3),
+            "window_since_fault_s": None if t0 is None else [round(start - t0, 3), round(end - t0, 3)],
+            "shape": self.schedule.shape.describe(),
+            "shape_relative_to": self.spec.workload.shape.relative_to,
+        }  # fmt: skip
+        return out
+
+    def _offered_series(self, end: float, step: float = 1.0) -> list[list[float | None]]:
+        """The offered rate over time, per `step` seconds from the workload's start to `end`:
+        [seconds since T_fault (since the start when no fault), records/s the shape scheduled
+        (all producers), records/s the producers sent, records/s acknowledged (any region)]."""
+        t0 = self.instants["t_fault"]
+        origin = self.workload_started if t0 is None else t0
+        n = int((end - self.workload_started) // step)  # whole buckets only
+        edges = [self.workload_started + k * step for k in range(n + 1)]
+        acked = sorted(self.rec.ack_times())
+        samples = [getattr(p, "offered", [])[:] for p in self.producers]
+
+        def sent_by(at: float) -> float:  # records sent by `at`, all producers (interpolated)
+            total = 0.0
+            for ss in samples:
+                k = bisect.bisect_right(ss, (at, float("inf")))
+                if k == 0:
+                    continue
+                (t1, n1), (t2, n2) = ss[k - 1], ss[k] if k < len(ss) else ss[k - 1]
+                total += n1 + (n2 - n1) * (at - t1) / (t2 - t1) if t2 > t1 else n1
+            return total
+
+        series: list[list[float | None]] = []
+        for a, b in itertools.pairwise(edges):
+            dt = b - a
+            if dt <= 0:
+                continue
+            scheduled = self.schedule.offered(a, b) * len(self.producers) / dt
+            sent = (sent_by(b) - sent_by(a)) / dt if any(samples) else None
+            n_acked = bisect.bisect_left(acked, b) - bisect.bisect_left(acked, a)
+            series.append([round(a - origin, 3), round(scheduled, 1),
+                           None if sent is None else round(sent, 1), round(n_acked / dt, 1)])  # fmt: skip
+        return series
 
     def _stop_workload(self) -> None:
         self._stop_watch()
@@ -651,7 +725,10 @@ class Drill:
                 history, CheckPolicy(tolerate=frozenset({LOST_TAIL, LATE, DUPLICATE}), sample=5)
             )
             self.record.result = result
-            self.record.verdict = judge(self.spec.objectives, result)
+            self.record.verdict = judge(self.spec.objectives, result, self.record.steady_after)
+            for f in self.record.verdict.get("findings", ()):  # the capacity section says so too
+                if f["kind"] == CAPACITY_FINDING and self.record.steady_after is not None:
+                    self.record.steady_after["finding"] = f["detail"]
             s.output = {"verdict": self.record.verdict}
 
     def _read_back(self) -> None:
@@ -722,8 +799,12 @@ def parity(prim: dict, stby: dict, remote: Callable[[str], str]) -> dict[str, An
             "groups_missing_in_standby": groups}  # fmt: skip
 
 
-def judge(obj, result: CheckResult) -> dict[str, Any]:
-    """Compare the measurements with the spec's objectives: one line per objective."""
+def judge(obj, result: CheckResult, capacity: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Compare the measurements with the spec's objectives: one line per objective.
+
+    `capacity` is what the serve phase measured (`Drill._capacity`); a missed
+    `max_throughput_drop` adds a `standby-capacity` finding to `findings`, saying what
+    the serving region absorbed of what was offered."""
     dup = sum(c.duplicates for c in result.continuity)
     skipped = sum(c.skipped for c in result.continuity)
     checks = []
@@ -752,9 +833,37 @@ def judge(obj, result: CheckResult) -> dict[str, Any]:
     if obj.ordering_per_key:
         n = len(result.anomalies.get(REORDERED, ()))
         add("ordering_per_key", n, 0, n == 0)
+    findings: list[dict[str, str]] = []
+    bound = getattr(obj, "max_throughput_drop", None)  # objectives made before it existed
+    if bound is not None:
+        cap = capacity or {}
+        drop = cap.get("throughput_drop")
+        ok = drop is not None and drop <= bound
+        add("max_throughput_drop", drop, bound, ok)
+        if not ok:
+            findings.append({"kind": CAPACITY_FINDING, "objective": "max_throughput_drop",
+                             "detail": capacity_finding(cap, bound)})  # fmt: skip
     untolerated = [a for a in result.found if a not in result.tolerated]
     add("no untolerated anomalies", untolerated, [], not untolerated)
-    return {"passed": all(c["met"] for c in checks), "checks": checks}
+    verdict: dict[str, Any] = {"passed": all(c["met"] for c in checks), "checks": checks}
+    if findings:
+        verdict["findings"] = findings
+    return verdict
+
+
+CAPACITY_FINDING = "standby-capacity"
+
+
+def capacity_finding(cap: dict[str, Any], bound: float) -> str:
+    """One line: what the serving region absorbed of the offered load, against the bound."""
+    if cap.get("throughput_drop") is None:
+        return "serving throughput not measured (the drill offered no load to a serving region)"
+    region = cap.get("region") or "the serving region"
+    return (
+        f"{region} cannot absorb the offered load ({cap.get('shape', 'steady')}): it acknowledged "
+        f"{cap['throughput_rps']:g} of {cap['offered_rps']:g} records/s offered after cutover, "
+        f"a drop of {cap['throughput_drop']:.1%} (bound {bound:.1%})"
+    )
 
 
 @contextmanager

@@ -53,6 +53,7 @@ from components.faults import (
     get,
     names,
 )
+from drills.shapes import Shape
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -64,6 +65,7 @@ __all__ = [
     "Topic",
     "Group",
     "Workload",
+    "WorkloadShape",
     "Clients",
     "Replication",
     "SteadyState",
@@ -206,6 +208,59 @@ class Group(_Model):
     after failover: what was processed but not committed is owed again."""
 
 
+class WorkloadShape(_Model):
+    """How the offered rate changes over time: a multiplier of `workload.rate`, applied by
+    every producer (drills/shapes.py). `steady` keeps the rate; `step` multiplies it by
+    `factor` from `at_s` on; `ramp` goes linearly from `from_factor` to `factor` over
+    `over_s`, starting at `at_s`. Times count from `relative_to`: the fault (T_fault, the
+    peak arrives with the incident) or the workload's start. The offered rate over time is
+    recorded in the evidence (`capacity.offered_series`)."""
+
+    kind: Literal["steady", "step", "ramp"] = "steady"
+    """steady | step | ramp."""
+    factor: float = Field(1.0, gt=0, le=1000)
+    """The multiplier of `rate` reached: from `at_s` on (step), from `at_s + over_s` on (ramp)."""
+    from_factor: float = Field(1.0, gt=0, le=1000)
+    """The multiplier before `at_s` (and before the fault, when relative to it)."""
+    at_s: float = Field(0.0, ge=0, le=DAY_S)
+    """Seconds after `relative_to` when the step or the ramp starts."""
+    over_s: float = Field(0.0, ge=0, le=DAY_S)
+    """ramp: seconds from `from_factor` to `factor` (> 0); step: 0."""
+    relative_to: Literal["fault", "start"] = "fault"
+    """`fault`: counted from T_fault as the engine records it (the producers learn it when
+    the fault's stack update returns, so a step at 0 s lands up to that update's duration
+    late); `start`: from the workload's start (the steady-state phase)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WorkloadShape:
+        if self.kind == "steady":
+            for name in ("factor", "from_factor", "at_s", "over_s"):
+                default = WorkloadShape.model_fields[name].default
+                if getattr(self, name) != default:
+                    raise _fail(
+                        f"steady takes no {name} (got {_n(getattr(self, name))}); "
+                        "set kind: step or ramp, or remove it",
+                        name,
+                    )
+        elif self.kind == "step" and self.over_s:
+            raise _fail(
+                f"a step has no duration (got over_s: {_n(self.over_s)}); "
+                "remove it or set kind: ramp",
+                "over_s",
+            )
+        elif self.kind == "ramp" and self.over_s <= 0:
+            raise _fail(
+                f"a ramp needs over_s > 0, the seconds from from_factor to factor "
+                f"(got {_n(self.over_s)}), e.g. over_s: 10",
+                "over_s",
+            )
+        return self
+
+    def shape(self) -> Shape:
+        """The shape as drills/shapes.py applies it."""
+        return Shape(self.kind, self.factor, self.from_factor, self.at_s, self.over_s)
+
+
 class Workload(_Model):
     """The traffic standing in for production: instrumented producers and real consumer groups.
 
@@ -230,6 +285,13 @@ class Workload(_Model):
     """Idempotent producers: retries cannot duplicate or reorder. Requires acks=all."""
     groups: list[Group] = Field(min_length=1, max_length=100)
     """The consumer groups (at least one; names unique)."""
+    shape: WorkloadShape = Field(default_factory=WorkloadShape)
+    """How the rate changes over time (steady, a step, a ramp): peak load for capacity."""
+
+    @property
+    def peak_rate(self) -> float:
+        """Records/s per producer at the shape's peak (what a projection must assume)."""
+        return self.rate * self.shape.shape().peak
 
     @model_validator(mode="after")
     def _consistent(self) -> Workload:
@@ -238,6 +300,12 @@ class Workload(_Model):
                 f"idempotence: true requires acks: all (got acks: {_got(self.acks)}); "
                 "set acks: all or idempotence: false",
                 "acks",
+            )
+        if self.peak_rate > 1_000_000:
+            raise _fail(
+                f"rate * the shape's peak factor is {self.peak_rate:g} records/s; "
+                "at most 1e+06: lower rate or the factor",
+                "shape",
             )
         names = [t.name for t in self.topics]
         for i, name in enumerate(names):
@@ -732,6 +800,16 @@ class Objectives(_Model):
     """Most writes the old primary may acknowledge after it was fenced."""
     ordering_per_key: bool = True
     """Per-key order must hold in the standby (no reordered records)."""
+    max_throughput_drop: float | None = Field(None, ge=0, le=1)
+    """Capacity under peak: the largest fraction of the offered load the serving region may
+    fail to acknowledge after cutover. Over the serve window (from the end of cutover, the
+    first ack from the serving region, for `cutover.run_after_s`): drop = 1 - A / O, where
+    A = records the serving region acknowledged in the window (by ack time, whenever they
+    were sent) and O = records the workload's shape offered in the window, i.e. the sum over
+    the producers writing to the serving region of the integral of rate x the shape's
+    factor (the schedule, not what a starved producer managed to send); 0 when A >= O
+    (a backlog served). E.g. 0.2: the standby must acknowledge at least 80% of the peak.
+    Missed, the verdict carries a `standby-capacity` finding."""
 
 
 class Rollback(_Model):

@@ -29,6 +29,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 from components.clientconf import client_config
 from drills.detection import Detector  # re-exported: the detector moved to drills/detection.py
 from drills.history import HistoryBuilder, ResumeSource
+from drills.shapes import RateSchedule
 
 __all__ = [
     "Detector",
@@ -113,8 +114,20 @@ class Recorder:
     def ack_count(self) -> int:
         return len(self.acks) // ACK_WIDTH
 
-    def acks_between(self, start: float, end: float) -> int:
-        return sum(1 for t in self.acks[ACK_WIDTH - 1 :: ACK_WIDTH] if start <= t < end)
+    def acks_between(self, start: float, end: float, cluster: str | None = None) -> int:
+        """Acks with ack time in [start, end); from `cluster` only when given."""
+        if cluster is None:
+            return sum(1 for t in self.acks[ACK_WIDTH - 1 :: ACK_WIDTH] if start <= t < end)
+        a = self.acks[:]  # one consistent copy: whole acks only (extend is atomic)
+        return sum(
+            1
+            for c, t in zip(a[4::ACK_WIDTH], a[ACK_WIDTH - 1 :: ACK_WIDTH], strict=True)
+            if c == cluster and start <= t < end
+        )
+
+    def ack_times(self) -> list[float]:
+        """Every ack's time so far (any cluster)."""
+        return self.acks[ACK_WIDTH - 1 :: ACK_WIDTH]
 
     def first_ack(self, cluster: str, after: float) -> float | None:
         a = self.acks[:]  # one consistent copy: whole acks only (extend is atomic)
@@ -153,12 +166,18 @@ class Placement:
 
 @dataclass
 class ProducerConfig:
-    rate: float
+    rate: float  # records/s; the schedule's base rate when there is one
     keys: int
     record_bytes: int
     acks: str
     idempotence: bool
     timeouts: dict[str, int]
+    # the offered rate over time (steady, step, ramp); None: `rate` throughout
+    schedule: RateSchedule | None = None
+
+
+RATE_CHECK_S = 0.05  # how often the producer re-reads its schedule's rate
+OFFERED_SAMPLE_S = 0.5  # how often it records how many records it has sent
 
 
 class InstrumentedProducer(threading.Thread):
@@ -217,6 +236,8 @@ class InstrumentedProducer(threading.Thread):
         self.timings: dict[str, float] = {}
         self.moved_warm: bool | None = None  # the last move switched to the warm client
         self._retiring: list[threading.Thread] = []
+        # (instant, records sent so far), every OFFERED_SAMPLE_S: the offered rate over time
+        self.offered: list[tuple[float, int]] = []
 
     def _client(self, place: Placement, **extra) -> Producer:
         t = self.cfg.timeouts
@@ -322,8 +343,14 @@ class InstrumentedProducer(threading.Thread):
         nkeys, ntopics, pad = len(keys), len(topics), self.cfg.record_bytes
         names = [self.place.topics[t] for t in topics]
         cluster = self.place.cluster
-        interval = 1.0 / self.cfg.rate
+        schedule = self.cfg.schedule
+        interval = 1.0 / (schedule.rate_at(clock()) if schedule else self.cfg.rate)
         next_send = clock()
+        # rate control: the schedule's rate is re-read every RATE_CHECK_S (a step or a ramp
+        # changes the spacing of the next sends, never bursts to catch up with the past);
+        # sends so far are sampled every OFFERED_SAMPLE_S (the offered series)
+        next_check = next_sample = next_send
+        offered = self.offered
         i = 0
         stopping, paused = self.stop_flag.is_set, self.paused.is_set
         while not stopping():
@@ -344,6 +371,13 @@ class InstrumentedProducer(threading.Thread):
             if warm is not None:
                 warm.poll(0)  # its statistics and logs
             now = clock()
+            if schedule is not None and now >= next_check:
+                interval = 1.0 / max(schedule.rate_at(now), 1e-3)
+                next_send = min(next_send, now + interval)  # a rise applies at once
+                next_check = now + RATE_CHECK_S
+            if now >= next_sample:
+                offered.append((now, i))
+                next_sample = now + OFFERED_SAMPLE_S
             if paused() or self.budget == 0:  # fenced, waiting for a move: no busy loop
                 p.poll(0.005)
                 continue
@@ -382,6 +416,7 @@ class InstrumentedProducer(threading.Thread):
             p.poll(0)
             if now - next_send > 1.0:  # fell behind (e.g. a full queue): do not burst to catch up
                 next_send = now
+        offered.append((clock(), i))
         p.flush(self.cfg.timeouts["message_timeout_ms"] / 1000 + 1)
         self._retire(p)
         if warm is not None:

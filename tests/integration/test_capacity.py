@@ -1,0 +1,137 @@
+"""Capacity under peak on the real local pair: a step load the standby must absorb.
+
+The workload steps up tenfold when the fault strikes (`shape: step`, relative to the
+fault), the primary's Kafka endpoint is black-holed, and the drill fails over to the
+standby. With the standby's CPU quota squeezed (`cpu-squeeze`, its brokers and MirrorMaker
+2 are JVMs in its cgroup) it cannot acknowledge the peak: `max_throughput_drop` is missed
+with a `standby-capacity` finding. The same step on the unsqueezed standby is absorbed.
+The drop is also recomputed here from the history (ack times by region) and the schedule,
+not taken from the engine's figure alone.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from components.faults import FaultSpec
+from components.local import cgroups, faults
+from drills.engine import EXIT_MISSED, EXIT_PASS
+from drills.history import read_history
+from drills.hooks import Callbacks
+from drills.runner import run_drill
+from drills.spec import load_spec, parse_spec
+from drills.targets import LocalTarget
+
+REPO = Path(__file__).resolve().parents[2]
+
+BASE_RATE = 200  # records/s before the fault
+STEP = 10  # the peak: 2,000 records/s from the fault on
+RECORD_BYTES = 1000  # 2 MB/s at the peak
+SQUEEZED_CORES = 0.03  # the standby's quota for the squeezed run (the stack gives it 1.0)
+BOUND = 0.25  # max_throughput_drop: the standby must acknowledge >= 75% of the peak
+
+
+def step_spec():
+    """The blackhole scenario on a topic of its own, short, with a step at the fault."""
+    data = load_spec(REPO / "drills" / "scenarios" / "blackhole-endpoint.yaml").to_dict()
+    topic = f"cap-{uuid.uuid4().hex[:6]}"
+    w = data["workload"]
+    w.update(rate=BASE_RATE, record_bytes=RECORD_BYTES, producers=1,
+             topics=[{"name": topic, "partitions": 3}],
+             shape={"kind": "step", "factor": STEP, "at_s": 0, "relative_to": "fault"})  # fmt: skip
+    w["groups"] = [{"name": "billing", "topics": [topic]}]
+    data["clients"].update(message_timeout_ms=2000, request_timeout_ms=2000)
+    data["steady_state"].update(duration_s=3, min_throughput_rps=BASE_RATE / 2)
+    data["detection"].update(rule="no-acks", window_s=1.0, timeout_s=30)
+    data["decision"] = {"mode": "automatic"}
+    data["cutover"].update(run_after_s=6, resume="synced")
+    data["objectives"] = {"max_throughput_drop": BOUND, "max_rto_seconds": None,
+                          "max_rpo_records": None, "max_rpo_seconds": None,
+                          "max_duplicates": None}  # fmt: skip
+    return parse_spec(data)
+
+
+def run(pair, run_dir: Path, cores: float | None):
+    """The step drill; with `cores`, the standby squeezed to them just before the fault
+    (steady state runs unsqueezed) and restored once the serve window is measured, before
+    the drill's teardown restarts MirrorMaker 2 in it."""
+    applied: list[str] = []
+
+    def squeeze(_drill) -> None:
+        spec = FaultSpec("cpu-squeeze", pair.standby.name, params={"cores": cores})
+        applied.append(faults.apply(pair, spec).id)
+
+    def restore(phase: str, _what: str) -> None:
+        if phase in ("verify", "rollback", "teardown"):
+            while applied:
+                faults.clear(pair, applied.pop())
+
+    hooks = Callbacks(before_inject=squeeze, phase=restore) if cores is not None else Callbacks()
+    try:
+        out = run_drill(step_spec(), LocalTarget(pair), run_dir, hooks)
+    finally:
+        restore("teardown", "")
+    ev = json.loads((run_dir / "evidence.json").read_text())
+    assert ev["status"] == "completed", [
+        (x["phase"], x["status"], x["error"]) for x in ev["journal"]["steps"]
+    ]
+    return out, ev
+
+
+def recomputed_drop(run_dir: Path, ev: dict) -> float:
+    """1 - acks by the serving region in the serve window / what the step offered in it,
+    from the raw history and the spec (not the engine's capacity section)."""
+    writes = read_history(run_dir / "history").writes.to_pydict()
+    cap = ev["capacity"]
+    t_fault = ev["timeline"]["t_fault"]["monotonic"]
+    a, b = (t_fault + x for x in cap["window_since_fault_s"])
+    acked = sum(
+        1
+        for c, t in zip(writes["cluster"], writes["ack_time"], strict=True)
+        if c == cap["region"] and t is not None and a <= t < b
+    )
+    offered = BASE_RATE * STEP * (b - a)  # the whole window is after the step
+    return max(0.0, 1 - acked / offered)
+
+
+def test_a_step_load_on_a_squeezed_standby_misses_max_throughput_drop(pair, tmp_path):
+    out, ev = run(pair, tmp_path / "run", SQUEEZED_CORES)
+    cap = ev["capacity"]
+    assert cap["region"] == pair.standby.name and cap["shape"] == "step x1 -> x10 at +0s"
+    assert cap["offered_rps"] == pytest.approx(BASE_RATE * STEP, rel=0.01)
+    assert cap["throughput_drop"] > BOUND, cap
+    assert cap["throughput_drop"] == pytest.approx(recomputed_drop(tmp_path / "run", ev), abs=0.02)
+    check = next(c for c in ev["verdict"]["checks"] if c["objective"] == "max_throughput_drop")
+    assert check == {"objective": "max_throughput_drop", "value": cap["throughput_drop"],
+                     "bound": BOUND, "met": False}  # fmt: skip
+    finding = ev["verdict"]["findings"][0]
+    assert finding["kind"] == "standby-capacity" and finding["objective"] == "max_throughput_drop"
+    assert f"of {cap['offered_rps']:g} records/s offered" in finding["detail"]
+    assert cap["finding"] == finding["detail"]
+    assert out.exit_code == EXIT_MISSED and not ev["verdict"]["passed"]
+    # the offered series shows the step: the schedule at 10x the pre-fault rate after T_fault
+    cols = cap["offered_series_columns"]
+    rows = [dict(zip(cols, r, strict=True)) for r in cap["offered_series"]]
+    before = [r for r in rows if r["since_fault_s"] <= -1]
+    after = [r for r in rows if r["since_fault_s"] >= 0 and r is not rows[-1]]
+    assert before and all(r["scheduled_rps"] == pytest.approx(BASE_RATE, rel=0.01) for r in before)
+    assert after and all(
+        r["scheduled_rps"] == pytest.approx(BASE_RATE * STEP, rel=0.01) for r in after
+    )
+    assert max(r["sent_rps"] for r in after) > 3 * max(r["sent_rps"] for r in before)
+    # the squeeze is gone: the standby has the quota the stack gives it
+    assert cgroups.quota_cores(pair.standby.cgroup) == pair.standby.spec.cpu_cores
+    assert faults.leftovers(pair) == []
+
+
+def test_the_same_step_on_an_unsqueezed_standby_is_absorbed(pair, tmp_path):
+    out, ev = run(pair, tmp_path / "run", None)
+    cap = ev["capacity"]
+    assert cap["throughput_drop"] <= BOUND, cap
+    assert cap["throughput_drop"] == pytest.approx(recomputed_drop(tmp_path / "run", ev), abs=0.02)
+    assert "findings" not in ev["verdict"] and "finding" not in cap
+    assert out.exit_code == EXIT_PASS, ev["verdict"]

@@ -81,6 +81,7 @@ class FailbackRun:
     t_primary_back: float | None = None
     t_reverse: float | None = None  # reverse replication proven running
     moved_at: float | None = None
+    consumed_at_move: dict[str, int] = field(default_factory=dict)  # per group
     fence_id: str | None = None
     reverse_on: bool = False
     rebuilt: list[str] = field(default_factory=list)
@@ -178,8 +179,8 @@ def _restore_primary(drill: Drill, fb: FailbackRun) -> None:
     with drill._step(PHASE, f"bring {t.primary} back", rollback=True) as s:
         fence = _failover_fence(drill)
         clearing = [f for f in (drill.record.fault_id, fence) if f and f in drill.applied]
+        t.clear_faults(clearing)  # in dependency order: the fence is lifted first
         for f in clearing:
-            t.clear_fault(f)
             drill.applied.remove(f)
         fb.t_primary_back = clock()
         s.output = {"cleared": clearing, "t_primary_back": fb.t_primary_back}
@@ -284,6 +285,7 @@ def _switch(drill: Drill, fb: FailbackRun) -> None:
         s.output["local_starts"] = {f"{k[0]}[{k[1]}]": v for k, v in fb.starts.items()}
     with drill._step(PHASE, f"move clients to {t.primary} (resume: synced)", rollback=True) as s:
         place = drill._placement(t.primary)
+        fb.consumed_at_move = {g.cfg.name: g.consumed for g in groups}
         for p in moving:
             p.move_to(place)
             p.budget = None
@@ -295,7 +297,6 @@ def _switch(drill: Drill, fb: FailbackRun) -> None:
         drill._wait(lambda: drill.rec.first_ack(t.primary, fb.moved_at) is not None, 60,
                     f"a first ack from {t.primary} after the failback")  # fmt: skip
         fb.t_cut = drill.rec.first_ack(t.primary, fb.moved_at)
-        drill.record.serving = t.primary
         s.output = {"t_cut": fb.t_cut, "producers": [p.name for p in moving],
                     "groups": {g.cfg.name: sorted({n for x in g.cfg.topics for n in (rev[x], x)})
                                for g in groups}}  # fmt: skip
@@ -314,12 +315,13 @@ def _after_switch(drill: Drill, fb: FailbackRun) -> None:
 def _serve(drill: Drill, fb: FailbackRun) -> None:
     t, run = drill.target, drill.spec.rollback.run_after_s
     moved = [g for g in drill.groups if g.place.cluster == t.primary]
+    before = fb.consumed_at_move
     with drill._step(
         PHASE, f"workload on {t.primary} for rollback.run_after_s", rollback=True
     ) as s:
         with contextlib.suppress(WaitTimeout):  # a group that never does: failback RTO says so
             wait_until(
-                lambda: all(g.timings.get("first_read_after_move", 0) >= fb.moved_at for g in moved),
+                lambda: all(g.consumed > before.get(g.cfg.name, 0) for g in moved),
                 60, "every group reading on the old primary", check=drill._check_threads,
             )  # fmt: skip
         start = clock()
@@ -351,6 +353,7 @@ def verify(drill: Drill) -> None:
                                              "why": fb.not_run or "the switch back did not finish"}  # fmt: skip
         return
     t = drill.target
+    drill.record.serving = t.primary  # from here on (the failover's read-back is done)
     topics = list(_topics(drill))
     rev = {x: t.reverse_topic(x) for x in topics}
     names = sorted(set(rev.values()) | set(topics))

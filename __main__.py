@@ -25,7 +25,8 @@ def local() -> None:
     raw["kdrill:pattern"] = "local"
     prefix = (raw.get("kdrill:local") or {}).get("namePrefix", "kd")
     state_root = os.environ.get("KDRILL_STATE_DIR", "/var/tmp/kdrill")
-    pair = declare(prefix, state_root, pulumi.get_stack(), raw)
+    reverse = bool(cfg.get_bool("reverseReplication"))  # a failback's, drill-time
+    pair = declare(prefix, state_root, pulumi.get_stack(), raw, reverse)
     switch = FaultSwitch(
         f"{prefix}-faults",
         prefix=prefix,

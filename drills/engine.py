@@ -31,6 +31,7 @@ from typing import Any
 
 from components.faults import FaultSpec
 from components.wait import wait_until
+from drills import failback
 from drills.detection import CANARY_TOPIC, ClientWatch, Detector, Endpoints
 from drills.history import (
     DUPLICATE,
@@ -158,6 +159,7 @@ class Drill:
         self.groups: list[GroupConsumer] = []
         self.moved_clients: list[InstrumentedProducer | GroupConsumer] = []
         self.end_offsets: dict[tuple[str, int], int] = {}
+        self.failback: failback.FailbackRun | None = None  # set once rollback ran
 
     @property
     def run_id(self) -> str:
@@ -175,6 +177,7 @@ class Drill:
         record = self.record
         status, code = "completed", EXIT_NOT_RUN
         try:
+            failback.validate(self)  # a failback this target cannot do: refused, untouched
             self._start()
             self._preflight()
             self._steady_state()
@@ -187,6 +190,7 @@ class Drill:
                 else:
                     self._recover_in_place()
             self._serve()
+            self._rollback()  # a failback runs here, while the workload still runs
             self._stop_workload()
             self._verify()
             code = EXIT_PASS if record.verdict["passed"] else EXIT_MISSED
@@ -719,7 +723,7 @@ class Drill:
                 drill_id=self.run_id,
             )
             self.record.acknowledged = self.rec.acks_between(0, float("inf"))  # build() drains them
-            history = self.rec.build(meta)
+            history = failback.failover_part(self, self.rec.build(meta))  # without a failback
             write_history(history, self.dir / "history")
             result = check(
                 history, CheckPolicy(tolerate=frozenset({LOST_TAIL, LATE, DUPLICATE}), sample=5)
@@ -729,6 +733,7 @@ class Drill:
             for f in self.record.verdict.get("findings", ()):  # the capacity section says so too
                 if f["kind"] == CAPACITY_FINDING and self.record.steady_after is not None:
                     self.record.steady_after["finding"] = f["detail"]
+            failback.verify(self)  # the failback window, when there was one
             s.output = {"verdict": self.record.verdict}
 
     def _read_back(self) -> None:
@@ -748,12 +753,15 @@ class Drill:
             raise StepFailed(f"could not read back {left} from {region}")
 
     def _rollback(self) -> None:
-        rule = self.spec.rollback.rule
-        if rule == "none" or not self.record.failover or self.instants["t_fence"] is None:
+        """rollback.rule failback (drills/failback.py): called once from `run` while the
+        workload runs (back to the old primary, measured), and again in clean-up, where it
+        only makes sure reverse replication is off (a failback never reached says so)."""
+        if not failback.wanted(self):
             return
-        with self._step("rollback", "failback: restore the primary", rollback=True) as s:
-            s.output = {"result": "failback restores the primary by clearing the drill's faults in teardown; "
-                        "clients stay on the standby (moving them back is not implemented yet)"}  # fmt: skip
+        if self.failback is None:
+            self.failback = failback.switch_back(self)
+        else:
+            failback.clean_up(self, self.failback)
 
     def _teardown(self) -> None:
         with self._step("teardown", "clear every fault this drill applied") as s:

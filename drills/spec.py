@@ -819,7 +819,24 @@ class Rollback(_Model):
     """`none`: the standby keeps serving; `failback`: restore the primary and move the
     clients back (the old primary is fenced until then, so no split-brain writes land)."""
     require_zero_lag: bool = True
-    """failback only once the primary has caught up with what the standby took."""
+    """failback only once the primary has caught up with what the standby took (reverse
+    replication's lag zero, waited for at most `lag_timeout_s`); false: switch back as soon
+    as reverse replication runs, and the RPO says what did not make it."""
+    window_s: float = Field(5.0, ge=0, le=86_400)
+    """Seconds the standby serves after the cutover (counted from T_cut, at least
+    `cutover.run_after_s`) before the failback starts."""
+    rebuild: bool = False
+    """true: delete and recreate the old primary's workload topics before reverse
+    replication fills them from the standby, so the records it acknowledged but never
+    replicated (the lost tail) are gone; false: keep them, and report every one a consumer
+    reads again after the failback as *resurrected*. The identity policy needs true (reverse
+    replication into the same topic names would append the standby's whole copy again)."""
+    lag_timeout_s: float = Field(60.0, gt=0, le=3600)
+    """Bound on each wait for reverse replication (running, then zero lag); exceeding it
+    fails the failback with the lag left."""
+    run_after_s: float = Field(5.0, gt=0, le=3600)
+    """Seconds the workload runs on the old primary after the failback, so that every group
+    consumes there (failback RTO needs a post-failback record consumed by each)."""
 
 
 class Cost(_Model):

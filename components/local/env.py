@@ -342,9 +342,16 @@ class LocalPair:
             objectstore.create_buckets(r.s3_endpoint, r.spec.aws_region, r.spec.buckets)
         if proxy_restarted:
             self.replication.start_proxies(deadline)
-        if not running("mirrormaker2", self.standby.name):
+        if not running("mirrormaker2", self.standby.name) and not self._replication_held():
             self.replication.start(deadline)
         self.registry.set_phase("up")
+
+    def _replication_held(self) -> bool:
+        """A drill's direct replication stop is in force: a region brought back (a failback)
+        must not restart MirrorMaker 2 behind it (it would copy the lost tail over)."""
+        from components.local.faults.lifecycle import direct_kinds
+
+        return "replication-stop" in direct_kinds(self)
 
     # --- replication --------------------------------------------------------------------
 

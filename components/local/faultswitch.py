@@ -216,6 +216,28 @@ def clear_keys(pair: LocalPair, keys: list[str], teardown: bool = False) -> list
     return [f.key for f in placed]
 
 
+# --- the failback's reverse replication (a part of the stack, switched by drill-time config)
+
+REVERSE_KEY = "kdrill:reverseReplication"
+REVERSE_TYPE = TYPE
+
+
+def reverse_urn(pair: LocalPair) -> str:
+    return pair.stack.urn(REVERSE_TYPE, f"{pair.cfg.prefix}-mirrormaker2-reverse")
+
+
+def set_reverse(pair: LocalPair, on: bool) -> float:
+    """Declare (or remove) the reverse MirrorMaker 2 part through the drill-time config and
+    a targeted update of that part: on, it returns once a probe record crossed from the
+    standby into the old primary. Returns CLOCK_MONOTONIC when the update returned."""
+    pair.stack.set_drill_setting(REVERSE_KEY, True if on else None)
+    if on or reverse_urn(pair) in pair.stack.resource_urns():
+        pair.stack.up(targets=[reverse_urn(pair)])
+    if not on:
+        pair.replication.stop_reverse()  # whatever an interrupted update left behind
+    return time.monotonic()
+
+
 def recover(pair: LocalPair) -> list[str]:
     """After a kill, whoever applied what, with no file of its own: end every recorded
     engine session (CLI, language host, provider) and cancel the update (the lock); remove
@@ -244,6 +266,11 @@ def recover(pair: LocalPair) -> list[str]:
             )
             done.append(f"removed {listed} from the drill-time config")
             stack.set_faults({})
+    if stack.config_file.exists() and stack.drill_setting(REVERSE_KEY):
+        stack.set_drill_setting(REVERSE_KEY, None)
+        done.append(f"removed {REVERSE_KEY} from the drill-time config")
+    if pair.replication.stop_reverse():
+        done.append("stopped the failback's reverse MirrorMaker 2")
     done += faults.recover(pair)
     if engine:
         r = stack.refresh()

@@ -21,23 +21,37 @@ MAIN_CLASS = "org.apache.kafka.connect.mirror.MirrorMaker"
 
 
 def properties(
-    cfg: LocalConfig, primary_bootstrap: str, standby_bootstrap: str, policy: str
+    cfg: LocalConfig,
+    primary_bootstrap: str,
+    standby_bootstrap: str,
+    policy: str,
+    reverse: bool = False,
 ) -> str:
+    """The dedicated-mode config of the forward flow (primary -> standby, run in the standby),
+    or with `reverse` of the failback flow (standby -> old primary, run in the old primary):
+    one function, so every setting (timers, security) holds in both directions."""
     src, dst = cfg.primary.name, cfg.standby.name
+    src_bootstrap, dst_bootstrap = primary_bootstrap, standby_bootstrap
+    src_brokers, dst_brokers = cfg.primary.brokers, cfg.standby.brokers
+    if reverse:
+        src, dst = dst, src
+        src_bootstrap, dst_bootstrap = dst_bootstrap, src_bootstrap
+        src_brokers, dst_brokers = dst_brokers, src_brokers
     rep = cfg.replication
-    rf = min(3, cfg.standby.brokers)
+    rf = min(3, dst_brokers)
     every = rep.interval_seconds
+    role = "failback: the standby -> the old primary" if reverse else "primary -> standby"
     return f"""\
-# Written by kdrill: {src} (primary) -> {dst} (standby), dedicated mode.
+# Written by kdrill: {src} -> {dst} ({role}), dedicated mode.
 clusters = {src}, {dst}
-{src}.bootstrap.servers = {primary_bootstrap}
-{dst}.bootstrap.servers = {standby_bootstrap}
+{src}.bootstrap.servers = {src_bootstrap}
+{dst}.bootstrap.servers = {dst_bootstrap}
 
 {src}->{dst}.enabled = true
 {src}->{dst}.topics = .*
 {src}->{dst}.groups = .*
 {dst}->{src}.enabled = false
-# No reverse heartbeat flow into the primary.
+# No heartbeat flow back into the source.
 {dst}->{src}.emit.heartbeats.enabled = false
 
 replication.policy.class = {POLICIES[policy]}
@@ -64,7 +78,7 @@ sync.topic.acls.enabled = false
 replication.factor = {rf}
 checkpoints.topic.replication.factor = {rf}
 heartbeats.topic.replication.factor = {rf}
-offset-syncs.topic.replication.factor = {min(3, cfg.primary.brokers)}
+offset-syncs.topic.replication.factor = {min(3, src_brokers)}
 offset.storage.replication.factor = {rf}
 status.storage.replication.factor = {rf}
 config.storage.replication.factor = {rf}
@@ -72,9 +86,10 @@ tasks.max = 2
 """
 
 
-def argv(props_path, log4j, standby_alias: str) -> list[str]:
+def argv(props_path, log4j, target_alias: str) -> list[str]:
+    """MirrorMaker 2 driving the flows into `target_alias` (the region it runs in)."""
     return kafka_dist.java_argv(
-        MAIN_CLASS, kafka_dist.MM2_HEAP, log4j, [str(props_path), "--clusters", standby_alias]
+        MAIN_CLASS, kafka_dist.MM2_HEAP, log4j, [str(props_path), "--clusters", target_alias]
     )
 
 

@@ -5,6 +5,10 @@
     object-store    a region's S3 endpoint (moto) and its buckets
     replication     the replication path: toxiproxy in the standby, one proxy per primary broker
     mirrormaker2    MirrorMaker 2 in the standby (ready once a probe record crossed)
+    mirrormaker2-reverse
+                    MirrorMaker 2 from the standby into the old primary, in the primary's
+                    region: declared only while the drill-time config's
+                    `kdrill:reverseReplication` is true (a failback; faultswitch.set_reverse)
 
 (the fault switch, the sixth, is components/local/faultswitch.py.)
 
@@ -26,6 +30,7 @@ it (starting what is not running) when a refresh recorded it as not running.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -258,12 +263,32 @@ class MirrorMakerProvider(PartProvider):
         pair.registry.set_phase("creating")  # no longer `up`: replication is gone
 
 
+class ReverseMirrorMakerProvider(PartProvider):
+    """Failback's replication: the same MirrorMaker 2 code and config function, the flow
+    reversed. Not part of the pair's steady shape: a drill declares it for its failback."""
+
+    part = "mirrormaker2-reverse"
+
+    def shape(self, props):
+        return {"replication": props["config"].get("kdrill:replication"), "policy": props["policy"]}
+
+    def start(self, pair, props):
+        pair.replication.start_reverse(time.monotonic() + 120)
+
+    def running(self, pair, props):
+        return pair.replication.reverse_running()
+
+    def stop(self, pair, props):
+        pair.replication.stop_reverse()
+
+
 PROVIDERS: dict[str, type[PartProvider]] = {
     "region": RegionProvider,
     "kafka": KafkaProvider,
     "s3": ObjectStoreProvider,
     "replication-path": ReplicationPathProvider,
     "mirrormaker2": MirrorMakerProvider,
+    "mirrormaker2-reverse": ReverseMirrorMakerProvider,
 }
 
 
@@ -285,9 +310,12 @@ class Part(Resource):
         super().__init__(PROVIDERS[kind](), name, {**inputs, **empty}, opts)
 
 
-def declare(prefix: str, state_root: str, stack: str, cfg: dict[str, Any]) -> dict[str, Any]:
+def declare(
+    prefix: str, state_root: str, stack: str, cfg: dict[str, Any], reverse: bool = False
+) -> dict[str, Any]:
     """Declare the pair's parts (the program's side); returns the stack outputs to export
-    and the parts the fault switch depends on."""
+    and the parts the fault switch depends on. `reverse`: also the failback's reverse
+    MirrorMaker 2 (the drill-time config's `kdrill:reverseReplication`)."""
     policy = cfg["kdrill:replication"].get("policy", "prefixed")
     base = {"prefix": prefix, "state_root": state_root, "stack": stack, "config": cfg,
             "policy": policy}  # fmt: skip
@@ -324,5 +352,11 @@ def declare(prefix: str, state_root: str, stack: str, cfg: dict[str, Any]) -> di
         ),
     )  # fmt: skip
     made["replication-path"], made["mirrormaker2"] = path, mm2
+    if reverse:
+        # Not among the parts the switch waits for: it comes and goes within a drill.
+        Part(
+            "mirrormaker2-reverse", f"{prefix}-mirrormaker2-reverse", base, (),
+            pulumi.ResourceOptions(depends_on=[made[f"{primary}-kafka"], made[f"{standby}-kafka"]]),
+        )  # fmt: skip
     outputs["replication"] = {"policy": mm2.policy, "proxies": path.proxies}  # type: ignore[attr-defined]
     return {"outputs": outputs, "parts": list(made.values())}

@@ -8,6 +8,15 @@ probe record produced to the primary's PROBE_TOPIC has arrived in the standby
 rejoin its group and restart its tasks). `restart` does the same under another
 replication policy. Latency on the path is toxiproxy's (components/local/toxiproxy.py).
 
+Failback runs a second MirrorMaker 2 the other way (`start_reverse`, role
+`mirrormaker2-reverse`, in the old primary's region): it reads the standby over the
+standby's REPLICATION listener (the backbone) and writes into the old primary, under the
+same replication policy, from a config built by the same function as the forward one
+(`mirrormaker.properties(..., reverse=True)`). Under the prefixed policy the standby's
+`orders` arrives as `<standby>.orders` in the old primary and the standby's replicas of the
+primary (`<primary>.orders`) are not copied back (MirrorMaker 2's cycle detection); under
+identity every standby topic is copied into the topic of the same name.
+
 The policy in force is the process registry's (components/local/state.py), so
 it is recorded in the state file along with the MM2 process.
 """
@@ -34,6 +43,8 @@ PROBE_TOPIC = "kdrill-probe"
 # How often a probe is sent again while waiting: a restarting MM2 may still copy under
 # its previous config for a few seconds (so a probe could land under the old name).
 REPROBE_SECONDS = 2.0
+
+REVERSE_ROLE = "mirrormaker2-reverse"
 
 
 class Replication:
@@ -141,20 +152,22 @@ class Replication:
         )
         self.probe(deadline)
 
-    def probe(self, deadline: float) -> None:
-        """Send one record through and wait for it in the standby.
+    def probe(self, deadline: float, reverse: bool = False) -> None:
+        """Send one record through and wait for it in the standby (with `reverse`: from
+        the standby into the old primary).
 
-        When the primary cannot take the probe (it is the one faulted), there is
+        When the source cannot take the probe (it is the one faulted), there is
         nothing to prove yet; MM2 catches up once it returns.
         """
+        source, target = (self.standby, self.primary) if reverse else (self.primary, self.standby)
         p = Producer(
-            client_config(self.primary.bootstrap, {"message.timeout.ms": 3000}),
+            client_config(source.bootstrap, {"message.timeout.ms": 3000}),
             logger=kafka.RDKAFKA_LOG,
         )
-        remote = self.remote_topic(PROBE_TOPIC)
+        remote = self.reverse_topic(PROBE_TOPIC) if reverse else self.remote_topic(PROBE_TOPIC)
         # Growth, not equality: after a policy change the new remote topic holds only
         # what MM2 copied since (its source offsets carry over from the old name).
-        before = self._records(remote)
+        before = self._records(remote, target=target)
         acked: list[bool] = []
         p.produce(PROBE_TOPIC, b"probe", on_delivery=lambda err, msg: acked.append(err is None))
         p.flush(5)
@@ -164,7 +177,7 @@ class Replication:
 
         def arrived() -> bool:
             nonlocal last_probe
-            if self._records(remote, patience=1) > before:
+            if self._records(remote, patience=1, target=target) > before:
                 return True
             if time.monotonic() - last_probe > REPROBE_SECONDS:
                 p.produce(PROBE_TOPIC, b"probe")
@@ -179,14 +192,81 @@ class Replication:
             interval=0.25,
             check=self.registry.check_alive,
             error=lambda _: LocalEnvError(
-                f"MirrorMaker 2 runs but did not replicate a probe record to {remote} in time; "
-                f"see {self.log}"
+                f"MirrorMaker 2 runs but did not replicate a probe record to {remote} in "
+                f"{target.name} in time; see {self.reverse_log if reverse else self.log}"
             ),
         )
 
-    def _records(self, remote: str, patience: float = 10.0) -> int:
-        """Records in the standby's `remote` topic; 0 while it is absent or unreachable."""
+    def _records(self, remote: str, patience: float = 10.0, target: Region | None = None) -> int:
+        """Records in the `remote` topic of `target` (the standby by default); 0 while it
+        is absent or unreachable."""
+        target = target or self.standby
         try:
-            return sum(kafka.end_offsets(self.standby.bootstrap, remote, patience).values())
+            return sum(kafka.end_offsets(target.bootstrap, remote, patience).values())
         except KafkaException:
             return 0
+
+    # --- the reverse flow (failback) --------------------------------------------------
+
+    @property
+    def reverse_log(self) -> Path:
+        return self.registry.workdir(self.primary.name) / f"{REVERSE_ROLE}.log"
+
+    def reverse_topic(self, topic: str) -> str:
+        """The old primary's name for a standby topic under the current policy."""
+        return mirrormaker.remote_topic(topic, self.standby.name, self.policy)
+
+    def reverse_running(self) -> bool:
+        return self.registry.running(REVERSE_ROLE, self.primary.name)
+
+    def start_reverse(self, deadline: float) -> None:
+        """Start MirrorMaker 2 from the standby into the old primary (in the old primary's
+        region) and return once a probe record produced in the standby arrived there."""
+        if not self.reverse_running():
+            props = self.registry.dir / "mm2-reverse.properties"
+            props.write_text(
+                mirrormaker.properties(
+                    self.cfg,
+                    self.primary.bootstrap,
+                    self.standby.replication_bootstrap,
+                    self.policy,
+                    reverse=True,
+                )
+            )
+            log4j = kafka_dist.log4j_config(self.registry.dir)
+            self.registry.start(
+                self.primary, REVERSE_ROLE, mirrormaker.argv(props, log4j, self.primary.name)
+            )
+        want = mirrormaker.checkpoints_topic(self.standby.name)
+        a = kafka.admin(self.primary.bootstrap)
+
+        def created() -> bool:
+            try:
+                return want in a.list_topics(timeout=3).topics
+            except KafkaException:
+                return False
+
+        wait_until(
+            created,
+            deadline - time.monotonic(),
+            f"the reverse MirrorMaker 2's {want} in {self.primary.name}",
+            interval=0.25,
+            check=lambda: self.registry.check_alive(self.primary.name),
+            error=lambda _: LocalEnvError(
+                f"the reverse MirrorMaker 2 did not create {want} in {self.primary.name} in "
+                f"time; see {self.reverse_log}"
+            ),
+        )
+        self.probe(deadline, reverse=True)
+
+    def stop_reverse(self) -> bool:
+        """SIGKILL the reverse MirrorMaker 2 and forget it; True if one ran."""
+        self.registry.sync()
+        mine = [
+            p
+            for p in self.registry.procs
+            if (p.role, p.region) == (REVERSE_ROLE, self.primary.name)
+        ]
+        processes.kill_all([p.pid for p in mine])
+        self.registry.forget(lambda p: (p.role, p.region) == (REVERSE_ROLE, self.primary.name))
+        return bool(mine)

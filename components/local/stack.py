@@ -327,6 +327,20 @@ class LocalStack:
         data.setdefault("config", {})[FAULTS_KEY] = faults
         self._save(data)
 
+    def drill_setting(self, key: str) -> Any:
+        """Another drill-time config value (e.g. `kdrill:reverseReplication`); None if unset.
+        `ensure` drops them: a new drill starts from the tracked config and its faults."""
+        return (self._read_config().get("config") or {}).get(key)
+
+    def set_drill_setting(self, key: str, value: Any) -> None:
+        data = self._read_config()
+        cfg = data.setdefault("config", {})
+        if value is None:
+            cfg.pop(key, None)
+        else:
+            cfg[key] = value
+        self._save(data)
+
     def add_fault(self, fault_id: str, spec: dict[str, Any]) -> None:
         self.set_faults({**self.faults(), fault_id: spec})
 

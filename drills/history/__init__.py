@@ -35,6 +35,13 @@ from drills.history.model import (
 from drills.history.rpo import Rpo
 from drills.history.rto import Rto
 from drills.history.storage import SCHEMA_VERSION, read_history, write_history
+from drills.history.window import (
+    RESURRECTED,
+    Resurrected,
+    failback_window,
+    failover_window,
+    resurrected,
+)
 
 __all__ = [
     "ANOMALIES",
@@ -43,6 +50,7 @@ __all__ = [
     "LOST_INTERIOR",
     "LOST_TAIL",
     "REORDERED",
+    "RESURRECTED",
     "SCHEMA_VERSION",
     "SKIPPED",
     "SPLIT_BRAIN",
@@ -55,11 +63,15 @@ __all__ = [
     "HistoryError",
     "Instants",
     "ReplicationPolicy",
+    "Resurrected",
     "ResumeSource",
     "Rpo",
     "Rto",
     "TopicMapping",
     "check",
+    "failback_window",
+    "failover_window",
     "read_history",
+    "resurrected",
     "write_history",
 ]

@@ -317,6 +317,31 @@ class AwsTarget(KafkaSide):
             )
         return REPLICATION_STOPPED, self._set_replication_stopped(True)
 
+    # --- failback: not on AWS yet ------------------------------------------------------
+
+    def _no_failback(self) -> TargetError:
+        return TargetError(
+            f"rollback: failback is not supported on AWS yet (stack {self.stack}); "
+            "use rollback.rule: none, or run the failback drill on the local pair"
+        )
+
+    def reverse_topic(self, topic: str) -> str:
+        raise self._no_failback()
+
+    def rebuild_topics(
+        self, region: str, topics: dict[str, int], reverse_state: bool = False
+    ) -> None:
+        raise self._no_failback()
+
+    def start_reverse_replication(self) -> float:
+        raise self._no_failback()
+
+    def stop_reverse_replication(self) -> float:
+        return time.monotonic()  # nothing was started
+
+    def reverse_running(self) -> bool:
+        return False
+
     # --- measurement and evidence -----------------------------------------------------
 
     def region_out_bytes(self) -> dict[str, int]:

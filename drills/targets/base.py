@@ -5,7 +5,7 @@ regions and their bootstrap servers, validates the spec's fault against it
 before anything is touched, and has it prepare the environment (bring it up
 when nobody else has), apply and clear faults (each returning the instant it
 took effect), fence a region, stop replication, read end offsets and
-checkpoints, count the bytes that crossed between the regions, say what it is
+checkpoints, run replication the other way for a failback, count the bytes that crossed between the regions, say what it is
 made of for the cost model, and upload the evidence. Nothing outside a target
 reaches into namespaces, the local pair, nftables or Pulumi state.
 
@@ -84,6 +84,25 @@ class Target(Protocol):
 
     def fence(self, region: str) -> tuple[str, float]: ...
     def stop_replication(self) -> tuple[str, float]: ...
+
+    # --- failback (drills/failback.py) -------------------------------------------------
+    def reverse_topic(self, topic: str) -> str:
+        """The old primary's name for a standby topic under the reverse flow."""
+        ...
+
+    def rebuild_topics(
+        self, region: str, topics: dict[str, int], reverse_state: bool = False
+    ) -> None:
+        """Delete and recreate `topics` in `region` (empty), before reverse replication;
+        `reverse_state`: forget where reverse replication was, so it copies from the start."""
+        ...
+
+    def start_reverse_replication(self) -> float:
+        """Replication from the standby into the old primary, proven running; the instant."""
+        ...
+
+    def stop_reverse_replication(self) -> float: ...
+    def reverse_running(self) -> bool: ...
 
     # --- measurement and evidence -----------------------------------------------------
     def region_out_bytes(self) -> dict[str, int]:

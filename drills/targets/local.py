@@ -19,6 +19,7 @@ from components.local import faults as local_faults
 from components.local import processes as procs
 from components.local.env import LocalPair
 from components.local.errors import LocalEnvError
+from components.wait import wait_until
 from drills.cost.model import Inventory, inventory_local
 from drills.targets.base import Progress, TargetError, TargetFacts
 from drills.targets.kafka_side import KafkaSide, decode_checkpoint
@@ -252,6 +253,62 @@ class LocalTarget(KafkaSide):
         if mm2 is None or not procs.alive(mm2.pid):
             return "replication-already-stopped", time.monotonic()
         return self._direct(FaultSpec("replication-stop"))
+
+    # --- failback ---------------------------------------------------------------------
+
+    def reverse_topic(self, topic: str) -> str:
+        """The old primary's name for a standby topic under the pair's policy (the reverse
+        flow's naming: `<standby>.orders` under prefixed, `orders` under identity)."""
+        return self.pair.replication.reverse_topic(topic)
+
+    def rebuild_topics(
+        self, region: str, topics: dict[str, int], reverse_state: bool = False
+    ) -> None:
+        """Delete and create again `topics` (name -> partitions) in `region`: the old
+        primary's copies are dropped, lost tail and all, before replication fills them back.
+        `reverse_state`: also the reverse MirrorMaker 2's stored positions and status (its
+        internal topics there), so that it copies the standby's topics from their start."""
+        from components.local import kafka
+
+        a = kafka.admin(self.bootstrap(region))
+        have = set(a.list_topics(timeout=10).topics)
+        internal = (
+            [f"mm2-{k}.{self.standby}.internal" for k in ("offsets", "status", "configs")]
+            if reverse_state
+            else []
+        )
+        gone = [t for t in [*topics, *internal] if t in have]
+        if gone:
+            for name, f in a.delete_topics(gone, operation_timeout=15).items():
+                try:
+                    f.result()
+                except Exception as e:
+                    raise TargetError(f"could not delete topic {name!r} in {region}: {e}") from None
+        wait_until(
+            lambda: not set(gone) & set(a.list_topics(timeout=5).topics),
+            30,
+            f"topics {gone} deleted in {region}",
+            error=TargetError,
+        )
+        self.create_topics(region, topics)
+
+    def start_reverse_replication(self) -> float:
+        """The stack's reverse MirrorMaker 2 part on (drill-time config and a targeted
+        update): returns once a probe record crossed from the standby into the old primary."""
+        try:
+            return _switch().set_reverse(self.pair, True)
+        except LocalEnvError as e:
+            raise TargetError(f"starting the reverse MirrorMaker 2 failed: {e}") from None
+
+    def stop_reverse_replication(self) -> float:
+        """The reverse part off again (removed from the stack by a targeted update)."""
+        try:
+            return _switch().set_reverse(self.pair, False)
+        except LocalEnvError as e:
+            raise TargetError(f"stopping the reverse MirrorMaker 2 failed: {e}") from None
+
+    def reverse_running(self) -> bool:
+        return self.pair.replication.reverse_running()
 
     # --- measurement and evidence -----------------------------------------------------
 

@@ -69,11 +69,19 @@ def test_status_of_a_pair_that_is_down_is_one_line(tmp_path):
     import time
 
     env = {**os.environ, "KDRILL_STATE_DIR": str(tmp_path)}
-    started = time.monotonic()
-    p = subprocess.run([sys.executable, "-m", "drills.cli", "local", "status"],
-                       cwd=REPO, env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+
+    def timed(*argv: str) -> tuple[float, subprocess.CompletedProcess]:
+        started = time.monotonic()
+        p = subprocess.run([sys.executable, "-m", "drills.cli", *argv],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+        return time.monotonic() - started, p
+
+    # The CLI's own start-up (imports) is the baseline: on a loaded machine it alone
+    # takes seconds; waiting on an absent broker would add its connection timeouts.
+    baseline, _ = timed("local", "--help")
+    took, p = timed("local", "status")
     assert p.returncode == 3, p.stderr
     assert p.stderr.strip().splitlines() == [
         "local pair local is not up; `kdrill local up` starts it"
     ]
-    assert time.monotonic() - started < 5, "status waited on brokers that are not there"
+    assert took - baseline < 2.5, f"status waited on brokers that are not there ({took:.1f}s)"

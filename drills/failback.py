@@ -133,9 +133,12 @@ def switch_back(drill: Drill) -> FailbackRun:
     drill.failback = fb
     if not any(th.is_alive() for th in drill.producers):
         fb.not_run = "the drill stopped before the failback (it needs the workload running)"
+        drill.record.sections["failback"] = {"completed": False, "why": fb.not_run}
         with drill._step(PHASE, "failback not run", rollback=True) as s:
             s.output = {"result": fb.not_run}
         return fb
+    # until verify replaces it: what the evidence says of a failback that did not finish
+    drill.record.sections["failback"] = {"completed": False, "why": "the failback did not finish"}
     try:
         _window(drill)
         _restore_primary(drill, fb)
@@ -145,6 +148,10 @@ def switch_back(drill: Drill) -> FailbackRun:
         _switch(drill, fb)
         _after_switch(drill, fb)
         _serve(drill, fb)
+    except BaseException as e:
+        why = str(e).splitlines()[0][:300] if str(e) else ""
+        drill.record.sections["failback"]["why"] = f"{type(e).__name__}: {why}"
+        raise
     finally:
         clean_up(drill, fb)
     return fb

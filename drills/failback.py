@@ -390,6 +390,7 @@ def verify(drill: Drill) -> None:
     if drill.record.result is not None:
         fb.resurrected = resurrected(drill.record.result, full, t.primary, set(names), fb.t_switch)
     drill.record.sections["failback"] = section(drill, fb, rev)
+    drill.record.sections["failback"]["reread_below_window"] = _reread(full, t.primary, fb)
     _judge(drill, fb)
 
 
@@ -432,6 +433,21 @@ def section(drill: Drill, fb: FailbackRun, rev: dict[str, str]) -> dict[str, Any
         "resurrected": fb.resurrected.to_dict() if fb.resurrected is not None else None,
         "end_offsets": {f"{k[0]}[{k[1]}]": v for k, v in fb.end_offsets.items()},
     }
+
+
+def _reread(full: History, old_primary: str, fb: FailbackRun) -> dict[str, int]:
+    """Per group: records read after the failback from the old primary's own topics below
+    where the failback window starts (its records from before the fault: the resurrected
+    ones and those the group had consumed before the fault and consumed again). The
+    checker's duplicates do not count these: that part of the log is not the window's."""
+    out: dict[str, int] = {}
+    for r in full.reads.to_pylist():
+        if r["cluster"] != old_primary or r["poll_time"] < fb.t_switch:
+            continue
+        start = fb.starts.get((r["topic"], r["partition"]))
+        if start is not None and r["offset"] < start:
+            out[r["group"]] = out.get(r["group"], 0) + 1
+    return dict(sorted(out.items()))
 
 
 def _split(result: CheckResult | None) -> int | None:

@@ -17,6 +17,7 @@ import pytest
 
 from components.faults import FaultSpec
 from components.local import faults
+from components.local.faultswitch import REVERSE_KEY, reverse_urn
 from drills.history import read_history
 from drills.hooks import Callbacks
 from drills.runner import run_drill
@@ -149,6 +150,8 @@ def test_region_loss_failback_moves_clients_back_and_reports_the_resurrected_tai
     assert not any(c["objective"].startswith("failback") and not c["met"]
                    for c in ev["verdict"]["checks"]), ev["verdict"]  # fmt: skip
     assert not pair.replication.reverse_running()
+    assert reverse_urn(pair) not in pair.stack.resource_urns()  # the stack part is gone again
+    assert not pair.stack.drill_setting(REVERSE_KEY)
     assert_pair_healthy(pair)
 
 
@@ -166,4 +169,6 @@ def test_failback_with_rebuild_resurrects_nothing(pair, tmp_path):
     assert fb["rto"]["seconds"] is not None
     assert out.exit_code == 0, ev["verdict"]
     assert not pair.replication.reverse_running()
+    assert reverse_urn(pair) not in pair.stack.resource_urns()  # the stack part is gone again
+    assert not pair.stack.drill_setting(REVERSE_KEY)
     assert_pair_healthy(pair)

@@ -1,7 +1,8 @@
 """The drill engine: phases from preflight to teardown, each a journal step.
 
     preflight -> steady state -> inject -> detect -> decide -> cutover -> serve
-    -> verify -> (rollback) -> teardown -> finish
+    -> (rollback: a failback, drills/failback.py, while the workload runs) -> verify
+    -> teardown -> finish
 
 The engine talks to a `Target` (drills/targets/) and to the workload threads
 (drills/workload.py), and fills a `RunRecord` (drills/record.py); what is made

@@ -155,6 +155,9 @@ def summary_lines(ev: dict[str, Any]) -> list[str]:
             f"consumers: {dup} duplicates, {skipped} skipped, resumed from {', '.join(sources) or '-'}"
         )
         lines.append(f"anomalies: {', '.join(m['anomalies_found']) or 'none'}")
+    fb = ev.get("failback")
+    if fb:
+        lines += _failback_lines(fb)
     v = ev.get("verdict")
     if v:
         for c in v["checks"]:
@@ -168,3 +171,22 @@ def summary_lines(ev: dict[str, Any]) -> list[str]:
     if ev.get("upload_error"):
         lines.append(f"evidence upload failed (kept on disk): {ev['upload_error']}")
     return lines
+
+
+def _failback_lines(fb: dict[str, Any]) -> list[str]:
+    """The failback's figures (drills/failback.py) for the terminal summary."""
+    if not fb.get("completed"):
+        return [f"failback: not completed ({fb.get('why')})"]
+    rto, rpo, res = fb["rto"], fb["rpo"], fb.get("resurrected") or {}
+
+    def f(x):
+        return "n/a" if x is None else f"{x:.2f}s"
+
+    sb = sum(v or 0 for v in fb["split_brain"].values())
+    return [
+        f"failback {fb['from']} -> {fb['to']}: RTO {f(rto['seconds'])} (cutover {f(rto['cutover'])} + "
+        f"first consume {f(rto['first_consume'])}); RPO {rpo['records']} records of {rpo['acknowledged']}; "
+        f"split-brain {sb} (both directions)",
+        f"failback resurrected: {res.get('count')} of {res.get('lost_at_failover')} lost at failover "
+        f"(read again {res.get('read_again')}){'; topics rebuilt' if fb.get('rebuild') else ''}",
+    ]

@@ -133,9 +133,12 @@ def switch_back(drill: Drill) -> FailbackRun:
     drill.failback = fb
     if not any(th.is_alive() for th in drill.producers):
         fb.not_run = "the drill stopped before the failback (it needs the workload running)"
+        drill.record.sections["failback"] = {"completed": False, "why": fb.not_run}
         with drill._step(PHASE, "failback not run", rollback=True) as s:
             s.output = {"result": fb.not_run}
         return fb
+    # until verify replaces it: what the evidence says of a failback that did not finish
+    drill.record.sections["failback"] = {"completed": False, "why": "the failback did not finish"}
     try:
         _window(drill)
         _restore_primary(drill, fb)
@@ -145,6 +148,10 @@ def switch_back(drill: Drill) -> FailbackRun:
         _switch(drill, fb)
         _after_switch(drill, fb)
         _serve(drill, fb)
+    except BaseException as e:
+        why = str(e).splitlines()[0][:300] if str(e) else ""
+        drill.record.sections["failback"]["why"] = f"{type(e).__name__}: {why}"
+        raise
     finally:
         clean_up(drill, fb)
     return fb
@@ -383,6 +390,7 @@ def verify(drill: Drill) -> None:
     if drill.record.result is not None:
         fb.resurrected = resurrected(drill.record.result, full, t.primary, set(names), fb.t_switch)
     drill.record.sections["failback"] = section(drill, fb, rev)
+    drill.record.sections["failback"]["reread_below_window"] = _reread(full, t.primary, fb)
     _judge(drill, fb)
 
 
@@ -425,6 +433,21 @@ def section(drill: Drill, fb: FailbackRun, rev: dict[str, str]) -> dict[str, Any
         "resurrected": fb.resurrected.to_dict() if fb.resurrected is not None else None,
         "end_offsets": {f"{k[0]}[{k[1]}]": v for k, v in fb.end_offsets.items()},
     }
+
+
+def _reread(full: History, old_primary: str, fb: FailbackRun) -> dict[str, int]:
+    """Per group: records read after the failback from the old primary's own topics below
+    where the failback window starts (its records from before the fault: the resurrected
+    ones and those the group had consumed before the fault and consumed again). The
+    checker's duplicates do not count these: that part of the log is not the window's."""
+    out: dict[str, int] = {}
+    for r in full.reads.to_pylist():
+        if r["cluster"] != old_primary or r["poll_time"] < fb.t_switch:
+            continue
+        start = fb.starts.get((r["topic"], r["partition"]))
+        if start is not None and r["offset"] < start:
+            out[r["group"]] = out.get(r["group"], 0) + 1
+    return dict(sorted(out.items()))
 
 
 def _split(result: CheckResult | None) -> int | None:

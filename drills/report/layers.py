@@ -314,9 +314,40 @@ def checks(run: RunData, f: Facts) -> list[Check]:
         rb.get("rule"),
         note="rollback not exercised"
         if rb.get("rule") in (None, "none")
-        else f"require zero lag: {rb.get('require_zero_lag')}",
+        else f"require zero lag: {rb.get('require_zero_lag')}, rebuild: {rb.get('rebuild')}",
     )
+    if rb.get("rule") == "failback":
+        _failback(run.ev.get("failback") or {}, obj, rb, add, bounded)
     return out
+
+
+def _failback(fb: dict, obj: dict, rb: dict, add, bounded) -> None:
+    """The failback's rows (drills/failback.py): the failover's definitions, roles swapped."""
+    L = LAYERS[4]
+    if not fb.get("completed"):
+        add(L, "failback", None, note=fb.get("why") or "the failback did not run")
+        return
+    rto, rpo = fb.get("rto") or {}, fb.get("rpo") or {}
+    bounded(L, f"failback RTO ({fb['from']} -> {fb['to']})", rto.get("seconds"),
+            obj.get("max_rto_seconds"), "switch + fence + move + first consume on the old primary",
+            seconds=True)  # fmt: skip
+    bounded(L, "failback RPO (records)", rpo.get("records"),
+            0 if rb.get("require_zero_lag") else obj.get("max_rpo_records"))  # fmt: skip
+    sb = fb.get("split_brain") or {}
+    total = sum(v or 0 for v in sb.values())
+    bounded(L, "split-brain writes, both directions", total, obj.get("max_split_brain_writes"),
+            "; ".join(f"{k}: {v}" for k, v in sb.items()))  # fmt: skip
+    dup = sum(c.get("duplicates", 0) for c in fb.get("continuity") or [])
+    skipped = sum(c.get("skipped", 0) for c in fb.get("continuity") or [])
+    add(L, "failback continuity", f"{dup} duplicates, {skipped} skipped", obj.get("max_skipped"),
+        skipped <= (obj.get("max_skipped") or 0))  # fmt: skip
+    res = fb.get("resurrected") or {}
+    read = fb.get("topics_read_after_failback") or {}
+    add(L, "resurrected records (the old primary's lost tail, readable again)",
+        res.get("count"), 0 if rb.get("rebuild") else None,
+        (res.get("count") == 0) if rb.get("rebuild") else None,
+        f"lost at failover {res.get('lost_at_failover')}, read again {res.get('read_again')} "
+        f"{res.get('by_group')}; consumers read after failback: {read}")  # fmt: skip
 
 
 def _brief(d: dict | None) -> str:

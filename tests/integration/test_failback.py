@@ -17,7 +17,9 @@ import pytest
 
 from components.faults import FaultSpec
 from components.local import faults
+from components.local.faultswitch import REVERSE_KEY, reverse_urn
 from drills.history import read_history
+from drills.hooks import Callbacks
 from drills.runner import run_drill
 from drills.targets import LocalTarget
 from tests.integration.conftest import wait_for
@@ -26,7 +28,7 @@ from tests.integration.test_drill import assert_pair_healthy, spec
 K = 40
 
 
-def _failback_spec():
+def _failback_spec(**changes):
     s = spec(
         **{
             "workload.producers": 1,
@@ -37,6 +39,7 @@ def _failback_spec():
             "rollback.rule": "failback",
             "rollback.window_s": 1,
             "rollback.run_after_s": 2,
+            **changes,
         }
     )
     data = s.to_dict()
@@ -46,8 +49,8 @@ def _failback_spec():
     return parse_spec(data)
 
 
-def test_region_loss_failback_moves_clients_back_and_reports_the_resurrected_tail(pair, tmp_path):
-    s = _failback_spec()
+def _run_with_lost_tail(pair, tmp_path, s) -> tuple[dict, object]:
+    """Run `s` with a lost tail of K records made before the region loss; its evidence."""
     topic = s.workload.topics[0].name
     remote = pair.remote_topic(topic)
     seen: dict[str, object] = {}
@@ -74,21 +77,27 @@ def test_region_loss_failback_moves_clients_back_and_reports_the_resurrected_tai
         for p in drill.producers:
             p.budget = None
 
-    from drills.hooks import Callbacks
-
     try:
         out = run_drill(s, LocalTarget(pair), tmp_path / "run",
                         Callbacks(before_inject=before, after_inject=after))  # fmt: skip
     finally:
         if "paused" in seen:
             faults.clear(pair, seen["paused"])
-    run = tmp_path / "run"
-    ev = json.loads((run / "evidence.json").read_text())
+    ev = json.loads((tmp_path / "run" / "evidence.json").read_text())
     assert ev["status"] == "completed", [
         (x["name"], x.get("error")) for x in ev["journal"]["steps"] + ev["journal"]["rollbacks"]
     ]
     assert seen["unreplicated"] == K, "the construction itself failed"
     assert ev["measurements"]["rpo"]["records"] == K  # the failover's lost tail
+    return ev, out
+
+
+def test_region_loss_failback_moves_clients_back_and_reports_the_resurrected_tail(pair, tmp_path):
+    s = _failback_spec()
+    topic = s.workload.topics[0].name
+    ev, out = _run_with_lost_tail(pair, tmp_path, s)
+    run = tmp_path / "run"
+    assert out.exit_code == 0, ev["verdict"]
     fb = ev["failback"]
     assert fb["completed"] and fb["from"] == pair.standby.name and fb["to"] == pair.primary.name
 
@@ -100,10 +109,14 @@ def test_region_loss_failback_moves_clients_back_and_reports_the_resurrected_tai
     acked = w.filter(pc.invert(pc.is_null(w["ack_time"])))
     after_cut = acked.filter(pc.greater_equal(acked["ack_time"], t_cut))
     assert set(after_cut["cluster"].to_pylist()) == {pair.primary.name}
-    assert set(after_cut["producer"].to_pylist()) == {p for p in {r["producer"] for r in acked.to_pylist()}}
+    assert set(after_cut["producer"].to_pylist()) == {
+        p for p in {r["producer"] for r in acked.to_pylist()}
+    }
     assert after_cut.num_rows > 100
     standby_late = acked.filter(
-        pc.and_(pc.equal(acked["cluster"], pair.standby.name), pc.greater(acked["ack_time"], t_fence))
+        pc.and_(
+            pc.equal(acked["cluster"], pair.standby.name), pc.greater(acked["ack_time"], t_fence)
+        )
     )
     assert standby_late.num_rows == 0
     assert fb["split_brain"] == {
@@ -137,4 +150,25 @@ def test_region_loss_failback_moves_clients_back_and_reports_the_resurrected_tai
     assert not any(c["objective"].startswith("failback") and not c["met"]
                    for c in ev["verdict"]["checks"]), ev["verdict"]  # fmt: skip
     assert not pair.replication.reverse_running()
+    assert reverse_urn(pair) not in pair.stack.resource_urns()  # the stack part is gone again
+    assert not pair.stack.drill_setting(REVERSE_KEY)
+    assert_pair_healthy(pair)
+
+
+def test_failback_with_rebuild_resurrects_nothing(pair, tmp_path):
+    """rollback.rebuild: the old primary's topic is recreated and filled from the standby, so
+    the K records it kept but never replicated are gone: none is resurrected."""
+    s = _failback_spec(**{"rollback.rebuild": True})
+    topic = s.workload.topics[0].name
+    ev, out = _run_with_lost_tail(pair, tmp_path, s)
+    fb = ev["failback"]
+    assert fb["completed"] and fb["rebuild"]
+    assert topic in fb["rebuilt_topics"] and f"{pair.standby.name}.{topic}" in fb["rebuilt_topics"]
+    assert fb["resurrected"]["lost_at_failover"] == K and fb["resurrected"]["count"] == 0
+    assert fb["rpo"]["records"] == 0 and fb["rpo"]["split_brain"] == 0
+    assert fb["rto"]["seconds"] is not None
+    assert out.exit_code == 0, ev["verdict"]
+    assert not pair.replication.reverse_running()
+    assert reverse_urn(pair) not in pair.stack.resource_urns()  # the stack part is gone again
+    assert not pair.stack.drill_setting(REVERSE_KEY)
     assert_pair_healthy(pair)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from rich.table import Table
 
 from components.console import console, error, out, progress_display
-from components.local.envs import Envs, duration_text, held_signals, parse_ttl
+from components.local.envs import Envs, duration_text, held_signals, parse_time, parse_ttl
 from components.local.errors import LocalEnvError
 
 DEFAULT_TTL = "2h"
@@ -77,7 +77,14 @@ def cmd_env_destroy(args) -> int:
 
 
 def cmd_env_reap(args) -> int:
-    results = Envs().reap(dry_run=args.dry_run, report=lambda m: console.print(m, markup=False))
+    try:
+        at = parse_time(args.at) if args.at else None
+    except ValueError:
+        error(f"kdrill: --at {args.at!r} is not an ISO 8601 time (e.g. 2026-12-02T08:00:00Z)")
+        return 2
+    results = Envs().reap(
+        dry_run=args.dry_run, now=at, report=lambda m: console.print(m, markup=False)
+    )
     for stack, what in results:
         out.print(f"{stack}: {what}", markup=False, highlight=False)
     if not results:
@@ -168,4 +175,9 @@ def add_parser(sub) -> None:
         help="destroy every expired env, finish destroys a kill interrupted (exit 1 if one failed)",
     )
     r.add_argument("--dry-run", action="store_true", help="say what would be destroyed")
+    r.add_argument(
+        "--at",
+        metavar="TIME",
+        help="reap as if it were TIME (ISO 8601): with --dry-run, what expires by then",
+    )
     r.set_defaults(fn=cmd_env_reap)

@@ -457,6 +457,7 @@ class Envs:
                 done.append(f"state {st.dir}")
         self.stack_path(rec.stack).unlink(missing_ok=True)
         self.record_path(rec.stack).unlink(missing_ok=True)
+        (self.dir / f"{rec.stack}.lock").unlink(missing_ok=True)  # held by us: harmless
         done.append(f"stack {rec.stack}")
         return done
 

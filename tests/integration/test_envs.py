@@ -1,0 +1,252 @@
+"""Ephemeral envs on real pairs: two side by side, isolated; reap (killed mid-way) finishes.
+
+Everything goes through the CLI (`python -m drills.cli env ...`) in the real state root
+(/var/tmp/kdrill), so allocation sees the pairs other people run on this machine. The two
+envs are created at once (the allocation lock is exercised), each gets its own prefix and
+/16. Isolation: a paced workload on env B (producer on B's primary, a consumer reading the
+replicated topic on B's standby) is measured in a baseline window and, right after, in a
+window during which env A has lost its primary region (`kdrill local fault region-loss
+--stack env-A`). Back to back on the same env, so the machine's load (shared with other
+sessions) moves both windows alike.
+
+Then reap: an expired ephemeral stack not stamped by `env create` is left alone; a reap
+killed with SIGKILL while destroying is finished by the next one (whatever the env's expiry),
+which leaves an env that is not expired; a reap as of later destroys it; nothing is left.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from components.clientconf import client_config
+from components.local import config, network
+from components.local.env import LocalPair
+from components.local.envs import Envs
+from components.local.stack import LocalStack
+from tests.integration.conftest import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+RATE = 2000  # records/s offered to env B (below what it sustains on a loaded 2-core machine)
+WINDOW = 8.0  # seconds per measurement window
+
+
+def kdrill(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "drills.cli", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def start_kdrill(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "drills.cli", *args], cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+
+def later(hours: float = 1) -> str:
+    return (datetime.now(UTC) + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Workload:
+    """Paced producer on B's primary, consumer on B's standby (replicated topic): acks by
+    ack time, replication lag (consumed - produced, one clock) by produce time."""
+
+    def __init__(self, pair: LocalPair):
+        self.pair = pair
+        self.topic = "orders"
+        self.remote = pair.remote_topic(self.topic)
+        self.acks: list[float] = []
+        self.lags: list[tuple[float, float]] = []  # (produced at, lag s)
+        self.stop = threading.Event()
+        self.errors: list[str] = []
+
+    def produce(self) -> None:
+        p = Producer(client_config(self.pair.primary.bootstrap, {"linger.ms": 5, "acks": "all"}))
+
+        def acked(err, msg):
+            if err is None:
+                self.acks.append(time.time())
+            else:
+                self.errors.append(str(err))
+
+        step, sent, t0 = 0.01, 0, time.time()
+        while not self.stop.is_set():
+            due = int((time.time() - t0) * RATE)
+            while sent < due:
+                p.produce(self.topic, f"{time.time():.6f}".ljust(200).encode(), on_delivery=acked)
+                sent += 1
+            p.poll(step)
+        p.flush(10)
+
+    def consume(self) -> None:
+        c = Consumer(
+            {
+                **client_config(self.pair.standby.bootstrap),
+                "group.id": f"iso-{secrets.token_hex(3)}",
+                "auto.offset.reset": "latest",
+                "enable.auto.commit": False,
+            }  # fmt: skip
+        )
+        c.subscribe([self.remote])
+        try:
+            while not self.stop.is_set():
+                for m in c.consume(num_messages=500, timeout=0.2):
+                    if m.error() is None:
+                        now = time.time()
+                        sent = float(m.value()[:17])
+                        self.lags.append((sent, now - sent))
+        finally:
+            c.close()
+
+    def window(self, t0: float, t1: float) -> tuple[float, float, int]:
+        """(acked records/s, p99 replication lag s, records measured) over [t0, t1)."""
+        acked = sum(1 for t in self.acks if t0 <= t < t1) / (t1 - t0)
+        lags = sorted(lag for sent, lag in self.lags if t0 <= sent < t1)
+        p99 = lags[min(len(lags) - 1, int(0.99 * len(lags)))] if lags else float("inf")
+        return acked, p99, len(lags)
+
+
+def test_two_envs_side_by_side_isolated_then_reaped():
+    envs = Envs()
+    tag = secrets.token_hex(2)
+    names = [f"it{tag}a", f"it{tag}b"]
+    unstamped = envs.root / f"un{tag}"
+    t_start = time.monotonic()
+    try:
+        # --- two envs at once -----------------------------------------------------------
+        creates = [
+            start_kdrill("env", "create", "--from", "local", "--ttl", "15m", "--owner", "it",
+                         "--name", n) for n in names
+        ]  # fmt: skip
+        outs = [p.communicate(timeout=400)[0] for p in creates]
+        for p, o in zip(creates, outs, strict=True):
+            assert p.returncode == 0, o[-2000:]
+        t_created = time.monotonic()
+        recs = [envs.get(n) for n in names]
+        assert recs[0].prefix != recs[1].prefix and recs[0].network != recs[1].network
+        assert all(r.state == "ready" and r.prefix.startswith("e") for r in recs)
+        assert {r.network for r in recs}.isdisjoint({"10.71.0.0/16", "10.77.0.0/16"})
+        listing = kdrill("env", "list").stdout
+        assert f"env-{names[0]}" in listing and f"env-{names[1]}" in listing
+        tags = envs.stack_tags(recs[0])
+        assert tags["kdrill:env-id"] == names[0] and tags["environment"] == "ephemeral"
+        assert tags["kdrill:expires-at"] == recs[0].expires_at and tags["owner"] == "it"
+
+        a = LocalPair.from_state(recs[0].prefix)
+        b = LocalPair.from_state(recs[1].prefix)
+        assert a is not None and b is not None and a.is_up() and b.is_up()
+        assert b.cfg.stack == f"env-{names[1]}" and config.load(b.cfg.stack).prefix == b.cfg.prefix
+
+        # --- isolation: baseline on B, then A loses its primary ---------------------------
+        w = Workload(b)
+        threads = [threading.Thread(target=f, daemon=True) for f in (w.consume, w.produce)]
+        for t in threads:
+            t.start()
+        wait_for(lambda: len(w.lags) > RATE, 60, "env B's records to replicate")
+        base0 = time.time()
+        wait_for(lambda: time.time() >= base0 + WINDOW, WINDOW + 5, "the baseline window")
+        base1 = time.time()
+        fault = start_kdrill("local", "fault", "region-loss", "--stack", a.cfg.stack,
+                             "--duration", "600")  # fmt: skip
+        assert fault.stdout is not None
+        for line in fault.stdout:
+            if line.startswith("applied"):
+                break
+        else:
+            pytest.fail(f"region-loss on {a.cfg.stack} not applied")
+        fault0 = time.time()
+        a_now = LocalPair.from_state(recs[0].prefix)
+        assert a_now is not None and a_now.brokers_running(a.primary.name) == []
+        wait_for(lambda: time.time() >= fault0 + WINDOW, WINDOW + 5, "the fault window")
+        fault1 = time.time()
+        wait_for(lambda: any(s >= fault1 for s, _ in w.lags), 30, "the window's records to arrive")
+        w.stop.set()
+        for t in threads:
+            t.join(20)
+        base = w.window(base0, base1)
+        during = w.window(fault0, fault1)
+        print(f"\nisolation: baseline {base[0]:.0f} rec/s p99 lag {base[1]:.3f}s ({base[2]} records);"
+              f" A region-loss: {during[0]:.0f} rec/s p99 lag {during[1]:.3f}s ({during[2]} records);"
+              f" load {os.getloadavg()[0]:.1f}; apply took {fault0 - base1:.1f}s")  # fmt: skip
+        assert not w.errors, w.errors[:3]
+        assert during[0] >= 0.9 * base[0], (base, during)
+        assert during[1] <= base[1] + 1.0, (base, during)
+        fault.send_signal(signal.SIGKILL)  # the fault stays applied: destroying A removes it
+        fault.wait()
+        t_measured = time.monotonic()
+
+        # --- reap -------------------------------------------------------------------------
+        plain = LocalStack(unstamped, stack="plain", config={"kdrill:pattern": "local"})
+        plain.ensure()
+        for k, v in (("environment", "ephemeral"), ("kdrill:expires-at", "2026-01-01T00:00:00Z")):
+            plain.run(["stack", "tag", "set", k, v]).check()
+        reaper = start_kdrill("env", "reap", "--at", later())
+        victim = wait_for(
+            lambda: next((r for r in envs.records() if r.state == "destroying"), None),
+            120, "the reap to start destroying an env", interval=0.02,
+        )  # fmt: skip
+        os.killpg(reaper.pid, signal.SIGKILL)
+        reaper.wait()
+        left = {r.env_id: r.state for r in envs.records()}
+        assert left.get(victim.env_id) == "destroying", left  # killed half way
+        done = kdrill("env", "reap")  # not expired; finishes what the kill left
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"env-{victim.env_id}: destroyed (unfinished destroy)" in done.stdout
+        other = next(n for n in names if n != victim.env_id)
+        assert [r.env_id for r in envs.records() if r.env_id in names] == [other]
+        done = kdrill("env", "reap", "--at", later())
+        assert f"env-{other}: destroyed (expired" in done.stdout, done.stdout
+        assert "plain (un" in done.stdout and "not stamped" in done.stdout
+        assert plain.exists()  # the unstamped stack untouched
+        again = kdrill("env", "reap", "--at", later())  # idempotent
+        assert again.returncode == 0 and "destroyed" not in again.stdout
+        for r in recs:
+            assert not [ns for ns in network.namespaces() if ns.startswith(f"{r.prefix}-")]
+            assert not (envs.root / r.prefix).exists()
+            assert not envs.record_path(r.stack).exists() and not envs.stack_path(r.stack).exists()
+        print(f"wall: create both {t_created - t_start:.1f}s, isolation {t_measured - t_created:.1f}s,"
+              f" reap {time.monotonic() - t_measured:.1f}s")  # fmt: skip
+    finally:
+        for n in names:
+            if envs.record_path(f"env-{n}").exists():
+                kdrill("env", "destroy", n)
+        if unstamped.exists():
+            import shutil
+
+            shutil.rmtree(unstamped)
+
+
+def test_run_with_env_create_destroys_the_env_when_interrupted(tmp_path):
+    """`kdrill run SPEC --env create`, SIGTERM once the drill runs: the env is destroyed."""
+    before = {r.env_id for r in Envs().records()}
+    p = start_kdrill("run", "drills/scenarios/region-loss.yaml", "--env", "create", "--ttl", "10m",
+                     "--owner", "it", "--out", str(tmp_path))  # fmt: skip
+    assert p.stdout is not None
+    seen = []
+    for line in p.stdout:
+        seen.append(line)
+        if "steady" in line:  # the drill's steady-state phase: env up, drill running
+            break
+    else:
+        pytest.fail("the drill never reached steady state: " + "".join(seen)[-2000:])
+    new = [r for r in Envs().records() if r.env_id not in before]
+    assert len(new) == 1 and new[0].state == "ready"
+    os.killpg(p.pid, signal.SIGTERM)
+    rest = p.communicate(timeout=180)[0]
+    assert p.returncode != 0
+    assert f"{new[0].stack} destroyed" in rest, rest[-2000:]
+    assert not Envs().record_path(new[0].stack).exists()
+    assert not [ns for ns in network.namespaces() if ns.startswith(f"{new[0].prefix}-")]
+    assert not (Envs().root / new[0].prefix).exists()

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from rich.table import Table
 
@@ -41,32 +43,58 @@ def cmd_env_create(args) -> int:
     return 0
 
 
-def cmd_env_list(args) -> int:
+def env_rows(now: datetime | None = None) -> list[dict[str, Any]]:
+    """One row per env: what `env list` shows (cost so far from drills/cost/envcost.py)."""
     from drills.cost.envcost import cost_so_far
 
     envs = Envs()
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
+    rows = []
+    for r in envs.records():
+        try:
+            cost: float | None = cost_so_far(r, now, stack_file=envs.stack_path(r.stack))
+        except Exception:  # a listing never fails on one env
+            cost = None
+        rows.append(
+            {
+                "name": r.stack,
+                "template": r.template,
+                "owner": r.owner,
+                "kind": r.kind,
+                "created_at": r.created_at,
+                "expires_at": r.expires_at,
+                "age_s": int((now - r.created).total_seconds()),
+                "time_left_s": int((r.expires - now).total_seconds()),
+                "cost_so_far_usd": cost,
+                "state": r.state,
+                "prefix": r.prefix,
+                "network": r.network,
+            }
+        )
+    return rows
+
+
+def cmd_env_list(args) -> int:
+    rows = env_rows()
+    if args.json:
+        out.print_json(json.dumps(rows))
+        return 0
     t = Table(title="ephemeral environments", title_justify="left")
     for col in ("name", "template", "owner", "age", "time left", "cost so far", "state", "where"):
-        t.add_column(col)
-    recs = envs.records()
-    for r in recs:
-        try:
-            cost = f"${cost_so_far(r, now, stack_file=envs.stack_path(r.stack)):.4f}"
-        except Exception as e:  # a listing never fails on one env
-            cost = f"? ({str(e)[:40]})"
-        left = r.expires - now
+        t.add_column(col, no_wrap=col in ("name", "where"))
+    for r in rows:
+        left = r["time_left_s"]
         t.add_row(
-            r.stack,
-            r.template,
-            r.owner,
-            duration_text(now - r.created),
-            duration_text(left) if left.total_seconds() > 0 else "expired",
-            cost,
-            r.state,
-            f"{r.prefix} {r.network}" if r.prefix else r.kind,
+            r["name"],
+            r["template"],
+            r["owner"],
+            duration_text(timedelta(seconds=r["age_s"])),
+            duration_text(timedelta(seconds=left)) if left > 0 else "expired",
+            "?" if r["cost_so_far_usd"] is None else f"${r['cost_so_far_usd']:.4f}",
+            r["state"],
+            f"{r['prefix']} {r['network']}" if r["prefix"] else r["kind"],
         )
-    out.print(t if recs else "no ephemeral environment")
+    out.print(t if rows else "no ephemeral environment")
     return 0
 
 
@@ -166,6 +194,7 @@ def add_parser(sub) -> None:
     )
     c.set_defaults(fn=cmd_env_create)
     ls = esub.add_parser("list", help="envs: template, owner, age, time left, cost so far")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.set_defaults(fn=cmd_env_list)
     d = esub.add_parser("destroy", help="destroy an env (its pair, stack and files)")
     d.add_argument("name", help="env-<id> or <id>")

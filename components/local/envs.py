@@ -71,7 +71,7 @@ FIRST_NET, LAST_NET = 100, 199  # 10.100.0.0/16 .. 10.199.0.0/16
 # MIB_PER_BROKER per broker plus MIB_BASE (3 GiB for the default stack).
 MIB_PER_BROKER = 1024
 MIB_BASE = 1024
-MAX_LOAD_PER_CORE = 4.0  # 1-minute load average per core above which no env is started
+MAX_LOAD_PER_CORE = 8.0  # 1-minute load average per core above which no env is started
 
 TAG_ENV_ID = "kdrill:env-id"
 TAG_EXPIRES = "kdrill:expires-at"

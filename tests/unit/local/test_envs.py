@@ -110,8 +110,8 @@ def test_capacity_thresholds():
     assert envs.capacity_problem(2, available_mib=3072, load1=1.0, cores=2) is None
     low = envs.capacity_problem(2, available_mib=2000, load1=1.0, cores=2)
     assert low and "3072 MiB" in low and "2000 MiB" in low
-    busy = envs.capacity_problem(2, available_mib=9000, load1=9.0, cores=2)
-    assert busy and "load average 9.0" in busy
+    busy = envs.capacity_problem(2, available_mib=9000, load1=17.0, cores=2)
+    assert busy and "load average 17.0" in busy
 
 
 def _rec(env_id: str, expires: datetime, state: str = "ready", prefix: str = "e5") -> EnvRecord:

@@ -142,17 +142,22 @@ def run_in_env(args, run: Callable[[argparse.Namespace], int]) -> int:
     with progress_display(f"env from {template}") as step:
         rec = envs.create(template, ttl, _owner(args.owner), None, args.set, step)
     console.print(f"{rec.stack} created (expires {rec.expires_at})", markup=False)
-    try:
-        args.stack = rec.stack
-        return run(args)
-    finally:
-        with held_signals():
-            console.print(f"{rec.stack}: destroying", markup=False)
-            try:
-                envs.destroy(rec.stack)
-                console.print(f"{rec.stack} destroyed", markup=False)
-            except LocalEnvError as e:
-                error(f"kdrill: {rec.stack} not fully destroyed ({e}); `kdrill env reap` ends it")
+    # The env's lock is held while the drill runs, so a reap (cron, CI) that finds it
+    # expired skips it ("being created or destroyed right now") instead of pulling it away.
+    with envs.lock(rec.stack):
+        try:
+            args.stack = rec.stack
+            return run(args)
+        finally:
+            with held_signals():
+                console.print(f"{rec.stack}: destroying", markup=False)
+                try:
+                    envs.destroy_locked(envs.get(rec.stack))
+                    console.print(f"{rec.stack} destroyed", markup=False)
+                except LocalEnvError as e:
+                    error(
+                        f"kdrill: {rec.stack} not fully destroyed ({e}); `kdrill env reap` ends it"
+                    )
 
 
 def add_env_arguments(run: argparse.ArgumentParser) -> None:

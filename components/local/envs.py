@@ -429,6 +429,10 @@ class Envs:
             with held_signals():
                 return self._destroy_held(self.get(name))
 
+    def destroy_locked(self, rec: EnvRecord) -> list[str]:
+        """Destroy an env whose lock the caller holds (`kdrill run --env create`)."""
+        return self._destroy_held(rec)
+
     def _destroy_held(self, rec: EnvRecord) -> list[str]:
         """Tear the env down (its lock held). The record is `destroying` first and removed
         last: killed anywhere in between, the next destroy or reap finishes."""

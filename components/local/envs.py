@@ -369,7 +369,11 @@ class Envs:
                     "namePrefix": prefix,
                     "network": str(net),
                 }
-                parsed = config.parse(cfg, stack=stack, source=self.stack_path(stack))
+                try:
+                    parsed = config.parse(cfg, stack=stack, source=self.stack_path(stack))
+                except LocalEnvError as e:  # name what the user gave, not a file not yet written
+                    why = str(e).removeprefix(f"{self.stack_path(stack)}: ")
+                    raise LocalEnvError(f"--from {tmpl_name} with --set: {why}") from None
                 problem = capacity_problem(sum(r.brokers for r in parsed.regions))
                 if problem:
                     raise LocalEnvError(f"cannot create an env: {problem}")
@@ -515,6 +519,8 @@ class Envs:
             return "skip: its stack does not carry this env's stamp (kdrill:env-id, created-by)"
         if rec.state == "destroying":
             return "unfinished destroy"
+        if rec.state == "creating" and not _alive(rec.pid):
+            return "abandoned create (its creator is gone)"
         expires = parse_time(tags[TAG_EXPIRES]) if tags and TAG_EXPIRES in tags else rec.expires
         if expires > now:
             return None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -161,3 +162,21 @@ def test_a_second_reap_does_nothing_while_one_runs(root):
     e = Envs(root)
     with e.lock("reap"):
         assert Envs(root).reap(now=NOW) == [("-", "another reap is running; nothing done")]
+
+
+def test_a_create_whose_process_died_is_reaped_before_expiry(root):
+    e = Envs(root)
+    r = _rec("dead", NOW + timedelta(hours=1), state="creating")
+    r.pid = 2**22 + 12345  # above pid_max: no such process
+    e.save(r)
+    assert e._reap_verdict(r, NOW) == "abandoned create (its creator is gone)"
+    r.pid = os.getpid()
+    assert e._reap_verdict(r, NOW) is None  # still being created
+
+
+def test_the_stamp_satisfies_the_policy_packs_stack_expiry_rule():
+    from policies.validators import expiry_problem
+
+    r = _rec("p", NOW + timedelta(hours=2))
+    assert expiry_problem(r.tags(), NOW, timedelta(hours=72)) is None
+    assert expiry_problem({**r.tags(), "kdrill:expires-at": ""}, NOW, timedelta(hours=72))

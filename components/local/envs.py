@@ -458,8 +458,21 @@ class Envs:
                 done.append(f"state {self.root / rec.prefix}")
         else:
             st = self.local_stack(rec)
-            if st.exists() and st.config_file.exists():
-                st.teardown()
+            if st.exists() and st.resource_urns():
+                if not st.config_file.exists():
+                    raise LocalEnvError(
+                        f"{rec.stack}: its stack lists resources but {st.config_file} is gone; "
+                        "destroy them with pulumi, then run reap again"
+                    )
+                if st.locked():
+                    st.run(["cancel", "--yes"], timeout=60)
+                # raises when AWS refuses: the record stays `destroying` and the state is kept,
+                # so nothing that still costs money is forgotten
+                st.run(
+                    ["destroy", "--yes", "--skip-preview", "--config-file", str(st.config_file)],
+                    timeout=3600,
+                ).check()
+                done.append(f"stack {rec.stack} resources")
             if st.dir.exists():
                 shutil.rmtree(st.dir)
                 done.append(f"state {st.dir}")

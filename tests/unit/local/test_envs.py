@@ -180,3 +180,12 @@ def test_the_stamp_satisfies_the_policy_packs_stack_expiry_rule():
     r = _rec("p", NOW + timedelta(hours=2))
     assert expiry_problem(r.tags(), NOW, timedelta(hours=72)) is None
     assert expiry_problem({**r.tags(), "kdrill:expires-at": ""}, NOW, timedelta(hours=72))
+
+
+def test_create_refuses_without_memory_and_leaves_nothing(root, monkeypatch):
+    monkeypatch.setenv("KDRILL_ENV_MIN_FREE_MIB", str(10**9))
+    with pytest.raises(LocalEnvError) as e:
+        Envs(root).create("local", timedelta(minutes=5), "o", name="nomem")
+    assert str(e.value).startswith("cannot create an env: ") and "MiB" in str(e.value)
+    assert "\n" not in str(e.value)
+    assert not list((root / "envs").glob("*env-nomem*")) and Envs(root).records() == []

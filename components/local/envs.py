@@ -395,6 +395,8 @@ class Envs:
                 progress(f"{stack}: stack and stamp (expires {rec.expires_at})")
                 st = self.local_stack(rec)
                 st.ensure()
+                if kind == "aws":
+                    _drop_local_faults_key(st)
                 for k, v in rec.tags().items():
                     st.run(["stack", "tag", "set", k, v], timeout=60).check()
                 if kind == "local":
@@ -665,6 +667,14 @@ def aws_env_config(cfg: dict[str, Any], rec: EnvRecord) -> dict[str, Any]:
     if isinstance(out.get("kdrill:buckets"), dict) and out["kdrill:buckets"].get("prefix"):
         out["kdrill:buckets"] = {**out["kdrill:buckets"], "prefix": None}  # per-stack names
     return out
+
+
+def _drop_local_faults_key(st: LocalStack) -> None:
+    """LocalStack's config file carries the local fault switch's `kdrill:faults` mapping;
+    an AWS stack's `kdrill:faults` is a list (components/aws/faults.py): take it out."""
+    data = yaml.safe_load(st.config_file.read_text()) or {}
+    (data.get("config") or {}).pop("kdrill:faults", None)
+    st.config_file.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def _validate_aws(cfg: dict[str, Any], stack: str) -> None:

@@ -9,6 +9,10 @@ window during which env A has lost its primary region (`kdrill local fault regio
 --stack env-A`). Back to back on the same env, so the machine's load (shared with other
 sessions) moves both windows alike.
 
+A third env is made at the same time by `kdrill run SPEC --env create`, which gets SIGTERM
+once its drill is in steady state: the env must be destroyed (it also drills beside the
+measurement, as other sessions' pairs do).
+
 Then reap: an expired ephemeral stack not stamped by `env create` is left alone; a reap
 killed with SIGKILL while destroying is finished by the next one (whatever the env's expiry),
 which leaves an env that is not expired; a reap as of later destroys it; nothing is left.
@@ -124,12 +128,49 @@ class Workload:
         return acked, p99, len(lags)
 
 
-def test_two_envs_side_by_side_isolated_then_reaped():
+class InterruptedDrill:
+    """`kdrill run SPEC --env create` in the background, sent SIGTERM once its drill reached
+    steady state (the env it made is up and drilled): its env must be destroyed."""
+
+    def __init__(self, out: Path, exclude: set[str]):
+        self.exclude = exclude | {r.env_id for r in Envs().records()}
+        self.proc = start_kdrill("run", "drills/scenarios/region-loss.yaml", "--env", "create",
+                                 "--ttl", "10m", "--owner", "it", "--out", str(out))  # fmt: skip
+        self.lines: list[str] = []
+        self.env = None
+        self.watcher = threading.Thread(target=self._watch, daemon=True)
+        self.watcher.start()
+
+    def _watch(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if self.env is None and "steady" in line:
+                mine = [r for r in Envs().records() if r.env_id not in self.exclude]
+                self.env = mine[0] if len(mine) == 1 else False
+                os.killpg(self.proc.pid, signal.SIGTERM)
+
+    def check(self) -> None:
+        self.proc.wait(timeout=400)
+        self.watcher.join(10)
+        text = "".join(self.lines)[-3000:]
+        assert self.env, f"no env found at steady state: {text}"
+        assert self.env.state == "ready", self.env
+        assert self.proc.returncode != 0, text
+        assert f"{self.env.stack} destroyed" in text, text
+        assert not Envs().record_path(self.env.stack).exists()
+        assert not [ns for ns in network.namespaces() if ns.startswith(f"{self.env.prefix}-")]
+        assert not (Envs().root / self.env.prefix).exists()
+
+
+def test_envs_side_by_side_isolated_then_reaped(tmp_path):
     envs = Envs()
     tag = secrets.token_hex(2)
     names = [f"it{tag}a", f"it{tag}b"]
     unstamped = envs.root / f"un{tag}"
     t_start = time.monotonic()
+    # a third env, made by `run --env create` at the same time, interrupted while it drills
+    drill = InterruptedDrill(tmp_path, set(names))
     try:
         # --- two envs at once -----------------------------------------------------------
         creates = [
@@ -196,6 +237,7 @@ def test_two_envs_side_by_side_isolated_then_reaped():
         fault.send_signal(signal.SIGKILL)  # the fault stays applied: destroying A removes it
         fault.wait()
         t_measured = time.monotonic()
+        drill.check()  # (done long before: SIGTERM at its steady state, then its destroy)
 
         # --- reap -------------------------------------------------------------------------
         plain = LocalStack(unstamped, stack="plain", config={"kdrill:pattern": "local"})
@@ -229,6 +271,9 @@ def test_two_envs_side_by_side_isolated_then_reaped():
         print(f"wall: create both {t_created - t_start:.1f}s, isolation {t_measured - t_created:.1f}s,"
               f" reap {time.monotonic() - t_measured:.1f}s")  # fmt: skip
     finally:
+        if drill.proc.poll() is None:
+            os.killpg(drill.proc.pid, signal.SIGTERM)
+            drill.proc.wait(timeout=300)
         for n in names:
             if envs.record_path(f"env-{n}").exists():
                 kdrill("env", "destroy", n)
@@ -236,27 +281,3 @@ def test_two_envs_side_by_side_isolated_then_reaped():
             import shutil
 
             shutil.rmtree(unstamped)
-
-
-def test_run_with_env_create_destroys_the_env_when_interrupted(tmp_path):
-    """`kdrill run SPEC --env create`, SIGTERM once the drill runs: the env is destroyed."""
-    before = {r.env_id for r in Envs().records()}
-    p = start_kdrill("run", "drills/scenarios/region-loss.yaml", "--env", "create", "--ttl", "10m",
-                     "--owner", "it", "--out", str(tmp_path))  # fmt: skip
-    assert p.stdout is not None
-    seen = []
-    for line in p.stdout:
-        seen.append(line)
-        if "steady" in line:  # the drill's steady-state phase: env up, drill running
-            break
-    else:
-        pytest.fail("the drill never reached steady state: " + "".join(seen)[-2000:])
-    new = [r for r in Envs().records() if r.env_id not in before]
-    assert len(new) == 1 and new[0].state == "ready"
-    os.killpg(p.pid, signal.SIGTERM)
-    rest = p.communicate(timeout=180)[0]
-    assert p.returncode != 0
-    assert f"{new[0].stack} destroyed" in rest, rest[-2000:]
-    assert not Envs().record_path(new[0].stack).exists()
-    assert not [ns for ns in network.namespaces() if ns.startswith(f"{new[0].prefix}-")]
-    assert not (Envs().root / new[0].prefix).exists()

@@ -25,27 +25,21 @@ finishes whatever its expiry; `LocalPair.down` ends the engine sessions the kill
 works by name. Reaps take a non-blocking lock: a second one (cron overlapping CI) says so
 and does nothing.
 
-Side by side. A local env gets its own name prefix (`e0`..`e9`, `ea`..`ez`) and /16 network
-(10.100.0.0/16 upward), skipping any in use: network namespaces, /var/tmp/kdrill/<prefix>
-state dirs, the prefixes and networks of the stacks under stacks/, other envs' records and
-pairs' recorded configs, and the addresses of the root namespace. `create` refuses in one
-line when the machine lacks memory or CPU for another pair (`capacity_problem`).
+Side by side. A local env gets its own name prefix and /16, allocated under a lock by
+components/local/envplaces.py, which also says when the machine cannot take another pair
+(`capacity_problem`); the values the commands take are parsed in envvalues.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import fcntl
 import ipaddress
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
-import string
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -55,24 +49,37 @@ from typing import Any
 
 import yaml
 
-from components.local import config, network
+from components.local import config, envplaces
+from components.local.envplaces import capacity_problem
+from components.local.envvalues import (
+    MAX_TTL,
+    apply_sets,
+    check_name,
+    duration_text,
+    iso,
+    parse_time,
+    parse_ttl,
+)
 from components.local.errors import LocalEnvError
 from components.local.stack import LocalStack
 
+__all__ = [
+    "MAX_TTL",
+    "EnvRecord",
+    "Envs",
+    "apply_sets",
+    "capacity_problem",
+    "check_name",
+    "duration_text",
+    "held_signals",
+    "iso",
+    "parse_time",
+    "parse_ttl",
+]
+
 Progress = Callable[[str], None]
 
-MAX_TTL = timedelta(hours=72)  # the policy pack's default maxTtlHours
 CREATED_BY = "kdrill env create"
-PREFIXES = [f"e{c}" for c in string.digits + string.ascii_lowercase]
-FIRST_NET, LAST_NET = 100, 199  # 10.100.0.0/16 .. 10.199.0.0/16
-# What one local pair needs, measured (2026-12-01, default local stack, 1 broker per region):
-# RSS of its processes 1.2 GiB (two brokers ~300 MiB each, MirrorMaker 2 ~430 MiB, two moto
-# ~76 MiB, toxiproxy 13 MiB); MemAvailable dropped by 1.9 GiB with page cache. Required free:
-# MIB_PER_BROKER per broker plus MIB_BASE (3 GiB for the default stack).
-MIB_PER_BROKER = 1024
-MIB_BASE = 1024
-MAX_LOAD_PER_CORE = 8.0  # 1-minute load average per core above which no env is started
-
 TAG_ENV_ID = "kdrill:env-id"
 TAG_EXPIRES = "kdrill:expires-at"
 TAG_CREATED = "kdrill:created-at"
@@ -84,98 +91,6 @@ TAG_OWNER = "owner"
 
 
 # --- values -----------------------------------------------------------------------------------
-
-_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_ttl(text: str) -> timedelta:
-    """'30s', '15m', '2h', '1h30m', '1d': a positive duration within MAX_TTL."""
-    parts = re.fullmatch(r"(?:\d+[smhd])+", text.strip().lower() or "x")
-    if not parts:
-        raise LocalEnvError(
-            f"--ttl {text!r} is not a duration; use a number with a unit: 30s, 15m, 2h, 1h30m, 1d"
-        )
-    seconds = sum(int(n) * _TTL_UNITS[u] for n, u in re.findall(r"(\d+)([smhd])", text.lower()))
-    ttl = timedelta(seconds=seconds)
-    if ttl <= timedelta(0):
-        raise LocalEnvError(f"--ttl {text!r} must be longer than 0s")
-    if ttl > MAX_TTL:
-        raise LocalEnvError(
-            f"--ttl {text!r} is longer than {MAX_TTL.total_seconds() / 3600:g}h, the most the "
-            "policy pack allows an ephemeral stack; use a shorter --ttl"
-        )
-    return ttl
-
-
-def iso(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> datetime:
-    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
-def duration_text(td: timedelta) -> str:
-    s = int(td.total_seconds())
-    sign, s = ("-", -s) if s < 0 else ("", s)
-    if s < 120:
-        return f"{sign}{s}s"
-    if s < 7200:
-        return f"{sign}{s // 60}m{s % 60:02d}s"
-    return f"{sign}{s // 3600}h{s % 3600 // 60:02d}m"
-
-
-def check_name(name: str) -> str:
-    """An env id given with --name: what follows `env-` in the stack name."""
-    name = name.removeprefix(config.ENV_STACK_PREFIX)
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,19}", name):
-        raise LocalEnvError(
-            f"--name {name!r}: use 1-20 lowercase letters, digits or '-', starting with a "
-            "letter or digit"
-        )
-    return name
-
-
-def apply_sets(cfg: dict[str, Any], sets: list[str]) -> dict[str, Any]:
-    """A copy of a stack's `config:` mapping with `--set KEY=VALUE` overrides. KEY is a
-    `pulumi config set --path` path (`kdrill:regions[1].brokers`; `kdrill:` may be left
-    out); VALUE is read as YAML (2 is a number, [a, b] a list)."""
-    out = copy.deepcopy(cfg)
-    for item in sets:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise LocalEnvError(f"--set {item!r}: use KEY=VALUE, e.g. kdrill:regions[1].brokers=2")
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            raise LocalEnvError(f"--set {item!r}: the value is not valid YAML") from None
-        steps = re.findall(r"[^.\[\]]+|\[\d+\]", key.strip())
-        if not steps or steps[0].startswith("["):
-            raise LocalEnvError(f"--set {item!r}: the key must start with a name")
-        if ":" not in steps[0]:
-            steps[0] = f"kdrill:{steps[0]}"
-        node: Any = out
-        for i, step in enumerate(steps):
-            last = i == len(steps) - 1
-            if step.startswith("["):
-                idx = int(step[1:-1])
-                if not isinstance(node, list) or idx >= len(node):
-                    raise LocalEnvError(f"--set {item!r}: no item {idx} at that path")
-                if last:
-                    node[idx] = value
-                else:
-                    node = node[idx]
-            elif last:
-                if not isinstance(node, dict):
-                    raise LocalEnvError(f"--set {item!r}: {step!r} is not under a mapping")
-                node[step] = value
-            else:
-                if not isinstance(node, dict):
-                    raise LocalEnvError(f"--set {item!r}: {step!r} is not under a mapping")
-                node = node.setdefault(step, [] if steps[i + 1].startswith("[") else {})
-    return out
-
 
 # --- records ----------------------------------------------------------------------------------
 
@@ -281,50 +196,9 @@ class Envs:
 
     # --- allocation ---------------------------------------------------------------------
 
-    def in_use(self) -> tuple[set[str], set[ipaddress.IPv4Network]]:
-        """Prefixes and /16 networks taken on this machine (see the module docstring)."""
-        prefixes: set[str] = set()
-        nets: set[ipaddress.IPv4Network] = set()
-        for ns in network.namespaces():
-            prefixes.add(ns.split("-", 1)[0])
-        if self.root.exists():
-            for d in self.root.iterdir():
-                if d.is_dir() and d.name != "envs":
-                    prefixes.add(d.name)
-                    state = d / "state.json"
-                    with contextlib.suppress(Exception):
-                        raw = json.loads(state.read_text()).get("config") or {}
-                        nets.add(ipaddress.IPv4Network(raw["kdrill:local"]["network"]))
-        for f in [*config.STACKS_DIR.glob("Pulumi.*.yaml"), *self.dir.glob("Pulumi.*.yaml")]:
-            with contextlib.suppress(Exception):
-                loc = (yaml.safe_load(f.read_text())["config"] or {}).get("kdrill:local") or {}
-                prefixes.add(str(loc.get("namePrefix", "kd")))
-                nets.add(ipaddress.IPv4Network(loc.get("network", "10.77.0.0/16")))
-        for rec in self.records():
-            if rec.prefix:
-                prefixes.add(rec.prefix)
-            if rec.network:
-                nets.add(ipaddress.IPv4Network(rec.network))
-        nets |= _root_networks()
-        return prefixes, nets
-
     def allocate(self) -> tuple[str, ipaddress.IPv4Network]:
-        prefixes, nets = self.in_use()
-        prefix = next((p for p in PREFIXES if p not in prefixes), None)
-        net = next(
-            (
-                n
-                for i in range(FIRST_NET, LAST_NET + 1)
-                if (n := ipaddress.IPv4Network(f"10.{i}.0.0/16")) not in nets
-            ),
-            None,
-        )
-        if prefix is None or net is None:
-            raise LocalEnvError(
-                "no free env prefix (e0-ez) or network (10.100-10.199.0.0/16) left: "
-                "`kdrill env list`, then `kdrill env destroy NAME` or `kdrill env reap`"
-            )
-        return prefix, net
+        """A free prefix and /16 for a local env (components/local/envplaces.py)."""
+        return envplaces.allocate(self.root, self.dir, self.records())
 
     # --- create -------------------------------------------------------------------------
 
@@ -607,51 +481,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _root_networks() -> set[ipaddress.IPv4Network]:
-    """/16s of the 10/8 addresses on the root namespace's interfaces (pairs' client links)."""
-    try:
-        text = subprocess.run(
-            ["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, timeout=10
-        ).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return set()
-    nets = set()
-    for m in re.finditer(r"inet (10\.\d+)\.\d+\.\d+/", text):
-        nets.add(ipaddress.IPv4Network(f"{m.group(1)}.0.0/16"))
-    return nets
-
-
-def meminfo_available_mib() -> int:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) // 1024
-    return 0
-
-
-def capacity_problem(
-    brokers: int, available_mib: int | None = None, load1: float | None = None, cores: int = 0
-) -> str | None:
-    """Why the machine cannot take another pair of `brokers` brokers, or None. Thresholds:
-    MemAvailable >= MIB_PER_BROKER x brokers + MIB_BASE; 1-minute load per core <=
-    MAX_LOAD_PER_CORE. KDRILL_ENV_MIN_FREE_MIB / KDRILL_ENV_MAX_LOAD_PER_CORE override them."""
-    available_mib = meminfo_available_mib() if available_mib is None else available_mib
-    load1 = os.getloadavg()[0] if load1 is None else load1
-    cores = cores or os.cpu_count() or 1
-    need = int(os.environ.get("KDRILL_ENV_MIN_FREE_MIB", MIB_PER_BROKER * brokers + MIB_BASE))
-    max_load = float(os.environ.get("KDRILL_ENV_MAX_LOAD_PER_CORE", MAX_LOAD_PER_CORE))
-    if available_mib < need:
-        return (
-            f"{available_mib} MiB of memory available, a pair of {brokers} brokers needs "
-            f"{need} MiB; destroy an env (`kdrill env list`) or free memory"
-        )
-    if load1 / cores > max_load:
-        return (
-            f"load average {load1:.1f} on {cores} cores is over {max_load:g} per core; "
-            "wait for the machine to quieten or destroy an env"
-        )
-    return None
 
 
 def aws_env_config(cfg: dict[str, Any], rec: EnvRecord) -> dict[str, Any]:

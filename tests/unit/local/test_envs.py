@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.local import config, envs
+from components.local import config, envplaces, envs
 from components.local.envs import EnvRecord, Envs
 from components.local.errors import LocalEnvError
 
@@ -74,8 +74,10 @@ def test_name_is_checked():
 @pytest.fixture
 def root(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("KDRILL_STATE_DIR", str(tmp_path))
-    monkeypatch.setattr(envs.network, "namespaces", lambda: {"e0-east", "kt-west"})
-    monkeypatch.setattr(envs, "_root_networks", lambda: {ipaddress.IPv4Network("10.101.0.0/16")})
+    monkeypatch.setattr(envplaces.network, "namespaces", lambda: {"e0-east", "kt-west"})
+    monkeypatch.setattr(
+        envplaces, "_root_networks", lambda: {ipaddress.IPv4Network("10.101.0.0/16")}
+    )
     return tmp_path
 
 

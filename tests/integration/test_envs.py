@@ -77,6 +77,7 @@ class Workload:
         self.pair = pair
         self.topic = "orders"
         self.remote = pair.remote_topic(self.topic)
+        self.sent: list[float] = []  # send times
         self.acks: list[float] = []
         self.lags: list[tuple[float, float]] = []  # (produced at, lag s)
         self.stop = threading.Event()
@@ -96,7 +97,9 @@ class Workload:
             due = int((time.time() - t0) * RATE)
             sent = max(sent, due - RATE // 10)  # starved: skip, never burst (<= RATE per window)
             while sent < due:
-                p.produce(self.topic, f"{time.time():.6f}".ljust(200).encode(), on_delivery=acked)
+                now = time.time()
+                p.produce(self.topic, f"{now:.6f}".ljust(200).encode(), on_delivery=acked)
+                self.sent.append(now)
                 sent += 1
             p.poll(step)
         p.flush(10)
@@ -121,13 +124,14 @@ class Workload:
         finally:
             c.close()
 
-    def window(self, t0: float, t1: float) -> tuple[float, float, int]:
-        """(records/s produced in [t0, t1) and acknowledged, p99 replication lag s of those
-        records, records measured)."""
+    def window(self, t0: float, t1: float) -> tuple[float, float, float, int]:
+        """Over records produced in [t0, t1): (offered records/s, acknowledged records/s,
+        p99 replication lag s, records measured)."""
+        offered = sum(1 for t in self.sent if t0 <= t < t1) / (t1 - t0)
         acked = sum(1 for t in self.acks if t0 <= t < t1) / (t1 - t0)
         lags = sorted(lag for sent, lag in self.lags if t0 <= sent < t1)
         p99 = lags[min(len(lags) - 1, int(0.99 * len(lags)))] if lags else float("inf")
-        return acked, p99, len(lags)
+        return offered, acked, p99, len(lags)
 
 
 class InterruptedDrill:
@@ -230,12 +234,17 @@ def test_envs_side_by_side_isolated_then_reaped(tmp_path):
             t.join(20)
         base = w.window(base0, base1)
         during = w.window(fault0, fault1)
-        print(f"\nisolation: baseline {base[0]:.0f} rec/s p99 lag {base[1]:.3f}s ({base[2]} records);"
-              f" A region-loss: {during[0]:.0f} rec/s p99 lag {during[1]:.3f}s ({during[2]} records);"
+        print(f"\nisolation: baseline offered {base[0]:.0f} acked {base[1]:.0f} rec/s p99 lag "
+              f"{base[2]:.3f}s ({base[3]} records); A region-loss: offered {during[0]:.0f} acked "
+              f"{during[1]:.0f} rec/s p99 lag {during[2]:.3f}s ({during[3]} records);"
               f" load {os.getloadavg()[0]:.1f}; apply took {fault0 - base1:.1f}s")  # fmt: skip
         assert not w.errors, w.errors[:3]
-        assert during[0] >= 0.9 * base[0], (base, during)
-        assert during[1] <= base[1] + 1.0, (base, during)
+        # B's throughput is what it acknowledged of what was offered: when the machine starves
+        # this test's own producer thread, the offered rate drops with it (not B's doing)
+        ratio = (during[1] / during[0]) / (base[1] / base[0])
+        assert ratio >= 0.9, (base, during)
+        assert during[0] >= 0.5 * RATE, f"the test's producer was starved: {during}"
+        assert during[2] <= base[2] + 1.0, (base, during)
         fault.send_signal(signal.SIGKILL)  # the fault stays applied: destroying A removes it
         fault.wait()
         t_measured = time.monotonic()

@@ -177,6 +177,7 @@ def test_envs_side_by_side_isolated_then_reaped(tmp_path):
     t_start = time.monotonic()
     # a third env, made by `run --env create` at the same time, interrupted while it drills
     drill = InterruptedDrill(tmp_path, set(names))
+    fault = None
     try:
         # --- two envs at once -----------------------------------------------------------
         creates = [
@@ -282,6 +283,9 @@ def test_envs_side_by_side_isolated_then_reaped(tmp_path):
         print(f"wall: create both {t_created - t_start:.1f}s, isolation {t_measured - t_created:.1f}s,"
               f" reap {time.monotonic() - t_measured:.1f}s")  # fmt: skip
     finally:
+        if fault is not None and fault.poll() is None:  # a failed assertion before its kill
+            os.killpg(fault.pid, signal.SIGKILL)
+            fault.wait()
         if drill.proc.poll() is None:
             os.killpg(drill.proc.pid, signal.SIGTERM)
             drill.proc.wait(timeout=300)

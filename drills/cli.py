@@ -57,6 +57,14 @@ def cmd_validate(args) -> int:
 
 
 def cmd_run(args) -> int:
+    if getattr(args, "env", None):  # --env create: the drill in an env made for it
+        from drills import env_cli
+
+        return env_cli.run_in_env(args, _run_on_stack)
+    return _run_on_stack(args)
+
+
+def _run_on_stack(args) -> int:
     from drills.evidence import summary_lines
     from drills.runner import run_drill
 
@@ -247,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="AWS stacks: print what the drill's fault adds, changes and removes (the real "
         "program under Pulumi's mocks; nothing is run or contacted)",
     )
+    from drills import env_cli
+
+    env_cli.add_env_arguments(run)  # --env create, --ttl, --owner, --set
     run.set_defaults(fn=cmd_run)
     rep = sub.add_parser(
         "report",
@@ -305,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.add_argument("--stack", default="local", help="stack name or stack file (default: local)")
     rec.set_defaults(fn=cmd_recover)
+    env_cli.add_parser(sub)  # kdrill env create|list|destroy|reap
     local_cli.add_parser(sub)  # kdrill local up|down|status|demo|fault|faults|recover|counters
     for name, fn, what in (
         ("up", local_cli.cmd_up, "bring the local pair and its stack up (= `kdrill local up`)"),

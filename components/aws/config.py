@@ -303,6 +303,9 @@ class StackConfig(_Model):
     environment: Literal["production", "staging", "ephemeral"]
     drill_id: str = "none"
     expires_at: datetime | None = None
+    # Stamped by `kdrill env create` (components/local/envs.py) on an ephemeral env's stack.
+    env_id: str | None = None
+    created_at: datetime | None = None
     regions: RegionsConfig
     inter_region: Literal["vpc-peering", "transit-gateway"] = "vpc-peering"
     client_cidrs: dict[str, str] = Field(default_factory=dict)

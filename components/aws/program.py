@@ -28,6 +28,8 @@ def cost_tags(cfg: StackConfig, stack: str) -> CostTags:
         cost_center=cfg.cost_center,
         environment=cfg.environment,
         expires_at=cfg.expires_at,
+        env_id=cfg.env_id,
+        created_at=cfg.created_at,
     )
 
 

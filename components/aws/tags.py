@@ -28,6 +28,10 @@ OWNER_TAG = "owner"
 COST_CENTER_TAG = "cost-center"
 ENVIRONMENT_TAG = "environment"
 EXPIRES_AT_TAG = "kdrill:expires-at"
+# Ephemeral environments (`kdrill env create`, components/local/envs.py) also carry their env
+# id and creation time; their drill id is the env id (what Cost Explorer reconciliation filters).
+ENV_ID_TAG = "kdrill:env-id"
+CREATED_AT_TAG = "kdrill:created-at"
 COST_TAG_KEYS: tuple[str, ...] = (
     DRILL_ID_TAG,
     STACK_TAG,
@@ -51,6 +55,8 @@ class CostTags:
     cost_center: str
     environment: str
     expires_at: datetime | None = None
+    env_id: str | None = None
+    created_at: datetime | None = None
 
     def as_dict(self) -> dict[str, str]:
         tags = {
@@ -62,6 +68,10 @@ class CostTags:
         }
         if self.expires_at is not None:
             tags[EXPIRES_AT_TAG] = self.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if self.env_id is not None:
+            tags[ENV_ID_TAG] = self.env_id
+        if self.created_at is not None:
+            tags[CREATED_AT_TAG] = self.created_at.strftime("%Y-%m-%dT%H:%M:%SZ")
         return tags
 
     def required_keys(self) -> tuple[str, ...]:

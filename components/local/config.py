@@ -16,6 +16,7 @@ file so another process rebuilds the same pair).
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -222,8 +223,21 @@ class LocalConfig:
         raise LocalEnvError(f"unknown region {name!r}; this stack has: {known}")
 
 
+ENV_STACK_PREFIX = "env-"  # stacks `kdrill env create` makes (components/local/envs.py)
+
+
+def envs_dir() -> Path:
+    """Where ephemeral environments' stack files and records live: the state directory,
+    never the repository (read when called, so KDRILL_STATE_DIR set later still counts)."""
+    return Path(os.environ.get("KDRILL_STATE_DIR", "/var/tmp/kdrill")) / "envs"
+
+
 def stack_file(stack: str) -> Path:
-    return STACKS_DIR / f"Pulumi.{stack}.yaml"
+    """stacks/Pulumi.<stack>.yaml; an ephemeral env's (`env-<id>`) is in the state directory."""
+    tracked = STACKS_DIR / f"Pulumi.{stack}.yaml"
+    if stack.startswith(ENV_STACK_PREFIX) and not tracked.exists():
+        return envs_dir() / f"Pulumi.{stack}.yaml"
+    return tracked
 
 
 def read_stack(stack: str, path: Path | None = None) -> tuple[str, Path, dict[str, Any]]:

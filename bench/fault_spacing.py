@@ -21,7 +21,6 @@ import copy
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import yaml
@@ -63,7 +62,6 @@ def main() -> int:
             print(f"{i + 1:>5} {first_s[-1]:>12.3f}s {gaps[-1]:>8.3f}s {second_s[-1]:>12.3f}s "
                   f"{load:>6.1f}", flush=True)  # fmt: skip
             target.clear_faults([f1, f2])
-            time.sleep(0.5)  # let the clear's update wind down before the next round
     finally:
         pair.down()
     if gaps:

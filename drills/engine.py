@@ -407,7 +407,7 @@ class Drill:
     def _apply(self, item: Scheduled) -> None:
         item.due = self.t0 + item.spec.at_s
         item.started = clock()
-        # recorded before it acts (as the stack's config is): an interrupt still clears it
+        # the target records it before it acts (the stack's config): an interrupt still clears it
         item.fault_id, item.applied = self.target.apply_fault(item.fault)
         self.applied.append(item.fault_id)
         if item.spec.duration_s:

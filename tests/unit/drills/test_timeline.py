@@ -259,3 +259,23 @@ def test_an_interrupt_between_two_faults_clears_the_first(tmp_path):
 
 TWO_FAST = [{"kind": "replication-stop", "at_s": 0},
             {"kind": "region-loss", "region": "east", "at_s": 0.05, "incident": True}]  # fmt: skip
+
+
+def test_the_report_has_a_line_per_fault_and_the_rule_that_fired(tmp_path):
+    from drills.report.model import _detection_facts, _timeline_facts
+
+    target = PaperTarget()
+    d, ev = drill(timeline_spec(TWO_FAST), target, tmp_path / "run")
+    assert d.run().status == "completed"
+    doc = ev.document
+    lines = dict(_timeline_facts(doc))
+    assert list(lines) == ["fault 1", "fault 2 (incident)"]
+    assert lines["fault 1"].startswith("replication-stop: due at 0 s, applied -")
+    assert lines["fault 2 (incident)"].startswith(
+        "region-loss east: due at 0.05 s, applied +0.00 s"
+    )
+    ((name, text),) = _detection_facts(doc)
+    assert name == "detection" and text.startswith(
+        "rule delivery-errors fired: delivery-errors (detection) on clients: 3 consecutive delivery failures"
+    )
+    assert _timeline_facts({"faults": doc["faults"][:1]}) == [], "one fault: the header says it"

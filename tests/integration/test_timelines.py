@@ -133,6 +133,9 @@ def test_replication_stopped_then_region_loss_rpo_is_what_never_crossed(pair, tm
     assert stop["applied"] < loss["started"] < loss["applied"], "one stack update after the other"
     assert stop["stack_update"]["stack_version"] < loss["stack_update"]["stack_version"]
     assert loss["applied"] - stop["applied"] >= 3 - 0.05, "the incident struck before its at_s"
+    assert (
+        stop["cleared_by"] == loss["cleared_by"] == "teardown" and stop["cleared"] > loss["applied"]
+    )
     # how close two faults on one stack can be: the second's update, start to T_fault
     print(
         f"\nfaults: replication-stop applied {stop['applied_since_incident_s']:+.3f}s "

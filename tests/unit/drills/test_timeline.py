@@ -201,12 +201,15 @@ def test_the_engine_applies_the_timeline_in_order_and_records_every_instant(tmp_
     assert faults[0]["applied_since_incident_s"] < 0 < faults[3]["applied_since_incident_s"]
     assert faults[1]["cleared"] is not None and faults[1]["cleared"] < inc["applied"]
     assert faults[1]["cleared"] - faults[1]["applied"] >= 0.15
+    assert faults[1]["cleared_by"] == "duration"
     for f in faults:  # never before its time
         assert f["late_s"] >= 0 and f["due"] <= f["applied"]
     assert record.fault_id == inc["fault_id"]
     assert target.faults == {}, "teardown leaves no fault of the timeline applied"
     doc = json.loads((tmp_path / "run" / "evidence.json").read_text())
     assert [f["kind"] for f in doc["faults"]] == [f["kind"] for f in faults]
+    others = [f for f in doc["faults"] if f["index"] != 1]
+    assert all(f["cleared_by"] == "teardown" and f["cleared"] > f["applied"] for f in others)
     assert doc["detection"]["fired"]["rule"] == "delivery-errors"
     assert doc["detection"]["fired"]["on"] == "clients"
     steps = json.loads((tmp_path / "run" / "journal.json").read_text())["steps"]

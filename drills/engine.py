@@ -92,6 +92,7 @@ class Scheduled:
     applied: float | None = None
     clear_due: float | None = None
     cleared: float | None = None
+    cleared_by: str | None = None  # "duration" (its own end) or "teardown"
 
     def facts(self, t_fault: float | None, update: dict) -> dict[str, Any]:
         def rel(t: float | None) -> float | None:
@@ -102,7 +103,7 @@ class Scheduled:
             "region": self.fault.region, "incident": bool(self.spec.incident),
             "at_s": self.spec.at_s, "duration_s": self.spec.duration_s, "fault_id": self.fault_id,
             "due": self.due, "started": self.started, "applied": self.applied,
-            "cleared": self.cleared,
+            "cleared": self.cleared, "cleared_by": self.cleared_by,
             "late_s": round(self.applied - self.due, 3) if self.applied and self.due else None,
             "applied_since_incident_s": rel(self.applied), "cleared_since_incident_s": rel(self.cleared),
         }  # fmt: skip
@@ -426,7 +427,7 @@ class Drill:
     def _apply(self, item: Scheduled) -> None:
         item.due = self.t0 + item.spec.at_s
         item.started = clock()
-        # recorded before it acts (as the stack's config is): an interrupt still clears it
+        # the target records it before it acts (the stack's config): an interrupt still clears it
         item.fault_id, item.applied = self.target.apply_fault(item.fault)
         self.applied.append(item.fault_id)
         if item.spec.duration_s:
@@ -444,13 +445,23 @@ class Drill:
                         item.fault_id
                     )  # a fault with a duration ends on its own
                     self.applied.remove(item.fault_id)
-                item.cleared = clock()
+                item.cleared, item.cleared_by = clock(), "duration"
                 self.record.faults = self._timeline_facts()
         if not apply or self.t0 is None:
             return
         for item in self.timeline[self.incident + 1 :]:
             if item.applied is None and clock() >= self.t0 + item.spec.at_s:
                 self._apply(item)
+
+    def _timeline_cleared(self) -> None:
+        """After teardown: the timeline's faults it cleared get its end as their instant
+        (one call clears them all, in dependency order); one still open keeps none."""
+        still = set(self.target.open_faults(os.getpid()))
+        now = clock()
+        for item in self.timeline:
+            if item.fault_id and item.cleared is None and item.fault_id not in still:
+                item.cleared, item.cleared_by = now, "teardown"
+        self.record.faults = self._timeline_facts()
 
     def _timeline_facts(self) -> list[dict[str, Any]]:
         return [x.facts(self.instants.get("t_fault"), self.target.fault_update(x.fault_id)
@@ -770,7 +781,10 @@ class Drill:
             applied, self.applied = list(dict.fromkeys([*self.applied, *mine])), []
             s.output = {"clearing": applied}
             # raises after trying them all; `kdrill recover` finishes what is left
-            self.target.clear_faults(applied, final=True)
+            try:
+                self.target.clear_faults(applied, final=True)
+            finally:
+                self._timeline_cleared()
 
     # --- helpers ----------------------------------------------------------------------
 

@@ -37,10 +37,10 @@ class Hooks:
         pass
 
     def before_inject(self, drill: Any) -> None:
-        pass
+        """Right before the incident is applied (after the timeline's earlier faults)."""
 
     def after_inject(self, drill: Any) -> None:
-        pass
+        """Right after the incident was applied (T_fault known)."""
 
     def finishing(self, record: RunRecord) -> None:
         pass

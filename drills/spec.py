@@ -656,7 +656,9 @@ class Rule(_Model):
         if r == "no-acks":
             return self.window_s
         if r == "probe":
-            rounds = (self.threshold - 1) * self.interval_s + self.timeout_ms / 1000
+            # a failed round lasts its timeout, so rounds come max(interval, timeout) apart;
+            # the first may have started just before the fault
+            rounds = (self.threshold - 1) * max(self.interval_s, self.timeout_ms / 1000)
             return min(rounds, self.for_s) if self.for_s is not None else rounds
         if r in ("replication-lag", "consumer-lag"):
             return self.for_s or 0.0

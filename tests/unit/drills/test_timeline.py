@@ -201,12 +201,15 @@ def test_the_engine_applies_the_timeline_in_order_and_records_every_instant(tmp_
     assert faults[0]["applied_since_incident_s"] < 0 < faults[3]["applied_since_incident_s"]
     assert faults[1]["cleared"] is not None and faults[1]["cleared"] < inc["applied"]
     assert faults[1]["cleared"] - faults[1]["applied"] >= 0.15
+    assert faults[1]["cleared_by"] == "duration"
     for f in faults:  # never before its time
         assert f["late_s"] >= 0 and f["due"] <= f["applied"]
     assert record.fault_id == inc["fault_id"]
     assert target.faults == {}, "teardown leaves no fault of the timeline applied"
     doc = json.loads((tmp_path / "run" / "evidence.json").read_text())
     assert [f["kind"] for f in doc["faults"]] == [f["kind"] for f in faults]
+    others = [f for f in doc["faults"] if f["index"] != 1]
+    assert all(f["cleared_by"] == "teardown" and f["cleared"] > f["applied"] for f in others)
     assert doc["detection"]["fired"]["rule"] == "delivery-errors"
     assert doc["detection"]["fired"]["on"] == "clients"
     steps = json.loads((tmp_path / "run" / "journal.json").read_text())["steps"]
@@ -259,3 +262,23 @@ def test_an_interrupt_between_two_faults_clears_the_first(tmp_path):
 
 TWO_FAST = [{"kind": "replication-stop", "at_s": 0},
             {"kind": "region-loss", "region": "east", "at_s": 0.05, "incident": True}]  # fmt: skip
+
+
+def test_the_report_has_a_line_per_fault_and_the_rule_that_fired(tmp_path):
+    from drills.report.model import _detection_facts, _timeline_facts
+
+    target = PaperTarget()
+    d, ev = drill(timeline_spec(TWO_FAST), target, tmp_path / "run")
+    assert d.run().status == "completed"
+    doc = ev.document
+    lines = dict(_timeline_facts(doc))
+    assert list(lines) == ["fault 1", "fault 2 (incident)"]
+    assert lines["fault 1"].startswith("replication-stop: due at 0 s, applied -")
+    assert lines["fault 2 (incident)"].startswith(
+        "region-loss east: due at 0.05 s, applied +0.00 s"
+    )
+    ((name, text),) = _detection_facts(doc)
+    assert name == "detection" and text.startswith(
+        "rule delivery-errors fired: delivery-errors (detection) on clients: 3 consecutive delivery failures"
+    )
+    assert _timeline_facts({"faults": doc["faults"][:1]}) == [], "one fault: the header says it"

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 BASE_RATE = 200  # records/s before the fault
 STEP = 10  # the peak: 2,000 records/s from the fault on
 RECORD_BYTES = 1000  # 2 MB/s at the peak
-SQUEEZED_CORES = 0.03  # the standby's quota for the squeezed run (the stack gives it 1.0)
+SQUEEZED_CORES = 0.02  # the standby's quota for the squeezed run (the stack gives it 1.0)
 BOUND = 0.25  # max_throughput_drop: the standby must acknowledge >= 75% of the peak
 
 

@@ -158,12 +158,21 @@ def summary_lines(ev: dict[str, Any]) -> list[str]:
     fb = ev.get("failback")
     if fb:
         lines += _failback_lines(fb)
+    cap = ev.get("capacity") or {}
+    if cap.get("throughput_drop") is not None:
+        lines.append(
+            f"capacity: {cap['region']} acknowledged {cap['throughput_rps']:g} of "
+            f"{cap['offered_rps']:g} records/s offered after cutover (drop {cap['throughput_drop']:.1%}; "
+            f"{cap.get('shape', 'steady')}; pre-fault {cap.get('pre_fault_throughput_rps')})"
+        )
     v = ev.get("verdict")
     if v:
         for c in v["checks"]:
             lines.append(
                 f"  {'met ' if c['met'] else 'MISSED'} {c['objective']}: {c['value']} (bound {c['bound']})"
             )
+        for finding in v.get("findings") or ():
+            lines.append(f"  finding {finding['kind']}: {finding['detail']}")
         lines.append(f"verdict: {'PASS' if v['passed'] else 'OBJECTIVES MISSED'}")
     lines += cost.summary_lines(ev)
     if ev.get("uploaded_to"):

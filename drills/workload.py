@@ -7,6 +7,10 @@ is. Producers record every acknowledgement and every send that never got one
 (indeterminate); consumers record every record handed to them and every commit.
 Everything goes into one `HistoryBuilder` under a lock, on one monotonic clock.
 
+Producers send at the rate their `RateSchedule` gives (drills/shapes.py: steady, a
+step or a ramp), re-read between sends, and sample how many records they have sent
+(`InstrumentedProducer.offered`), so the evidence shows the offered rate over time.
+
 Each client runs in its own thread and owns its librdkafka handle; the engine
 moves it to another cluster with `move_to`, which the thread carries out
 itself between two sends (producers) or polls (consumers), continuing the

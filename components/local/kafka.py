@@ -230,6 +230,9 @@ TRANSIENT = frozenset(
         KafkaError.UNKNOWN_TOPIC_OR_PART,
         KafkaError._TRANSPORT,
         KafkaError._TIMED_OUT,
+        # the client's metadata lacks the partition for a moment: a broker starved of CPU
+        # (a squeezed standby) answers metadata late; seen at cutover's end-offset snapshot
+        KafkaError._UNKNOWN_PARTITION,
     }
 )
 

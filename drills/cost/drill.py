@@ -67,12 +67,13 @@ def project(spec, inv: Inventory, cat: Catalog, now: datetime | None = None):
     offered workload crossing regions for all of it, and the evidence upload."""
     window, parts = projected_window_s(spec)
     w = spec.workload
-    offered = w.rate * w.producers * (w.record_bytes + RECORD_OVERHEAD_BYTES)
+    rate = getattr(w, "peak_rate", w.rate)  # "at most": the shape's peak (a step, a ramp)
+    offered = rate * w.producers * (w.record_bytes + RECORD_OVERHEAD_BYTES)
     start = now or datetime.now(UTC)
     usage = Usage(
         start, start + timedelta(seconds=window),
         transfer_bytes={(inv.primary, inv.standby): int(offered * window)},
-        produced_bytes=int(w.rate * w.producers * w.record_bytes * window),
+        produced_bytes=int(rate * w.producers * w.record_bytes * window),
         s3_tier1={inv.standby: EVIDENCE_PUTS},
     )  # fmt: skip
     report = price(inv, usage, cat, basis="projected")

@@ -194,6 +194,15 @@ def _cutover(run, f):
 def _capacity(run, f):
     cap = f.capacity or {}
     s, p = cap.get("throughput_rps"), cap.get("pre_fault_throughput_rps")
+    bound = (run.spec.get("objectives") or {}).get("max_throughput_drop")
+    drop, offered = cap.get("throughput_drop"), cap.get("offered_rps")
+    if bound is not None and drop is not None:  # the spec's objective, against the offered load
+        return (
+            drop > bound,
+            {"serving rec/s": s, "offered rec/s": offered, "drop": f"{drop:.1%}",
+             "max_throughput_drop": f"{bound:.1%}", "shape": cap.get("shape")},
+            [cap.get("finding") or f"serving {s:.1f} rec/s of {offered:.1f} offered: drop {drop:.1%}"],
+        )  # fmt: skip
     if s is None or not p:
         return None, {"serving rec/s": s, "pre-fault rec/s": p}, []
     return (

@@ -234,6 +234,17 @@ def checks(run: RunData, f: Facts) -> list[Check]:
     L = LAYERS[3]
     cap = f.capacity or {}
     serving, pre = cap.get("throughput_rps"), cap.get("pre_fault_throughput_rps")
+    offered, drop = cap.get("offered_rps"), cap.get("throughput_drop")
+    if offered is not None and drop is not None:  # the shape's offered load in the serve window
+        bound = obj.get("max_throughput_drop")
+        add(
+            L,
+            "serving vs offered throughput after cutover",
+            f"{serving:.1f} / {offered:.1f} rec/s (drop {drop:.1%}; {cap.get('shape', 'steady')})",
+            None if bound is None else f"drop <= {bound:.1%}",
+            _le(drop, bound),
+            "objectives.max_throughput_drop" if bound is not None else "no objective set",
+        )
     if serving is not None and pre:
         ratio = serving / pre
         add(

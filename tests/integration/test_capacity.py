@@ -16,15 +16,17 @@ import uuid
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaException
 
 from components.faults import FaultSpec
-from components.local import cgroups, faults
+from components.local import cgroups, faults, kafka
 from drills.engine import EXIT_MISSED, EXIT_PASS
 from drills.history import read_history
 from drills.hooks import Callbacks
 from drills.runner import run_drill
 from drills.spec import load_spec, parse_spec
 from drills.targets import LocalTarget
+from tests.integration.conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,7 +34,7 @@ BASE_RATE = 200  # records/s before the fault
 STEP = 10  # the peak: 2,000 records/s from the fault on
 RECORD_BYTES = 1000  # 2 MB/s at the peak
 SQUEEZED_CORES = 0.03  # the standby's quota for the squeezed run (the stack gives it 1.0)
-BOUND = 0.25  # max_throughput_drop: the standby must acknowledge >= 75% of the peak
+BOUND = 0.10  # max_throughput_drop: the standby must acknowledge >= 90% of the peak
 
 
 def step_spec():
@@ -58,17 +60,24 @@ def step_spec():
 def run(pair, run_dir: Path, cores: float | None):
     """The step drill; with `cores`, the standby squeezed to them just before the fault
     (steady state runs unsqueezed) and restored once the serve window is measured, before
-    the drill's teardown restarts MirrorMaker 2 in it."""
+    the drill reads the standby back and its teardown restarts MirrorMaker 2 there."""
     applied: list[str] = []
+    topics: list[str] = []
 
-    def squeeze(_drill) -> None:
+    def squeeze(drill) -> None:
+        names = [t.name for t in drill.spec.workload.topics]
+        topics.extend({n for t in names for n in (t, pair.remote_topic(t))})
         spec = FaultSpec("cpu-squeeze", pair.standby.name, params={"cores": cores})
         applied.append(faults.apply(pair, spec).id)
 
     def restore(phase: str, _what: str) -> None:
-        if phase in ("verify", "rollback", "teardown"):
-            while applied:
-                faults.clear(pair, applied.pop())
+        if phase not in ("verify", "rollback", "teardown") or not applied:
+            return
+        while applied:
+            faults.clear(pair, applied.pop())
+        # the starved broker answers again: every partition has a leader and an end offset
+        wait_for(lambda: _all_partitions(pair.standby.bootstrap, topics), 60,
+                 "the standby to answer after the squeeze")  # fmt: skip
 
     hooks = Callbacks(before_inject=squeeze, phase=restore) if cores is not None else Callbacks()
     try:
@@ -80,6 +89,14 @@ def run(pair, run_dir: Path, cores: float | None):
         (x["phase"], x["status"], x["error"]) for x in ev["journal"]["steps"]
     ]
     return out, ev
+
+
+def _all_partitions(bootstrap: str, topics: list[str]) -> bool:
+    try:
+        ends = kafka.end_offsets(bootstrap, topics, patience=2)
+    except KafkaException:
+        return False
+    return {t for t, _ in ends} == set(topics) and len(ends) == 3 * len(topics)
 
 
 def recomputed_drop(run_dir: Path, ev: dict) -> float:

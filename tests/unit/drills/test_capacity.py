@@ -253,3 +253,48 @@ def test_a_steady_drill_within_capacity_passes_the_objective(tmp_path):
         c for c in ev.document["verdict"]["checks"] if c["objective"] == "max_throughput_drop"
     )
     assert check["met"], cap
+
+
+# --- the report and the summary -------------------------------------------------------
+
+
+def _with_capacity(drop: float, bound: float | None) -> dict:
+    """The passing fixture's evidence with a measured drop and (maybe) the objective."""
+    import copy
+
+    from tests.unit.report.conftest import evidence
+
+    ev = copy.deepcopy(evidence("passing"))
+    ev["spec"]["objectives"]["max_throughput_drop"] = bound
+    ev["capacity"].update(CAP, throughput_drop=drop, offered_rps=2000.0,
+                          throughput_rps=round(2000 * (1 - drop), 1))  # fmt: skip
+    return ev
+
+
+@pytest.mark.parametrize("drop, bound, fired", [(0.7105, 0.25, True), (0.05, 0.25, False)])
+def test_the_diagnosis_judges_capacity_by_the_objective_when_set(drop, bound, fired):
+    from pathlib import Path
+
+    from drills.report.diagnosis import diagnose
+    from drills.report.facts import derive
+    from drills.report.layers import checks
+    from drills.report.load import RunData
+
+    run = RunData(Path("."), _with_capacity(drop, bound), None, "no history")
+    f = next(x for x in diagnose(run, derive(run)) if x.rule == "standby-capacity")
+    assert f.fired is fired and f.values["max_throughput_drop"] == "25.0%"
+    row = next(c for c in checks(run, derive(run)) if c.name.startswith("serving vs offered"))
+    assert row.met is (not fired) and row.bound == "drop <= 25.0%"
+    assert f"(drop {drop:.1%}; step x1 -> x10 at +0s)" in row.value
+
+
+def test_the_summary_names_the_capacity_and_the_finding():
+    from drills.evidence import summary_lines
+
+    ev = _with_capacity(0.7105, 0.25)
+    ev["verdict"]["findings"] = [{"kind": "standby-capacity", "objective": "max_throughput_drop",
+                                  "detail": "west cannot absorb ..."}]  # fmt: skip
+    lines = summary_lines(ev)
+    assert any(x.startswith("capacity: west acknowledged 579 of 2000 records/s offered") and
+               "drop 71.0%" in x for x in lines), lines  # fmt: skip
+    assert "  finding standby-capacity: west cannot absorb ..." in lines

@@ -14,15 +14,26 @@ failover, by design.
 
 from __future__ import annotations
 
-from components.local import kafka_dist
+from collections.abc import Mapping
+from pathlib import Path
+
+from components.local import kafka_dist, security
 from components.local.config import POLICIES, LocalConfig
 
 MAIN_CLASS = "org.apache.kafka.connect.mirror.MirrorMaker"
 
 
 def properties(
-    cfg: LocalConfig, primary_bootstrap: str, standby_bootstrap: str, policy: str
+    cfg: LocalConfig,
+    primary_bootstrap: str,
+    standby_bootstrap: str,
+    policy: str,
+    secrets: Path | None = None,
 ) -> str:
+    """mm2.properties. With `secrets` (security on: the 0600 file `secrets_file` wrote,
+    holding the MM2 principal's JAAS line) both clusters are reached as the
+    kdrill-mm2 super user over SASL/SCRAM, and topic ACLs are synced (MirrorMaker 2 copies
+    them only partly: the drill's control-state parity shows what it left out)."""
     src, dst = cfg.primary.name, cfg.standby.name
     rep = cfg.replication
     rf = min(3, cfg.standby.brokers)
@@ -58,9 +69,7 @@ emit.heartbeats.interval.seconds = 1
 offset.lag.max = {rep.offset_lag_max}
 
 sync.topic.configs.enabled = true
-# The local clusters run without an authorizer; ACL sync would only log errors.
-sync.topic.acls.enabled = false
-
+{_security(secrets, src, dst)}
 replication.factor = {rf}
 checkpoints.topic.replication.factor = {rf}
 heartbeats.topic.replication.factor = {rf}
@@ -70,6 +79,30 @@ status.storage.replication.factor = {rf}
 config.storage.replication.factor = {rf}
 tasks.max = 2
 """
+
+
+def _security(secrets: Path | None, *aliases: str) -> str:
+    if secrets is None:
+        return "# The clusters run without an authorizer; ACL sync would only log errors.\n" \
+               "sync.topic.acls.enabled = false\n"  # fmt: skip
+    lines = ["# ALLOW WRITE is not copied and ALL becomes READ; group ACLs are not copied.",
+             "sync.topic.acls.enabled = true",
+             "sync.topic.acls.interval.seconds = 10",
+             "# The password stays in the 0600 secrets file: connector configs, which MirrorMaker 2",
+             "# stores in a Kafka topic, hold only the reference (FileConfigProvider).",
+             "config.providers = file",
+             "config.providers.file.class = org.apache.kafka.common.config.provider.FileConfigProvider"]  # fmt: skip
+    ref = f"${{file:{secrets}:jaas}}"
+    for a in aliases:
+        lines += [f"{a}.security.protocol = SASL_PLAINTEXT",
+                  f"{a}.sasl.mechanism = {security.MECHANISM}",
+                  f"{a}.sasl.jaas.config = {ref}"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def secrets_file(credentials: Mapping[str, str]) -> str:
+    """The contents of MirrorMaker 2's secrets file (mode 0600), which FileConfigProvider reads."""
+    return f"jaas = {security.jaas(security.MM2, credentials[security.MM2])}\n"
 
 
 def argv(props_path, log4j, standby_alias: str) -> list[str]:

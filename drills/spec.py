@@ -590,6 +590,9 @@ class Objectives(_Model):
     """Most writes the old primary may acknowledge after it was fenced."""
     ordering_per_key: bool = True
     """Per-key order must hold in the standby (no reordered records)."""
+    max_parity_breaking: int | None = Field(0, ge=0)
+    """Most control-state differences that break clients after failover (a topic, user or
+    ALLOW ACL the workload relies on missing in the standby; drills/controlstate.py)."""
 
 
 class Rollback(_Model):

@@ -264,8 +264,10 @@ class LocalPair:
         self._format_storage(r)
         for b in r.brokers:
             self.start_broker(r, b.node_id)
-        quotas = self._set_quotas(r) if self.secure else None  # a JVM: runs meanwhile
         kafka.wait_ready(r.bootstrap, len(r.brokers), deadline, self._alive(name))
+        # a JVM: runs while the topics and ACLs are made (started once the brokers serve,
+        # as its admin client gives up after 60 s of not reaching one)
+        quotas = self._set_quotas(r) if self.secure else None
         if r.role == "primary":
             kafka.create_topics(
                 r.bootstrap,
@@ -284,6 +286,25 @@ class LocalPair:
         remote = [self.remote_topic(t) for t in topics] if name == self.standby.name else []
         read_also = [t for t in remote if t not in topics]
         return security.acl_specs(topics, self.cfg.security.groups, read_also)
+
+    def create_workload_topics(self, name: str, topics: dict[str, int]) -> list[str]:
+        """Create `topics` in region `name` as kdrill-admin; the workload's principals get the
+        ACLs of security.acl_specs on the ones this call created (and, in the primary, on
+        their replicated names in the standby), so a drill's own topics are usable. Topics
+        that already existed keep the ACLs they have: a missing one there is a finding of the
+        drill's preflight, not something to paper over. Returns the topics created."""
+        r = self.region(name)
+        have = set(kafka.admin(r.bootstrap).list_topics(timeout=10).topics)
+        kafka.create_topics(r.bootstrap, topics, min(3, len(r.brokers)))
+        new = sorted(set(topics) - have)
+        if self.secure and new:
+            groups = self.cfg.security.groups
+            kafka.create_acls(r.bootstrap, security.bindings(security.acl_specs(new, groups)))
+            if name == self.primary.name:
+                remote = [x for t in new if (x := self.remote_topic(t)) != t]
+                specs = security.acl_specs([], groups, remote)
+                kafka.create_acls(self.standby.bootstrap, security.bindings(specs))
+        return new
 
     def _set_quotas(self, r: Region) -> Callable[[float], None]:
         """Start Kafka's ConfigCommand setting the producer principal's quotas (it retries
@@ -311,8 +332,12 @@ class LocalPair:
             finally:
                 log.close()
             if p.returncode != 0:
+                lines = (d / "quotas.log").read_text(errors="replace").splitlines()
+                why = [x for x in lines if ("Exception" in x or "Error" in x) and
+                       not x.lstrip().startswith("at ")] or lines[-1:]  # fmt: skip
                 raise LocalEnvError(
-                    f"setting quotas in {r.name} failed: {procs.tail(d / 'quotas.log', 1)}"
+                    f"setting quotas in {r.name} failed: {why[0].strip()[:300] if why else '?'}"
+                    f" (see {d / 'quotas.log'})"
                 )
 
         return wait

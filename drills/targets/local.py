@@ -132,7 +132,15 @@ class LocalTarget(KafkaSide):
     def remote_topic(self, topic: str) -> str:
         return self.pair.remote_topic(topic)
 
-    # create_topics, inventory, end_offsets, checkpoints: KafkaSide (drills/targets/kafka_side.py)
+    def create_topics(self, region: str, topics: dict[str, int]) -> None:
+        """Create the workload's topics; with security on, the workload's principals may use
+        the ones created here (components/local/env.py `create_workload_topics`)."""
+        try:
+            self.pair.create_workload_topics(region, topics)
+        except LocalEnvError as e:
+            raise TargetError(str(e)) from None
+
+    # inventory, end_offsets, checkpoints: KafkaSide (drills/targets/kafka_side.py)
 
     def replication_factor(self, region: str) -> int:
         return min(3, len(self.pair.region(region).brokers))

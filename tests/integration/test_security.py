@@ -93,7 +93,7 @@ def test_standby_lets_groups_read_the_replicated_topic(pair):
 
 def test_no_authentication_or_a_wrong_password_is_refused(pair):
     bs = pair.primary.bootstrap
-    plain = AdminClient({"bootstrap.servers": bs}, logger=RDKAFKA_LOG)
+    plain = AdminClient({"bootstrap.servers": bs}, logger=RDKAFKA_LOG)  # no credentials, on purpose
     with pytest.raises(KafkaException):
         plain.list_topics(timeout=3)
     errors: list[KafkaError] = []

@@ -342,11 +342,15 @@ def authorize(bootstrap: str, region: str, need: Need, timeout: float = 5,
             if op not in ops and "ALL" not in ops:
                 return fail(f"is denied {op} on topic {topic}: add an ALLOW {op} ACL for it")
     if need.group:
-        f = a.describe_consumer_groups([need.group], request_timeout=timeout,
+        # a first group request may wait for the offsets topic to be created: longer patience
+        f = a.describe_consumer_groups([need.group], request_timeout=3 * timeout,
                                        include_authorized_operations=True)[need.group]  # fmt: skip
         try:
             ops = {o.name for o in (f.result().authorized_operations or [])}
-        except KafkaException:
+        except KafkaException as e:
+            code = e.args[0].code() if e.args else None
+            if code != KafkaError.GROUP_AUTHORIZATION_FAILED:
+                return fail(f"could not be checked on group {need.group}: {_why(e)}")
             ops = set()
         if "READ" not in ops and "ALL" not in ops:
             return fail(f"is denied READ on group {need.group}: add an ALLOW READ group ACL")

@@ -237,7 +237,7 @@ class Drill:
             diff = controlstate.parity(prim, stby, t.remote_topic, self._scope())
             s.output = {"primary": prim, "standby": stby, "diff": diff}
             self.control["parity"] = diff
-        self._authorize_preflight()
+            self._authorize_preflight(s)
 
     # --- control state (drills/controlstate.py) --------------------------------------
 
@@ -269,26 +269,26 @@ class Drill:
         return controlstate.Scope(frozenset(x.name for x in self.spec.workload.topics),
                                   frozenset(principals))  # fmt: skip
 
-    def _authorize_preflight(self) -> None:
-        """Each workload principal, as the brokers see it, in both regions. Denied in the
-        primary: one line naming what to fix, before anything runs. Denied in the standby:
-        recorded (the check after cutover judges it)."""
+    def _authorize_preflight(self, step) -> None:
+        """Each workload principal, as the brokers see it, in both regions (the preflight
+        step's `authorization`). Denied in the primary: one line naming what to fix, before
+        anything runs. Denied in the standby: recorded (the check after cutover judges it)."""
         t = self.target
-        with self._step("preflight", "authorize the workload's principals") as s:
-            found = {r: [controlstate.authorize(t.bootstrap(r), r, n, logger=LOG)
-                         for n in self._needs(r) if n.role] for r in (t.primary, t.standby)}  # fmt: skip
-            s.output = found
-            denied = [f for f in found[t.primary] if not f["ok"]]
-            if denied:
-                raise StepFailed(denied[0]["finding"])
+        found = {r: [controlstate.authorize(t.bootstrap(r), r, n, logger=LOG)
+                     for n in self._needs(r)] for r in (t.primary, t.standby)}  # fmt: skip
+        step.output["authorization"] = found
+        denied = [f for f in found[t.primary] if not f["ok"]]
+        if denied:
+            raise StepFailed(denied[0]["finding"])
 
     def _authorize_serving(self) -> None:
         """After cutover: each moved principal may still produce or consume in the serving
         region (asked of its brokers; nothing written), recorded as evidence and judged."""
         t = self.target
         with self._step("cutover", f"authorization check in {t.standby}") as s:
-            moved = {g.cfg.name for g in getattr(self, "moved_clients", []) if hasattr(g, "cfg")}
-            producers = any(not hasattr(c, "cfg") for c in getattr(self, "moved_clients", []))
+            clients = getattr(self, "moved_clients", [])
+            moved = {g.cfg.name for g in clients if isinstance(g.cfg, GroupConfig)}
+            producers = any(isinstance(c.cfg, ProducerConfig) for c in clients)
             found = [controlstate.authorize(t.bootstrap(t.standby), t.standby, n, logger=LOG)
                      for n in self._needs(t.standby)
                      if (n.role == PRODUCER_ROLE and producers) or n.role.split(":", 1)[-1] in moved]  # fmt: skip

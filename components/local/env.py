@@ -306,6 +306,36 @@ class LocalPair:
                 kafka.create_acls(self.standby.bootstrap, security.bindings(specs))
         return new
 
+    def quotas(self) -> dict[str, dict[str, dict[str, str]]]:
+        """Region -> user -> quota (ConfigCommand --describe, both regions at once: a JVM each).
+        Empty with security off (no principals to hold a quota)."""
+        if not self.secure:
+            return {}
+        creds = self._need_credentials()
+        jobs = {}
+        for r in self.regions:
+            d = self.registry.workdir(r.name)
+            cc = security.write_private(
+                d / "admin-client.properties",
+                security.java_client_properties(security.ADMIN, creds[security.ADMIN]),
+            )
+            argv = security.describe_quotas_argv(r.brokers[0].client_address, cc,
+                                                 kafka_dist.log4j_config(self.dir))  # fmt: skip
+            jobs[r.name] = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                            text=True, start_new_session=True)  # fmt: skip
+        out = {}
+        for name, p in jobs.items():
+            try:
+                text, _ = p.communicate(timeout=90)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.communicate()
+                raise LocalEnvError(f"reading the quotas of {name} timed out") from None
+            if p.returncode != 0:
+                raise LocalEnvError(f"reading the quotas of {name} failed (ConfigCommand)")
+            out[name] = security.parse_described(text)["quotas"]
+        return out
+
     def _set_quotas(self, r: Region) -> Callable[[float], None]:
         """Start Kafka's ConfigCommand setting the producer principal's quotas (it retries
         until the brokers answer); returns the wait for it."""

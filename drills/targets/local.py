@@ -140,7 +140,21 @@ class LocalTarget(KafkaSide):
         except LocalEnvError as e:
             raise TargetError(str(e)) from None
 
-    # inventory, end_offsets, checkpoints: KafkaSide (drills/targets/kafka_side.py)
+    def inventory(self, region: str) -> dict:
+        """KafkaSide's inventory, and the client quotas (Kafka's ConfigCommand: confluent-kafka
+        has none); both regions' quotas are read at once, on the first call."""
+        inv = super().inventory(region)
+        if self.pair.secure:
+            if region not in self.__dict__.setdefault("_quotas", {}):
+                try:
+                    self._quotas.update(self.pair.quotas())
+                except LocalEnvError as e:
+                    inv.setdefault("unavailable", {})["quotas"] = str(e)
+                    return inv
+            inv["quotas"] = self._quotas.get(region, {})
+        return inv
+
+    # end_offsets, checkpoints: KafkaSide (drills/targets/kafka_side.py)
 
     def replication_factor(self, region: str) -> int:
         return min(3, len(self.pair.region(region).brokers))

@@ -69,7 +69,7 @@ emit.heartbeats.interval.seconds = 1
 offset.lag.max = {rep.offset_lag_max}
 
 sync.topic.configs.enabled = true
-{_security(secrets, src, dst)}
+{_security(secrets, every, src, dst)}
 replication.factor = {rf}
 checkpoints.topic.replication.factor = {rf}
 heartbeats.topic.replication.factor = {rf}
@@ -81,13 +81,13 @@ tasks.max = 2
 """
 
 
-def _security(secrets: Path | None, *aliases: str) -> str:
+def _security(secrets: Path | None, every: int, *aliases: str) -> str:
     if secrets is None:
         return "# The clusters run without an authorizer; ACL sync would only log errors.\n" \
                "sync.topic.acls.enabled = false\n"  # fmt: skip
     lines = ["# ALLOW WRITE is not copied and ALL becomes READ; group ACLs are not copied.",
              "sync.topic.acls.enabled = true",
-             "sync.topic.acls.interval.seconds = 10",
+             f"sync.topic.acls.interval.seconds = {every}",
              "# The password stays in the 0600 secrets file: connector configs, which MirrorMaker 2",
              "# stores in a Kafka topic, hold only the reference (FileConfigProvider).",
              "config.providers = file",

@@ -33,6 +33,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import (
+    AclBinding,
     AclBindingFilter,
     AclOperation,
     AclPermissionType,
@@ -372,3 +373,102 @@ def needs(
         reads = {n: "READ" for t in gtopics for n in ([remote(t), t] if standby else [t])}
         out.append(Need(group_role(name), reads, gid))
     return out
+
+
+# --- making parity right (kdrill sync-control-state) -------------------------------------
+
+
+@dataclass(frozen=True)
+class Action:
+    """One change `sync` applies to the destination region."""
+
+    kind: str  # acl | user | quota | config
+    text: str  # the line printed (no secret in it)
+    data: dict[str, Any]
+
+
+def sync_plan(
+    src: Mapping[str, Any], dst: Mapping[str, Any], remote: Callable[[str], str]
+) -> list[Action]:
+    """What the destination lacks of the source's control state, as actions: ACLs under the
+    names clients use after failover, SCRAM users (created with new secrets), client quotas,
+    topic configs (topics themselves are replication's to create). Empty when in parity, so
+    applying a plan twice changes nothing the second time."""
+    out: list[Action] = []
+    have = {_acl_key(x) for x in dst.get("acls", [])}
+    for x in src.get("acls", []):
+        for name in _standby_names(x, remote):
+            want = {**x, "name": name}
+            if _acl_key(want) not in have:
+                have.add(_acl_key(want))
+                out.append(Action("acl", f"+ acl {_acl_text(want)}", want))
+    for u in src.get("users", []):
+        if u not in set(dst.get("users", [])):
+            out.append(Action("user", f"+ user {u} (SCRAM-SHA-512, a new secret)", {"user": u}))
+    sq, dq = src.get("quotas"), dst.get("quotas")
+    if isinstance(sq, dict) and isinstance(dq, dict):
+        for who, q in sorted(sq.items()):
+            if dq.get(who) != q:
+                out.append(
+                    Action(
+                        "quota", f"~ quota {who}: {dq.get(who)} -> {q}", {"user": who, "quota": q}
+                    )
+                )
+    for topic, conf in src.get("configs", {}).items():
+        r = remote(topic)
+        theirs = dst.get("configs", {}).get(r)
+        if theirs is None or _internal(topic):
+            continue
+        for k, v in sorted(conf.items()):
+            if theirs.get(k) != v and v is not None:
+                out.append(Action("config", f"~ config {r} {k}: {theirs.get(k)} -> {v}",
+                                  {"topic": r, "key": k, "value": v}))  # fmt: skip
+    return out
+
+
+def apply_sync(bootstrap: str, actions: list[Action], set_quota: Callable[[str, dict], None] | None,
+               new_secret: Callable[[str], str]) -> list[str]:  # fmt: skip
+    """Apply `actions` in the cluster at `bootstrap` (as its default, admin principal);
+    `new_secret(user)` makes and keeps a new user's password, `set_quota(user, quota)` sets a
+    quota (None: the target cannot). Returns what was not applied, one line each."""
+    from confluent_kafka.admin import (
+        AlterConfigOpType,
+        ConfigEntry,
+        ScramCredentialInfo,
+        ScramMechanism,
+        UserScramCredentialUpsertion,
+    )
+
+    a = AdminClient(client_config(bootstrap))
+    skipped: list[str] = []
+    acls = [x.data for x in actions if x.kind == "acl"]
+    if acls:
+        made = [AclBinding(ResourceType[r["resource_type"]], r["name"],
+                           ResourcePatternType[r["pattern"]], r["principal"], r["host"],
+                           AclOperation[r["operation"]], AclPermissionType[r["permission"]])
+                for r in acls]  # fmt: skip
+        for f in a.create_acls(made, request_timeout=15).values():
+            f.result()
+    users = [x.data["user"] for x in actions if x.kind == "user"]
+    if users:
+        ups = [UserScramCredentialUpsertion(u, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096),
+                                           new_secret(u).encode()) for u in users]  # fmt: skip
+        for f in a.alter_user_scram_credentials(ups, request_timeout=15).values():
+            f.result()
+    for x in actions:
+        if x.kind == "quota":
+            if set_quota is None:
+                skipped.append(f"{x.text}: this target cannot set quotas")
+            else:
+                set_quota(x.data["user"], x.data["quota"])
+    by_topic: dict[str, list] = {}
+    for x in actions:
+        if x.kind == "config":
+            by_topic.setdefault(x.data["topic"], []).append(
+                ConfigEntry(x.data["key"], x.data["value"],
+                            incremental_operation=AlterConfigOpType.SET))  # fmt: skip
+    if by_topic:
+        res = [ConfigResource("TOPIC", t, incremental_configs=e) for t, e in by_topic.items()]
+        for f in a.incremental_alter_configs(res, request_timeout=15).values():
+            f.result()
+    return skipped

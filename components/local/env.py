@@ -336,6 +336,24 @@ class LocalPair:
             out[name] = security.parse_described(text)["quotas"]
         return out
 
+    def set_quota(self, name: str, user: str, quota: dict[str, str]) -> None:
+        """Set `user`'s quotas in region `name` (ConfigCommand, as kdrill-admin)."""
+        r = self.region(name)
+        creds = self._need_credentials()
+        d = self.registry.workdir(r.name)
+        cc = security.write_private(
+            d / "admin-client.properties",
+            security.java_client_properties(security.ADMIN, creds[security.ADMIN]),
+        )
+        values = ",".join(f"{k}={v}" for k, v in sorted(quota.items()))
+        args = ["--bootstrap-server", r.brokers[0].client_address, "--command-config", str(cc),
+                "--alter", "--entity-type", "users", "--entity-name", user, "--add-config", values]  # fmt: skip
+        argv = kafka_dist.java_argv("kafka.admin.ConfigCommand", kafka_dist.TOOL_HEAP,
+                                    kafka_dist.log4j_config(self.dir), args)  # fmt: skip
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        if p.returncode != 0:
+            raise LocalEnvError(f"setting {user}'s quota in {name} failed (ConfigCommand)")
+
     def _set_quotas(self, r: Region) -> Callable[[float], None]:
         """Start Kafka's ConfigCommand setting the producer principal's quotas (it retries
         until the brokers answer); returns the wait for it."""

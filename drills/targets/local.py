@@ -9,6 +9,7 @@ down); a pair someone else brought up is used as it is and left up.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from pathlib import Path
@@ -153,6 +154,26 @@ class LocalTarget(KafkaSide):
                     return inv
             inv["quotas"] = self._quotas.get(region, {})
         return inv
+
+    def set_quota(self, region: str, user: str, quota: dict) -> None:
+        try:
+            self.pair.set_quota(region, user, quota)
+        except LocalEnvError as e:
+            raise TargetError(str(e)) from None
+
+    def new_user_secret(self, region: str, user: str) -> tuple[str, str]:
+        """A new password for `user` created in `region` by sync-control-state, kept in the
+        pair's state directory (mode 0600): (the password, where it is kept)."""
+        from components.local import security
+
+        path = self.pair.dir / f"synced-users-{region}.json"
+        try:
+            kept = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            kept = {}
+        kept[user] = security.generate([user])[user]
+        security.write_private(path, json.dumps(kept, indent=1))
+        return kept[user], str(path)
 
     # end_offsets, checkpoints: KafkaSide (drills/targets/kafka_side.py)
 

@@ -6,8 +6,13 @@ READ ACL fails the drill on the authorization check after cutover, the finding n
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
+import yaml
 from confluent_kafka.admin import AclBindingFilter
 
 from components import clientconf
@@ -18,6 +23,8 @@ from drills.runner import run_drill
 from drills.targets import LocalTarget
 from tests.integration.conftest import wait_for
 from tests.integration.test_drill import spec
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _acl_filter(rows):
@@ -61,6 +68,17 @@ def test_mirrormaker2_acl_sync_is_partial_and_parity_says_so(pair):
         copied = _acl_filter([("TOPIC", remote, "LITERAL", who_c, "READ")])
         for f in b.delete_acls(copied, request_timeout=15).values():
             f.result()
+
+
+def _sync(pair, tmp_path, *extra: str) -> subprocess.CompletedProcess:
+    stack = tmp_path / f"Pulumi.{pair.cfg.stack}.yaml"  # the session pair, by its stack's name
+    stack.write_text(yaml.safe_dump({"config": pair.cfg.raw}))
+    argv = [sys.executable, "-m", "drills.cli", "sync-control-state", "--from", "east", "--to",
+            "west", "--stack", str(stack), *extra]  # fmt: skip
+    p = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "COLUMNS": "300", "NO_COLOR": "1"})  # fmt: skip
+    assert p.returncode == 0, p.stderr[-1000:]
+    return p
 
 
 def _preflight_error(pair, tmp_path, s) -> tuple[str, str]:
@@ -117,6 +135,14 @@ def test_standby_without_the_groups_read_acl_fails_on_the_authorization_check(pa
     try:
         out = run_drill(spec(**{"objectives.max_rto_seconds": None}), LocalTarget(pair),
                         tmp_path / "run")  # fmt: skip
+        # item 4: sync-control-state names the gap, repairs it, and is idempotent
+        dry = _sync(pair, tmp_path, "--dry-run")
+        line = f"+ acl ALLOW {who} READ GROUP:prefixed:kdrill-  (west)"
+        assert line in dry.stdout and "not applied" in dry.stdout + dry.stderr, dry
+        applied = _sync(pair, tmp_path)
+        assert line in applied.stdout and "applied" in applied.stdout + applied.stderr, applied
+        again = _sync(pair, tmp_path)
+        assert "nothing to sync" in again.stdout + again.stderr, again
     finally:
         kafka.create_acls(pair.standby.bootstrap, security.bindings(row))
     ev = json.loads((tmp_path / "run" / "evidence.json").read_text())

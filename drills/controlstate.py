@@ -265,7 +265,10 @@ def parity(
         add("group", g, "present", None, DEGRADES,
             "no synced offsets: resumes by auto.offset.reset", False)  # fmt: skip
     counts = {s: sum(d.severity == s for d in diffs) for s in SEVERITIES}
-    return {"topics_missing_in_standby": missing, "partition_mismatch": partitions,
+    regions = {side: {k: (len(inv[k]) if isinstance(inv.get(k), (list, dict)) else None)
+                      for k in ("topics", "acls", "users", "quotas", "groups")}
+               for side, inv in (("primary", prim), ("standby", stby))}  # fmt: skip
+    return {"regions": regions,"topics_missing_in_standby": missing, "partition_mismatch": partitions,
             "config_mismatch": configs, "groups_missing_in_standby": groups,
             "differences": [d.to_dict() for d in diffs], "counts": counts,
             "unavailable": unavailable}  # fmt: skip

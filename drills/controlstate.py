@@ -27,6 +27,7 @@ preflight in both regions and after cutover in the standby.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -346,19 +347,33 @@ def authorize(bootstrap: str, region: str, need: Need, timeout: float = 5,
             if op not in ops and "ALL" not in ops:
                 return fail(f"is denied {op} on topic {topic}: add an ALLOW {op} ACL for it")
     if need.group:
-        # a first group request may wait for the offsets topic to be created: longer patience
-        f = a.describe_consumer_groups([need.group], request_timeout=3 * timeout,
-                                       include_authorized_operations=True)[need.group]  # fmt: skip
-        try:
-            ops = {o.name for o in (f.result().authorized_operations or [])}
-        except KafkaException as e:
-            code = e.args[0].code() if e.args else None
-            if code != KafkaError.GROUP_AUTHORIZATION_FAILED:
-                return fail(f"could not be checked on group {need.group}: {_why(e)}")
-            ops = set()
+        ops, err = _group_ops(a, need.group, timeout)
+        if ops is None:
+            return fail(f"could not be checked on group {need.group}: {err}")
         if "READ" not in ops and "ALL" not in ops:
             return fail(f"is denied READ on group {need.group}: add an ALLOW READ group ACL")
     return out
+
+
+def _group_ops(a: AdminClient, group: str, timeout: float) -> tuple[set[str] | None, str]:
+    """The operations the client's principal may do on `group` (empty: denied), or None and
+    why when the brokers would not say. A cluster's first group request waits for the offsets
+    topic to be created: transient answers are asked again, for up to 6 x `timeout`."""
+    deadline = time.monotonic() + 6 * timeout
+    why = ""
+    while True:
+        f = a.describe_consumer_groups([group], request_timeout=2 * timeout,
+                                       include_authorized_operations=True)[group]  # fmt: skip
+        try:
+            return {o.name for o in (f.result().authorized_operations or [])}, ""
+        except KafkaException as e:
+            err = e.args[0] if e.args and isinstance(e.args[0], KafkaError) else None
+            if err is not None and err.code() == KafkaError.GROUP_AUTHORIZATION_FAILED:
+                return set(), ""
+            why = f"{err.name() if err else type(e).__name__}: {_why(e)}"
+        if time.monotonic() > deadline:
+            return None, why
+        time.sleep(0.5)
 
 
 def needs(

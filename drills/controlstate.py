@@ -27,7 +27,6 @@ preflight in both regions and after cutover in the standby.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -359,21 +358,25 @@ def _group_ops(a: AdminClient, group: str, timeout: float) -> tuple[set[str] | N
     """The operations the client's principal may do on `group` (empty: denied), or None and
     why when the brokers would not say. A cluster's first group request waits for the offsets
     topic to be created: transient answers are asked again, for up to 6 x `timeout`."""
-    deadline = time.monotonic() + 6 * timeout
     why = ""
-    while True:
+
+    def answered() -> tuple[set[str]] | None:
+        nonlocal why
         f = a.describe_consumer_groups([group], request_timeout=2 * timeout,
                                        include_authorized_operations=True)[group]  # fmt: skip
         try:
-            return {o.name for o in (f.result().authorized_operations or [])}, ""
+            return ({o.name for o in (f.result().authorized_operations or [])},)
         except KafkaException as e:
             err = e.args[0] if e.args and isinstance(e.args[0], KafkaError) else None
             if err is not None and err.code() == KafkaError.GROUP_AUTHORIZATION_FAILED:
-                return set(), ""
+                return (set(),)
             why = f"{err.name() if err else type(e).__name__}: {_why(e)}"
-        if time.monotonic() > deadline:
-            return None, why
-        time.sleep(0.5)
+            return None
+
+    try:
+        return wait_until(answered, 6 * timeout, f"group {group}'s rights", interval=0.5)[0], ""
+    except WaitTimeout:
+        return None, why
 
 
 def needs(

@@ -43,7 +43,8 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from components.clientconf import client_config
+from components.clientconf import client_config, has_role
+from components.wait import WaitTimeout, wait_until
 
 BREAKS, DEGRADES, COSMETIC = "breaks", "degrades", "cosmetic"
 SEVERITIES = (BREAKS, DEGRADES, COSMETIC)
@@ -309,6 +310,11 @@ def authorize(bootstrap: str, region: str, need: Need, timeout: float = 5,
               logger: Any = None) -> dict[str, Any]:  # fmt: skip
     """Ask the brokers what `need.role`'s principal may do (nothing is written):
     {"region", "role", "principal", "ok", "finding": one line naming what to fix}."""
+    if not has_role(bootstrap, need.role):
+        return {"region": region, "role": need.role, "principal": None, "ok": False,
+                "finding": f"{region}: no principal for {need.role} in the target's credentials; "
+                           f"declare it (local stack: kdrill:security.groups) and bring the pair "
+                           f"up again"}  # fmt: skip
     conf = client_config(
         bootstrap, {"socket.connection.setup.timeout.ms": 3000}, principal=need.role
     )

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from components.clientconf import PRODUCER_ROLE, client_config
+from components.clientconf import PRODUCER_ROLE, client_config, settings_for
 from components.wait import wait_until
 from drills import controlstate
 from drills.history import (
@@ -285,10 +285,14 @@ class Drill:
         """After cutover: each moved principal may still produce or consume in the serving
         region (asked of its brokers; nothing written), recorded as evidence and judged."""
         t = self.target
+        if not settings_for(t.bootstrap(t.standby)):
+            return  # an open cluster (no credentials registered): no principal to check
         with self._step("cutover", f"authorization check in {t.standby}") as s:
             clients = getattr(self, "moved_clients", [])
-            moved = {g.cfg.name for g in clients if isinstance(g.cfg, GroupConfig)}
-            producers = any(isinstance(c.cfg, ProducerConfig) for c in clients)
+            moved = {
+                g.cfg.name for g in clients if isinstance(getattr(g, "cfg", None), GroupConfig)
+            }
+            producers = any(isinstance(getattr(c, "cfg", None), ProducerConfig) for c in clients)
             found = [controlstate.authorize(t.bootstrap(t.standby), t.standby, n, logger=LOG)
                      for n in self._needs(t.standby)
                      if (n.role == PRODUCER_ROLE and producers) or n.role.split(":", 1)[-1] in moved]  # fmt: skip

@@ -299,10 +299,11 @@ class LocalPair:
         new = sorted(set(topics) - have)
         if self.secure and new:
             groups = self.cfg.security.groups
-            kafka.create_acls(r.bootstrap, security.bindings(security.acl_specs(new, groups)))
+            specs = security.acl_specs(new, groups, group_acls=False)  # topics only: a group
+            kafka.create_acls(r.bootstrap, security.bindings(specs))  # ACL gap stays a finding
             if name == self.primary.name:
                 remote = [x for t in new if (x := self.remote_topic(t)) != t]
-                specs = security.acl_specs([], groups, remote)
+                specs = security.acl_specs([], groups, remote, group_acls=False)
                 kafka.create_acls(self.standby.bootstrap, security.bindings(specs))
         return new
 

@@ -178,19 +178,24 @@ def _quote(arg: str) -> str:
 
 
 def acl_specs(
-    topics: Iterable[str], groups: Iterable[str], read_also: Iterable[str] = ()
+    topics: Iterable[str],
+    groups: Iterable[str],
+    read_also: Iterable[str] = (),
+    group_acls: bool = True,
 ) -> list[tuple[str, str, str, str, str]]:
     """The workload's ACLs in one region as (resource type, name, pattern, principal,
     operation), all ALLOW from any host: the producer WRITEs the stack's topics; each
     group's principal READs them (and `read_also`: the remote topics a standby holds) and
-    READs the groups kdrill names. WRITE and READ imply DESCRIBE; WRITE on a topic is what
+    READs the groups kdrill names (`group_acls`: the stack's, granted once at `up`). WRITE
+    and READ imply DESCRIBE; WRITE on a topic is what
     an idempotent producer needs (KIP-679)."""
     topics, groups, read_also = list(topics), list(groups), list(read_also)
     out = [("TOPIC", t, "LITERAL", f"User:{PRODUCER}", "WRITE") for t in topics]
     for g in groups:
         who = f"User:{group_principal(g)}"
         out += [("TOPIC", t, "LITERAL", who, "READ") for t in [*topics, *read_also]]
-        out.append(("GROUP", GROUP_PREFIX, "PREFIXED", who, "READ"))
+        if group_acls:
+            out.append(("GROUP", GROUP_PREFIX, "PREFIXED", who, "READ"))
     return out
 
 

@@ -13,7 +13,7 @@ import os
 import pulumi
 
 # The local stack's config keys a part is built from (`kdrill:faults` is the switch's).
-LOCAL_KEYS = ("pattern", "regions", "topics", "replication", "local")
+LOCAL_KEYS = ("pattern", "regions", "topics", "replication", "local", "security")
 
 
 def local() -> None:
@@ -26,7 +26,9 @@ def local() -> None:
     prefix = (raw.get("kdrill:local") or {}).get("namePrefix", "kd")
     state_root = os.environ.get("KDRILL_STATE_DIR", "/var/tmp/kdrill")
     reverse = bool(cfg.get_bool("reverseReplication"))  # a failback's, drill-time
-    pair = declare(prefix, state_root, pulumi.get_stack(), raw, reverse)
+    # the stack's credentials (a secret: encrypted in the state, plain only to the providers)
+    credentials = cfg.get_secret("credentials")
+    pair = declare(prefix, state_root, pulumi.get_stack(), raw, credentials, reverse)
     switch = FaultSwitch(
         f"{prefix}-faults",
         prefix=prefix,

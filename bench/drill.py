@@ -37,7 +37,8 @@ from confluent_kafka import Producer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from components.local import config, kafka  # noqa: E402
+from components.clientconf import client_config  # noqa: E402
+from components.local import config, kafka, security  # noqa: E402
 from components.local.env import LocalPair  # noqa: E402
 from drills.workload import (  # noqa: E402
     LOG,
@@ -87,7 +88,7 @@ def default_drill(stack: Path, spec: str = SPEC, required: bool = True) -> tuple
 
 
 def plain_rate(bootstrap: str, topic: str, seconds: float) -> float:
-    p = Producer({"bootstrap.servers": bootstrap, **CONF}, logger=LOG)
+    p = Producer(client_config(bootstrap, CONF), logger=LOG)
     acked = [0]
 
     def done(err, msg):
@@ -166,6 +167,9 @@ def throughput(stack: Path, seconds: float, rounds: int) -> None:
     try:
         pair.up()
         kafka.create_topics(pair.primary.bootstrap, {"bench-plain": 3, "bench-instr": 3}, 1)
+        if pair.secure:  # the instrumented producer writes as the workload's producer principal
+            kafka.create_acls(pair.primary.bootstrap, security.bindings(
+                [("TOPIC", "bench-instr", "LITERAL", f"User:{security.PRODUCER}", "WRITE")]))  # fmt: skip
         for _ in range(rounds):
             for name, run in (
                 ("plain", lambda: in_thread(plain_rate, pair.primary.bootstrap, "bench-plain", seconds)),

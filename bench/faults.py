@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from components.clientconf import client_config  # noqa: E402
 from components.faults import FaultSpec  # noqa: E402
 from components.local import (
     config,  # noqa: E402
@@ -64,8 +65,7 @@ class Workload(threading.Thread):
     def run(self) -> None:
         from confluent_kafka import Producer
 
-        p = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5,
-                      "message.timeout.ms": 5000})  # fmt: skip
+        p = Producer(client_config(self.bootstrap, {"linger.ms": 5, "message.timeout.ms": 5000}))
         t0 = time.monotonic()
         while not self.stop.is_set():
             due = int((time.monotonic() - t0) * self.rate)

@@ -12,6 +12,10 @@ an upper bound on MM2's own lag.
 Targets on a 2-core machine: up < 30 s, down < 5 s, RSS < 3 GB, p99 < 2 s at 1,000 records/s.
 
     sudo .venv/bin/python bench/local_env.py [--rate 1000] [--seconds 30] [--brokers 1]
+        [--prefix kl --network 10.85.0.0/16] [--security on|off] [--ups N]
+
+`--ups N` brings the pair up and down N times first and prints each `up` (what SASL,
+the authorizer, ACLs and quotas add to start-up: compare `--security on` with `off`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import yaml
 from confluent_kafka import Consumer, Producer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from components.clientconf import client_config  # noqa: E402
 from components.local import cgroups, config, kafka  # noqa: E402
 from components.local.env import LocalPair  # noqa: E402
 from components.wait import WaitTimeout, wait_until  # noqa: E402
@@ -74,12 +79,14 @@ def measure_lag(pair: LocalPair, rate: int, seconds: int) -> list[float]:
 
     def consume() -> None:
         c = Consumer(
-            {
-                "bootstrap.servers": pair.standby.bootstrap,
-                "group.id": f"bench-{topic}",
-                "auto.offset.reset": "earliest",
-                "fetch.wait.max.ms": 10,
-            }  # fmt: skip
+            client_config(
+                pair.standby.bootstrap,
+                {
+                    "group.id": f"bench-{topic}",
+                    "auto.offset.reset": "earliest",
+                    "fetch.wait.max.ms": 10,
+                },
+            )  # fmt: skip
         )
         c.subscribe([remote])
         while not done.is_set():
@@ -91,7 +98,7 @@ def measure_lag(pair: LocalPair, rate: int, seconds: int) -> list[float]:
     t = threading.Thread(target=consume, daemon=True)
     t.start()
     p = Producer(
-        {"bootstrap.servers": pair.primary.bootstrap, "enable.idempotence": True, "linger.ms": 5}
+        client_config(pair.primary.bootstrap, {"enable.idempotence": True, "linger.ms": 5})
     )
     # Warm up: MM2 finds a new topic on its next refresh and the consumer joins its
     # group; both are one-off delays, not steady-state lag. Wait for one record first.
@@ -128,14 +135,32 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=1000, help="records per second (default 1000)")
     ap.add_argument("--seconds", type=int, default=30, help="how long to produce (default 30)")
     ap.add_argument("--brokers", type=int, default=1, help="brokers per region (default 1)")
+    ap.add_argument("--prefix", default="kl", help="the pair's name prefix (default kl)")
+    ap.add_argument("--network", default="10.85.0.0/16", help="its /16 (default 10.85.0.0/16)")
+    ap.add_argument("--security", choices=("on", "off"), default="on",
+                    help="kdrill:security.enabled (default on, as shipped)")  # fmt: skip
+    ap.add_argument("--ups", type=int, default=0, help="time N extra up/down cycles first")
     args = ap.parse_args()
 
     raw = copy.deepcopy(yaml.safe_load(config.stack_file("local").read_text())["config"])
-    raw["kdrill:local"] = {"namePrefix": "kl", "network": "10.85.0.0/16"}
+    raw["kdrill:local"] = {"namePrefix": args.prefix, "network": args.network}
+    raw["kdrill:security"] = {**raw.get("kdrill:security", {}), "enabled": args.security == "on"}
     for r in raw["kdrill:regions"]:
         r["brokers"] = args.brokers
-    pair = LocalPair(config.parse(raw, stack="bench"))
+    pair = LocalPair(config.parse(raw, stack=f"bench-{args.prefix}"))
     pair.down()
+    ups = []
+    for _ in range(args.ups):
+        t0 = time.monotonic()
+        try:
+            pair.up()
+            ups.append(time.monotonic() - t0)
+        finally:
+            pair.down()
+    if ups:
+        print(f"up x{len(ups)} (security {args.security}): median {statistics.median(ups):.1f} s; "
+              f"each {', '.join(f'{u:.1f}' for u in ups)}; load {os.getloadavg()[0]:.1f}",
+              flush=True)  # fmt: skip
 
     sampler = RssSampler(pair)
     sampler.start()

@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components.clientconf import PRODUCER_ROLE, client_config, settings_for
 from components.faults import FaultSpec
 from components.wait import wait_until
-from drills import failback
+from drills import controlstate, failback
 from drills.detection import CANARY_TOPIC, ClientWatch, Detector, Endpoints
 from drills.history import (
     DUPLICATE,
@@ -61,6 +62,7 @@ from drills.record import RunRecord
 from drills.shapes import RateSchedule
 from drills.targets.base import Target
 from drills.workload import (
+    LOG,
     Clients,
     GroupConfig,
     GroupConsumer,
@@ -286,11 +288,70 @@ class Drill:
             # cost its leader elections inside the RTO.
             t.create_topics(t.standby, {x: n for x, n in wanted.items() if t.remote_topic(x) != x})
             prim, stby = t.inventory(t.primary), t.inventory(t.standby)
-            s.output = {
-                "primary": prim,
-                "standby": stby,
-                "diff": parity(prim, stby, t.remote_topic),
+            diff = controlstate.parity(prim, stby, t.remote_topic, self._scope())
+            s.output = {"primary": prim, "standby": stby, "diff": diff}
+            self.control["parity"] = diff
+            self._authorize_preflight(s)
+
+    # --- control state (drills/controlstate.py) --------------------------------------
+
+    @property
+    def control(self) -> dict[str, Any]:
+        """What the verdict judges of the control state: parity (preflight), authorization
+        (after cutover)."""
+        return self.__dict__.setdefault("_control", {})
+
+    def _group_ids(self) -> dict[str, tuple[str, list[str]]]:
+        """Group name -> (its Kafka group id in this run, the workload topics it reads)."""
+        names = [x.name for x in self.spec.workload.topics]
+        return {g.name: (f"kdrill-{self.run_id}-{g.name}", g.topics or names)
+                for g in self.spec.workload.groups}  # fmt: skip
+
+    def _needs(self, region: str) -> list[controlstate.Need]:
+        t = self.target
+        standby = region == t.standby
+        return controlstate.needs([x.name for x in self.spec.workload.topics], self._group_ids(),
+                                  t.remote_topic, standby)  # fmt: skip
+
+    def _scope(self) -> controlstate.Scope:
+        t = self.target
+        principals = set()
+        for n in self._needs(t.primary):
+            user = client_config(t.bootstrap(t.primary), principal=n.role).get("sasl.username")
+            if user:
+                principals.add(f"User:{user}")
+        return controlstate.Scope(frozenset(x.name for x in self.spec.workload.topics),
+                                  frozenset(principals))  # fmt: skip
+
+    def _authorize_preflight(self, step) -> None:
+        """Each workload principal, as the brokers see it, in both regions (the preflight
+        step's `authorization`). Denied in the primary: one line naming what to fix, before
+        anything runs. Denied in the standby: recorded (the check after cutover judges it)."""
+        t = self.target
+        found = {r: [controlstate.authorize(t.bootstrap(r), r, n, logger=LOG)
+                     for n in self._needs(r)] for r in (t.primary, t.standby)}  # fmt: skip
+        step.output["authorization"] = found
+        denied = [f for f in found[t.primary] if not f["ok"]]
+        if denied:
+            raise StepFailed(denied[0]["finding"])
+
+    def _authorize_serving(self) -> None:
+        """After cutover: each moved principal may still produce or consume in the serving
+        region (asked of its brokers; nothing written), recorded as evidence and judged."""
+        t = self.target
+        if not settings_for(t.bootstrap(t.standby)):
+            return  # an open cluster (no credentials registered): no principal to check
+        with self._step("cutover", f"authorization check in {t.standby}") as s:
+            clients = getattr(self, "moved_clients", [])
+            moved = {
+                g.cfg.name for g in clients if isinstance(getattr(g, "cfg", None), GroupConfig)
             }
+            producers = any(isinstance(getattr(c, "cfg", None), ProducerConfig) for c in clients)
+            found = [controlstate.authorize(t.bootstrap(t.standby), t.standby, n, logger=LOG)
+                     for n in self._needs(t.standby)
+                     if (n.role == PRODUCER_ROLE and producers) or n.role.split(":", 1)[-1] in moved]  # fmt: skip
+            s.output = {"checks": found}
+            self.control["authorization"] = found
 
     def _workload(self) -> None:
         w, c = self.spec.workload, self.spec.clients
@@ -588,6 +649,7 @@ class Drill:
             self.instants["t_cut"] = self.rec.first_ack(t.standby, moved_at)
             s.output = {"t_cut": self.instants["t_cut"]}
         self.moved_clients = [*moving, *moving_groups]  # their switch facts: in the serve step
+        self._authorize_serving()
 
     def _move_facts(self, clients: list) -> dict[str, dict]:
         """Per moved client: whether it switched to its warm standby client, when that was ready
@@ -741,7 +803,9 @@ class Drill:
                 history, CheckPolicy(tolerate=frozenset({LOST_TAIL, LATE, DUPLICATE}), sample=5)
             )
             self.record.result = result
-            self.record.verdict = judge(self.spec.objectives, result, self.record.steady_after)
+            self.record.verdict = judge(
+                self.spec.objectives, result, self.record.steady_after, self.control
+            )
             for f in self.record.verdict.get("findings", ()):  # the capacity section says so too
                 if f["kind"] == CAPACITY_FINDING and self.record.steady_after is not None:
                     self.record.steady_after["finding"] = f["detail"]
@@ -798,36 +862,19 @@ class Drill:
 
 
 def parity(prim: dict, stby: dict, remote: Callable[[str], str]) -> dict[str, Any]:
-    """Control-state differences between the regions that a failover would expose."""
-    missing, partitions, configs = [], {}, {}
-    for topic, n in prim["topics"].items():
-        if topic.startswith("mm2-") or topic.endswith(".internal") or topic == "heartbeats":
-            continue
-        r = remote(topic)
-        if r not in stby["topics"]:
-            missing.append(topic)
-            continue
-        if stby["topics"][r] != n:
-            partitions[topic] = {"primary": n, "standby": stby["topics"][r]}
-        a, b = prim["configs"].get(topic, {}), stby["configs"].get(r, {})
-        diff = {
-            k: {"primary": a.get(k), "standby": b.get(k)}
-            for k in set(a) | set(b)
-            if a.get(k) != b.get(k)
-        }
-        if diff:
-            configs[topic] = diff
-    groups = sorted(set(prim["groups"]) - set(stby["groups"]))
-    return {"topics_missing_in_standby": missing, "partition_mismatch": partitions, "config_mismatch": configs,
-            "groups_missing_in_standby": groups}  # fmt: skip
+    """Control-state differences between the regions (drills/controlstate.py)."""
+    return controlstate.parity(prim, stby, remote)
 
 
-def judge(obj, result: CheckResult, capacity: dict[str, Any] | None = None) -> dict[str, Any]:
+def judge(
+    obj, result: CheckResult, capacity: dict[str, Any] | None = None, control: dict | None = None
+) -> dict[str, Any]:
     """Compare the measurements with the spec's objectives: one line per objective.
 
     `capacity` is what the serve phase measured (`Drill._capacity`); a missed
     `max_throughput_drop` adds a `standby-capacity` finding to `findings`, saying what
-    the serving region absorbed of what was offered."""
+    the serving region absorbed of what was offered. `control`: the control state the
+    drill recorded (parity, authorization after cutover)."""
     dup = sum(c.duplicates for c in result.continuity)
     skipped = sum(c.skipped for c in result.continuity)
     checks = []
@@ -868,6 +915,7 @@ def judge(obj, result: CheckResult, capacity: dict[str, Any] | None = None) -> d
                              "detail": capacity_finding(cap, bound)})  # fmt: skip
     untolerated = [a for a in result.found if a not in result.tolerated]
     add("no untolerated anomalies", untolerated, [], not untolerated)
+    checks += controlstate.checks(obj, control)
     verdict: dict[str, Any] = {"passed": all(c["met"] for c in checks), "checks": checks}
     if findings:
         verdict["findings"] = findings

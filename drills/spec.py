@@ -812,6 +812,9 @@ class Objectives(_Model):
     factor (the schedule, not what a starved producer managed to send); 0 when A >= O
     (a backlog served). E.g. 0.2: the standby must acknowledge at least 80% of the peak.
     Missed, the verdict carries a `standby-capacity` finding."""
+    max_parity_breaking: int | None = Field(0, ge=0)
+    """Most control-state differences that break clients after failover (a topic, user or
+    ALLOW ACL the workload relies on missing in the standby; drills/controlstate.py)."""
 
 
 class Rollback(_Model):

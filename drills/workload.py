@@ -30,7 +30,7 @@ from functools import partial
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
-from components.clientconf import client_config
+from components.clientconf import PRODUCER_ROLE, client_config, group_role
 from drills.detection import Detector  # re-exported: the detector moved to drills/detection.py
 from drills.history import HistoryBuilder, ResumeSource
 from drills.shapes import RateSchedule
@@ -246,7 +246,7 @@ class InstrumentedProducer(threading.Thread):
     def _client(self, place: Placement, **extra) -> Producer:
         t = self.cfg.timeouts
         conf = {
-            **client_config(place.bootstrap),
+            **client_config(place.bootstrap, principal=PRODUCER_ROLE),
             "enable.idempotence": self.cfg.idempotence,
             "acks": self.cfg.acks,
             "linger.ms": 5,
@@ -491,7 +491,7 @@ class GroupConsumer(threading.Thread):
 
         return Consumer(
             {
-                **client_config(place.bootstrap),
+                **client_config(place.bootstrap, principal=group_role(self.cfg.name)),
                 "group.id": self.cfg.group_id,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",

@@ -137,6 +137,24 @@ class LocalSpec(_Model):
         return v
 
 
+class SecuritySpec(_Model):
+    """`kdrill:security`: authentication and authorization of the pair's clusters
+    (components/local/security.py). On by default; `enabled: false` runs PLAINTEXT with no
+    authorizer (the pair as it was before issue 16)."""
+
+    enabled: Annotated[bool, _rule("true or false", strict=True)] = True
+    groups: Annotated[
+        tuple[Annotated[str, Field(strict=True, pattern=r"^[A-Za-z0-9_.-]{1,64}$")], ...],
+        _rule("a list of consumer group names (letters, digits, '_', '.', '-')"),
+    ] = ()
+    producer_byte_rate: Annotated[
+        int, _rule("a positive integer (bytes/s)", strict=True, ge=1024)
+    ] = 64 * 1024 * 1024
+    consumer_byte_rate: Annotated[
+        int, _rule("a positive integer (bytes/s)", strict=True, ge=1024)
+    ] = 64 * 1024 * 1024
+
+
 class StackFile(_Model):
     """The `config:` mapping of a local stack file. Keys outside these are left
     alone: a Pulumi stack file may hold other namespaces' settings."""
@@ -165,6 +183,7 @@ class StackFile(_Model):
         default_factory=ReplicationSpec, alias="kdrill:replication"
     )
     local: LocalSpec = Field(default_factory=LocalSpec, alias="kdrill:local")
+    security: SecuritySpec = Field(default_factory=SecuritySpec, alias="kdrill:security")
 
     @model_validator(mode="before")
     @classmethod
@@ -202,6 +221,7 @@ class LocalConfig:
     network: ipaddress.IPv4Network
     prefix: str = "kd"
     rtt_ms: int = 70  # the default inter-region round trip on the replication path
+    security: SecuritySpec = field(default_factory=SecuritySpec)
     source: Path | None = field(default=None, compare=False)
     raw: dict[str, Any] = field(
         default_factory=dict, compare=False
@@ -288,6 +308,7 @@ def parse(cfg: dict[str, Any], stack: str = "local", source: Path | None = None)
         network=f.local.network,
         prefix=f.local.name_prefix,
         rtt_ms=f.local.inter_region_rtt_ms,
+        security=f.security,
         source=source,
         raw=cfg,
     )

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from components.clientconf import register
 from components.local import (
     cgroups,
     config,
@@ -33,6 +34,7 @@ from components.local import (
     kafka_dist,
     network,
     objectstore,
+    security,
     toxiproxy,
 )
 from components.local import processes as procs
@@ -73,6 +75,7 @@ class LocalPair:
         self.state_file = self.registry.path
         self.regions: tuple[Region, Region] = regions_of.regions(cfg)
         self.replication = Replication(cfg, self.primary, self.standby, self.registry)
+        self.register_clients()
 
     # --- construction ------------------------------------------------------------
 
@@ -132,6 +135,46 @@ class LocalPair:
             self.dir, stack=self.cfg.stack, stack_file=self.cfg.source, config=self.cfg.raw
         )
 
+    # --- security (components/local/security.py) ------------------------------------
+
+    @property
+    def secure(self) -> bool:
+        return self.cfg.security.enabled
+
+    @property
+    def credentials(self) -> dict[str, str] | None:
+        """The stack's credentials as its parts wrote them (mode 0600 in the state dir)."""
+        return security.read_credentials(self.dir) if self.secure else None
+
+    def _need_credentials(self) -> dict[str, str]:
+        creds = self.credentials
+        if creds is None:
+            raise LocalEnvError(
+                f"security is on but {self.dir / security.CREDENTIALS_FILE} is missing; "
+                f"bring the pair up through its stack (`kdrill local up`)"
+            )
+        return creds
+
+    def use_credentials(self, creds: dict[str, str] | None) -> None:
+        """Credentials handed to a part by the engine (a stack secret): written where the
+        pair's clients read them, and registered for this process's clients."""
+        if self.secure and creds:
+            security.write_credentials(self.dir, creds)
+            self.register_clients()
+
+    def register_clients(self) -> None:
+        """Every client this process builds for either region authenticates (kdrill-admin by
+        default; the workload's roles as their own principals). Nothing when security is off
+        or the credentials are not written yet."""
+        creds = self.credentials
+        for r in self.regions:
+            if creds is None:
+                register(r.bootstrap, {})
+                continue
+            admin = security.client_settings(security.ADMIN, creds[security.ADMIN])
+            roles = security.roles(creds, self.cfg.security.groups)
+            register(r.bootstrap, admin, roles)
+
     def is_up(self) -> bool:
         return self.state_file.exists() and self.registry.phase == "up"
 
@@ -150,9 +193,12 @@ class LocalPair:
         try:
             progress(f"pulumi up -s {self.cfg.stack} (state in {self.stack.backend_dir})")
             self.stack.ensure(policy=self.policy)
+            if self.secure:
+                self.stack.ensure_credentials(security.principals(self.cfg.security.groups))
             if len(self.stack.resource_urns()) > 1:  # the pair is down (preflight) but its
                 self.stack.destroy()  # stack still lists parts (a reboot, a killed `down`)
             self.stack.up(timeout=timeout, on_line=lambda line: _engine_progress(line, progress))
+            self.register_clients()
             if not self.is_up():
                 raise LocalEnvError(
                     f"pulumi up finished but the pair is not up; see {self.dir}/*/*.log"
@@ -219,12 +265,131 @@ class LocalPair:
         for b in r.brokers:
             self.start_broker(r, b.node_id)
         kafka.wait_ready(r.bootstrap, len(r.brokers), deadline, self._alive(name))
+        # a JVM: runs while the topics and ACLs are made (started once the brokers serve,
+        # as its admin client gives up after 60 s of not reaching one)
+        quotas = self._set_quotas(r) if self.secure else None
         if r.role == "primary":
             kafka.create_topics(
                 r.bootstrap,
                 {t.name: t.partitions for t in self.cfg.topics} | {PROBE_TOPIC: 1},
                 min(3, len(r.brokers)),
             )
+        if self.secure:
+            kafka.create_acls(r.bootstrap, security.bindings(self.acl_specs(name)))
+        if quotas is not None:
+            quotas(deadline)
+
+    def acl_specs(self, name: str) -> list[tuple[str, str, str, str, str]]:
+        """The workload's ACLs the stack gives region `name` (security.acl_specs): the standby
+        also lets the groups read the primary's topics under their replicated names."""
+        topics = [t.name for t in self.cfg.topics]
+        remote = [self.remote_topic(t) for t in topics] if name == self.standby.name else []
+        read_also = [t for t in remote if t not in topics]
+        return security.acl_specs(topics, self.cfg.security.groups, read_also)
+
+    def create_workload_topics(self, name: str, topics: dict[str, int]) -> list[str]:
+        """Create `topics` in region `name` as kdrill-admin; the workload's principals get the
+        ACLs of security.acl_specs on the ones this call created (and, in the primary, on
+        their replicated names in the standby), so a drill's own topics are usable. Topics
+        that already existed keep the ACLs they have: a missing one there is a finding of the
+        drill's preflight, not something to paper over. Returns the topics created."""
+        r = self.region(name)
+        have = set(kafka.admin(r.bootstrap).list_topics(timeout=10).topics)
+        kafka.create_topics(r.bootstrap, topics, min(3, len(r.brokers)))
+        new = sorted(set(topics) - have)
+        if self.secure and new:
+            groups = self.cfg.security.groups
+            specs = security.acl_specs(new, groups, group_acls=False)  # topics only: a group
+            kafka.create_acls(r.bootstrap, security.bindings(specs))  # ACL gap stays a finding
+            if name == self.primary.name:
+                remote = [x for t in new if (x := self.remote_topic(t)) != t]
+                specs = security.acl_specs([], groups, remote, group_acls=False)
+                kafka.create_acls(self.standby.bootstrap, security.bindings(specs))
+        return new
+
+    def quotas(self) -> dict[str, dict[str, dict[str, str]]]:
+        """Region -> user -> quota (ConfigCommand --describe, both regions at once: a JVM each).
+        Empty with security off (no principals to hold a quota)."""
+        if not self.secure:
+            return {}
+        creds = self._need_credentials()
+        jobs = {}
+        for r in self.regions:
+            d = self.registry.workdir(r.name)
+            cc = security.write_private(
+                d / "admin-client.properties",
+                security.java_client_properties(security.ADMIN, creds[security.ADMIN]),
+            )
+            argv = security.describe_quotas_argv(r.brokers[0].client_address, cc,
+                                                 kafka_dist.log4j_config(self.dir))  # fmt: skip
+            jobs[r.name] = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                            text=True, start_new_session=True)  # fmt: skip
+        out = {}
+        for name, p in jobs.items():
+            try:
+                text, _ = p.communicate(timeout=90)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.communicate()
+                raise LocalEnvError(f"reading the quotas of {name} timed out") from None
+            if p.returncode != 0:
+                raise LocalEnvError(f"reading the quotas of {name} failed (ConfigCommand)")
+            out[name] = security.parse_described(text)["quotas"]
+        return out
+
+    def set_quota(self, name: str, user: str, quota: dict[str, str]) -> None:
+        """Set `user`'s quotas in region `name` (ConfigCommand, as kdrill-admin)."""
+        r = self.region(name)
+        creds = self._need_credentials()
+        d = self.registry.workdir(r.name)
+        cc = security.write_private(
+            d / "admin-client.properties",
+            security.java_client_properties(security.ADMIN, creds[security.ADMIN]),
+        )
+        values = ",".join(f"{k}={v}" for k, v in sorted(quota.items()))
+        args = ["--bootstrap-server", r.brokers[0].client_address, "--command-config", str(cc),
+                "--alter", "--entity-type", "users", "--entity-name", user, "--add-config", values]  # fmt: skip
+        argv = kafka_dist.java_argv("kafka.admin.ConfigCommand", kafka_dist.TOOL_HEAP,
+                                    kafka_dist.log4j_config(self.dir), args)  # fmt: skip
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        if p.returncode != 0:
+            raise LocalEnvError(f"setting {user}'s quota in {name} failed (ConfigCommand)")
+
+    def _set_quotas(self, r: Region) -> Callable[[float], None]:
+        """Start Kafka's ConfigCommand setting the producer principal's quotas (it retries
+        until the brokers answer); returns the wait for it."""
+        creds = self._need_credentials()
+        d = self.registry.workdir(r.name)
+        command_config = security.write_private(
+            d / "admin-client.properties",
+            security.java_client_properties(security.ADMIN, creds[security.ADMIN]),
+        )
+        sec = self.cfg.security
+        args = security.quota_args(r.brokers[0].client_address, command_config, security.PRODUCER,
+                                   sec.producer_byte_rate, sec.consumer_byte_rate)  # fmt: skip
+        argv = kafka_dist.java_argv("kafka.admin.ConfigCommand", kafka_dist.TOOL_HEAP,
+                                    kafka_dist.log4j_config(self.dir), args)  # fmt: skip
+        log = open(d / "quotas.log", "wb")  # noqa: SIM115 - closed by the wait
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+        def wait(deadline: float) -> None:
+            try:
+                p.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            finally:
+                log.close()
+            if p.returncode != 0:
+                lines = (d / "quotas.log").read_text(errors="replace").splitlines()
+                why = [x for x in lines if ("Exception" in x or "Error" in x) and
+                       not x.lstrip().startswith("at ")] or lines[-1:]  # fmt: skip
+                raise LocalEnvError(
+                    f"setting quotas in {r.name} failed: {why[0].strip()[:300] if why else '?'}"
+                    f" (see {d / 'quotas.log'})"
+                )
+
+        return wait
 
     def brokers_running(self, name: str) -> list[int]:
         """Node ids of the region's brokers whose process runs now (live, by pid)."""
@@ -279,18 +444,25 @@ class LocalPair:
         jobs = []
         log4j = kafka_dist.log4j_config(self.dir)
         cluster_id = kafka.new_cluster_id()
+        secure = security.broker_properties() if self.secure else ""
+        users = security.scram_args(self._need_credentials()) if self.secure else []
         for b in r.brokers:
             d = self.registry.workdir(r.name, b.node_id)
             shutil.rmtree(d / "data", ignore_errors=True)  # a re-created cluster starts empty
             (d / "data").mkdir(parents=True, exist_ok=True)
             props = d / "server.properties"
-            props.write_text(kafka.server_properties(b, d / "data"))
-            argv = kafka.format_argv(props, cluster_id, len(r.brokers) == 1, log4j)
+            props.write_text(kafka.server_properties(b, d / "data", secure))
+            argv = kafka.format_argv(props, cluster_id, len(r.brokers) == 1, log4j, users)
+            argfile = d / "format.args"
+            if users:  # the SCRAM passwords: never on a command line
+                argv = security.argfile_argv(argv, argfile)
             log = open(d / "format.log", "wb")  # noqa: SIM115 - closed after the job ends
-            jobs.append((b, subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT), log))
-        for b, p, log in jobs:
+            p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+            jobs.append((b, p, log, argfile))
+        for b, p, log, argfile in jobs:
             p.wait()
             log.close()
+            argfile.unlink(missing_ok=True)
             if p.returncode != 0:
                 last = procs.tail(self.registry.workdir(r.name, b.node_id) / "format.log", 1)
                 raise LocalEnvError(

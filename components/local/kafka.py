@@ -90,7 +90,9 @@ def new_cluster_id() -> str:
             return cid
 
 
-def server_properties(b: Broker, log_dir: Path) -> str:
+def server_properties(b: Broker, log_dir: Path, secure: str = "") -> str:
+    """A broker's server.properties; `secure`: the lines turning SASL and the authorizer on
+    (components/local/security.py `broker_properties`), which replace the PLAINTEXT map."""
     n = b.cluster_size
     rf = min(3, n)
     min_isr = 2 if n >= 3 else 1
@@ -110,8 +112,7 @@ controller.listener.names=CONTROLLER
 inter.broker.listener.name=INTERNAL
 listeners=CLIENT://{b.client_address},REPLICATION://{b.replication_address},INTERNAL://127.0.0.1:{INTERNAL_PORT + i},CONTROLLER://{b.controller_address}
 advertised.listeners=CLIENT://{b.client_address},REPLICATION://{b.replication_advertised},INTERNAL://127.0.0.1:{INTERNAL_PORT + i}
-listener.security.protocol.map=CLIENT:PLAINTEXT,REPLICATION:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs={log_dir}
+{secure or PLAINTEXT_MAP}log.dirs={log_dir}
 auto.create.topics.enable=false
 num.partitions=1
 default.replication.factor={rf}
@@ -131,8 +132,18 @@ log.cleaner.threads=1
 """
 
 
-def format_argv(props: Path, cluster_id: str, standalone: bool, log4j: Path) -> list[str]:
-    args = ["format", "-t", cluster_id, "-c", str(props)]
+PLAINTEXT_MAP = (
+    "listener.security.protocol.map="
+    "CLIENT:PLAINTEXT,REPLICATION:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT\n"
+)
+
+
+def format_argv(
+    props: Path, cluster_id: str, standalone: bool, log4j: Path, extra: list[str] = ()
+) -> list[str]:
+    """`extra`: more format arguments (SCRAM users: pass the result through an argument
+    file, components/local/security.py `argfile_argv`)."""
+    args = ["format", "-t", cluster_id, "-c", str(props), *extra]
     if standalone:
         args.insert(1, "--standalone")
     return kafka_dist.java_argv("kafka.tools.StorageTool", kafka_dist.TOOL_HEAP, log4j, args)
@@ -187,6 +198,18 @@ def wait_ready(
             f"cluster at {bootstrap} not ready in time ({last}); see the broker logs"
         ),
     )
+
+
+def create_acls(bootstrap: str, bindings: list) -> None:
+    """Create ACL bindings (confluent-kafka AclBinding); existing ones are kept as they are."""
+    if not bindings:
+        return
+    a = admin(bootstrap)  # held until every future resolved (a dropped handle fails them)
+    for b, f in a.create_acls(bindings, request_timeout=15).items():
+        try:
+            f.result()
+        except KafkaException as e:
+            raise LocalEnvError(f"could not create ACL {b}: {e.args[0].str()}") from None
 
 
 def create_topics(bootstrap: str, topics: dict[str, int], replication_factor: int) -> None:

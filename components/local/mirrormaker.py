@@ -14,7 +14,10 @@ failover, by design.
 
 from __future__ import annotations
 
-from components.local import kafka_dist
+from collections.abc import Mapping
+from pathlib import Path
+
+from components.local import kafka_dist, security
 from components.local.config import POLICIES, LocalConfig
 
 MAIN_CLASS = "org.apache.kafka.connect.mirror.MirrorMaker"
@@ -26,10 +29,15 @@ def properties(
     standby_bootstrap: str,
     policy: str,
     reverse: bool = False,
+    secrets: Path | None = None,
 ) -> str:
     """The dedicated-mode config of the forward flow (primary -> standby, run in the standby),
     or with `reverse` of the failback flow (standby -> old primary, run in the old primary):
-    one function, so every setting (timers, security) holds in both directions."""
+    one function, so every setting (timers, security) holds in both directions. With
+    `secrets` (security on: the 0600 file `secrets_file` wrote, holding the MM2 principal's
+    JAAS line) both clusters are reached as the kdrill-mm2 super user over SASL/SCRAM, and
+    topic ACLs are synced (MirrorMaker 2 copies them only partly: the drill's control-state
+    parity shows what it left out)."""
     src, dst = cfg.primary.name, cfg.standby.name
     src_bootstrap, dst_bootstrap = primary_bootstrap, standby_bootstrap
     src_brokers, dst_brokers = cfg.primary.brokers, cfg.standby.brokers
@@ -72,9 +80,7 @@ emit.heartbeats.interval.seconds = 1
 offset.lag.max = {rep.offset_lag_max}
 
 sync.topic.configs.enabled = true
-# The local clusters run without an authorizer; ACL sync would only log errors.
-sync.topic.acls.enabled = false
-
+{_security(secrets, every, src, dst)}
 replication.factor = {rf}
 checkpoints.topic.replication.factor = {rf}
 heartbeats.topic.replication.factor = {rf}
@@ -84,6 +90,30 @@ status.storage.replication.factor = {rf}
 config.storage.replication.factor = {rf}
 tasks.max = 2
 """
+
+
+def _security(secrets: Path | None, every: int, *aliases: str) -> str:
+    if secrets is None:
+        return "# The clusters run without an authorizer; ACL sync would only log errors.\n" \
+               "sync.topic.acls.enabled = false\n"  # fmt: skip
+    lines = ["# ALLOW WRITE is not copied and ALL becomes READ; group ACLs are not copied.",
+             "sync.topic.acls.enabled = true",
+             f"sync.topic.acls.interval.seconds = {every}",
+             "# The password stays in the 0600 secrets file: connector configs, which MirrorMaker 2",
+             "# stores in a Kafka topic, hold only the reference (FileConfigProvider).",
+             "config.providers = file",
+             "config.providers.file.class = org.apache.kafka.common.config.provider.FileConfigProvider"]  # fmt: skip
+    ref = f"${{file:{secrets}:jaas}}"
+    for a in aliases:
+        lines += [f"{a}.security.protocol = SASL_PLAINTEXT",
+                  f"{a}.sasl.mechanism = {security.MECHANISM}",
+                  f"{a}.sasl.jaas.config = {ref}"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def secrets_file(credentials: Mapping[str, str]) -> str:
+    """The contents of MirrorMaker 2's secrets file (mode 0600), which FileConfigProvider reads."""
+    return f"jaas = {security.jaas(security.MM2, credentials[security.MM2])}\n"
 
 
 def argv(props_path, log4j, target_alias: str) -> list[str]:

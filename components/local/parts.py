@@ -78,6 +78,10 @@ def pair_of(props: dict[str, Any]):
                      Path(props["state_root"]))  # fmt: skip
     if props.get("policy"):
         pair.policy = props["policy"]
+    if props.get("credentials"):  # the stack secret: written 0600 where the pair's clients read it
+        import json
+
+        pair.use_credentials(json.loads(props["credentials"]))
     return pair
 
 
@@ -116,7 +120,10 @@ class PartProvider(ResourceProvider):
     # --- the provider protocol -------------------------------------------------------
 
     def _outs(self, pair, props: dict[str, Any], running: Any) -> dict[str, Any]:
-        return {**props, **self.facts(pair, props), "shape": _no_nones(self.shape(props)),
+        """Outputs: the inputs but the credentials (kept only as the secret input), the
+        facts, the shape and what runs."""
+        kept = {k: v for k, v in props.items() if k != "credentials"}
+        return {**kept, **self.facts(pair, props), "shape": _no_nones(self.shape(props)),
                 "running": running}  # fmt: skip
 
     def _id(self, props: dict[str, Any]) -> str:
@@ -184,7 +191,8 @@ class KafkaProvider(PartProvider):
     def shape(self, props):
         spec = _spec(props)
         topics = props["config"].get("kdrill:topics") if spec["role"] == "primary" else None
-        return {"brokers": spec.get("brokers", 1), "topics": topics}
+        return {"brokers": spec.get("brokers", 1), "topics": topics,
+                "security": props["config"].get("kdrill:security")}  # fmt: skip
 
     def facts(self, pair, props):
         r = pair.region(props["region"])
@@ -250,7 +258,8 @@ class MirrorMakerProvider(PartProvider):
     part = "mirrormaker2"
 
     def shape(self, props):
-        return {"replication": props["config"].get("kdrill:replication"), "policy": props["policy"]}
+        return {"replication": props["config"].get("kdrill:replication"), "policy": props["policy"],
+                "security": props["config"].get("kdrill:security")}  # fmt: skip
 
     def start(self, pair, props):
         pair.start_mirrormaker()
@@ -270,7 +279,8 @@ class ReverseMirrorMakerProvider(PartProvider):
     part = "mirrormaker2-reverse"
 
     def shape(self, props):
-        return {"replication": props["config"].get("kdrill:replication"), "policy": props["policy"]}
+        return {"replication": props["config"].get("kdrill:replication"), "policy": props["policy"],
+                "security": props["config"].get("kdrill:security")}  # fmt: skip
 
     def start(self, pair, props):
         pair.replication.start_reverse(time.monotonic() + 120)
@@ -311,11 +321,18 @@ class Part(Resource):
 
 
 def declare(
-    prefix: str, state_root: str, stack: str, cfg: dict[str, Any], reverse: bool = False
+    prefix: str,
+    state_root: str,
+    stack: str,
+    cfg: dict[str, Any],
+    credentials: Any = None,
+    reverse: bool = False,
 ) -> dict[str, Any]:
     """Declare the pair's parts (the program's side); returns the stack outputs to export
-    and the parts the fault switch depends on. `reverse`: also the failback's reverse
-    MirrorMaker 2 (the drill-time config's `kdrill:reverseReplication`)."""
+    and the parts the fault switch depends on. `credentials`: the stack's secret (JSON),
+    an input of the parts that need it (each Kafka cluster, both MirrorMaker 2s).
+    `reverse`: also the failback's reverse MirrorMaker 2 (the drill-time config's
+    `kdrill:reverseReplication`)."""
     policy = cfg["kdrill:replication"].get("policy", "prefixed")
     base = {"prefix": prefix, "state_root": state_root, "stack": stack, "config": cfg,
             "policy": policy}  # fmt: skip
@@ -324,13 +341,14 @@ def declare(
     standby = next(n for n, r in regions.items() if r["role"] == "standby")
     made: dict[str, Part] = {}
     outputs: dict[str, Any] = {"regions": {}}
+    secret = {"credentials": credentials} if credentials is not None else {}
     for name in regions:
         on = {**base, "region": name}
         made[f"{name}-region"] = region = Part(
             "region", f"{prefix}-{name}-region", on, ("namespace", "client_ip", "cgroup")
         )
         after = pulumi.ResourceOptions(depends_on=[region])
-        kafka = Part("kafka", f"{prefix}-{name}-kafka", on,
+        kafka = Part("kafka", f"{prefix}-{name}-kafka", {**on, **secret},
                      ("bootstrap", "replication_bootstrap"), after)  # fmt: skip
         s3 = Part("s3", f"{prefix}-{name}-s3", on, ("endpoint", "buckets"), after)
         made[f"{name}-kafka"], made[f"{name}-s3"] = kafka, s3
@@ -346,7 +364,7 @@ def declare(
         pulumi.ResourceOptions(depends_on=[made[f"{primary}-region"], made[f"{standby}-region"]]),
     )  # fmt: skip
     mm2 = Part(
-        "mirrormaker2", f"{prefix}-mirrormaker2", base, (),
+        "mirrormaker2", f"{prefix}-mirrormaker2", {**base, **secret}, (),
         pulumi.ResourceOptions(
             depends_on=[made[f"{primary}-kafka"], made[f"{standby}-kafka"], path]
         ),
@@ -355,7 +373,7 @@ def declare(
     if reverse:
         # Not among the parts the switch waits for: it comes and goes within a drill.
         Part(
-            "mirrormaker2-reverse", f"{prefix}-mirrormaker2-reverse", base, (),
+            "mirrormaker2-reverse", f"{prefix}-mirrormaker2-reverse", {**base, **secret}, (),
             pulumi.ResourceOptions(depends_on=[made[f"{primary}-kafka"], made[f"{standby}-kafka"]]),
         )  # fmt: skip
     outputs["replication"] = {"policy": mm2.policy, "proxies": path.proxies}  # type: ignore[attr-defined]

@@ -29,7 +29,15 @@ from pathlib import Path
 from confluent_kafka import KafkaException, Producer
 
 from components.clientconf import client_config
-from components.local import config, kafka, kafka_dist, mirrormaker, processes, toxiproxy
+from components.local import (
+    config,
+    kafka,
+    kafka_dist,
+    mirrormaker,
+    processes,
+    security,
+    toxiproxy,
+)
 from components.local.config import LocalConfig
 from components.local.errors import LocalEnvError
 from components.local.region import Region
@@ -97,17 +105,26 @@ class Replication:
 
     def start(self, deadline: float) -> None:
         """Start MirrorMaker 2 under the current policy and wait until it replicates."""
+        secrets = self._secrets()
         props = self.registry.dir / "mm2.properties"
-        props.write_text(
-            mirrormaker.properties(
-                self.cfg, self.primary.replication_bootstrap, self.standby.bootstrap, self.policy
-            )
-        )
+        props.write_text(mirrormaker.properties(self.cfg, self.primary.replication_bootstrap,
+                                                self.standby.bootstrap, self.policy, secrets))  # fmt: skip
         log4j = kafka_dist.log4j_config(self.registry.dir)
         self.registry.start(
             self.standby, "mirrormaker2", mirrormaker.argv(props, log4j, self.standby.name)
         )
         self.wait_replicating(deadline)
+
+    def _secrets(self) -> Path | None:
+        """MirrorMaker 2's 0600 secrets file (read by its FileConfigProvider), written from
+        the stack's credentials; None when security is off. Both directions use it."""
+        creds = security.read_credentials(self.registry.dir) if self.cfg.security.enabled else None
+        if self.cfg.security.enabled and not creds:
+            raise LocalEnvError(f"security is on but {self.registry.dir} holds no credentials")
+        if not creds:
+            return None
+        return security.write_private(self.registry.dir / "mm2-secrets.properties",
+                                      mirrormaker.secrets_file(creds))  # fmt: skip
 
     def restart(self, policy: str | None = None, timeout: float = 120.0) -> None:
         """Restart MirrorMaker 2, optionally under another replication policy."""
@@ -231,6 +248,7 @@ class Replication:
                     self.standby.replication_bootstrap,
                     self.policy,
                     reverse=True,
+                    secrets=self._secrets(),
                 )
             )
             log4j = kafka_dist.log4j_config(self.registry.dir)

@@ -12,6 +12,11 @@ Everything the engine needs lives in the pair's state directory, never in the re
                                        gets it as --config-file, so `git status` stays clean
     <state dir>/engine-sessions.json   the session id of every engine command still running
 
+The drill-time config also holds the stack's credentials (`kdrill:credentials`, a Pulumi
+secret: ciphertext under the stack's passphrase), generated once per stack by
+`ensure_credentials` and handed to the value to `pulumi config set --secret` on its
+standard input, never on its command line.
+
 Each engine command runs in a new session whose id is recorded before it starts and
 dropped when it returns. A `pulumi` CLI killed with SIGKILL leaves its language host and
 dynamic provider running (they are in its session, not its process group), a pending
@@ -43,6 +48,9 @@ from components.local.errors import LocalEnvError
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULTS_KEY = "kdrill:faults"
+# The stack's credentials (components/local/security.py): one Pulumi secret, a JSON
+# object principal -> password, encrypted with the stack's passphrase in the drill-time config.
+CREDENTIALS_KEY = "kdrill:credentials"
 
 
 def pulumi_binary() -> str:
@@ -297,7 +305,10 @@ class LocalStack:
         if self.tracked is None:
             self.tracked = (yaml.safe_load(self.stack_file.read_text()) or {}).get("config") or {}
         faults = self.faults() if keep_faults else {}
+        kept = (self._read_config().get("config") or {}).get(CREDENTIALS_KEY)
         data: dict[str, Any] = {"config": {**self.tracked}}
+        if kept is not None and salt:  # a secret is readable only under the salt it was made with
+            data["config"][CREDENTIALS_KEY] = kept
         rep = data["config"].get("kdrill:replication")
         if self.policy and isinstance(rep, dict):
             data["config"]["kdrill:replication"] = {**rep, "policy": self.policy}
@@ -305,6 +316,27 @@ class LocalStack:
             data["encryptionsalt"] = salt
         data["config"][FAULTS_KEY] = faults
         self._save(data)
+
+    def has_credentials(self) -> bool:
+        return CREDENTIALS_KEY in (self._read_config().get("config") or {})
+
+    def ensure_credentials(self, principals: list[str]) -> None:
+        """Generate the stack's credentials once (a password per principal) and keep them as
+        a Pulumi secret of the drill-time config; kept as they are afterwards."""
+        from components.local import security
+
+        if self.has_credentials():
+            return
+        value = json.dumps(security.generate(principals))
+        argv = [pulumi_binary(), "config", "set", "--secret", CREDENTIALS_KEY, *self._cfg(),
+                "--stack", self.stack, "--non-interactive"]  # fmt: skip
+        r = subprocess.run(argv, cwd=self.root, env=self._full_env(), input=value,
+                           capture_output=True, text=True, timeout=120,
+                           start_new_session=True)  # fmt: skip
+        if r.returncode != 0 or not self.has_credentials():
+            raise LocalEnvError(
+                f"pulumi config set --secret {CREDENTIALS_KEY} failed: {r.stderr.strip()[:300]}"
+            )
 
     def _read_config(self) -> dict[str, Any]:
         try:

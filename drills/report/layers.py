@@ -216,19 +216,42 @@ def checks(run: RunData, f: Facts) -> list[Check]:
             f"{f.acls[0]} / {f.acls[1]}",
             note="MM2 copies topic ACLs only (WRITE skipped, ALL becomes READ)",
         )
-    add(
-        L,
-        "users, quotas",
-        None,
-        note="not inventoried (MM2 does not replicate SCRAM users or quotas)",
-    )
+    counts = (f.parity or {}).get("counts")
+    if counts is not None:
+        breaking = [
+            d["subject"] for d in f.parity.get("differences", []) if d["severity"] == "breaks"
+        ]
+        add(L, "control-state differences that break clients after failover", len(breaking), 0,
+            not breaking, "; ".join(breaking[:5]) or
+            f"{counts.get('degrades', 0)} degrade, {counts.get('cosmetic', 0)} cosmetic")  # fmt: skip
+        regions = f.parity.get("regions") or {}
+        for what in ("users", "quotas"):
+            a, b = ((regions.get(side) or {}).get(what) for side in ("primary", "standby"))
+            add(L, f"{what} (primary / standby)", f"{a} / {b}" if a is not None else None,
+                note="not replicated by MM2: compared above" if a is not None else "not readable")  # fmt: skip
+    else:
+        add(
+            L,
+            "users, quotas",
+            None,
+            note="not inventoried (MM2 does not replicate SCRAM users or quotas)",
+        )
     add(L, "schemas", None, note="no schema registry in this stack")
-    add(
-        L,
-        "authorization checks in the standby",
-        None,
-        note="the drill's clients run without authentication",
+    auth = next(
+        (x for x in f.steps if str(x.get("name", "")).startswith("authorization check")), None
     )
+    checks = ((auth or {}).get("output") or {}).get("checks")
+    if checks is not None:
+        denied = [c["finding"] for c in checks if not c.get("ok")]
+        add(L, "authorization checks in the standby (denied)", len(denied), 0, not denied,
+            "; ".join(denied[:3]) or f"{len(checks)} principals authorized")  # fmt: skip
+    else:
+        add(
+            L,
+            "authorization checks in the standby",
+            None,
+            note="not run (no cutover, or a drill recorded before issue 16)",
+        )
 
     # Capacity and cost
     L = LAYERS[3]

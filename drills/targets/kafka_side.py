@@ -35,9 +35,11 @@ class KafkaSide:
         kafka.create_topics(self.bootstrap(region), topics, self.replication_factor(region))
 
     def inventory(self, region: str) -> dict:
-        """Topics (partitions, configs that matter for failover), consumer groups, ACLs."""
-        inv = kafka.inventory(self.bootstrap(region))
-        return {k: inv[k] for k in ("topics", "configs", "groups", "acls")}
+        """Topics (partitions, configs that matter for failover), ACLs, SCRAM users, consumer
+        groups (drills/controlstate.py `inventory`)."""
+        from drills import controlstate
+
+        return controlstate.inventory(self.bootstrap(region), logger=LOG)
 
     def end_offsets(self, region: str, topics: list[str]) -> dict[tuple[str, int], int]:
         """High watermarks, read from the brokers through one client per region kept open

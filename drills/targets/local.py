@@ -9,6 +9,7 @@ down); a pair someone else brought up is used as it is and left up.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from pathlib import Path
@@ -134,7 +135,49 @@ class LocalTarget(KafkaSide):
     def remote_topic(self, topic: str) -> str:
         return self.pair.remote_topic(topic)
 
-    # create_topics, inventory, end_offsets, checkpoints: KafkaSide (drills/targets/kafka_side.py)
+    def create_topics(self, region: str, topics: dict[str, int]) -> None:
+        """Create the workload's topics; with security on, the workload's principals may use
+        the ones created here (components/local/env.py `create_workload_topics`)."""
+        try:
+            self.pair.create_workload_topics(region, topics)
+        except LocalEnvError as e:
+            raise TargetError(str(e)) from None
+
+    def inventory(self, region: str) -> dict:
+        """KafkaSide's inventory, and the client quotas (Kafka's ConfigCommand: confluent-kafka
+        has none); both regions' quotas are read at once, on the first call."""
+        inv = super().inventory(region)
+        if self.pair.secure:
+            if region not in self.__dict__.setdefault("_quotas", {}):
+                try:
+                    self._quotas.update(self.pair.quotas())
+                except LocalEnvError as e:
+                    inv.setdefault("unavailable", {})["quotas"] = str(e)
+                    return inv
+            inv["quotas"] = self._quotas.get(region, {})
+        return inv
+
+    def set_quota(self, region: str, user: str, quota: dict) -> None:
+        try:
+            self.pair.set_quota(region, user, quota)
+        except LocalEnvError as e:
+            raise TargetError(str(e)) from None
+
+    def new_user_secret(self, region: str, user: str) -> tuple[str, str]:
+        """A new password for `user` created in `region` by sync-control-state, kept in the
+        pair's state directory (mode 0600): (the password, where it is kept)."""
+        from components.local import security
+
+        path = self.pair.dir / f"synced-users-{region}.json"
+        try:
+            kept = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            kept = {}
+        kept[user] = security.generate([user])[user]
+        security.write_private(path, json.dumps(kept, indent=1))
+        return kept[user], str(path)
+
+    # end_offsets, checkpoints: KafkaSide (drills/targets/kafka_side.py)
 
     def replication_factor(self, region: str) -> int:
         return min(3, len(self.pair.region(region).brokers))

@@ -44,14 +44,21 @@ def stack_config(prefix: str, network: str, brokers: int = 1, **replication) -> 
 
 @pytest.fixture(scope="session")
 def pair() -> Iterator[LocalPair]:
+    """KDRILL_TEST_KEEP=1 (development only): use the pair if it is up, and leave it up
+    afterwards (`kdrill local down` or a run without it removes it)."""
     prefix, network = os.environ.get("KDRILL_TEST_PAIR", "kt 10.78.0.0/16").split()
+    keep = os.environ.get("KDRILL_TEST_KEEP") == "1"
     p = LocalPair(stack_config(prefix, network))
+    if keep and p.is_up():
+        yield p
+        return
     p.down()  # whatever an earlier, killed test run left
     try:
         p.up()
         yield p
     finally:
-        p.down()
+        if not keep:
+            p.down()
 
 
 @pytest.fixture

@@ -28,8 +28,9 @@ def properties(
     primary_bootstrap: str,
     standby_bootstrap: str,
     policy: str,
-    reverse: bool = False,
     secrets: Path | None = None,
+    *,
+    reverse: bool = False,
 ) -> str:
     """The dedicated-mode config of the forward flow (primary -> standby, run in the standby),
     or with `reverse` of the failback flow (standby -> old primary, run in the old primary):

@@ -235,9 +235,13 @@ def parity(
                 sev = BREAKS if allow and x["operation"] in ("READ", "WRITE", "ALL") else DEGRADES
                 why = ("its principal is denied after failover" if sev == BREAKS else
                        "the standby is more permissive" if not allow else "a narrower right")  # fmt: skip
-                in_scope = scope.covers_principal(x["principal"]) or (
-                    x["resource_type"] == "TOPIC" and scope.covers_topic(x["name"])
-                )
+                # A topic ACL matters to this drill only on its topics (a workload principal's
+                # right on another drill's topic breaks that drill, not this one); other
+                # resources (its groups, the cluster) by principal.
+                if x["resource_type"] == "TOPIC" and x["pattern"] == "LITERAL":
+                    in_scope = scope.covers_topic(x["name"])
+                else:
+                    in_scope = scope.covers_principal(x["principal"])
                 add("acl", _acl_text(want), _acl_text(x), None, sev, why, in_scope)
         for x in stby.get("acls", []):
             if _acl_key(x) not in expected:

@@ -114,3 +114,20 @@ def test_needs_in_the_standby_cover_replicas_and_the_topics_written_after_cutove
         ("producer", {"orders": "WRITE"}, None),
         ("group:billing", {"east.orders": "READ", "orders": "READ"}, "kdrill-r1-billing"),
     ]
+
+
+def test_a_workload_principals_acl_on_another_drills_topic_only_degrades():
+    """A shared pair keeps earlier drills' topics (e.g. a failback's `west.orders` in east)
+    with ACLs for the same workload principals: missing in the standby, they break those
+    drills, not this one; its own topic's and its groups' ACLs still break."""
+    prim = inv({"orders": 3, "west.old": 3}, [
+        acl("west.old", "User:c", "READ"),
+        acl("orders", "User:c", "READ"),
+        acl("kdrill-", "User:c", "READ", rtype="GROUP", pattern="PREFIXED"),
+    ])  # fmt: skip
+    stby = inv({"east.orders": 3, "orders": 3, "east.west.old": 3})
+    scope = Scope(topics=frozenset({"orders"}), principals=frozenset({"User:c"}))
+    s = by_subject(parity(prim, stby, remote, scope))
+    assert s["ALLOW User:c READ TOPIC:literal:east.west.old"]["severity"] == DEGRADES
+    assert s["ALLOW User:c READ TOPIC:literal:east.orders"]["severity"] == BREAKS
+    assert s["ALLOW User:c READ GROUP:prefixed:kdrill-"]["severity"] == BREAKS

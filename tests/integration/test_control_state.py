@@ -46,7 +46,8 @@ def test_mirrormaker2_acl_sync_is_partial_and_parity_says_so(pair):
         # MirrorMaker 2 replicates the topic, then copies its topic ACLs on its next sync
         def synced():
             inv = controlstate.inventory(pair.standby.bootstrap)
-            return [a for a in inv["acls"] if a["name"] == remote] and inv
+            copied = [a for a in inv["acls"] if a["name"] == remote]
+            return copied and remote in inv["topics"] and inv  # the ACL can come first
 
         stby = wait_for(synced, 90, f"MirrorMaker 2 to copy {topic}'s ACLs")
         prim = controlstate.inventory(pair.primary.bootstrap)

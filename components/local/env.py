@@ -302,8 +302,12 @@ class LocalPair:
             specs = security.acl_specs(new, groups, group_acls=False)  # topics only: a group
             kafka.create_acls(r.bootstrap, security.bindings(specs))  # ACL gap stays a finding
             if name == self.primary.name:
+                # In the standby: READ on the replicas; under the identity policy the replica
+                # is also the topic producers write after cutover, and MirrorMaker 2 (which
+                # creates it) never copies ALLOW WRITE: the drill's own topic gets it here.
                 remote = [x for t in new if (x := self.remote_topic(t)) != t]
-                specs = security.acl_specs([], groups, remote, group_acls=False)
+                same = [t for t in new if self.remote_topic(t) == t]
+                specs = security.acl_specs(same, groups, remote, group_acls=False)
                 kafka.create_acls(self.standby.bootstrap, security.bindings(specs))
         return new
 

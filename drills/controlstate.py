@@ -44,6 +44,7 @@ from confluent_kafka.admin import (
 )
 
 from components.clientconf import client_config, has_role, settings_for
+from components.local import kafka
 from components.wait import WaitTimeout, wait_until
 
 BREAKS, DEGRADES, COSMETIC = "breaks", "degrades", "cosmetic"
@@ -78,14 +79,7 @@ def inventory(bootstrap: str, timeout: float = 5, logger: Any = None) -> dict[st
     a = AdminClient(client_config(bootstrap, {"socket.connection.setup.timeout.ms": 3000}), **kw)
     md = a.list_topics(timeout=timeout)
     topics = {n: len(t.partitions) for n, t in sorted(md.topics.items()) if not _internal(n)}
-    configs: dict[str, dict[str, str]] = {}
-    if topics:
-        fs = a.describe_configs(
-            [ConfigResource("TOPIC", n) for n in topics], request_timeout=timeout
-        )
-        for res, f in fs.items():
-            entries = f.result()
-            configs[res.name] = {k: entries[k].value for k in TOPIC_CONFIGS if k in entries}
+    configs = kafka.topic_configs(a, topics, TOPIC_CONFIGS, timeout)
     unavailable: dict[str, str] = {}
     acls: list[dict[str, str]] = []
     try:

@@ -341,6 +341,23 @@ def _retrying(call: Callable[[], T], deadline: float) -> T:
 INVENTORY_CONFIGS = ("retention.ms", "cleanup.policy", "min.insync.replicas", "max.message.bytes")
 
 
+def topic_configs(
+    a: AdminClient, topics: Iterable[str], keys: Iterable[str], timeout: float
+) -> dict[str, dict[str, str]]:
+    """Topic -> the values of `keys` it has (sorted by topic), from the brokers."""
+    topics, keys = list(topics), list(keys)
+    if not topics:
+        return {}
+    futures = a.describe_configs(
+        [ConfigResource("TOPIC", n) for n in topics], request_timeout=timeout
+    )
+    configs = {}
+    for res, f in futures.items():
+        entries = f.result()
+        configs[res.name] = {k: entries[k].value for k in keys if k in entries}
+    return dict(sorted(configs.items()))
+
+
 def inventory(bootstrap: str, timeout: float = 5) -> dict:
     """What one cluster holds, for status and for comparing regions before a drill.
 
@@ -360,15 +377,7 @@ def inventory(bootstrap: str, timeout: float = 5) -> dict:
     ends: dict[str, dict[int, int]] = {n: {} for n in topics}
     for (t, p), off in end_offsets(bootstrap, topics, patience=timeout).items():
         ends[t][p] = off
-    configs: dict[str, dict[str, str]] = {}
-    if topics:
-        futures = a.describe_configs(
-            [ConfigResource("TOPIC", n) for n in topics], request_timeout=timeout
-        )
-        for res, f in futures.items():
-            entries = f.result()
-            configs[res.name] = {k: entries[k].value for k in INVENTORY_CONFIGS if k in entries}
-        configs = dict(sorted(configs.items()))
+    configs = topic_configs(a, topics, INVENTORY_CONFIGS, timeout)
     groups = sorted(
         g.group_id for g in a.list_consumer_groups(request_timeout=timeout).result().valid
     )

@@ -34,6 +34,7 @@ import json
 import os
 import re
 import secrets
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -69,13 +70,17 @@ def write_private(path: Path, text: str) -> Path:
     """Write `text` to `path` with mode 0600 from the first byte (never readable by others,
     not even between create and chmod)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    # A temporary name of its own (mkstemp: 0600, O_EXCL): both regions' Kafka parts write
+    # the credentials file at once during `up`, and a shared temporary name raced.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
     return path
 
 

@@ -22,7 +22,7 @@ from components.console import (
     progress_display,
 )
 from components.local import cli as local_cli
-from components.local.config import POLICIES
+from components.local.config import ENV_STACK_PREFIX, POLICIES
 from components.local.errors import LocalEnvError
 from drills.hooks import Callbacks
 from drills.spec import DrillSpec, SpecError, load_spec
@@ -115,6 +115,10 @@ def cmd_run(args) -> int:
         from drills import env_cli
 
         return env_cli.run_in_env(args, _run_on_stack)
+    if (args.stack or "").startswith(ENV_STACK_PREFIX):  # an env: hold it against a reap
+        from drills import env_cli
+
+        return env_cli.run_holding_env(args, _run_on_stack)
     return _run_on_stack(args)
 
 

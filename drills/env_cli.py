@@ -160,6 +160,33 @@ def run_in_env(args, run: Callable[[argparse.Namespace], int]) -> int:
                     )
 
 
+def run_holding_env(args, run: Callable[[argparse.Namespace], int]) -> int:
+    """`kdrill run SPEC --stack env-<id>`: the drill holds the env's lock while it runs, as
+    `--env create` does, so a reap that finds the env expired skips it ("being created or
+    destroyed right now") rather than tearing the pair down under the drill. An env being
+    created or destroyed right now is refused in one line, before anything is applied."""
+    envs = Envs()
+    try:
+        rec = envs.get(args.stack)
+    except LocalEnvError as e:
+        error(f"kdrill: cannot run {args.spec}: {e}")
+        return 2
+    if rec.state == "destroying":
+        error(
+            f"kdrill: {rec.stack} is being destroyed; create another with "
+            f"`kdrill env create --from {rec.template}`"
+        )
+        return 2
+    with envs.lock(rec.stack, wait=False) as held:
+        if not held:
+            error(
+                f"kdrill: {rec.stack} is being created or destroyed right now; "
+                "wait for it (`kdrill env list`) and run again"
+            )
+            return 2
+        return run(args)
+
+
 def add_env_arguments(run: argparse.ArgumentParser) -> None:
     """`kdrill run`'s --env, --ttl, --owner, --set."""
     run.add_argument(

@@ -191,3 +191,31 @@ def test_create_refuses_without_memory_and_leaves_nothing(root, monkeypatch):
     assert str(e.value).startswith("cannot create an env: ") and "MiB" in str(e.value)
     assert "\n" not in str(e.value)
     assert not list((root / "envs").glob("*env-nomem*")) and Envs(root).records() == []
+
+
+def test_a_drill_on_an_env_holds_its_lock_against_a_reap(root, capsys):
+    """`kdrill run SPEC --stack env-<id>`: while the drill runs, a reap finding the env
+    expired skips it; while a create or destroy holds the env, the drill is refused."""
+    import argparse
+
+    from drills import env_cli
+
+    e = Envs(root)
+    r = _rec("busy", NOW - timedelta(seconds=5))
+    e.save(r)
+    _stack_with_tags(root, "e5", r.stack, r.tags())
+    args = argparse.Namespace(spec="drills/scenarios/region-loss.yaml", stack=r.stack)
+    seen = []
+
+    def drill(a):
+        seen.append(dict(Envs(root).reap(now=NOW)))
+        return 0
+
+    assert env_cli.run_holding_env(args, drill) == 0
+    assert seen == [{"env-busy": "skip: being created or destroyed right now"}]
+    with e.lock(r.stack):
+        assert env_cli.run_holding_env(args, drill) == 2
+    assert "env-busy is being created or destroyed right now" in capsys.readouterr().err
+    args.stack = "env-gone"
+    assert env_cli.run_holding_env(args, drill) == 2
+    assert "no environment 'env-gone'" in capsys.readouterr().err

@@ -3,8 +3,15 @@
 Per group g and serving partition p (DESIGN.md):
 
 - ideal(g,p) = 1 + the highest standby offset whose record g had committed on
-  the primary before T_fault: the first record g still owed. For a topic
-  written only after cutover (PREFIXED policy), the first record there.
+  the primary before it stopped serving g: the first record g still owed. That is
+  T_fault for a region lost outright (nothing commits after it), but a primary that
+  keeps serving through a partial fault (packet loss, a blocked endpoint, a cut
+  backbone) acknowledges commits until the fence, and a record committed then is
+  processed, not owed: with a T_fault cut, a group resumed past it (MirrorMaker 2
+  synced the later commit) would count it as skipped, loss by offset, when nothing
+  was lost. So: commits the primary acknowledged before T_fence (T_fault when there
+  was no fence, and in a drill without failover, where after T_fault is resumption).
+  For a topic written only after cutover (PREFIXED policy), the first record there.
 - resume(g,p) = the offset of the first record g consumed in the serving
   region, with its source (synced group offsets, checkpoint translation or
   auto.offset.reset); the recorded position when g consumed nothing there.
@@ -40,7 +47,7 @@ class Continuity:
     topic: str  # the serving topic
     partition: int
     role: str  # Role: replicated from the primary, or written locally after cutover
-    committed: int | None  # g's committed primary offset at T_fault (Kafka's next offset)
+    committed: int | None  # g's last primary commit before T_fence (Kafka's next offset)
     ideal: int
     resume: int | None  # None: g consumed nothing there and no position was recorded
     resume_source: str
@@ -145,15 +152,28 @@ def _per_unit(reads: Reads, values: np.ndarray, ufunc, initial) -> dict[tuple[st
 
 
 def _committed(index: HistoryIndex) -> dict[tuple[str, str, int], int]:
-    """Each group's last committed offset per primary partition at T_fault."""
+    """Each group's last committed offset per primary partition when the primary stopped
+    serving it (`commits_until`)."""
     meta = index.meta
     commits = index.history.commits
     keep = pc.equal(commits["cluster"], meta.primary)
-    if meta.instants.t_fault is not None:
-        keep = pc.and_(keep, pc.less_equal(commits["commit_time"], meta.instants.t_fault))
+    until = commits_until(meta)
+    if until is not None:
+        keep = pc.and_(keep, pc.less_equal(commits["commit_time"], until))
     commits = commits.filter(keep).sort_by([("commit_time", "ascending")])
     last = commits.group_by(_KEYS, use_threads=False).aggregate([("offset", "last")])
     return {(r["group"], r["topic"], r["partition"]): r["offset_last"] for r in last.to_pylist()}
+
+
+def commits_until(meta) -> float | None:
+    """The last instant a primary commit counts towards ideal: T_fence in a failover (the
+    primary acknowledged commits until it was fenced), T_fault otherwise (without failover,
+    after T_fault is the resumption being judged; with no fence recorded, the conservative
+    instant)."""
+    t = meta.instants
+    if meta.failover and t.t_fence is not None:
+        return t.t_fence
+    return t.t_fault
 
 
 def _highest_committed_in_standby(

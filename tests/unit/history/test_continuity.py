@@ -79,12 +79,31 @@ def test_no_read_and_no_position_is_noted_not_counted():
     assert any("c never resumed" in note for note in result.notes)
 
 
-def test_commit_after_fault_is_ignored():
+def test_commit_after_the_fence_is_ignored():
     s, recs, standby = marked_scenario(groups=("a",))
-    s.commit("a", 12, at=101.0)  # after T_fault = 100: not what the standby could know
+    s.commit("a", 12, at=106.5)  # after T_fence = 106: the fenced primary acknowledges none
     s.consume("a", recs[4], at=108.0, cluster=STANDBY, topic=REPLICATED, offset=standby[4])
     c = by_group(check(s.history()))[("a", REPLICATED)]
     assert (c.committed, c.ideal, c.duplicates, c.skipped) == (8, 5, 0, 0)
+
+
+def test_a_commit_between_fault_and_fence_is_processed_not_owed():
+    """A primary still serving through a partial fault (packet loss) acknowledges commits
+    until the fence. A group resumed at a synced offset past the pre-fault commit skipped
+    nothing: the records between were committed, so none of them is counted as skipped."""
+    s, recs, standby = marked_scenario(groups=("a",))
+    s.commit("a", 12, at=101.0)  # after T_fault = 100, before T_fence = 106: r0..r5 processed
+    s.b.resume("a", cluster=STANDBY, topic=REPLICATED, partition=0, source="synced", position=9)
+    c = by_group(check(s.history()))[("a", REPLICATED)]
+    assert (c.committed, c.ideal, c.resume, c.skipped, c.duplicates) == (12, 9, 9, 0, 0)
+    # Resumed at the pre-fault commit instead, r4 and r5 are re-read: duplicates, not loss.
+    s2, recs2, standby2 = marked_scenario(groups=("a",))
+    s2.commit("a", 12, at=101.0)
+    s2.b.resume("a", cluster=STANDBY, topic=REPLICATED, partition=0, source="synced", position=5)
+    for rec, offset in zip(recs2[4:], standby2[4:], strict=True):
+        s2.consume("a", rec, at=108.0, cluster=STANDBY, topic=REPLICATED, offset=offset)
+    c2 = by_group(check(s2.history()))[("a", REPLICATED)]
+    assert (c2.ideal, c2.resume, c2.duplicates, c2.skipped) == (9, 5, 2, 0)
 
 
 def test_no_commit_means_the_whole_partition_is_owed():

@@ -210,8 +210,13 @@ class HistoryIndex:
 
     def records_between(self, topic: str, partition: int, low: int, high: int) -> pa.Table:
         """Records (not offsets: markers leave gaps) at offsets in [low, high), by offset."""
+        return self.log.take(self.ranks_between(topic, partition, low, high))
+
+    def ranks_between(self, topic: str, partition: int, low: int, high: int) -> np.ndarray:
+        """The log ranks of ``records_between``, by offset: what evidence needs, without a take
+        of every log column."""
         a, b = self._between(topic, partition, low, high)
-        return self.log.take(self._by_partition()[1][a:b])
+        return self._by_partition()[1][a:b]
 
 
 def _check_ids(gseq: np.ndarray, seq: np.ndarray) -> None:
@@ -331,14 +336,8 @@ def build_index(history: History) -> HistoryIndex:
     dense_log, dense_writes, size, rid_of = _dense(
         [(pcode_o, gseq_o), (w_p, w_gseq)], len(producers)
     )
-    count = np.bincount(dense_log, minlength=size)
+    count, rank_min, rank_max, a["log_repeated"], a["log_first"] = _occurrences(dense_log, size)
     below_any = np.bincount(dense_log[a["log_below"]], minlength=size) > 0
-    rank_min = np.full(size, n, np.int64)
-    np.minimum.at(rank_min, dense_log, ranks)
-    rank_max = np.full(size, -1, np.int64)
-    np.maximum.at(rank_max, dense_log, ranks)
-    a["log_first"] = rank_min[dense_log] == ranks  # the first occurrence of its record
-    a["log_repeated"] = count[dense_log] > 1  # its record occurs more than once
     repeated = np.flatnonzero(count > 1)
     occurrences = pa.table(
         {
@@ -499,6 +498,35 @@ def _dense(
     rids = [(p << GSEQ_BITS) + g for p, g in pairs]
     distinct, inverse = np.unique(np.concatenate(rids), return_inverse=True)
     return inverse[: len(rids[0])], inverse[len(rids[0]) :], len(distinct), distinct.__getitem__
+
+
+def _occurrences(
+    dense: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per dense id (of ``size``): its count and its first and last rank (``len(dense)`` and -1
+    when absent); per rank: whether its record occurs more than once, and whether it is the
+    first occurrence.
+
+    Why not ``np.minimum.at`` over every row: almost every record occurs once, so
+    one scatter places each rank (exact where an id occurs once), and only the
+    rows of repeated ids are reduced again: a few passes instead of two
+    ``ufunc.at`` and a gather over every row (about 3x faster at 1M rows).
+    """
+    n = len(dense)
+    count = np.bincount(dense, minlength=size)
+    first = np.full(size, n, np.int64)
+    first[dense] = np.arange(n, dtype=np.int64)
+    repeated = count[dense] > 1
+    rows = np.flatnonzero(repeated)
+    ids = dense[rows]
+    first[ids] = n
+    np.minimum.at(first, ids, rows)
+    last = np.where(count > 0, first, -1)
+    last[ids] = -1
+    np.maximum.at(last, ids, rows)
+    is_first = np.ones(n, bool)
+    is_first[rows] = first[ids] == rows
+    return count, first, last, repeated, is_first
 
 
 def _reading_order(

@@ -283,7 +283,7 @@ def build_index(history: History) -> HistoryIndex:
     }
     del serving_t
     _check_ids(s["gseq"], s["seq"])
-    kid = s["pcode"] * nkeys + s["kcode"]
+    kid = _affine(s["pcode"], nkeys, s["kcode"], 0)
     n = len(tcode)
     order = _reading_order(kid, ptopic_of[tcode], s["partition"], role_of[tcode], s["offset"])
     ranks = np.arange(n, dtype=np.int64)
@@ -301,7 +301,7 @@ def build_index(history: History) -> HistoryIndex:
         "log_partition": partition_o,
         "log_offset": offset_o,
         "log_seq": s["seq"][order],
-        "log_rid": (pcode_o << GSEQ_BITS) + gseq_o,
+        "log_rid": _affine(pcode_o, 1 << GSEQ_BITS, gseq_o, 0),
         "log_gseq": gseq_o,
         "log_kid": kid[order],
         "log_role": role_o,
@@ -332,7 +332,7 @@ def build_index(history: History) -> HistoryIndex:
     # Writes, judged against the serving log.
     w_gseq, w_seq = ints(writes_t["gseq"]), ints(writes_t["seq"])
     _check_ids(w_gseq, w_seq)
-    w_rid = (w_p << GSEQ_BITS) + w_gseq
+    w_rid = _affine(w_p, 1 << GSEQ_BITS, w_gseq, 0)
     dense_log, dense_writes, size, rid_of = _dense(
         [(pcode_o, gseq_o), (w_p, w_gseq)], len(producers)
     )
@@ -365,7 +365,7 @@ def build_index(history: History) -> HistoryIndex:
     expected = acked & ~split_brain
     segment = np.where(from_primary, SEGMENT_PRIMARY, SEGMENT_SERVING).astype(np.int8)
     lost = expected & ~present
-    w_kid = w_p * nkeys + w_k
+    w_kid = _affine(w_p, nkeys, w_k, 0)
     writes = (
         writes_t.append_column("rid", pa.array(w_rid))
         .append_column("kid", pa.array(w_kid))
@@ -408,7 +408,7 @@ def build_index(history: History) -> HistoryIndex:
         r["topics"],
         r["partition"],
         r["offset"],
-        (r_p << GSEQ_BITS) + r["gseq"],
+        _affine(r_p, 1 << GSEQ_BITS, r["gseq"], 0),
         r["produced_at"],
         r["poll_time"],
     )
@@ -489,7 +489,7 @@ def _dense(
         low, span = 0, 1
     rows = sum(len(g) for _, g in pairs)
     if span * max(producers, 1) <= 4 * rows + (1 << 20):
-        ids = [p * span + (g - low) for p, g in pairs]
+        ids = [_affine(p, span, g, -low) for p, g in pairs]
 
         def rid_of(dense: np.ndarray) -> np.ndarray:
             return ((dense // span) << GSEQ_BITS) + dense % span + low
@@ -498,6 +498,16 @@ def _dense(
     rids = [(p << GSEQ_BITS) + g for p, g in pairs]
     distinct, inverse = np.unique(np.concatenate(rids), return_inverse=True)
     return inverse[: len(rids[0])], inverse[len(rids[0]) :], len(distinct), distinct.__getitem__
+
+
+def _affine(high: np.ndarray, factor: int, low: np.ndarray, offset: int) -> np.ndarray:
+    """``high * factor + low + offset`` in one new int64 array (no temporaries: at 1M rows each
+    temporary is 8 MB of fresh pages to fault in)."""
+    out = high.astype(np.int64) * factor
+    out += low
+    if offset:
+        out += offset
+    return out
 
 
 def _occurrences(
@@ -546,9 +556,10 @@ def _reading_order(
     if min(int(c.min()) for c in (kid, *rest)) >= 0:
         bits = [int(c.max()).bit_length() for c in rest]
         if sum(bits) <= 62 and int(kid.max()) < 1 << 48:
-            packed = rest[0].astype(np.int64)
+            packed = rest[0].astype(np.int64)  # a copy: shifted in place below
             for column, b in zip(rest[1:], bits[1:], strict=True):
-                packed = (packed << b) | column
+                packed <<= b
+                packed |= column
             order = np.argsort(packed, kind="stable")
             for shift in range(0, max(int(kid.max()).bit_length(), 1), 16):
                 digit = ((kid[order] >> shift) & 0xFFFF).astype(np.uint16)

@@ -31,7 +31,6 @@ process keeps no more memory than before. Not glibc (musl, macOS): unchanged.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -58,7 +57,7 @@ KEEP_TRIM_THRESHOLD = 2**31 - 1  # (an int) no trimming below 2 GiB free while i
 def _glibc() -> ctypes.CDLL | None:
     """The C library when it is glibc (``mallopt`` and ``malloc_trim`` with glibc's meaning)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")  # by name: find_library would run ldconfig
         libc.gnu_get_libc_version  # noqa: B018 - present only in glibc
     except (OSError, AttributeError):
         return None

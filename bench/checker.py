@@ -16,17 +16,19 @@ It is generated once per size, written to Parquet, then read back and checked
 ``--runs`` times, each in a fresh process, so the memory figure is the
 checker's alone (peak RSS, and the peak of pyarrow's memory pool). Printed per
 size: the median run's wall time (read + check), its CPU time (user + sys,
-which other load on the machine inflates far less than wall time), records/s
+which other load on the machine inflates far less than wall time; split, with
+the page faults, since sys is mostly faulting memory in), records/s
 end to end = produced records / (read + check) wall seconds, peak RSS, its
 bytes per record, and whether it held the stated bound (BOUND_BYTES_PER_RECORD
 per record + BOUND_CONSTANT_MIB, over every run); at 1M, whether issue 22's
-target was met.
+target was met; and the machine (cores, CPU, load average at start and end).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -64,6 +66,27 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _usage() -> tuple[float, float, int]:
+    """User seconds, system seconds and minor page faults of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime, usage.ru_minflt
+
+
+def machine() -> str:
+    """What the figures ran on: cores, CPU model, load average now (1, 5, 15 min), UTC time."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return f"{os.cpu_count()} cores ({model}), load average {load}, {when}"
+
+
 def _peak_rss_kib() -> int:
     """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork+exec,
     so a child of the parent that synthesized the history would report the parent's peak."""
@@ -77,11 +100,13 @@ def _peak_rss_kib() -> int:
 
 
 def measure(directory: str, records: int) -> dict:
+    usage0 = _usage()
     cpu0, started = _cpu(), time.perf_counter()
     history = read_history(directory)
     cpu1, loaded = _cpu(), time.perf_counter()
     result = check(history, CheckPolicy(tolerate=frozenset({LOST_TAIL})))
     cpu2, done = _cpu(), time.perf_counter()
+    usage2 = _usage()
     return {
         "records": records,
         "rows": {name: history.stored(name).num_rows for name in TABLES},
@@ -89,6 +114,9 @@ def measure(directory: str, records: int) -> dict:
         "check_seconds": round(done - loaded, 3),
         "seconds": round(done - started, 3),
         "cpu_seconds": round(cpu2 - cpu0, 3),  # user + sys, all threads: what load cannot inflate
+        "user_seconds": round(usage2[0] - usage0[0], 3),
+        "sys_seconds": round(usage2[1] - usage0[1], 3),  # mostly page faults (allocator.py)
+        "page_faults": usage2[2] - usage0[2],
         "read_cpu_seconds": round(cpu1 - cpu0, 3),
         "check_cpu_seconds": round(cpu2 - cpu1, 3),
         "records_per_second": round(records / (done - started)),  # end to end: read + check
@@ -121,16 +149,18 @@ def run(records: int, keys: int, runs: int) -> dict:
             samples.append(json.loads(out))
             print(
                 "  run: {seconds} s ({read_seconds} read + {check_seconds} check), "
-                "cpu {cpu_seconds} s, {records_per_second} records/s, "
+                "cpu {cpu_seconds} s ({user_seconds} user + {sys_seconds} sys, "
+                "{page_faults} page faults), {records_per_second} records/s, "
                 "peak RSS {peak_rss_mib} MiB".format(**samples[-1]),
                 file=sys.stderr,
             )
     median = sorted(samples, key=lambda f: f["seconds"])[len(samples) // 2]
     figures = dict(median)
     figures["runs"] = runs
-    for name in ("seconds", "cpu_seconds", "peak_rss_mib"):
+    for name in ("seconds", "cpu_seconds", "records_per_second", "peak_rss_mib"):
         figures[f"{name}_all_runs"] = [f[name] for f in samples]
     figures["median_cpu_seconds"] = statistics.median(f["cpu_seconds"] for f in samples)
+    figures["best_records_per_second"] = max(f["records_per_second"] for f in samples)
     figures["bytes_per_record"] = round(median["peak_rss_mib"] * 2**20 / records)
     figures["bound_mib"] = round(bound_mib(records))
     figures["bound_held"] = max(f["peak_rss_mib"] for f in samples) <= bound_mib(records)
@@ -152,21 +182,27 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(args.measure, sizes[0])))
         return
+    before = machine()
     results = [run(n, args.keys, args.runs) for n in sizes]
     print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+    print(f"machine at start: {before}")
+    print(f"machine at end:   {machine()}")
     print(
         f"median of {args.runs} runs; memory bound: peak RSS <= {BOUND_BYTES_PER_RECORD} B/record"
         f" + {BOUND_CONSTANT_MIB} MiB"
     )
     print(
-        f"{'records':>10} {'seconds':>8} {'read s':>7} {'check s':>8} {'cpu s':>7} "
-        f"{'records/s':>10} {'peak RSS MiB':>13} {'B/record':>9} {'bound MiB':>10} {'held':>5}"
+        f"{'records':>10} {'seconds':>8} {'read s':>7} {'check s':>8} {'cpu s':>7} {'user':>6} "
+        f"{'sys':>6} {'records/s':>10} {'best r/s':>9} {'peak RSS MiB':>13} {'B/record':>9} "
+        f"{'bound MiB':>10} {'held':>5}"
     )
     for f in results:
         print(
             f"{f['records']:>10} {f['seconds']:>8} {f['read_seconds']:>7} {f['check_seconds']:>8} "
-            f"{f['cpu_seconds']:>7} {f['records_per_second']:>10} {f['peak_rss_mib']:>13} "
-            f"{f['bytes_per_record']:>9} {f['bound_mib']:>10} {'yes' if f['bound_held'] else 'NO':>5}"
+            f"{f['cpu_seconds']:>7} {f['user_seconds']:>6} {f['sys_seconds']:>6} "
+            f"{f['records_per_second']:>10} {f['best_records_per_second']:>9} "
+            f"{f['peak_rss_mib']:>13} {f['bytes_per_record']:>9} {f['bound_mib']:>10} "
+            f"{'yes' if f['bound_held'] else 'NO':>5}"
         )
     for f in results:
         if f["records"] == 1_000_000:

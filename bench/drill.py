@@ -11,7 +11,8 @@ Prints:
   and ratio (and each round's ratio: the machine is shared, figures are noisy).
 
 Everything runs on the bench's own local pair (prefix kb, 10.81.0.0/16, written to a
-temporary stack file), never on `kd` (the default stack) or `kt` (the integration tests).
+temporary stack file; KDRILL_TEST_PAIR="<prefix> <network>" moves it), never on `kd`
+(the default stack) or `kt` (the integration tests).
 
 Targets: default drill under 90 s; ratio at least 0.8; after detection at most 0.5 s median.
 
@@ -50,7 +51,9 @@ from drills.workload import (  # noqa: E402
 )
 
 SIZE = 200
-PREFIX, NETWORK = "kb", "10.81.0.0/16"
+# The bench's own pair; KDRILL_TEST_PAIR="<prefix> <network>" moves it (engineers sharing a
+# machine each bench on their own prefix), as it moves the integration tests' pair.
+PREFIX, NETWORK = os.environ.get("KDRILL_TEST_PAIR", "kb 10.81.0.0/16").split()
 CONF = {"enable.idempotence": True, "acks": "all", "linger.ms": 5}
 
 

@@ -117,6 +117,30 @@ def rows_where(table: pa.Table, mask: np.ndarray, runs: int = 64) -> pa.Table:
     return pa.concat_tables(slices)
 
 
+def local_codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str | None]]:
+    """Integer codes of a string column in no particular order, and the value of each code.
+
+    For checks that only compare values (History's identity check): the column's
+    own dictionary indices when it is dictionary-encoded (as read), so no pass
+    looks for the order of first appearance. Nulls get their own code.
+    """
+    if isinstance(column, pa.Array):
+        column = pa.chunked_array([column], column.type)
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    chunks = column.chunks
+    if chunks and not all(c.dictionary.equals(chunks[0].dictionary) for c in chunks[1:]):
+        chunks = column.unify_dictionaries().chunks
+    if not chunks:
+        return np.empty(0, np.int64), []
+    values = chunks[0].dictionary.to_pylist()
+    indices = pa.chunked_array([c.indices for c in chunks])
+    if indices.null_count:
+        indices = pc.fill_null(indices, len(values))
+        values.append(None)
+    return _numpy(indices).astype(np.int64, copy=False), values
+
+
 def codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, Vocabulary]:
     """One column's codes, with a vocabulary of its own."""
     vocabulary = Vocabulary()

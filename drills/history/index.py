@@ -210,8 +210,13 @@ class HistoryIndex:
 
     def records_between(self, topic: str, partition: int, low: int, high: int) -> pa.Table:
         """Records (not offsets: markers leave gaps) at offsets in [low, high), by offset."""
+        return self.log.take(self.ranks_between(topic, partition, low, high))
+
+    def ranks_between(self, topic: str, partition: int, low: int, high: int) -> np.ndarray:
+        """The log ranks of ``records_between``, by offset: what evidence needs, without a take
+        of every log column."""
         a, b = self._between(topic, partition, low, high)
-        return self.log.take(self._by_partition()[1][a:b])
+        return self._by_partition()[1][a:b]
 
 
 def _check_ids(gseq: np.ndarray, seq: np.ndarray) -> None:
@@ -278,7 +283,7 @@ def build_index(history: History) -> HistoryIndex:
     }
     del serving_t
     _check_ids(s["gseq"], s["seq"])
-    kid = s["pcode"] * nkeys + s["kcode"]
+    kid = _affine(s["pcode"], nkeys, s["kcode"], 0)
     n = len(tcode)
     order = _reading_order(kid, ptopic_of[tcode], s["partition"], role_of[tcode], s["offset"])
     ranks = np.arange(n, dtype=np.int64)
@@ -296,7 +301,7 @@ def build_index(history: History) -> HistoryIndex:
         "log_partition": partition_o,
         "log_offset": offset_o,
         "log_seq": s["seq"][order],
-        "log_rid": (pcode_o << GSEQ_BITS) + gseq_o,
+        "log_rid": _affine(pcode_o, 1 << GSEQ_BITS, gseq_o, 0),
         "log_gseq": gseq_o,
         "log_kid": kid[order],
         "log_role": role_o,
@@ -327,18 +332,12 @@ def build_index(history: History) -> HistoryIndex:
     # Writes, judged against the serving log.
     w_gseq, w_seq = ints(writes_t["gseq"]), ints(writes_t["seq"])
     _check_ids(w_gseq, w_seq)
-    w_rid = (w_p << GSEQ_BITS) + w_gseq
+    w_rid = _affine(w_p, 1 << GSEQ_BITS, w_gseq, 0)
     dense_log, dense_writes, size, rid_of = _dense(
         [(pcode_o, gseq_o), (w_p, w_gseq)], len(producers)
     )
-    count = np.bincount(dense_log, minlength=size)
+    count, rank_min, rank_max, a["log_repeated"], a["log_first"] = _occurrences(dense_log, size)
     below_any = np.bincount(dense_log[a["log_below"]], minlength=size) > 0
-    rank_min = np.full(size, n, np.int64)
-    np.minimum.at(rank_min, dense_log, ranks)
-    rank_max = np.full(size, -1, np.int64)
-    np.maximum.at(rank_max, dense_log, ranks)
-    a["log_first"] = rank_min[dense_log] == ranks  # the first occurrence of its record
-    a["log_repeated"] = count[dense_log] > 1  # its record occurs more than once
     repeated = np.flatnonzero(count > 1)
     occurrences = pa.table(
         {
@@ -366,7 +365,7 @@ def build_index(history: History) -> HistoryIndex:
     expected = acked & ~split_brain
     segment = np.where(from_primary, SEGMENT_PRIMARY, SEGMENT_SERVING).astype(np.int8)
     lost = expected & ~present
-    w_kid = w_p * nkeys + w_k
+    w_kid = _affine(w_p, nkeys, w_k, 0)
     writes = (
         writes_t.append_column("rid", pa.array(w_rid))
         .append_column("kid", pa.array(w_kid))
@@ -409,7 +408,7 @@ def build_index(history: History) -> HistoryIndex:
         r["topics"],
         r["partition"],
         r["offset"],
-        (r_p << GSEQ_BITS) + r["gseq"],
+        _affine(r_p, 1 << GSEQ_BITS, r["gseq"], 0),
         r["produced_at"],
         r["poll_time"],
     )
@@ -490,7 +489,7 @@ def _dense(
         low, span = 0, 1
     rows = sum(len(g) for _, g in pairs)
     if span * max(producers, 1) <= 4 * rows + (1 << 20):
-        ids = [p * span + (g - low) for p, g in pairs]
+        ids = [_affine(p, span, g, -low) for p, g in pairs]
 
         def rid_of(dense: np.ndarray) -> np.ndarray:
             return ((dense // span) << GSEQ_BITS) + dense % span + low
@@ -499,6 +498,45 @@ def _dense(
     rids = [(p << GSEQ_BITS) + g for p, g in pairs]
     distinct, inverse = np.unique(np.concatenate(rids), return_inverse=True)
     return inverse[: len(rids[0])], inverse[len(rids[0]) :], len(distinct), distinct.__getitem__
+
+
+def _affine(high: np.ndarray, factor: int, low: np.ndarray, offset: int) -> np.ndarray:
+    """``high * factor + low + offset`` in one new int64 array (no temporaries: at 1M rows each
+    temporary is 8 MB of fresh pages to fault in)."""
+    out = high.astype(np.int64) * factor
+    out += low
+    if offset:
+        out += offset
+    return out
+
+
+def _occurrences(
+    dense: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per dense id (of ``size``): its count and its first and last rank (``len(dense)`` and -1
+    when absent); per rank: whether its record occurs more than once, and whether it is the
+    first occurrence.
+
+    Why not ``np.minimum.at`` over every row: almost every record occurs once, so
+    one scatter places each rank (exact where an id occurs once), and only the
+    rows of repeated ids are reduced again: a few passes instead of two
+    ``ufunc.at`` and a gather over every row (about 3x faster at 1M rows).
+    """
+    n = len(dense)
+    count = np.bincount(dense, minlength=size)
+    first = np.full(size, n, np.int64)
+    first[dense] = np.arange(n, dtype=np.int64)
+    repeated = count[dense] > 1
+    rows = np.flatnonzero(repeated)
+    ids = dense[rows]
+    first[ids] = n
+    np.minimum.at(first, ids, rows)
+    last = np.where(count > 0, first, -1)
+    last[ids] = -1
+    np.maximum.at(last, ids, rows)
+    is_first = np.ones(n, bool)
+    is_first[rows] = first[ids] == rows
+    return count, first, last, repeated, is_first
 
 
 def _reading_order(
@@ -518,9 +556,10 @@ def _reading_order(
     if min(int(c.min()) for c in (kid, *rest)) >= 0:
         bits = [int(c.max()).bit_length() for c in rest]
         if sum(bits) <= 62 and int(kid.max()) < 1 << 48:
-            packed = rest[0].astype(np.int64)
+            packed = rest[0].astype(np.int64)  # a copy: shifted in place below
             for column, b in zip(rest[1:], bits[1:], strict=True):
-                packed = (packed << b) | column
+                packed <<= b
+                packed |= column
             order = np.argsort(packed, kind="stable")
             for shift in range(0, max(int(kid.max()).bit_length(), 1), 16):
                 digit = ((kid[order] >> shift) & 0xFFFF).astype(np.uint16)

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from drills.history.columns import codes, ints, reused
+from drills.history.columns import ints, local_codes, reused
 
 
 class HistoryError(ValueError):
@@ -392,7 +392,9 @@ class History:
             raise HistoryError("meta.topics is empty: the checker cannot map any topic")
         writes = self._stored["writes"]
         if writes.num_rows:
-            producer, producers = codes(writes["producer"])
+            # Any integer per producer will do to compare identities: the column's own
+            # dictionary indices, not the checker's codes in order of first appearance.
+            producer, names = local_codes(writes["producer"])
             gseq = ints(writes["gseq"])
             twice = reused(producer, gseq)
             if twice.any():
@@ -403,7 +405,7 @@ class History:
                 count = len(pairs)
                 raise HistoryError(
                     f"writes: (producer, gseq) must identify one send; "
-                    f"{count} reused, e.g. {producers.values[producer[first]]}/{gseq[first]}"
+                    f"{count} reused, e.g. {names[producer[first]]}/{gseq[first]}"
                 )
         resumes = self._stored["resumes"]
         sources = set(pc.unique(resumes["source"].cast(pa.string())).to_pylist())

@@ -82,9 +82,14 @@ def _read_tables(path: Path) -> dict[str, pa.Table]:
             raise HistoryError(f"{path}: missing {file.name}")
         # String columns are dictionary-encoded in the file: read them as arrow dictionaries
         # (about 5x faster than materialising every string; the checker wants codes anyway).
-        present = set(pq.read_schema(file).names)
+        # ParquetFile.read, not read_table: one chunk per row group instead of one per 128Ki
+        # rows, so numeric columns become numpy arrays without a copy and dictionary columns
+        # need no unifying (read CPU 0.38 -> 0.11 s for 1M writes on this machine).
+        with pq.ParquetFile(file) as probe:
+            present = set(probe.schema_arrow.names)
         strings = [f.name for f in TABLES[name] if pa.types.is_string(f.type) and f.name in present]
-        table = pq.read_table(file, read_dictionary=strings)
+        with pq.ParquetFile(file, read_dictionary=strings) as parquet:
+            table = parquet.read()
         _check_version(file, (table.schema.metadata or {}).get(VERSION_KEY, b"").decode() or None)
         tables[name] = table.replace_schema_metadata(None)
     return tables

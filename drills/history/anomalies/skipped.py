@@ -16,8 +16,8 @@ def skipped(index: HistoryIndex, continuity: list[Continuity]) -> list[SkippedCa
     for c in continuity:
         if not c.skipped or c.resume is None:
             continue
-        ranks = index.records_between(c.topic, c.partition, c.ideal, c.resume)["rank"]
-        records = tuple(index.found(ranks.to_pylist()))
+        ranks = index.ranks_between(c.topic, c.partition, c.ideal, c.resume)
+        records = tuple(index.found(ranks))
         cases.append(
             SkippedCase(
                 c.group,

@@ -6,8 +6,8 @@ import numpy as np
 import pyarrow as pa
 
 from drills.history.anomalies.lost import _highest_present
-from drills.history.columns import _first_appearance, member, reused, rows_where
-from drills.history.index import GSEQ_BITS, _dense, _reading_order
+from drills.history.columns import _first_appearance, local_codes, member, reused, rows_where
+from drills.history.index import GSEQ_BITS, _dense, _occurrences, _reading_order
 
 
 def test_the_packed_reading_order_is_the_five_key_stable_sort():
@@ -79,3 +79,35 @@ def test_highest_present_dense_or_hashed_agree():
     assert dense[0].tolist() == hashed[0].tolist()
     assert dense[1].tolist() == hashed[1].tolist()
     assert dense[2](units[:2]).tolist() == hashed[2](units[:2] * (1 << 40)).tolist()
+
+
+def test_local_codes_equal_exactly_where_values_are_equal():
+    """Chunks with different dictionaries and a null: codes compare like the strings."""
+    chunks = [
+        pa.array(["b", "a", "b"]).dictionary_encode(),
+        pa.array(["a", None, "c", "a"]).dictionary_encode(),
+    ]
+    column = pa.chunked_array(chunks)
+    codes, values = local_codes(column)
+    strings = column.cast(pa.string()).to_pylist()
+    assert [values[c] for c in codes.tolist()] == strings
+    same = codes[:, None] == codes[None, :]
+    assert (same == np.array([[a == b for b in strings] for a in strings])).all()
+
+
+def test_occurrences_agree_with_a_reduction_over_every_row():
+    """The scatter-then-fix-up of first/last ranks equals np.minimum.at / np.maximum.at."""
+    rng = np.random.default_rng(7)
+    size = 500
+    dense = rng.integers(0, size, 2_000)  # many ids repeated, some absent
+    count, first, last, repeated, is_first = _occurrences(dense, size)
+    ranks = np.arange(len(dense))
+    want_first = np.full(size, len(dense))
+    np.minimum.at(want_first, dense, ranks)
+    want_last = np.full(size, -1)
+    np.maximum.at(want_last, dense, ranks)
+    assert (count == np.bincount(dense, minlength=size)).all()
+    assert (first == want_first).all() and (last == want_last).all()
+    assert (repeated == (count[dense] > 1)).all()
+    assert (is_first == (want_first[dense] == ranks)).all()
+    assert (count == 0).any() and repeated.any() and (~repeated).any()

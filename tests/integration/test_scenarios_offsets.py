@@ -20,18 +20,22 @@ summary alone:
 from __future__ import annotations
 
 import json
+import struct
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import pyarrow.compute as pc
+from confluent_kafka import TopicPartition
 
 from drills.history import read_history
 from drills.hooks import Callbacks
 from drills.runner import run_drill
 from drills.spec import load_spec, parse_spec
 from drills.targets import LocalTarget
+from drills.workload import decode
+from tests.integration.conftest import consumer, wait_for
 from tests.integration.test_drill import assert_pair_healthy
 from tests.integration.test_timelines import SCENARIOS, on_own_topic
 
@@ -103,4 +107,148 @@ def test_approval_gated_cutover_waits_for_the_approver(pair, tmp_path):
     assert ev["measurements"]["rto"]["decide"] >= delay
     assert approver in (tmp_path / "run" / "report.md").read_text()
     print(f"\napproval: T_decide - T_detect {decide - detect:.2f}s (approved after {delay}s)")
+    assert_pair_healthy(pair)
+
+
+def offset_syncs(bootstrap: str, syncs_topic: str, topic: str) -> dict[int, tuple[int, int]]:
+    """The last offset sync per partition of `topic` in MirrorMaker 2's offset-syncs topic
+    (key: int16 length + topic, int32 partition; value: int64 upstream, int64 downstream),
+    read to its end offsets as they are now with this test's own consumer."""
+    c = consumer(bootstrap)
+    try:
+        parts = c.list_topics(syncs_topic, timeout=10).topics[syncs_topic].partitions
+        ends = {
+            p: c.get_watermark_offsets(TopicPartition(syncs_topic, p), timeout=10, cached=False)[1]
+            for p in parts
+        }
+        left = {p: e for p, e in ends.items() if e > 0}
+        c.assign([TopicPartition(syncs_topic, p, 0) for p in left])
+        last: dict[int, tuple[int, int]] = {}
+
+        def read() -> bool:
+            for m in c.consume(num_messages=1000, timeout=0.5):
+                if m.error() is not None:
+                    continue
+                if m.offset() + 1 >= left.get(m.partition(), 0):
+                    left.pop(m.partition(), None)
+                k, v = m.key(), m.value()
+                n = struct.unpack(">h", k[:2])[0]
+                if k[2 : 2 + n].decode() == topic:
+                    last[struct.unpack(">i", k[2 + n : 6 + n])[0]] = struct.unpack(">qq", v[:16])
+            return not left
+
+        wait_for(read, 60, f"{syncs_topic} read to {ends}", interval=0)
+        return last
+    finally:
+        c.close()
+
+
+def test_offset_sync_stall_duplicates_are_the_predicted_ones(pair, tmp_path):
+    data = on_own_topic(load_spec(SCENARIOS / "offset-sync-stall.yaml").to_dict())
+    topic = data["workload"]["topics"][0]["name"]
+    syncs_topic = f"mm2-offset-syncs.{pair.standby.name}.internal"
+    seen: dict = {}
+
+    def before(drill) -> None:
+        """Right before the incident (the stall ~6 s old): the last sync that landed."""
+        seen["syncs"] = offset_syncs(pair.primary.bootstrap, syncs_topic, topic)
+
+    ev, history = run(pair, data, tmp_path / "run", Callbacks(before_inject=before))
+    stall, incident = ev["faults"]
+    assert (stall["kind"], incident["kind"]) == ("offset-sync-stall", "blackhole")
+    t_fault = ev["timeline"]["t_fault"]["monotonic"]
+    commits = history.commits.to_pylist()
+    committed = Counter()  # the group's last commit per partition on the primary before T_fault
+    for c in sorted(commits, key=lambda c: c["commit_time"]):
+        if (c["group"], c["cluster"], c["topic"]) == ("billing", pair.primary.name, topic):
+            if c["commit_time"] <= t_fault:
+                committed[c["partition"]] = c["offset"]
+    syncs = seen["syncs"]
+    assert sorted(syncs) == [0, 1, 2] and sorted(committed) == [0, 1, 2], (syncs, committed)
+    remote = pair.remote_topic(topic)
+    rows = {c["partition"]: c for c in ev["measurements"]["continuity"]
+            if c["topic"] == remote and c["group"] == "billing"}  # fmt: skip
+    predicted, measured = {}, {}
+    for p, (up, down) in syncs.items():
+        # the stall was real: the group committed far past the last sync (offset.lag.max 100)
+        assert committed[p] - up > 150, (p, committed[p], up)
+        # MirrorMaker 2 translates an offset past its last sync to that sync's downstream + 1
+        predicted[p] = committed[p] - up - 1
+        measured[p] = rows[p]["duplicates"]
+        assert rows[p]["resume"] == down + 1 and rows[p]["resume_source"] == "checkpoint", rows[p]
+        assert rows[p]["skipped"] == 0
+    print(f"\noffset-sync-stall: duplicates predicted {predicted}, measured {measured}")
+    assert measured == predicted
+    missed = [c for c in ev["verdict"]["checks"] if not c["met"]]
+    assert [c["objective"] for c in missed] == ["max_duplicates"], missed
+    assert_pair_healthy(pair)
+
+
+def partition_ids(bootstrap: str, topic: str, partitions: list[int], producers: set[str]):
+    """(producer, key, seq) of `producers`' records in these partitions of `topic`, read to
+    their end offsets as they are now."""
+    c = consumer(bootstrap)
+    try:
+        ends = {
+            p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1]
+            for p in partitions
+        }
+        left = {p: e for p, e in ends.items() if e > 0}
+        c.assign([TopicPartition(topic, p, 0) for p in left])
+        out: set[tuple[str, str, int]] = set()
+
+        def read() -> bool:
+            for m in c.consume(num_messages=1000, timeout=0.5):
+                if m.error() is not None:
+                    continue
+                if m.offset() + 1 >= left.get(m.partition(), 0):
+                    left.pop(m.partition(), None)
+                ident = decode(m.value())
+                if ident and ident[0] in producers:
+                    out.add((ident[0], ident[1], ident[2]))
+            return not left
+
+        wait_for(read, 60, f"{topic}{partitions} read to {ends}", interval=0)
+        return out
+    finally:
+        c.close()
+
+
+def test_partitions_added_coverage_gap_is_a_finding(pair, tmp_path):
+    data = on_own_topic(load_spec(SCENARIOS / "partitions-added.yaml").to_dict())
+    topic = data["workload"]["topics"][0]["name"]
+    data["faults"][1]["params"]["topic"] = topic
+    ev, history = run(pair, data, tmp_path / "run")
+    assert [f["kind"] for f in ev["faults"]] == ["topic-refresh-stall", "partitions-add",
+                                                 "region-loss"]  # fmt: skip
+    cov = ev["coverage"]
+    gaps = cov["uncovered_partitions"]
+    assert gaps and {g["partition"] for g in gaps} <= {3, 4, 5}, gaps
+    # this test's own count, from the logs (east is back after teardown): the drill's
+    # records in the new partitions of east, none of them in west
+    mine = set(history.writes["producer"].unique().to_pylist())
+    new = sorted(g["partition"] for g in gaps)
+    in_east = partition_ids(pair.primary.bootstrap, topic, [3, 4, 5], mine)
+    west = consumer(pair.standby.bootstrap).list_topics(timeout=10).topics
+    remote = pair.remote_topic(topic)
+    in_west = set()
+    if remote in west:
+        in_west = partition_ids(pair.standby.bootstrap, remote, sorted(west[remote].partitions), mine)
+    assert not in_east & in_west
+    # records east wrote there that the producer never heard acknowledged are indeterminate,
+    # not lost: the finding counts acknowledged ones
+    w = history.writes
+    acked = w.filter(pc.and_(pc.equal(w["cluster"], pair.primary.name), pc.is_valid(w["ack_time"])))
+    acked_ids = set(zip(*(acked[k].to_pylist() for k in ("producer", "key", "seq")), strict=True))
+    counted = len(in_east & acked_ids)
+    print(f"\npartitions-added: uncovered {new}, finding {cov['never_replicated']}, counted in "
+          f"east's log {counted} (+{len(in_east - acked_ids)} indeterminate); "
+          f"RPO {ev['measurements']['rpo']['records']}")  # fmt: skip
+    assert counted > 0 and cov["never_replicated"] == counted
+    finding = [f for f in ev["verdict"].get("findings", []) if f["kind"] == "coverage-gap"]
+    assert len(finding) == 1 and f"{counted} records" in finding[0]["detail"], finding
+    assert all(f"partitions {', '.join(map(str, new))}" in x["detail"] for x in finding)
+    assert "Records acknowledged on partitions replication never covered" in (
+        tmp_path / "run" / "report.md"
+    ).read_text()
     assert_pair_healthy(pair)

@@ -23,7 +23,6 @@ import json
 import struct
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -158,11 +157,13 @@ def test_offset_sync_stall_duplicates_are_the_predicted_ones(pair, tmp_path):
     assert (stall["kind"], incident["kind"]) == ("offset-sync-stall", "blackhole")
     t_fault = ev["timeline"]["t_fault"]["monotonic"]
     commits = history.commits.to_pylist()
-    committed = Counter()  # the group's last commit per partition on the primary before T_fault
+    committed: dict[
+        int, int
+    ] = {}  # the group's last commit per partition on the primary before T_fault
     for c in sorted(commits, key=lambda c: c["commit_time"]):
-        if (c["group"], c["cluster"], c["topic"]) == ("billing", pair.primary.name, topic):
-            if c["commit_time"] <= t_fault:
-                committed[c["partition"]] = c["offset"]
+        mine = (c["group"], c["cluster"], c["topic"]) == ("billing", pair.primary.name, topic)
+        if mine and c["commit_time"] <= t_fault:
+            committed[c["partition"]] = c["offset"]
     syncs = seen["syncs"]
     assert sorted(syncs) == [0, 1, 2] and sorted(committed) == [0, 1, 2], (syncs, committed)
     remote = pair.remote_topic(topic)
@@ -233,7 +234,9 @@ def test_partitions_added_coverage_gap_is_a_finding(pair, tmp_path):
     remote = pair.remote_topic(topic)
     in_west = set()
     if remote in west:
-        in_west = partition_ids(pair.standby.bootstrap, remote, sorted(west[remote].partitions), mine)
+        in_west = partition_ids(
+            pair.standby.bootstrap, remote, sorted(west[remote].partitions), mine
+        )
     assert not in_east & in_west
     # records east wrote there that the producer never heard acknowledged are indeterminate,
     # not lost: the finding counts acknowledged ones
@@ -248,7 +251,8 @@ def test_partitions_added_coverage_gap_is_a_finding(pair, tmp_path):
     finding = [f for f in ev["verdict"].get("findings", []) if f["kind"] == "coverage-gap"]
     assert len(finding) == 1 and f"{counted} records" in finding[0]["detail"], finding
     assert all(f"partitions {', '.join(map(str, new))}" in x["detail"] for x in finding)
-    assert "Records acknowledged on partitions replication never covered" in (
-        tmp_path / "run" / "report.md"
-    ).read_text()
+    assert (
+        "Records acknowledged on partitions replication never covered"
+        in (tmp_path / "run" / "report.md").read_text()
+    )
     assert_pair_healthy(pair)

@@ -191,8 +191,9 @@ def test_offset_sync_stall_duplicates_are_the_predicted_ones(pair, tmp_path):
         assert rows[p]["skipped"] == 0
     print(f"\noffset-sync-stall: duplicates predicted {predicted}, measured {measured}")
     assert measured == predicted
-    missed = [c for c in ev["verdict"]["checks"] if not c["met"]]
-    assert [c["objective"] for c in missed] == ["max_duplicates"], missed
+    missed = {c["objective"] for c in ev["verdict"]["checks"] if not c["met"]}
+    # the stall's re-reads fail the drill's duplicate bound; (RTO may miss too on a loaded box)
+    assert "max_duplicates" in missed and not missed & {"max_skipped", "max_split_brain_writes"}
     assert_pair_healthy(pair)
 
 

@@ -50,6 +50,9 @@ from drills.history import (
     check,
     write_history,
 )
+from drills.history.coverage import COVERAGE_FINDING, coverage_gaps
+from drills.history.coverage import finding_detail as coverage_detail
+from drills.history.coverage import section as coverage_section
 from drills.hooks import HookList, Hooks
 from drills.journal import (
     DrillInterrupted,
@@ -806,6 +809,13 @@ class Drill:
             self.record.verdict = judge(
                 self.spec.objectives, result, self.record.steady_after, self.control
             )
+            gaps = coverage_gaps(history)  # partitions MirrorMaker 2 never replicated
+            self.record.sections["coverage"] = coverage_section(gaps)
+            if gaps:
+                self.record.verdict.setdefault("findings", []).append(
+                    {"kind": COVERAGE_FINDING, "objective": "max_rpo_records",
+                     "detail": coverage_detail(gaps, self.target.primary, self.target.standby)}
+                )  # fmt: skip
             for f in self.record.verdict.get("findings", ()):  # the capacity section says so too
                 if f["kind"] == CAPACITY_FINDING and self.record.steady_after is not None:
                     self.record.steady_after["finding"] = f["detail"]

@@ -385,6 +385,29 @@ def _r(x):
     return None if x is None else round(x, 3)
 
 
+@rule(
+    "coverage-gap",
+    "Records acknowledged on partitions replication never covered",
+    "Topic coverage is assumed, not checked: partitions added (or a topic recreated) are "
+    "replicated only after MirrorMaker 2's next topic refresh",
+    "Check topic coverage (partition counts in both regions) before cutover, shorten "
+    "refresh.topics.interval.seconds, or pause producers while partitions are added",
+)
+def _coverage(run, f):
+    cov = run.ev.get("coverage")
+    if cov is None:
+        return None, {}, []
+    gaps = cov.get("uncovered_partitions") or []
+    return (
+        bool(gaps),
+        {"uncovered partitions": len(gaps), "never replicated": cov.get("never_replicated")},
+        [f"{g['topic']}[{g['partition']}]: {g['never_replicated']} of {g['acknowledged']} "
+         f"acknowledged records never replicated to {g['standby_topic']}"
+         f"{'' if g['in_standby'] else ' (the partition did not exist there at cutover)'}"
+         for g in gaps],
+    )  # fmt: skip
+
+
 def diagnose(run: RunData, f: Facts) -> list[Finding]:
     return [r.evaluate(run, f) for r in RULES]
 

@@ -5,7 +5,7 @@ help and error messages list them in.
 """
 
 # isort: off
-from components.faults.builtin import network, processes, capacity, aws
+from components.faults.builtin import network, processes, capacity, aws, mm2requests, topics
 # isort: on
 
-__all__ = ["network", "processes", "capacity", "aws"]
+__all__ = ["network", "processes", "capacity", "aws", "mm2requests", "topics"]

@@ -88,6 +88,27 @@ CASES = {
     "lag-near-bound": (_set("steady_state.max_replication_lag_s", 4.5), lambda ev: None),
     "split-brain": (_set("measurements.rpo.split_brain", 2), lambda ev: None),
     "records-lost": (lambda ev: None, _no_loss),
+    "coverage-gap": (
+        _set(
+            "coverage",
+            {
+                "never_replicated": 7,
+                "uncovered_partitions": [
+                    {
+                        "topic": "orders",
+                        "partition": 3,
+                        "standby_topic": "east.orders",
+                        "in_standby": False,
+                        "acknowledged": 7,
+                        "never_replicated": 7,
+                        "first_ack": 1.0,
+                        "last_ack": 2.0,
+                    }
+                ],
+            },
+        ),
+        _set("coverage", {"never_replicated": 0, "uncovered_partitions": []}),
+    ),  # fmt: skip
     "not-recovered": (_not_recovered, lambda ev: None),
 }
 

@@ -1,0 +1,152 @@
+"""The scenario library's network rows, each shipped spec run on the session pair.
+
+Each test loads a shipped scenario from drills/scenarios/, puts it on a topic of its own and
+shortens it (`on_own_topic`), runs it against the real local pair and asserts the outcome
+its header promises, from evidence.json and the raw history -- not the exit code alone:
+
+- broker-kill: no failover, east stays the serving region, RPO 0;
+- packet-loss 5 % on the client link: detection does not fire, nobody moves, RPO 0;
+- packet-loss 30 % on the client link: the canary probe fires, the decision rule decides
+  (its delay is in T_decide - T_detect), the drill fails over with no split-brain write;
+- bandwidth collapse on the replication path: the replication-lag rule fires while the
+  producers see no delivery error; two runs, the later decision losing more;
+- lag spike, then region loss: RPO in seconds > 0 and within the replication lag this test
+  measured itself during the spike, plus one MirrorMaker 2 sync interval.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+
+from drills.history import read_history
+from drills.runner import run_drill
+from drills.spec import load_spec, parse_spec
+from drills.targets import LocalTarget
+from tests.integration.test_drill import assert_pair_healthy
+from tests.integration.test_timelines import on_own_topic
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = REPO / "drills" / "scenarios"
+
+
+def run_scenario(pair, tmp_path: Path, name: str, hooks=(), **changes):
+    """Run a shipped scenario, shortened and on its own topic; its evidence, history, spec."""
+    data = on_own_topic(load_spec(SCENARIOS / f"{name}.yaml").to_dict(), **changes)
+    spec = parse_spec(data)
+    out = tmp_path / name
+    run_drill(spec, LocalTarget(pair), out, *hooks)
+    ev = json.loads((out / "evidence.json").read_text())
+    assert ev["status"] == "completed", [
+        (x["phase"], x["status"], x["error"]) for x in ev["journal"]["steps"]
+    ]
+    return ev, read_history(out / "history"), spec
+
+
+def phases(ev: dict) -> list[str]:
+    return [s["phase"] for s in ev["journal"]["steps"]]
+
+
+def since_fault(ev: dict, instant: str) -> float | None:
+    return ev["timeline"][instant]["since_fault_s"]
+
+
+def delivery_errors(history, t_from: float, t_to: float = float("inf")) -> list[dict]:
+    """Producer deliveries that failed, sent in [t_from, t_to), other than the records
+    cutover purged from the moved producers' queues (the drill's doing, not the fault's)."""
+    w = history.writes
+    failed = w.filter(pc.is_valid(w["error"])).to_pylist()
+    return [
+        x for x in failed
+        if t_from <= x["send_time"] < t_to and "Purged" not in x["error"]
+    ]  # fmt: skip
+
+
+def acked_by(history) -> set[str]:
+    w = history.writes
+    return set(w.filter(pc.is_valid(w["ack_time"]))["cluster"].to_pylist())
+
+
+def assert_stayed_on_primary(pair, ev: dict, history) -> None:
+    """No failover: no fence, no cutover, east serves to the end and took every ack."""
+    assert "cutover" not in phases(ev), phases(ev)
+    assert ev["timeline"]["t_fence"]["monotonic"] is None
+    assert ev["capacity"]["region"] == pair.primary.name, ev["capacity"]
+    assert acked_by(history) == {pair.primary.name}
+    rpo = ev["measurements"]["rpo"]
+    assert rpo["records"] == 0 and rpo["seconds"] == 0, rpo
+    assert rpo["acknowledged"] > 0 and rpo["split_brain"] == 0, rpo
+
+
+def test_broker_kill_stays_on_the_primary_and_loses_nothing(pair, tmp_path):
+    # serve long enough after the restart for both groups to rejoin east and read again
+    ev, history, spec = run_scenario(pair, tmp_path, "broker-kill", **{"cutover.run_after_s": 8})
+    assert spec.cutover.failover is False
+    kill = ev["faults"][0]
+    assert (kill["kind"], kill["region"]) == ("broker-kill", pair.primary.name)
+    assert_stayed_on_primary(pair, ev, history)
+    # the broker came back on its data and served again: records produced after the fault
+    # were acknowledged by east and every group consumed one there (RTO measured on east)
+    rto = ev["measurements"]["rto"]
+    assert rto["seconds"] is not None and rto["seconds"] > 0, rto
+    assert ev["verdict"]["passed"], ev["verdict"]
+    print(f"\nbroker-kill: RTO {rto['seconds']:.2f}s on {pair.primary.name}, "
+          f"RPO 0 of {ev['measurements']['rpo']['acknowledged']}, "
+          f"detect {ev['detection']['fired'] and ev['detection']['fired']['rule']}")  # fmt: skip
+    assert_pair_healthy(pair)
+
+
+def test_packet_loss_5pct_is_ridden_out_without_detection(pair, tmp_path):
+    ev, history, spec = run_scenario(pair, tmp_path, "packet-loss-5pct")
+    loss = ev["faults"][0]
+    assert (loss["kind"], loss["region"]) == ("packet-loss", pair.primary.name)
+    assert "client" in loss["describe"], loss
+    det = ev["detection"]
+    assert det["fired"] is None and det["t_detect"] is None, det
+    detect = next(s for s in ev["journal"]["steps"] if s["phase"] == "detect")
+    assert "no failover" in detect["output"]["result"], detect["output"]
+    assert "decide" not in phases(ev)
+    assert spec.cutover.failover is True, "the runbook was armed to move"
+    # the canary kept making round trips to east through the loss
+    t_fault = ev["timeline"]["t_fault"]["monotonic"]
+    assert any(o.get("probe") == "primary" and o["ok"] and o["t"] > t_fault
+               for o in det["observations"]), det["observations"]  # fmt: skip
+    assert_stayed_on_primary(pair, ev, history)
+    # the loss was real: the drop rules counted packets, and the producers rode it out
+    assert delivery_errors(history, t_fault) == []
+    assert ev["verdict"]["passed"], ev["verdict"]
+    print(f"\npacket-loss 5%: nothing detected in {spec.detection.timeout_s:g}s, "
+          f"RPO 0 of {ev['measurements']['rpo']['acknowledged']}")  # fmt: skip
+    assert_pair_healthy(pair)
+
+
+def test_packet_loss_30pct_fires_the_probe_and_the_decision_rule_decides(pair, tmp_path):
+    ev, history, spec = run_scenario(pair, tmp_path, "packet-loss-30pct")
+    det = ev["detection"]
+    fired = det["fired"]
+    assert fired is not None, det
+    assert fired["rule"] == "any" and len(fired["parts"]) == 1, fired
+    probe = fired["parts"][0]
+    assert (probe["rule"], probe["path"], probe["on"]) == (
+        "probe", "detection.rules[0]", pair.primary.name), probe  # fmt: skip
+    assert "canary round trips failed" in probe["observation"]
+    detect, decide = since_fault(ev, "t_detect"), since_fault(ev, "t_decide")
+    assert detect > 0
+    # the decision rule: a 2 s confirmation after the declaration, then the cutover
+    assert spec.decision.mode == "delay"
+    assert decide - detect >= spec.decision.delay_s - 0.01, (detect, decide)
+    assert since_fault(ev, "t_fence") >= decide
+    assert ev["capacity"]["region"] == pair.standby.name
+    assert pair.standby.name in acked_by(history)
+    rpo = ev["measurements"]["rpo"]
+    assert rpo["split_brain"] == 0, rpo
+    assert sum(c["skipped"] for c in ev["measurements"]["continuity"]) == 0
+    print(f"\npacket-loss 30%: probe fired {detect:.2f}s after T_fault, decided at "
+          f"{decide:.2f}s, RPO {rpo['records']} records / {rpo['seconds']}s, "
+          f"RTO {ev['measurements']['rto']['seconds']}")  # fmt: skip
+    assert_pair_healthy(pair)

@@ -97,7 +97,7 @@ class Scheduled:
     applied: float | None = None
     clear_due: float | None = None
     cleared: float | None = None
-    cleared_by: str | None = None  # "duration" (its own end) or "teardown"
+    cleared_by: str | None = None  # "duration" (its own end), "recover" or "teardown"
 
     def facts(self, t_fault: float | None, update: dict) -> dict[str, Any]:
         def rel(t: float | None) -> float | None:
@@ -697,6 +697,10 @@ class Drill:
                 self.target.clear_fault(fault_id)
                 self.applied.remove(fault_id)
             cleared = clock()
+            inc = self.timeline[self.incident]
+            if inc.cleared is None:  # cleared here, not by its duration (nor by teardown)
+                inc.cleared, inc.cleared_by = cleared, "recover"
+                self.record.faults = self._timeline_facts()
             self._wait(lambda: self.rec.first_ack(self.target.primary, cleared) is not None, 120,
                        "a first ack after recovery")  # fmt: skip
             self.instants["t_cut"] = self.rec.first_ack(self.target.primary, cleared)

@@ -33,7 +33,7 @@ from typing import Any
 from components.clientconf import PRODUCER_ROLE, client_config, settings_for
 from components.faults import FaultSpec
 from components.wait import wait_until
-from drills import controlstate, failback
+from drills import controlstate, dualwrite, failback
 from drills.detection import CANARY_TOPIC, ClientWatch, Detector, Endpoints
 from drills.history import (
     DUPLICATE,
@@ -182,6 +182,7 @@ class Drill:
         status, code = "completed", EXIT_NOT_RUN
         try:
             failback.validate(self)  # a failback this target cannot do: refused, untouched
+            dualwrite.validate(self)  # a dual-write this target cannot do: refused, untouched
             self._start()
             self._preflight()
             self._steady_state()
@@ -354,6 +355,8 @@ class Drill:
             self.control["authorization"] = found
 
     def _workload(self) -> None:
+        if dualwrite.active(self.spec):  # the application writes both regions itself
+            return dualwrite.workload(self)
         w, c = self.spec.workload, self.spec.clients
         timeouts = c.model_dump()
         self.workload_started = started = clock()
@@ -602,6 +605,8 @@ class Drill:
             s.output["t_decide"] = self.instants["t_decide"]
 
     def _cutover(self) -> None:
+        if dualwrite.active(self.spec):  # the application's cutover: drop the lost region
+            return dualwrite.cutover(self)
         t = self.target
         cut = self.spec.cutover
         moving = (
@@ -781,6 +786,8 @@ class Drill:
                 th.join(self.spec.clients.message_timeout_ms / 1000 + 10)
 
     def _verify(self) -> None:
+        if dualwrite.active(self.spec):  # both regions' logs, the dual-write checker
+            return dualwrite.verify(self, judge)
         with self._step("verify", "read back the serving region and check the history") as s:
             self._read_back()
             ins = Instants(**self.instants)

@@ -291,6 +291,13 @@ class DedupConsumer(GroupConsumer):
 # --- the drill's phases -------------------------------------------------------------------
 
 
+def standby_copy(drill: Drill, topic: str) -> str:
+    """The standby topic holding `topic`'s records: the application's own copy under
+    dual-write (the steady state's lag is then the skew between its two writes), else
+    MirrorMaker 2's replica."""
+    return topic if active(drill.spec) else drill.target.remote_topic(topic)
+
+
 def validate(drill: Drill) -> None:
     """Refused before anything is touched: what a dual-write drill cannot be."""
     if not active(drill.spec):

@@ -277,19 +277,25 @@ class Drill:
             if policy and policy != t.policy:
                 self.hooks.info(f"restarting MirrorMaker 2 under the {policy} policy")
                 t.set_policy(policy)
-            # Replication must cover the workload's topics before steady state is judged.
+            # Replication must cover the workload's topics before steady state is judged
+            # (dual-write: the application writes the standby's copies, nothing to wait for).
             remote = {t.remote_topic(x) for x in wanted}
-            self._wait(
-                lambda: remote <= {topic for topic, _ in t.end_offsets(t.standby, sorted(remote))},
-                60,
-                f"MirrorMaker 2 to create {sorted(remote)} in {t.standby}",
-            )
+            if not dualwrite.active(self.spec):
+                self._wait(
+                    lambda: (
+                        remote <= {topic for topic, _ in t.end_offsets(t.standby, sorted(remote))}
+                    ),
+                    60,
+                    f"MirrorMaker 2 to create {sorted(remote)} in {t.standby}",
+                )
             # The topics producers write in the standby after cutover, made ready now (under
             # a prefixed policy they are not the replicas): a topic created at cutover would
             # cost its leader elections inside the RTO.
             t.create_topics(t.standby, {x: n for x, n in wanted.items() if t.remote_topic(x) != x})
             prim, stby = t.inventory(t.primary), t.inventory(t.standby)
-            diff = controlstate.parity(prim, stby, t.remote_topic, self._scope())
+            diff = controlstate.parity(
+                prim, stby, lambda x: dualwrite.standby_copy(self, x), self._scope()
+            )
             s.output = {"primary": prim, "standby": stby, "diff": diff}
             self.control["parity"] = diff
             self._authorize_preflight(s)
@@ -428,7 +434,7 @@ class Drill:
         sampled at each instant (a standby that never catches up counts until the window ends),
         and the series itself: [sample instant (monotonic), lag s] per sample, for the report."""
         topics = [x.name for x in self.spec.workload.topics]
-        remote = {t: self.target.remote_topic(t) for t in topics}
+        remote = {t: dualwrite.standby_copy(self, t) for t in topics}
         samples: list[tuple[float, dict]] = []
         series: list[list[float]] = []
         end = clock() + duration

@@ -412,7 +412,9 @@ class Drill:
             )
             start = clock()
             lag, series = self._replication_lag(ss.duration_s)
-            acks = self.rec.acks_between(start, clock())
+            # dual-write: each record is acknowledged twice; count the primary's copies
+            one = self.target.primary if dualwrite.active(self.spec) else None
+            acks = self.rec.acks_between(start, clock(), cluster=one)
             rps = acks / (clock() - start)
             self.record.steady_before = {"throughput_rps": round(rps, 1), "max_replication_lag_s": round(lag, 3),
                                          "duration_s": round(clock() - start, 2)}  # fmt: skip

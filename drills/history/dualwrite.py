@@ -318,41 +318,39 @@ def _continuity(
     s_partitions: Mapping[tuple[str, int], list[tuple[int, Id]]],
     notes: list[str],
 ) -> list[Continuity]:
-    before = [d for d in ledger if d.cluster != survivor and d.outcome == DELIVERED]
-    after = [d for d in ledger if d.cluster == survivor]
     delivered_ids = {d.id for d in ledger if d.outcome == DELIVERED}
+    done: dict[tuple[str, int], int] = {}  # S partition -> highest S offset delivered in L
+    here: dict[tuple[str, int], list[Delivery]] = defaultdict(list)  # handed in S, per partition
+    again: dict[tuple[str, int], int] = defaultdict(int)  # delivered in S although delivered before
+    earlier: set[Id] = set()
+    for d in sorted(ledger, key=lambda d: d.poll_time):
+        tp = (d.topic, d.partition)
+        if d.cluster == survivor:
+            here[tp].append(d)
+            if d.outcome == DELIVERED and d.id in earlier:
+                again[tp] += 1
+        elif d.outcome == DELIVERED and d.id in s_offset:
+            t, p, o = s_offset[d.id]
+            done[(t, p)] = max(done.get((t, p), -1), o)
+        if d.outcome == DELIVERED:
+            earlier.add(d.id)
     out = []
-    for (topic, part), rows in sorted(s_partitions.items()):
-        here = [d for d in after if (d.topic, d.partition) == (topic, part)]
-        done = [s_offset[d.id][2] for d in before
-                if d.id in s_offset and s_offset[d.id][:2] == (topic, part)]  # fmt: skip
-        ideal = max(done) + 1 if done else 0
-        resume = min((d.offset for d in here), default=None)
-        offsets = [o for o, _ in rows]
-        dup = sum(1 for d in here if resume is not None and d.offset < ideal)
+    for tp, rows in sorted(s_partitions.items()):
+        ideal = done.get(tp, -1) + 1
+        mine = here.get(tp, [])
+        resume = min((d.offset for d in mine), default=None)
+        dup = sum(1 for d in mine if d.offset < ideal)
         skipped = 0
         if resume is not None:
-            skipped = sum(1 for o in offsets if ideal <= o < resume)
-            last = max((d.offset for d in here if d.outcome == DELIVERED), default=-1)
-            skipped += sum(1 for o, i in rows if resume <= o <= last and i not in delivered_ids)
-        again = 0  # delivered here although the group had delivered it before
-        earlier: set[Id] = set()
-        for d in sorted(ledger, key=lambda d: d.poll_time):
-            if d.outcome != DELIVERED:
-                continue
-            if (
-                d.id in earlier
-                and d.cluster == survivor
-                and (d.topic, d.partition) == (topic, part)
-            ):
-                again += 1
-            earlier.add(d.id)
-        if resume is None and rows:
-            notes.append(f"group {group} was handed nothing of {survivor} {topic}[{part}]")
+            last = max((d.offset for d in mine if d.outcome == DELIVERED), default=-1)
+            skipped = sum(1 for o, i in rows if ideal <= o < resume
+                          or (resume <= o <= last and i not in delivered_ids))  # fmt: skip
+        elif rows:
+            notes.append(f"group {group} was handed nothing of {survivor} {tp[0]}[{tp[1]}]")
         out.append(Continuity(
-            group=group, topic=topic, partition=part, role="dual-written", committed=None,
+            group=group, topic=tp[0], partition=tp[1], role="dual-written", committed=None,
             ideal=ideal, resume=resume, resume_source=RESUME_TIMESTAMP, observed=resume is not None,
-            duplicates=dup, skipped=skipped, duplicates_processed=again,
+            duplicates=dup, skipped=skipped, duplicates_processed=again.get(tp, 0),
         ))  # fmt: skip
     return out
 

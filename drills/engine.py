@@ -33,7 +33,7 @@ from typing import Any
 from components.clientconf import PRODUCER_ROLE, client_config, settings_for
 from components.faults import FaultSpec
 from components.wait import wait_until
-from drills import controlstate, failback
+from drills import controlstate, dualwrite, failback
 from drills.detection import CANARY_TOPIC, ClientWatch, Detector, Endpoints
 from drills.history import (
     DUPLICATE,
@@ -185,6 +185,7 @@ class Drill:
         status, code = "completed", EXIT_NOT_RUN
         try:
             failback.validate(self)  # a failback this target cannot do: refused, untouched
+            dualwrite.validate(self)  # a dual-write this target cannot do: refused, untouched
             self._start()
             self._preflight()
             self._steady_state()
@@ -279,19 +280,25 @@ class Drill:
             if policy and policy != t.policy:
                 self.hooks.info(f"restarting MirrorMaker 2 under the {policy} policy")
                 t.set_policy(policy)
-            # Replication must cover the workload's topics before steady state is judged.
+            # Replication must cover the workload's topics before steady state is judged
+            # (dual-write: the application writes the standby's copies, nothing to wait for).
             remote = {t.remote_topic(x) for x in wanted}
-            self._wait(
-                lambda: remote <= {topic for topic, _ in t.end_offsets(t.standby, sorted(remote))},
-                60,
-                f"MirrorMaker 2 to create {sorted(remote)} in {t.standby}",
-            )
+            if not dualwrite.active(self.spec):
+                self._wait(
+                    lambda: (
+                        remote <= {topic for topic, _ in t.end_offsets(t.standby, sorted(remote))}
+                    ),
+                    60,
+                    f"MirrorMaker 2 to create {sorted(remote)} in {t.standby}",
+                )
             # The topics producers write in the standby after cutover, made ready now (under
             # a prefixed policy they are not the replicas): a topic created at cutover would
             # cost its leader elections inside the RTO.
             t.create_topics(t.standby, {x: n for x, n in wanted.items() if t.remote_topic(x) != x})
             prim, stby = t.inventory(t.primary), t.inventory(t.standby)
-            diff = controlstate.parity(prim, stby, t.remote_topic, self._scope())
+            diff = controlstate.parity(
+                prim, stby, lambda x: dualwrite.standby_copy(self, x), self._scope()
+            )
             s.output = {"primary": prim, "standby": stby, "diff": diff}
             self.control["parity"] = diff
             self._authorize_preflight(s)
@@ -357,6 +364,8 @@ class Drill:
             self.control["authorization"] = found
 
     def _workload(self) -> None:
+        if dualwrite.active(self.spec):  # the application writes both regions itself
+            return dualwrite.workload(self)
         w, c = self.spec.workload, self.spec.clients
         timeouts = c.model_dump()
         self.workload_started = started = clock()
@@ -406,7 +415,9 @@ class Drill:
             )
             start = clock()
             lag, series = self._replication_lag(ss.duration_s)
-            acks = self.rec.acks_between(start, clock())
+            # dual-write: each record is acknowledged twice; count the primary's copies
+            one = self.target.primary if dualwrite.active(self.spec) else None
+            acks = self.rec.acks_between(start, clock(), cluster=one)
             rps = acks / (clock() - start)
             self.record.steady_before = {"throughput_rps": round(rps, 1), "max_replication_lag_s": round(lag, 3),
                                          "duration_s": round(clock() - start, 2)}  # fmt: skip
@@ -428,7 +439,7 @@ class Drill:
         sampled at each instant (a standby that never catches up counts until the window ends),
         and the series itself: [sample instant (monotonic), lag s] per sample, for the report."""
         topics = [x.name for x in self.spec.workload.topics]
-        remote = {t: self.target.remote_topic(t) for t in topics}
+        remote = {t: dualwrite.standby_copy(self, t) for t in topics}
         samples: list[tuple[float, dict]] = []
         series: list[list[float]] = []
         end = clock() + duration
@@ -605,6 +616,8 @@ class Drill:
             s.output["t_decide"] = self.instants["t_decide"]
 
     def _cutover(self) -> None:
+        if dualwrite.active(self.spec):  # the application's cutover: drop the lost region
+            return dualwrite.cutover(self)
         t = self.target
         cut = self.spec.cutover
         moving = (
@@ -788,6 +801,8 @@ class Drill:
                 th.join(self.spec.clients.message_timeout_ms / 1000 + 10)
 
     def _verify(self) -> None:
+        if dualwrite.active(self.spec):  # both regions' logs, the dual-write checker
+            return dualwrite.verify(self, judge)
         with self._step("verify", "read back the serving region and check the history") as s:
             self._read_back()
             ins = Instants(**self.instants)

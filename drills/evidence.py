@@ -18,6 +18,8 @@ from importlib import metadata
 from typing import Any
 
 from drills import cost
+from drills.history.dualwrite import pattern_facts
+from drills.history.dualwrite import summary_lines as dual_write_lines
 from drills.hooks import Hooks
 from drills.record import RunRecord
 
@@ -92,6 +94,7 @@ def build(record: RunRecord) -> dict[str, Any]:
         "exit_code": record.exit_code,
         "verdict": record.verdict or None,
         "spec": record.spec.to_dict(),
+        "pattern": pattern_facts(record.spec.replication.engine, record.target.policy),
         "timeline": timeline(record),
         "faults": record.faults,
         "detection": record.detection or None,
@@ -133,6 +136,8 @@ class EvidenceHooks(Hooks):
 def summary_lines(ev: dict[str, Any]) -> list[str]:
     """The terminal summary: the figures an SRE reads first."""
     lines = [f"drill {ev['drill']} ({ev['run_id']}): {ev['status']}"]
+    if ev.get("pattern"):
+        lines.append(f"pattern: {ev['pattern']['describe']}")
     m = ev.get("measurements")
     if m:
         rto, rpo = m["rto"], m["rpo"]
@@ -155,6 +160,7 @@ def summary_lines(ev: dict[str, Any]) -> list[str]:
             f"consumers: {dup} duplicates, {skipped} skipped, resumed from {', '.join(sources) or '-'}"
         )
         lines.append(f"anomalies: {', '.join(m['anomalies_found']) or 'none'}")
+    lines += dual_write_lines(ev.get("dual_write"))
     fb = ev.get("failback")
     if fb:
         lines += _failback_lines(fb)

@@ -389,8 +389,12 @@ class Clients(_Model):
 class Replication(_Model):
     """The replication under test: what carries records and consumer offsets across regions."""
 
-    engine: Literal["mirrormaker2"] = "mirrormaker2"
-    """MirrorMaker 2 (dedicated mode): records, checkpoints and group-offset sync."""
+    engine: Literal["mirrormaker2", "dual-write"] = "mirrormaker2"
+    """The recovery pattern that runs. `mirrormaker2`: active-passive, MirrorMaker 2
+    (dedicated mode) carries records, checkpoints and group-offset sync. `dual-write`: the
+    application writes every record to both regions with its idempotency key (producer,
+    key, seq); groups move to the survivor by time and deduplicate by the key
+    (drills/dualwrite.py; cutover.resume does not apply; needs a region-loss incident)."""
     policy: Literal["prefixed", "identity"] | None = None
     """Topic naming in the standby: `prefixed` (east.orders) or `identity` (orders);
     null: whatever the stack is configured with. Prefixed means producers write a different
@@ -955,6 +959,8 @@ class DrillSpec(_Model):
                 "list some or set cutover.failover: false",
                 "cutover",
             )
+        if self.replication.engine == "dual-write":
+            self._dual_write()
         if self.rollback.rule == "failback" and not c.failover:
             raise _fail(
                 "failback needs cutover.failover: true (there is nothing to fail back); "
@@ -962,6 +968,26 @@ class DrillSpec(_Model):
                 "rollback.rule",
             )
         return self
+
+    def _dual_write(self) -> None:
+        """What a dual-write drill needs (drills/dualwrite.py): the lost region comes back to
+        have its log read, and nothing replicates to fail back."""
+        if self.fault is not None and self.fault.kind != "region-loss":
+            raise _fail(
+                f"replication.engine dual-write drills a region-loss incident (got "
+                f"{self.fault.kind!r}); use kind: region-loss or engine: mirrormaker2",
+                "fault.kind" if self._derived == "faults" else "faults",
+            )
+        if self.rollback.rule != "none":
+            raise _fail(
+                "dual-write has no replication to fail back; set rollback.rule: none",
+                "rollback.rule",
+            )
+        if not self.cutover.failover:
+            raise _fail(
+                "dual-write moves the groups to the survivor; set cutover.failover: true",
+                "cutover.failover",
+            )
 
     def _timeline(self) -> None:
         """`fault` or `faults`, one of them; then fill in the other, so that `fault` is always

@@ -77,7 +77,7 @@ def header(run: RunData) -> dict[str, Any]:
         ("regions", f"primary {tgt.get('primary', '-')} -> standby {tgt.get('standby', '-')}"),
         (
             "pattern",
-            f"asynchronous replication ({rep.get('engine', '-')}, {rep.get('policy') or 'default'} policy); "
+            f"{(ev.get('pattern') or {}).get('describe') or _async(rep)}; "
             f"fault {fault.get('kind')} {fault.get('region') or fault.get('link') or ''}; "
             f"{'failover' if (spec.get('cutover') or {}).get('failover', True) else 'no failover'}",
         ),
@@ -110,6 +110,7 @@ def header(run: RunData) -> dict[str, Any]:
             if not rpo
             else f"{rpo.get('split_brain')} / {rpo.get('late_replicated')} / {rpo.get('indeterminate')}",
         ],
+        *_dual_write_figures(ev.get("dual_write")),
         [
             "cost",
             f"{final.get('total_usd', 0):.4f} {final.get('currency', 'USD')} ({final.get('basis')})"
@@ -125,6 +126,31 @@ def header(run: RunData) -> dict[str, Any]:
         "facts": facts,
         "figures": figures,
     }
+
+
+def _async(rep: dict[str, Any]) -> str:
+    """The pattern line of evidence written before it named the pattern."""
+    return f"asynchronous replication ({rep.get('engine', '-')}, {rep.get('policy') or 'default'} policy)"
+
+
+def _dual_write_figures(dw: dict[str, Any] | None) -> list[list[str]]:
+    """A dual-write drill's own figures (drills/history/dualwrite.py)."""
+    if not dw:
+        return []
+    lost, surv = dw["lost"], dw["survivor"]
+    ack, log, div = dw["acknowledged"], dw["logged"], dw["divergence"]
+    return [
+        ["dual-write: acknowledged by one region only",
+         f"{ack['one_sided_total']:,} ({lost} {ack['one_sided'].get(lost, 0):,}, "
+         f"{surv} {ack['one_sided'].get(surv, 0):,}) of {dw['records']:,}"],
+        ["dual-write: in one region's log only",
+         f"{log['one_sided_total']:,} ({lost} {log['one_sided'].get(lost, 0):,}, "
+         f"{surv} {log['one_sided'].get(surv, 0):,})"],
+        ["dual-write: keys diverging between the regions", f"{div['keys']:,} of {div['of_keys']:,}"],
+        *[[f"dual-write: deduplication in group {d['group']}",
+           f"{d['removed']:,} removed (checker: {d['expected_removed']:,}), {d['delivered']:,} "
+           f"delivered, {d['delivered_twice']} delivered twice"] for d in dw["dedup"]],
+    ]  # fmt: skip
 
 
 def _timeline_facts(ev: dict[str, Any]) -> list[tuple[str, str]]:

@@ -29,7 +29,8 @@ from components.clientconf import client_config
 from components.local import envplaces, network, processes, security
 from components.local.env import LocalPair
 from components.local.envs import Envs
-from drills.runner import EXIT_PASS, run_drill
+from drills.engine import EXIT_PASS
+from drills.runner import run_drill
 from drills.targets import LocalTarget
 from tests.integration.conftest import consume_n, produce_all, stack_config
 from tests.integration.test_drill import spec

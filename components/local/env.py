@@ -303,7 +303,9 @@ class LocalPair:
         if self.secure:
             kafka.create_acls(r.bootstrap, security.bindings(self.acl_specs(name)))
         if quotas is not None:
-            quotas(deadline)
+            quotas(
+                max(deadline, time.monotonic() + 90)
+            )  # its JVM starts slowly on a loaded machine
 
     def acl_specs(self, name: str) -> list[tuple[str, str, str, str, str]]:
         """The workload's ACLs the stack gives region `name` (security.acl_specs): the standby

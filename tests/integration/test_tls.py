@@ -137,7 +137,7 @@ def test_tls_listener_needs_the_ca_and_serves_with_it(tls_pair):
 
 @pytest.mark.skipif(
     os.environ.get("KDRILL_TEST_TLS_DRILL") != "1",
-    reason="the default drill over TLS: 229 s at load average ~40 (the brief's bound for it is "
+    reason="the default drill over TLS: 229 s at load ~40, 122 s at load ~25 (the bound for it is "
     "90 s); KDRILL_TEST_TLS_DRILL=1 runs it",
 )
 def test_a_short_drill_passes_over_tls(tls_pair, tmp_path):

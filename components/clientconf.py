@@ -11,6 +11,9 @@ A cluster may also register *roles*: the least-privilege principals its workload
 principal's settings instead of the cluster's default (admin) ones. A role the cluster did
 not register falls back to the default: `has_role` is how a preflight tells.
 
+Settings that name files (TLS: `ssl.ca.location`, the pair's CA certificate) are registered
+the same way: a cluster switching its client listener to SASL_SSL changes no call site.
+
 The registry is process memory only: settings never reach argv, logs or evidence from
 here (`redacted()` is what may be shown).
 """
@@ -29,7 +32,8 @@ def group_role(group: str) -> str:
     return f"group:{group}"
 
 
-SECRET_KEYS = frozenset({"sasl.password", "ssl.key.password", "ssl.keystore.password"})
+SECRET_KEYS = frozenset({"sasl.password", "ssl.key.password", "ssl.keystore.password",
+                         "ssl.truststore.password", "ssl.key.pem"})  # fmt: skip
 
 _lock = threading.Lock()
 _settings: dict[str, dict[str, str]] = {}

@@ -22,7 +22,11 @@ it skips ALLOW WRITE (WRITE missing: breaks), turns ALL into READ on the replica
 
 Authorization (`authorize`): a principal's effective rights as the brokers state them
 (Metadata / DescribeGroups with authorized operations: nothing is written), checked at
-preflight in both regions and after cutover in the standby.
+preflight in both regions and after cutover in the standby. A preflight stops
+(`preflight_denial`) on a denial in the primary and on one in the standby for a principal
+the cutover moves there, under the names it will use there (the standby's needs: READ on
+the replicas and on the topics written after cutover, WRITE on the latter -- under the
+identity policy the replica itself, which MirrorMaker 2 creates without ALLOW WRITE).
 """
 
 from __future__ import annotations
@@ -359,6 +363,31 @@ def authorize(bootstrap: str, region: str, need: Need, timeout: float = 5,
         if "READ" not in ops and "ALL" not in ops:
             return fail(f"is denied READ on group {need.group}: add an ALLOW READ group ACL")
     return out
+
+
+def preflight_denial(
+    primary: Iterable[Mapping[str, Any]],
+    standby: Iterable[Mapping[str, Any]],
+    moving: Iterable[str],
+    primary_name: str,
+    standby_name: str,
+) -> str | None:
+    """The line a preflight stops on, or None: the first principal denied in the primary, else
+    the first denied in the standby among the roles the cutover moves there (`moving`). A
+    standby denial names the fix that copies the primary's grants too. `primary`/`standby`:
+    `authorize` results."""
+    for f in primary:
+        if not f["ok"]:
+            return str(f["finding"])
+    wanted = set(moving)
+    for f in standby:
+        if not f["ok"] and f["role"] in wanted:
+            line = str(f["finding"])
+            if " is denied " in line:
+                line += (f" (or copy the primary's: `kdrill sync-control-state --from "
+                         f"{primary_name} --to {standby_name}`)")  # fmt: skip
+            return f"{line}; the drill would be denied after cutover"
+    return None
 
 
 def _group_ops(a: AdminClient, group: str, timeout: float) -> tuple[set[str] | None, str]:

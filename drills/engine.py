@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.clientconf import PRODUCER_ROLE, client_config, settings_for
+from components.clientconf import PRODUCER_ROLE, client_config, group_role, settings_for
 from components.faults import FaultSpec
 from components.wait import wait_until
 from drills import controlstate, dualwrite, failback
@@ -275,11 +275,14 @@ class Drill:
         t = self.target
         with self._step("preflight", "inventory both regions") as s:
             wanted = {x.name: x.partitions for x in self.spec.workload.topics}
-            t.create_topics(t.primary, wanted)
             policy = self.spec.replication.policy
             if policy and policy != t.policy:
                 self.hooks.info(f"restarting MirrorMaker 2 under the {policy} policy")
                 t.set_policy(policy)
+            # After the policy switch: the grants a new topic gets in the standby follow the
+            # name it has there under the policy in force (identity: the topic written after
+            # cutover, whose WRITE MirrorMaker 2 never copies).
+            t.create_topics(t.primary, wanted)
             # Replication must cover the workload's topics before steady state is judged
             # (dual-write: the application writes the standby's copies, nothing to wait for).
             remote = {t.remote_topic(x) for x in wanted}
@@ -335,15 +338,25 @@ class Drill:
 
     def _authorize_preflight(self, step) -> None:
         """Each workload principal, as the brokers see it, in both regions (the preflight
-        step's `authorization`). Denied in the primary: one line naming what to fix, before
-        anything runs. Denied in the standby: recorded (the check after cutover judges it)."""
+        step's `authorization`). Denied in the primary, or in the standby for a principal the
+        cutover moves there: one line naming what to fix, before anything runs (a standby
+        gap found only after cutover is a failover that failed)."""
         t = self.target
         found = {r: [controlstate.authorize(t.bootstrap(r), r, n, logger=LOG)
                      for n in self._needs(r)] for r in (t.primary, t.standby)}  # fmt: skip
         step.output["authorization"] = found
-        denied = [f for f in found[t.primary] if not f["ok"]]
-        if denied:
-            raise StepFailed(denied[0]["finding"])
+        moving = self._moving_roles() if self.spec.cutover.failover else set()
+        first = controlstate.preflight_denial(found[t.primary], found[t.standby], moving,
+                                              t.primary, t.standby)  # fmt: skip
+        if first:
+            raise StepFailed(first)
+
+    def _moving_roles(self) -> set[str]:
+        """The client roles the cutover moves to the standby (cutover.producers / groups)."""
+        cut = self.spec.cutover
+        roles = {PRODUCER_ROLE} if cut.producers == "all" or cut.producers else set()
+        names = [g.name for g in self.spec.workload.groups]
+        return roles | {group_role(g) for g in (names if cut.groups == "all" else cut.groups)}
 
     def _authorize_serving(self) -> None:
         """After cutover: each moved principal may still produce or consume in the serving

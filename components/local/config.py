@@ -143,6 +143,9 @@ class SecuritySpec(_Model):
     authorizer (the pair as it was before issue 16)."""
 
     enabled: Annotated[bool, _rule("true or false", strict=True)] = True
+    tls: Annotated[bool, _rule("true or false", strict=True)] = False
+    """SASL_SSL instead of SASL_PLAINTEXT on the CLIENT listener (a CA and broker certificates
+    per pair, components/local/security.py `tls_material`); needs `enabled`."""
     groups: Annotated[
         tuple[Annotated[str, Field(strict=True, pattern=r"^[A-Za-z0-9_.-]{1,64}$")], ...],
         _rule("a list of consumer group names (letters, digits, '_', '.', '-')"),

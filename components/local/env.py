@@ -162,17 +162,43 @@ class LocalPair:
             security.write_credentials(self.dir, creds)
             self.register_clients()
 
+    @property
+    def tls(self) -> security.TlsFiles | None:
+        """Where the pair's TLS material is (`kdrill:security.tls`), or None: TLS off, or
+        the credentials (from which the stores' password is derived) not written yet."""
+        creds = self.credentials
+        if not (self.secure and self.cfg.security.tls and creds):
+            return None
+        return security.tls_files(self.dir, creds)
+
+    def _tls_material(self) -> security.TlsFiles | None:
+        """Make the pair's CA, certificates and stores if missing (a Kafka part's start)."""
+        if not (self.secure and self.cfg.security.tls):
+            return None
+        ips = {r.name: sorted({b.client_ip for b in r.brokers}) for r in self.regions}
+        return security.tls_material(self.dir, self._need_credentials(), self.cfg.stack, ips)
+
+    def admin_client_properties(self, name: str) -> Path:
+        """kdrill-admin's Java client properties (ConfigCommand) for region `name`, 0600."""
+        creds = self._need_credentials()
+        return security.write_private(
+            self.registry.workdir(name) / "admin-client.properties",
+            security.java_client_properties(security.ADMIN, creds[security.ADMIN], self.tls),
+        )
+
     def register_clients(self) -> None:
         """Every client this process builds for either region authenticates (kdrill-admin by
-        default; the workload's roles as their own principals). Nothing when security is off
-        or the credentials are not written yet."""
+        default; the workload's roles as their own principals), over TLS when the stack says
+        so. Nothing when security is off or the credentials are not written yet."""
         creds = self.credentials
+        tls = self.tls
+        ca = tls.ca if tls else None
         for r in self.regions:
             if creds is None:
                 register(r.bootstrap, {})
                 continue
-            admin = security.client_settings(security.ADMIN, creds[security.ADMIN])
-            roles = security.roles(creds, self.cfg.security.groups)
+            admin = security.client_settings(security.ADMIN, creds[security.ADMIN], ca)
+            roles = security.roles(creds, self.cfg.security.groups, ca)
             register(r.bootstrap, admin, roles)
 
     def is_up(self) -> bool:
@@ -277,7 +303,9 @@ class LocalPair:
         if self.secure:
             kafka.create_acls(r.bootstrap, security.bindings(self.acl_specs(name)))
         if quotas is not None:
-            quotas(deadline)
+            quotas(
+                max(deadline, time.monotonic() + 90)
+            )  # its JVM starts slowly on a loaded machine
 
     def acl_specs(self, name: str) -> list[tuple[str, str, str, str, str]]:
         """The workload's ACLs the stack gives region `name` (security.acl_specs): the standby
@@ -316,14 +344,9 @@ class LocalPair:
         Empty with security off (no principals to hold a quota)."""
         if not self.secure:
             return {}
-        creds = self._need_credentials()
         jobs = {}
         for r in self.regions:
-            d = self.registry.workdir(r.name)
-            cc = security.write_private(
-                d / "admin-client.properties",
-                security.java_client_properties(security.ADMIN, creds[security.ADMIN]),
-            )
+            cc = self.admin_client_properties(r.name)
             argv = security.describe_quotas_argv(r.brokers[0].client_address, cc,
                                                  kafka_dist.log4j_config(self.dir))  # fmt: skip
             jobs[r.name] = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -344,12 +367,7 @@ class LocalPair:
     def set_quota(self, name: str, user: str, quota: dict[str, str]) -> None:
         """Set `user`'s quotas in region `name` (ConfigCommand, as kdrill-admin)."""
         r = self.region(name)
-        creds = self._need_credentials()
-        d = self.registry.workdir(r.name)
-        cc = security.write_private(
-            d / "admin-client.properties",
-            security.java_client_properties(security.ADMIN, creds[security.ADMIN]),
-        )
+        cc = self.admin_client_properties(r.name)
         values = ",".join(f"{k}={v}" for k, v in sorted(quota.items()))
         args = ["--bootstrap-server", r.brokers[0].client_address, "--command-config", str(cc),
                 "--alter", "--entity-type", "users", "--entity-name", user, "--add-config", values]  # fmt: skip
@@ -362,12 +380,8 @@ class LocalPair:
     def _set_quotas(self, r: Region) -> Callable[[float], None]:
         """Start Kafka's ConfigCommand setting the producer principal's quotas (it retries
         until the brokers answer); returns the wait for it."""
-        creds = self._need_credentials()
         d = self.registry.workdir(r.name)
-        command_config = security.write_private(
-            d / "admin-client.properties",
-            security.java_client_properties(security.ADMIN, creds[security.ADMIN]),
-        )
+        command_config = self.admin_client_properties(r.name)
         sec = self.cfg.security
         args = security.quota_args(r.brokers[0].client_address, command_config, security.PRODUCER,
                                    sec.producer_byte_rate, sec.consumer_byte_rate)  # fmt: skip
@@ -448,14 +462,16 @@ class LocalPair:
         jobs = []
         log4j = kafka_dist.log4j_config(self.dir)
         cluster_id = kafka.new_cluster_id()
-        secure = security.broker_properties() if self.secure else ""
+        tls = self._tls_material()
+        secure = security.broker_properties(tls, r.name) if self.secure else ""
         users = security.scram_args(self._need_credentials()) if self.secure else []
         for b in r.brokers:
             d = self.registry.workdir(r.name, b.node_id)
             shutil.rmtree(d / "data", ignore_errors=True)  # a re-created cluster starts empty
             (d / "data").mkdir(parents=True, exist_ok=True)
             props = d / "server.properties"
-            props.write_text(kafka.server_properties(b, d / "data", secure))
+            # 0600: with TLS it holds the keystore's password
+            security.write_private(props, kafka.server_properties(b, d / "data", secure))
             argv = kafka.format_argv(props, cluster_id, len(r.brokers) == 1, log4j, users)
             argfile = d / "format.args"
             if users:  # the SCRAM passwords: never on a command line

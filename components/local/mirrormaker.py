@@ -31,6 +31,7 @@ def properties(
     secrets: Path | None = None,
     *,
     reverse: bool = False,
+    tls: security.TlsFiles | None = None,
 ) -> str:
     """The dedicated-mode config of the forward flow (primary -> standby, run in the standby),
     or with `reverse` of the failback flow (standby -> old primary, run in the old primary):
@@ -38,7 +39,9 @@ def properties(
     `secrets` (security on: the 0600 file `secrets_file` wrote, holding the MM2 principal's
     JAAS line) both clusters are reached as the kdrill-mm2 super user over SASL/SCRAM, and
     topic ACLs are synced (MirrorMaker 2 copies them only partly: the drill's control-state
-    parity shows what it left out)."""
+    parity shows what it left out). With `tls` the destination, reached through its CLIENT
+    listener, is SASL_SSL with the pair's truststore (its password from the secrets file);
+    the source is read on its REPLICATION listener, which TLS leaves as it is."""
     src, dst = cfg.primary.name, cfg.standby.name
     src_bootstrap, dst_bootstrap = primary_bootstrap, standby_bootstrap
     src_brokers, dst_brokers = cfg.primary.brokers, cfg.standby.brokers
@@ -81,7 +84,7 @@ emit.heartbeats.interval.seconds = 1
 offset.lag.max = {rep.offset_lag_max}
 
 sync.topic.configs.enabled = true
-{_security(secrets, every, src, dst)}
+{_security(secrets, every, src, dst, tls=tls)}
 replication.factor = {rf}
 checkpoints.topic.replication.factor = {rf}
 heartbeats.topic.replication.factor = {rf}
@@ -93,7 +96,9 @@ tasks.max = 2
 """
 
 
-def _security(secrets: Path | None, every: int, *aliases: str) -> str:
+def _security(
+    secrets: Path | None, every: int, src: str, dst: str, tls: security.TlsFiles | None = None
+) -> str:
     if secrets is None:
         return "# The clusters run without an authorizer; ACL sync would only log errors.\n" \
                "sync.topic.acls.enabled = false\n"  # fmt: skip
@@ -105,16 +110,24 @@ def _security(secrets: Path | None, every: int, *aliases: str) -> str:
              "config.providers = file",
              "config.providers.file.class = org.apache.kafka.common.config.provider.FileConfigProvider"]  # fmt: skip
     ref = f"${{file:{secrets}:jaas}}"
-    for a in aliases:
-        lines += [f"{a}.security.protocol = SASL_PLAINTEXT",
+    for a in (src, dst):
+        ssl = tls is not None and a == dst  # the destination: its CLIENT listener
+        lines += [f"{a}.security.protocol = {'SASL_SSL' if ssl else 'SASL_PLAINTEXT'}",
                   f"{a}.sasl.mechanism = {security.MECHANISM}",
                   f"{a}.sasl.jaas.config = {ref}"]  # fmt: skip
+        if ssl:
+            lines += [f"{a}.ssl.truststore.type = PKCS12",
+                      f"{a}.ssl.truststore.location = {tls.truststore}",
+                      f"{a}.ssl.truststore.password = ${{file:{secrets}:truststore.password}}"]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
-def secrets_file(credentials: Mapping[str, str]) -> str:
+def secrets_file(credentials: Mapping[str, str], tls: security.TlsFiles | None = None) -> str:
     """The contents of MirrorMaker 2's secrets file (mode 0600), which FileConfigProvider reads."""
-    return f"jaas = {security.jaas(security.MM2, credentials[security.MM2])}\n"
+    text = f"jaas = {security.jaas(security.MM2, credentials[security.MM2])}\n"
+    if tls is not None:
+        text += f"truststore.password = {tls.password}\n"
+    return text
 
 
 def argv(props_path, log4j, target_alias: str) -> list[str]:

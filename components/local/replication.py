@@ -108,7 +108,8 @@ class Replication:
         secrets = self._secrets()
         props = self.registry.dir / "mm2.properties"
         props.write_text(mirrormaker.properties(self.cfg, self.primary.replication_bootstrap,
-                                                self.standby.bootstrap, self.policy, secrets))  # fmt: skip
+                                                self.standby.bootstrap, self.policy, secrets,
+                                                tls=self._tls()))  # fmt: skip
         log4j = kafka_dist.log4j_config(self.registry.dir)
         self.registry.start(
             self.standby, "mirrormaker2", mirrormaker.argv(props, log4j, self.standby.name)
@@ -124,7 +125,14 @@ class Replication:
         if not creds:
             return None
         return security.write_private(self.registry.dir / "mm2-secrets.properties",
-                                      mirrormaker.secrets_file(creds))  # fmt: skip
+                                      mirrormaker.secrets_file(creds, self._tls()))  # fmt: skip
+
+    def _tls(self) -> security.TlsFiles | None:
+        """The pair's TLS material (`kdrill:security.tls`): MirrorMaker 2 reaches its
+        destination through the CLIENT listener, which then speaks SASL_SSL."""
+        sec = self.cfg.security
+        creds = security.read_credentials(self.registry.dir) if sec.enabled and sec.tls else None
+        return security.tls_files(self.registry.dir, creds) if creds else None
 
     def restart(self, policy: str | None = None, timeout: float = 120.0) -> None:
         """Restart MirrorMaker 2, optionally under another replication policy."""
@@ -249,6 +257,7 @@ class Replication:
                     self.policy,
                     reverse=True,
                     secrets=self._secrets(),
+                    tls=self._tls(),
                 )
             )
             log4j = kafka_dist.log4j_config(self.registry.dir)

@@ -25,17 +25,34 @@ secret input and write them to `<state dir>/credentials.json` (mode 0600), which
 the pair's own clients read. A password never reaches a command line: the JVMs that need
 one (the storage format adding SCRAM users, ConfigCommand) get their arguments from a
 Java argument file of mode 0600, deleted once the JVM has read it.
+
+With `kdrill:security.tls` the CLIENT listener speaks SASL_SSL instead (REPLICATION, the
+backbone, stays SASL_PLAINTEXT; MirrorMaker 2 reaches its destination through CLIENT, so it
+gets the truststore too). `tls_material` makes, once per pair, under a lock (both regions'
+Kafka parts start at once): a CA of the stack, one certificate per region whose IP SANs
+are the addresses clients use (the region's client IP), a PKCS12 keystore per region, a
+PKCS12 truststore (Java clients: ConfigCommand, MirrorMaker 2) and the CA as PEM
+(librdkafka's `ssl.ca.location`), all mode 0600 under `<state dir>/tls/`. The store
+password is derived from the stack's Pulumi secret (`store_password`: an HMAC of the
+kdrill-admin password), so it exists only where that secret does: server.properties and
+MirrorMaker 2's secrets file (both 0600), never argv or a log.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
+import hmac
+import ipaddress
 import json
 import os
 import re
 import secrets
 import tempfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from components.clientconf import PRODUCER_ROLE, group_role
@@ -46,6 +63,7 @@ MM2 = "kdrill-mm2"
 PRODUCER = "kdrill-producer"
 GROUP_PREFIX = "kdrill-"  # the group ids kdrill's drills use (`kdrill-<run>-<name>`)
 CREDENTIALS_FILE = "credentials.json"
+TLS_DIR = "tls"
 
 
 def group_principal(group: str) -> str:
@@ -104,14 +122,20 @@ def read_credentials(state_dir: Path) -> dict[str, str] | None:
 # --- clients ---------------------------------------------------------------------------
 
 
-def client_settings(user: str, password: str) -> dict[str, str]:
-    """librdkafka settings of a client authenticating as `user`."""
-    return {
-        "security.protocol": "SASL_PLAINTEXT",
+def client_settings(user: str, password: str, ca: Path | None = None) -> dict[str, str]:
+    """librdkafka settings of a client authenticating as `user`; with `ca` (the pair's CA
+    certificate, TLS on) over SASL_SSL, the brokers' certificates checked against it and
+    their IP SANs against the address dialled (librdkafka's default `https` identification)."""
+    out = {
+        "security.protocol": "SASL_SSL" if ca else "SASL_PLAINTEXT",
         "sasl.mechanism": MECHANISM,
         "sasl.username": user,
         "sasl.password": password,
     }
+    if ca:
+        out["ssl.ca.location"] = str(ca)
+        out["ssl.endpoint.identification.algorithm"] = "https"
+    return out
 
 
 def jaas(user: str, password: str) -> str:
@@ -121,34 +145,55 @@ def jaas(user: str, password: str) -> str:
     )
 
 
-def java_client_properties(user: str, password: str) -> str:
-    """A Java client's properties (ConfigCommand's --command-config)."""
-    return (
-        f"security.protocol=SASL_PLAINTEXT\nsasl.mechanism={MECHANISM}\n"
-        f"sasl.jaas.config={jaas(user, password)}\n"
+def java_client_properties(user: str, password: str, tls: TlsFiles | None = None) -> str:
+    """A Java client's properties (ConfigCommand's --command-config), reaching the CLIENT
+    listener (SASL_SSL with the pair's truststore when `tls`). Holds secrets: write it 0600."""
+    text = (
+        f"security.protocol={'SASL_SSL' if tls else 'SASL_PLAINTEXT'}\n"
+        f"sasl.mechanism={MECHANISM}\nsasl.jaas.config={jaas(user, password)}\n"
     )
+    if tls:
+        text += (
+            f"ssl.truststore.type=PKCS12\nssl.truststore.location={tls.truststore}\n"
+            f"ssl.truststore.password={tls.password}\n"
+        )
+    return text
 
 
-def roles(creds: Mapping[str, str], groups: Iterable[str]) -> dict[str, dict[str, str]]:
+def roles(
+    creds: Mapping[str, str], groups: Iterable[str], ca: Path | None = None
+) -> dict[str, dict[str, str]]:
     """Role -> librdkafka settings: the workload's least-privilege principals."""
-    out = {PRODUCER_ROLE: client_settings(PRODUCER, creds[PRODUCER])}
+    out = {PRODUCER_ROLE: client_settings(PRODUCER, creds[PRODUCER], ca)}
     for g in groups:
         p = group_principal(g)
         if p in creds:
-            out[group_role(g)] = client_settings(p, creds[p])
+            out[group_role(g)] = client_settings(p, creds[p], ca)
     return out
 
 
 # --- brokers -------------------------------------------------------------------------
 
 
-def broker_properties() -> str:
+def broker_properties(tls: TlsFiles | None = None, region: str = "") -> str:
     """server.properties lines turning SASL/SCRAM and the authorizer on (no secret in them:
-    a SCRAM server checks against the credentials in the cluster's metadata)."""
+    a SCRAM server checks against the credentials in the cluster's metadata); with `tls`,
+    SASL_SSL on CLIENT with region `region`'s keystore -- its password is then in the file,
+    which must be written 0600."""
     login = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    client = "SASL_SSL" if tls else "SASL_PLAINTEXT"
+    ssl = ""
+    if tls:
+        ssl = (
+            "listener.name.client.ssl.keystore.type=PKCS12\n"
+            f"listener.name.client.ssl.keystore.location={tls.keystore(region)}\n"
+            f"listener.name.client.ssl.keystore.password={tls.password}\n"
+            f"listener.name.client.ssl.key.password={tls.password}\n"
+            "listener.name.client.ssl.client.auth=none\n"
+        )
     return f"""\
-listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,REPLICATION:SASL_PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT
-sasl.enabled.mechanisms={MECHANISM}
+listener.security.protocol.map=CLIENT:{client},REPLICATION:SASL_PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT
+{ssl}sasl.enabled.mechanisms={MECHANISM}
 listener.name.client.scram-sha-512.sasl.jaas.config={login}
 listener.name.replication.scram-sha-512.sasl.jaas.config={login}
 authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
@@ -267,3 +312,155 @@ def parse_described(text: str) -> dict[str, dict[str, dict[str, str]]]:
             values[k.strip()] = v
         out[kind][m.group(2)] = values
     return out
+
+
+# --- TLS on the CLIENT listener (kdrill:security.tls) ----------------------------------
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """Where a pair's TLS material is (all 0600), and the password of its stores."""
+
+    dir: Path
+    password: str
+
+    @property
+    def ca(self) -> Path:
+        """The CA certificate, PEM: librdkafka's `ssl.ca.location`."""
+        return self.dir / "ca.pem"
+
+    @property
+    def truststore(self) -> Path:
+        """The CA as a PKCS12 truststore: Java clients (ConfigCommand, MirrorMaker 2)."""
+        return self.dir / "truststore.p12"
+
+    def keystore(self, region: str) -> Path:
+        """Region `region`'s brokers' key and certificate chain, PKCS12."""
+        return self.dir / f"{region}.keystore.p12"
+
+    def sans(self) -> Path:
+        return self.dir / "sans.json"
+
+
+def store_password(creds: Mapping[str, str]) -> str:
+    """The keystores' and truststore's password: derived from the stack's secret (kdrill-admin's
+    password), so it is held wherever the secret is and nowhere else."""
+    return hmac.new(creds[ADMIN].encode(), b"kdrill tls stores", hashlib.sha256).hexdigest()
+
+
+def tls_files(state_dir: Path, creds: Mapping[str, str]) -> TlsFiles:
+    return TlsFiles(state_dir / TLS_DIR, store_password(creds))
+
+
+def tls_material(
+    state_dir: Path, creds: Mapping[str, str], stack: str, region_ips: Mapping[str, list[str]]
+) -> TlsFiles:
+    """Make the pair's CA, a certificate per region (IP SANs: `region_ips[region]`, the
+    addresses its clients dial) and the stores, unless they exist for these addresses and
+    this password. Under a lock: both regions' Kafka parts call it at once, and must share
+    one CA."""
+    files = tls_files(state_dir, creds)
+    files.dir.mkdir(parents=True, exist_ok=True)
+    want = json.dumps({"sans": {r: sorted(v) for r, v in sorted(region_ips.items())},
+                       "password": hashlib.sha256(files.password.encode()).hexdigest()})  # fmt: skip
+    with open(files.dir / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        have = files.sans().read_text() if files.sans().exists() else None
+        ready = [files.ca, files.truststore, *(files.keystore(r) for r in region_ips)]
+        if have == want and all(p.exists() for p in ready):
+            return files
+        _make_tls(files, stack, region_ips)
+        write_private(files.sans(), want)
+    return files
+
+
+def _make_tls(files: TlsFiles, stack: str, region_ips: Mapping[str, list[str]]) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.now(UTC)
+    valid = (now - timedelta(hours=1), now + timedelta(days=365))
+    pw = files.password.encode()
+    enc = (
+        serialization.PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(20000)
+        .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+        .hmac_hash(hashes.SHA256())
+        .build(pw)
+    )
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "kdrill"),
+                          x509.NameAttribute(NameOID.COMMON_NAME, cn)])  # fmt: skip
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name(f"kdrill CA of stack {stack}"))
+        .issuer_name(name(f"kdrill CA of stack {stack}"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(valid[0])
+        .not_valid_after(valid[1])
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),  # fmt: skip
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    for region, ips in region_ips.items():
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name(f"kdrill {stack} {region} brokers"))
+            .issuer_name(ca.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(valid[0])
+            .not_valid_after(valid[1])
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address(ip)) for ip in sorted(set(ips))]
+                ),
+                critical=False,
+            )
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        p12 = pkcs12.serialize_key_and_certificates(b"broker", key, cert, [ca], enc)
+        _write_private_bytes(files.keystore(region), p12)
+    trust = pkcs12.serialize_java_truststore([pkcs12.PKCS12Certificate(ca, b"kdrill-ca")], enc)
+    _write_private_bytes(files.truststore, trust)
+    _write_private_bytes(files.ca, ca.public_bytes(serialization.Encoding.PEM))
+    # the CA's key is not kept: every certificate the pair needs is made here, at once
+
+
+def _write_private_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

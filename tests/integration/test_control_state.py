@@ -1,7 +1,9 @@
 """Control state on the secured pair (issue 16 items 2, 4, 6): MirrorMaker 2's partial ACL
 sync shows as classified differences; a wrong password, an unknown principal and a missing
-ACL stop a drill at preflight with one line naming the fix; a standby lacking a group's
-READ ACL fails the drill on the authorization check after cutover, the finding named."""
+ACL stop a drill at preflight with one line naming the fix, in the primary and in the
+standby (the producer's WRITE on the topic it writes after cutover); a group's READ ACL
+that leaves the standby after preflight fails the drill on the authorization check after
+cutover, the finding named."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from components import clientconf
 from components.local import kafka, security
 from drills import controlstate
 from drills.controlstate import BREAKS, COSMETIC
+from drills.hooks import Hooks
 from drills.runner import run_drill
 from drills.targets import LocalTarget
 from tests.integration.conftest import wait_for
@@ -125,17 +128,56 @@ def test_a_missing_acl_is_one_line_at_preflight(pair, tmp_path):
     assert "add an ALLOW WRITE ACL" in err
 
 
-def test_standby_without_the_groups_read_acl_fails_on_the_authorization_check(pair, tmp_path):
-    """The missing-READ-ACL scenario: the standby lacks analytics' group READ (MirrorMaker 2
-    never copies group ACLs); the drill runs, and its verdict names the denial."""
-    who = f"User:{security.group_principal('analytics')}"
-    row = [("GROUP", security.GROUP_PREFIX, "PREFIXED", who, "READ")]
+def test_standby_without_the_producers_write_stops_the_drill_at_preflight(pair, tmp_path):
+    """The gap that reached cutover: the topic producers write in the standby after cutover
+    lacks their WRITE (under the identity policy MirrorMaker 2 creates it and never copies
+    ALLOW WRITE). The preflight must stop on it, naming the ACL and the fix."""
+    s = spec()
+    topic = s.workload.topics[0].name  # written in the standby after cutover, either policy
+    pair.create_workload_topics(pair.primary.name, {topic: 3})  # kdrill's grants, both regions
+    pair.create_workload_topics(pair.standby.name, {topic: 3})
+    row = [("TOPIC", topic, "LITERAL", f"User:{security.PRODUCER}", "WRITE")]
     b = kafka.admin(pair.standby.bootstrap)
     for f in b.delete_acls(_acl_filter(row), request_timeout=15).values():
-        assert f.result(), "the stack's group ACL was not there to remove"
+        assert f.result(), "the producer's WRITE was not there to remove"
+    try:
+        err, ev = _preflight_error(pair, tmp_path, s)
+        assert (f"west: kdrill-producer (producer) is denied WRITE on topic {topic}: add an "
+                "ALLOW WRITE ACL for it") in err, err  # fmt: skip
+        assert "`kdrill sync-control-state --from east --to west`" in err and "\n" not in err
+        # the primary was fine: the stop is the standby's
+        pre = json.loads(ev)["journal"]["steps"][0]["output"]["authorization"]
+        assert all(f["ok"] for f in pre["east"])
+        assert [f["role"] for f in pre["west"] if not f["ok"]] == ["producer"]
+    finally:
+        kafka.create_acls(pair.standby.bootstrap, security.bindings(row))
+    need = controlstate.Need("producer", {topic: "WRITE"})
+    assert controlstate.authorize(pair.standby.bootstrap, "west", need)["ok"]
+
+
+class _RevokeBeforeInject(Hooks):
+    """Delete ACLs in a region right before the incident: after preflight checked them."""
+
+    def __init__(self, bootstrap: str, rows: list):
+        self.bootstrap, self.rows, self.deleted = bootstrap, rows, False
+
+    def before_inject(self, drill) -> None:
+        a = kafka.admin(self.bootstrap)
+        for f in a.delete_acls(_acl_filter(self.rows), request_timeout=15).values():
+            self.deleted = bool(f.result())
+
+
+def test_a_group_acl_gone_from_the_standby_mid_drill_fails_the_authorization_check(pair, tmp_path):
+    """The missing-READ-ACL scenario after preflight: analytics' group READ leaves the standby
+    during the drill (preflight would have stopped on it: the test above); the drill runs on,
+    and the check after cutover names the denial in the verdict."""
+    who = f"User:{security.group_principal('analytics')}"
+    row = [("GROUP", security.GROUP_PREFIX, "PREFIXED", who, "READ")]
+    revoke = _RevokeBeforeInject(pair.standby.bootstrap, row)
     try:
         out = run_drill(spec(**{"objectives.max_rto_seconds": None}), LocalTarget(pair),
-                        tmp_path / "run")  # fmt: skip
+                        tmp_path / "run", revoke)  # fmt: skip
+        assert revoke.deleted, "the stack's group ACL was not there to remove"
         # item 4: sync-control-state names the gap, repairs it, and is idempotent
         dry = _sync(pair, tmp_path, "--dry-run")
         line = f"+ acl ALLOW {who} READ GROUP:prefixed:kdrill-  (west)"
@@ -154,9 +196,7 @@ def test_standby_without_the_groups_read_acl_fails_on_the_authorization_check(pa
     assert auth["findings"][0].startswith(
         "west: kdrill-group-analytics (group:analytics) is denied READ on group kdrill-"
     )
-    parity = checks["max_parity_breaking"]
-    assert not parity["met"]
-    assert f"ALLOW {who} READ GROUP:prefixed:kdrill-" in parity["findings"]
+    assert checks["max_parity_breaking"]["met"]  # judged at preflight, before the ACL left
     # billing, whose ACL is there, was authorized
     step = next(x for x in ev["journal"]["steps"] if x["name"].startswith("authorization check"))
     assert {c["role"]: c["ok"] for c in step["output"]["checks"]} == {

@@ -3,7 +3,16 @@ classified, MirrorMaker 2's partial ACL sync shown rather than hidden."""
 
 from types import SimpleNamespace
 
-from drills.controlstate import BREAKS, COSMETIC, DEGRADES, Scope, checks, needs, parity
+from drills.controlstate import (
+    BREAKS,
+    COSMETIC,
+    DEGRADES,
+    Scope,
+    checks,
+    needs,
+    parity,
+    preflight_denial,
+)
 
 
 def acl(name, principal, op, rtype="TOPIC", pattern="LITERAL", perm="ALLOW"):
@@ -131,3 +140,32 @@ def test_a_workload_principals_acl_on_another_drills_topic_only_degrades():
     assert s["ALLOW User:c READ TOPIC:literal:east.west.old"]["severity"] == DEGRADES
     assert s["ALLOW User:c READ TOPIC:literal:east.orders"]["severity"] == BREAKS
     assert s["ALLOW User:c READ GROUP:prefixed:kdrill-"]["severity"] == BREAKS
+
+
+def _found(region, role, ok, line=""):
+    return {"region": region, "role": role, "principal": "u", "ok": ok, "finding": line}
+
+
+def test_preflight_stops_on_a_standby_denial_of_a_principal_the_cutover_moves():
+    """The gap that reached cutover: the standby's topic lacks the producer's WRITE (under the
+    identity policy MirrorMaker 2 creates it and never copies ALLOW WRITE)."""
+    prim = [_found("east", "producer", True), _found("east", "group:billing", True)]
+    deny = "west: kdrill-producer (producer) is denied WRITE on topic orders: add an ALLOW WRITE ACL for it"
+    stby = [_found("west", "producer", False, deny), _found("west", "group:billing", True)]
+    line = preflight_denial(prim, stby, {"producer", "group:billing"}, "east", "west")
+    assert line is not None and line.startswith(deny) and "\n" not in line
+    assert "`kdrill sync-control-state --from east --to west`" in line
+    assert "denied after cutover" in line
+    # a principal that stays (or a drill that does not fail over): not a preflight stop
+    assert preflight_denial(prim, stby, {"group:billing"}, "east", "west") is None
+    assert preflight_denial(prim, stby, set(), "east", "west") is None
+    # the primary's denial comes first, as it is
+    bad = [_found("east", "producer", False, "east: x")]
+    assert preflight_denial(bad, stby, {"producer"}, "east", "west") == "east: x"
+    # a missing topic is replication's, not an ACL: no sync hint
+    gone = [
+        _found(
+            "west", "producer", False, "west: u (producer) cannot WRITE t: the topic does not exist"
+        )
+    ]
+    assert "sync-control-state" not in preflight_denial(prim, gone, {"producer"}, "east", "west")

@@ -1,6 +1,7 @@
 """Capacity under peak on the real local pair: a step load the standby must absorb.
 
-The workload steps up tenfold when the fault strikes (`shape: step`, relative to the
+The drill is the shipped scenario drills/scenarios/peak-at-failover.yaml (on a topic of its
+own): the workload steps up tenfold when the fault strikes (`shape: step`, relative to the
 fault), the primary's Kafka endpoint is black-holed, and the drill fails over to the
 standby. With the standby's CPU quota squeezed (`cpu-squeeze`, its brokers and MirrorMaker
 2 are JVMs in its cgroup) it cannot acknowledge the peak: `max_throughput_drop` is missed
@@ -29,32 +30,26 @@ from drills.targets import LocalTarget
 from tests.integration.conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-
-BASE_RATE = 200  # records/s before the fault
-STEP = 10  # the peak: 2,000 records/s from the fault on
-RECORD_BYTES = 1000  # 2 MB/s at the peak
+SCENARIO = REPO / "drills" / "scenarios" / "peak-at-failover.yaml"
 SQUEEZED_CORES = 0.03  # the standby's quota for the squeezed run (the stack gives it 1.0)
-BOUND = 0.10  # max_throughput_drop: the standby must acknowledge >= 90% of the peak
 
 
 def step_spec():
-    """The blackhole scenario on a topic of its own, short, with a step at the fault."""
-    data = load_spec(REPO / "drills" / "scenarios" / "blackhole-endpoint.yaml").to_dict()
+    """The shipped peak-at-failover scenario, on a topic of its own."""
+    data = load_spec(SCENARIO).to_dict()
     topic = f"cap-{uuid.uuid4().hex[:6]}"
-    w = data["workload"]
-    w.update(rate=BASE_RATE, record_bytes=RECORD_BYTES, producers=1,
-             topics=[{"name": topic, "partitions": 3}],
-             shape={"kind": "step", "factor": STEP, "at_s": 0, "relative_to": "fault"})  # fmt: skip
-    w["groups"] = [{"name": "billing", "topics": [topic]}]
-    data["clients"].update(message_timeout_ms=2000, request_timeout_ms=2000)
-    data["steady_state"].update(duration_s=3, min_throughput_rps=BASE_RATE / 2)
-    data["detection"].update(rule="no-acks", window_s=1.0, timeout_s=30)
-    data["decision"] = {"mode": "automatic"}
-    data["cutover"].update(run_after_s=6, resume="synced")
-    data["objectives"] = {"max_throughput_drop": BOUND, "max_rto_seconds": None,
-                          "max_rpo_records": None, "max_rpo_seconds": None,
-                          "max_duplicates": None}  # fmt: skip
+    data["workload"]["topics"] = [{"name": topic, "partitions": 3}]
+    for g in data["workload"]["groups"]:
+        g["topics"] = [topic]
     return parse_spec(data)
+
+
+# What the scenario runs: the steady rate, the step, the bound the verdict judges.
+_S = load_spec(SCENARIO)
+BASE_RATE = _S.workload.rate  # records/s before the fault
+STEP = _S.workload.shape.factor  # the peak: STEP x BASE_RATE from the fault on
+BOUND = _S.objectives.max_throughput_drop  # the standby must acknowledge >= 1 - BOUND
+assert _S.workload.producers == 1 and _S.workload.shape.relative_to == "fault"
 
 
 def run(pair, run_dir: Path, cores: float | None):

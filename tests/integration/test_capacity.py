@@ -147,3 +147,50 @@ def test_the_same_step_on_an_unsqueezed_standby_is_absorbed(pair, tmp_path):
     assert cap["throughput_drop"] == pytest.approx(recomputed_drop(tmp_path / "run", ev), abs=0.02)
     assert "findings" not in ev["verdict"] and "finding" not in cap
     assert out.exit_code == EXIT_PASS, ev["verdict"]
+
+
+def test_standby_squeezed_then_failover_moves_onto_the_squeezed_standby(pair, tmp_path):
+    """drills/scenarios/standby-squeezed-then-failover.yaml (shortened, on a topic of its
+    own): the standby's quota cut first, then the primary lost; the drill still fails over
+    onto the squeezed standby within its RTO, measures what it sustained there, and leaves
+    the stack's quota back in place."""
+    data = load_spec(
+        REPO / "drills" / "scenarios" / "standby-squeezed-then-failover.yaml"
+    ).to_dict()
+    topic = f"sq-{uuid.uuid4().hex[:6]}"
+    data["workload"]["topics"] = [{"name": topic, "partitions": 3}]
+    for g in data["workload"]["groups"]:
+        g["topics"] = [topic]
+    data["steady_state"]["duration_s"] = 3
+    data["cutover"]["run_after_s"] = 3
+    s = parse_spec(data)
+    squeezed = s.faults[0].params["cores"]
+    seen: dict[str, float | None] = {}
+
+    def quota_while_serving(phase: str, _what: str) -> None:
+        if phase == "verify" and "verify" not in seen:
+            seen["verify"] = cgroups.quota_cores(pair.standby.cgroup)
+
+    out = run_drill(s, LocalTarget(pair), tmp_path / "run", Callbacks(phase=quota_while_serving))
+    ev = json.loads((tmp_path / "run" / "evidence.json").read_text())
+    assert ev["status"] == "completed", [
+        (x["phase"], x["status"], x["error"]) for x in ev["journal"]["steps"]
+    ]
+    # the squeeze struck first, on the standby, and was still in force while it served
+    squeeze, loss = ev["faults"]
+    assert (squeeze["kind"], squeeze["region"], loss["kind"]) == ("cpu-squeeze", pair.standby.name,
+                                                                  "region-loss")  # fmt: skip
+    assert loss["incident"] and squeeze["applied"] < loss["applied"]
+    assert seen["verify"] == pytest.approx(squeezed)
+    # failover onto it: clients served by the standby, within the scenario's bounds
+    assert out.record.failover and out.record.serving == pair.standby.name
+    rto = ev["measurements"]["rto"]
+    assert rto["seconds"] is not None and rto["seconds"] <= s.objectives.max_rto_seconds
+    assert ev["measurements"]["rpo"]["split_brain"] == 0
+    assert all(c["skipped"] == 0 for c in ev["measurements"]["continuity"])
+    cap = ev["capacity"]
+    assert cap["region"] == pair.standby.name and cap["offered_rps"] > 0
+    assert out.exit_code == EXIT_PASS, ev["verdict"]
+    # the squeeze is cleared in teardown: the stack's quota again, nothing left applied
+    assert cgroups.quota_cores(pair.standby.cgroup) == pair.standby.spec.cpu_cores
+    assert faults.leftovers(pair) == []

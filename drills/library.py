@@ -46,7 +46,7 @@ SEED_SITUATIONS = (
 )
 
 SEED_LINE = re.compile(r"^#\s*Seed situation:\s*(?P<what>.+)$", re.IGNORECASE)
-SUMMARY_WIDTH = 110
+SUMMARY_WIDTH = 120
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from drills import cli
-from drills.library import SCENARIOS_DIR, SEED_SITUATIONS, header, known_situation, library
+from drills.library import (
+    SCENARIOS_DIR,
+    SEED_SITUATIONS,
+    SUMMARY_WIDTH,
+    header,
+    known_situation,
+    library,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 INTEGRATION = REPO / "tests" / "integration"
@@ -59,7 +66,7 @@ def test_every_scenario_validates_and_names_its_seed_situation(name):
     row = _rows()[name]
     assert row.error is None, row.error
     assert row.name == name.removesuffix(".yaml"), "a scenario's name is its file name"
-    assert row.summary and len(row.summary) <= 110
+    assert row.summary and len(row.summary) <= SUMMARY_WIDTH
     lines = header((SCENARIOS_DIR / name).read_text())
     assert len(lines) >= 3, "a header comment saying what the drill proves"
     assert known_situation(row.seed or "") in SEED_SITUATIONS
@@ -125,7 +132,10 @@ def test_scenarios_lists_a_broken_spec_with_its_one_line_error_and_exits_2(capsy
     assert len(bad) == 4
     assert any("bad-region.yaml: fault: unknown region 'mars'" in line for line in bad)
     assert any("no-seed.yaml: no '# Seed situation: ...' line" in line for line in bad)
-    assert any("odd-seed.yaml: seed situation 'a bad day on the client link' names none" in line for line in bad)
+    assert any(
+        "odd-seed.yaml: seed situation 'a bad day on the client link' names none" in line
+        for line in bad
+    )
     assert any(line.startswith("not-yaml.yaml") and "not-yaml.yaml" in line for line in bad)
     (ok,) = [line for line in out if "INVALID" not in line]
     assert ok.split(None, 1) == ["good", "The first sentence is the summary."]

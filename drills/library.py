@@ -3,7 +3,7 @@
 Each scenario is a drill spec (`*.yaml`) whose file starts with a comment header saying what
 the drill proves and, on a line of its own, which situation of the domain text it stands for:
 
-    # Seed situation: partial region degradation -- one broker of three lost
+    # Seed situation: partial region degradation
 
 The words after `Seed situation:` must contain one of `SEED_SITUATIONS`, phrases taken
 verbatim from the seed text (the five layers, the "ambiguous middle states" and the decision

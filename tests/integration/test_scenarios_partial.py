@@ -31,6 +31,7 @@ from confluent_kafka.admin import ConfigResource
 
 from components.local import config, kafka
 from components.local.env import LocalPair
+from components.local.errors import LocalEnvError
 from drills.engine import EXIT_PASS
 from drills.history import read_history
 from drills.hooks import Callbacks
@@ -72,7 +73,14 @@ def pair3() -> Iterator[LocalPair]:
     p.down()  # whatever an earlier, killed run left
     try:
         t0 = time.monotonic()
-        p.up(timeout=300)
+        try:
+            p.up(timeout=300)
+        except LocalEnvError as e:
+            # A loaded machine can miss start_cluster's fixed 120 s for three KRaft brokers
+            # and their quota command (seen at load average 40-77): once more, from scratch.
+            print(f"\npartial-region pair up failed after {time.monotonic() - t0:.0f}s: {e}")
+            p.down()
+            p.up(timeout=300)
         print(f"\npartial-region pair up in {time.monotonic() - t0:.1f}s; {rss_mb(p)}")
         yield p
     finally:

@@ -81,7 +81,7 @@ def pair3() -> Iterator[LocalPair]:
             print(f"\npartial-region pair up failed after {time.monotonic() - t0:.0f}s: {e}")
             p.down()
             p.up(timeout=300)
-        print(f"\npartial-region pair up in {time.monotonic() - t0:.1f}s; {rss_mb(p)}")
+        print(f"\npartial-region pair up in {time.monotonic() - t0:.1f}s")
         yield p
     finally:
         t0 = time.monotonic()

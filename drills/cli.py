@@ -110,6 +110,36 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_scenarios(args) -> int:
+    """One line per shipped scenario (name, what it proves); a broken one listed with its
+    one-line error, and then exit 2."""
+    import json
+
+    from drills.library import SCENARIOS_DIR, library
+
+    directory = Path(args.dir) if args.dir else SCENARIOS_DIR
+    if not directory.is_dir():
+        error(f"kdrill: scenarios: {directory}: no such directory; give the folder of the specs")
+        return 2
+    rows = library(directory)
+    broken = [r for r in rows if r.error]
+    if args.json:
+        out.print_json(json.dumps([r.to_dict() for r in rows]))
+    else:
+        width = max((len(r.name or r.file) for r in rows), default=0)
+        for r in rows:
+            what = f"INVALID: {r.error}" if r.error else r.summary
+            out.print(f"{(r.name or r.file):<{width}}  {what}", markup=False, highlight=False,
+                      soft_wrap=True)  # fmt: skip
+    if not rows:
+        error(f"kdrill: scenarios: no *.yaml in {directory}")
+        return 2
+    if broken:
+        error(f"kdrill: scenarios: {len(broken)} of {len(rows)} invalid")
+        return 2
+    return 0
+
+
 def cmd_run(args) -> int:
     if getattr(args, "env", None):  # --env create: the drill in an env made for it
         from drills import env_cli
@@ -365,6 +395,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--stack", help="stack whose regions the fault must name (default: the spec's)"
     )
     val.set_defaults(fn=cmd_validate)
+    scen = sub.add_parser(
+        "scenarios",
+        help="list the shipped drill scenarios, one line each (exit 2 if one is invalid)",
+        description="List drills/scenarios/*.yaml: name and what the drill proves (its "
+        "description's first sentence). Each is validated as `kdrill validate` does, plus its "
+        "header's `# Seed situation:` line; an invalid one is listed with its one-line error "
+        "and the exit code is 2.",
+    )
+    scen.add_argument("--json", action="store_true", help="machine-readable output")
+    scen.add_argument("--dir", help="another folder of specs (default: drills/scenarios)")
+    scen.set_defaults(fn=cmd_scenarios)
     from drills.cost.cli import add_parser as add_cost
 
     add_cost(sub)  # kdrill cost export|reconcile|refresh

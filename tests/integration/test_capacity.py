@@ -1,6 +1,7 @@
 """Capacity under peak on the real local pair: a step load the standby must absorb.
 
-The workload steps up tenfold when the fault strikes (`shape: step`, relative to the
+The drill is the shipped scenario drills/scenarios/peak-at-failover.yaml (on a topic of its
+own): the workload steps up tenfold when the fault strikes (`shape: step`, relative to the
 fault), the primary's Kafka endpoint is black-holed, and the drill fails over to the
 standby. With the standby's CPU quota squeezed (`cpu-squeeze`, its brokers and MirrorMaker
 2 are JVMs in its cgroup) it cannot acknowledge the peak: `max_throughput_drop` is missed
@@ -29,32 +30,26 @@ from drills.targets import LocalTarget
 from tests.integration.conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-
-BASE_RATE = 200  # records/s before the fault
-STEP = 10  # the peak: 2,000 records/s from the fault on
-RECORD_BYTES = 1000  # 2 MB/s at the peak
+SCENARIO = REPO / "drills" / "scenarios" / "peak-at-failover.yaml"
 SQUEEZED_CORES = 0.03  # the standby's quota for the squeezed run (the stack gives it 1.0)
-BOUND = 0.10  # max_throughput_drop: the standby must acknowledge >= 90% of the peak
 
 
 def step_spec():
-    """The blackhole scenario on a topic of its own, short, with a step at the fault."""
-    data = load_spec(REPO / "drills" / "scenarios" / "blackhole-endpoint.yaml").to_dict()
+    """The shipped peak-at-failover scenario, on a topic of its own."""
+    data = load_spec(SCENARIO).to_dict()
     topic = f"cap-{uuid.uuid4().hex[:6]}"
-    w = data["workload"]
-    w.update(rate=BASE_RATE, record_bytes=RECORD_BYTES, producers=1,
-             topics=[{"name": topic, "partitions": 3}],
-             shape={"kind": "step", "factor": STEP, "at_s": 0, "relative_to": "fault"})  # fmt: skip
-    w["groups"] = [{"name": "billing", "topics": [topic]}]
-    data["clients"].update(message_timeout_ms=2000, request_timeout_ms=2000)
-    data["steady_state"].update(duration_s=3, min_throughput_rps=BASE_RATE / 2)
-    data["detection"].update(rule="no-acks", window_s=1.0, timeout_s=30)
-    data["decision"] = {"mode": "automatic"}
-    data["cutover"].update(run_after_s=6, resume="synced")
-    data["objectives"] = {"max_throughput_drop": BOUND, "max_rto_seconds": None,
-                          "max_rpo_records": None, "max_rpo_seconds": None,
-                          "max_duplicates": None}  # fmt: skip
+    data["workload"]["topics"] = [{"name": topic, "partitions": 3}]
+    for g in data["workload"]["groups"]:
+        g["topics"] = [topic]
     return parse_spec(data)
+
+
+# What the scenario runs: the steady rate, the step, the bound the verdict judges.
+_S = load_spec(SCENARIO)
+BASE_RATE = _S.workload.rate  # records/s before the fault
+STEP = _S.workload.shape.factor  # the peak: STEP x BASE_RATE from the fault on
+BOUND = _S.objectives.max_throughput_drop  # the standby must acknowledge >= 1 - BOUND
+assert _S.workload.producers == 1 and _S.workload.shape.relative_to == "fault"
 
 
 def run(pair, run_dir: Path, cores: float | None):
@@ -152,3 +147,50 @@ def test_the_same_step_on_an_unsqueezed_standby_is_absorbed(pair, tmp_path):
     assert cap["throughput_drop"] == pytest.approx(recomputed_drop(tmp_path / "run", ev), abs=0.02)
     assert "findings" not in ev["verdict"] and "finding" not in cap
     assert out.exit_code == EXIT_PASS, ev["verdict"]
+
+
+def test_standby_squeezed_then_failover_moves_onto_the_squeezed_standby(pair, tmp_path):
+    """drills/scenarios/standby-squeezed-then-failover.yaml (shortened, on a topic of its
+    own): the standby's quota cut first, then the primary lost; the drill still fails over
+    onto the squeezed standby within its RTO, measures what it sustained there, and leaves
+    the stack's quota back in place."""
+    data = load_spec(
+        REPO / "drills" / "scenarios" / "standby-squeezed-then-failover.yaml"
+    ).to_dict()
+    topic = f"sq-{uuid.uuid4().hex[:6]}"
+    data["workload"]["topics"] = [{"name": topic, "partitions": 3}]
+    for g in data["workload"]["groups"]:
+        g["topics"] = [topic]
+    data["steady_state"]["duration_s"] = 3
+    data["cutover"]["run_after_s"] = 3
+    s = parse_spec(data)
+    squeezed = s.faults[0].params["cores"]
+    seen: dict[str, float | None] = {}
+
+    def quota_while_serving(phase: str, _what: str) -> None:
+        if phase == "verify" and "verify" not in seen:
+            seen["verify"] = cgroups.quota_cores(pair.standby.cgroup)
+
+    out = run_drill(s, LocalTarget(pair), tmp_path / "run", Callbacks(phase=quota_while_serving))
+    ev = json.loads((tmp_path / "run" / "evidence.json").read_text())
+    assert ev["status"] == "completed", [
+        (x["phase"], x["status"], x["error"]) for x in ev["journal"]["steps"]
+    ]
+    # the squeeze struck first, on the standby, and was still in force while it served
+    squeeze, loss = ev["faults"]
+    assert (squeeze["kind"], squeeze["region"], loss["kind"]) == ("cpu-squeeze", pair.standby.name,
+                                                                  "region-loss")  # fmt: skip
+    assert loss["incident"] and squeeze["applied"] < loss["applied"]
+    assert seen["verify"] == pytest.approx(squeezed)
+    # failover onto it: clients served by the standby, within the scenario's bounds
+    assert out.record.failover and out.record.serving == pair.standby.name
+    rto = ev["measurements"]["rto"]
+    assert rto["seconds"] is not None and rto["seconds"] <= s.objectives.max_rto_seconds
+    assert ev["measurements"]["rpo"]["split_brain"] == 0
+    assert all(c["skipped"] == 0 for c in ev["measurements"]["continuity"])
+    cap = ev["capacity"]
+    assert cap["region"] == pair.standby.name and cap["offered_rps"] > 0
+    assert out.exit_code == EXIT_PASS, ev["verdict"]
+    # the squeeze is cleared in teardown: the stack's quota again, nothing left applied
+    assert cgroups.quota_cores(pair.standby.cgroup) == pair.standby.spec.cpu_cores
+    assert faults.leftovers(pair) == []

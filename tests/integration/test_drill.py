@@ -60,6 +60,7 @@ def test_default_drill_passes_with_consistent_figures(pair, tmp_path):
     ev = json.loads((tmp_path / "run" / "evidence.json").read_text())
     assert out.exit_code == EXIT_PASS, ev["verdict"]
     assert ev["status"] == "completed" and ev["verdict"]["passed"]
+    assert out.record.failover and out.record.serving == pair.standby.name  # failed over
 
     rto = ev["measurements"]["rto"]
     parts = [rto["detect"], rto["decide"], rto["cutover"], rto["first_consume"]]
@@ -246,5 +247,6 @@ def test_blackholed_endpoint_drill_resumes_from_checkpoints(pair, tmp_path):
     assert m["rto"]["decide"] >= data["decision"]["delay_s"]
     replicated = [c for c in m["continuity"] if c["role"] == "replicated"]
     assert replicated and all(c["resume_source"] == "checkpoint" for c in replicated)
+    assert all(c["skipped"] == 0 for c in m["continuity"])
     assert out.exit_code == EXIT_PASS, ev["verdict"]
     assert_pair_healthy(pair)

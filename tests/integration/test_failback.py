@@ -1,5 +1,8 @@
 """Failback as a drill on the session pair: region loss, failover, then back to the old primary.
 
+The drill is the shipped scenario drills/scenarios/failback-after-region-loss.yaml (on a
+topic of its own).
+
 The lost tail is made by construction (as in test_drill's RPO test): MirrorMaker 2 is paused
 once its lag is zero, K more records are acknowledged by the primary, then the region is
 lost. The failover must count K lost; the failback (no rebuild, prefixed policy) must find
@@ -11,6 +14,8 @@ the failback and must read every one of them again.
 from __future__ import annotations
 
 import json
+import uuid
+from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
@@ -21,31 +26,31 @@ from components.local.faultswitch import REVERSE_KEY, reverse_urn
 from drills.history import read_history
 from drills.hooks import Callbacks
 from drills.runner import run_drill
+from drills.spec import load_spec, parse_spec
 from drills.targets import LocalTarget
 from tests.integration.conftest import wait_for
-from tests.integration.test_drill import assert_pair_healthy, spec
+from tests.integration.test_drill import assert_pair_healthy
 
 K = 40
+SCENARIO = (
+    Path(__file__).resolve().parents[2] / "drills" / "scenarios" / "failback-after-region-loss.yaml"
+)
 
 
 def _failback_spec(**changes):
-    s = spec(
-        **{
-            "workload.producers": 1,
-            "steady_state.duration_s": 3,
-            "cutover.run_after_s": 2,
-            "objectives.max_rpo_records": None,
-            "objectives.max_rpo_seconds": None,
-            "rollback.rule": "failback",
-            "rollback.window_s": 1,
-            "rollback.run_after_s": 2,
-            **changes,
-        }
-    )
-    data = s.to_dict()
-    data["workload"]["groups"][1]["commit_interval_ms"] = 3_600_000  # analytics: no commit
-    from drills.spec import parse_spec
-
+    """drills/scenarios/failback-after-region-loss.yaml on a topic of its own, with a few
+    fields changed (dotted paths, as test_drill.spec)."""
+    data = load_spec(SCENARIO).to_dict()
+    topic = f"orders-{uuid.uuid4().hex[:6]}"
+    data["workload"]["topics"] = [{"name": topic, "partitions": 3}]
+    for g in data["workload"]["groups"]:
+        g["topics"] = [topic]
+    for path, value in changes.items():
+        node = data
+        *parents, last = path.split(".")
+        for k in parents:
+            node = node[k]
+        node[last] = value
     return parse_spec(data)
 
 

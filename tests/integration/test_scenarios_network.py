@@ -37,9 +37,9 @@ SCENARIOS = REPO / "drills" / "scenarios"
 
 def run_scenario(pair, tmp_path: Path, name: str, hooks=(), **changes):
     """Run a shipped scenario, shortened and on its own topic; its evidence, history, spec."""
-    data = on_own_topic(load_spec(SCENARIOS / f"{name}.yaml").to_dict(), **changes)
+    data = on_own_topic(load_spec(SCENARIOS / name).to_dict(), **changes)
     spec = parse_spec(data)
-    out = tmp_path / name
+    out = tmp_path / name.removesuffix(".yaml")
     run_drill(spec, LocalTarget(pair), out, *hooks)
     ev = json.loads((out / "evidence.json").read_text())
     assert ev["status"] == "completed", [
@@ -86,7 +86,7 @@ def assert_stayed_on_primary(pair, ev: dict, history) -> None:
 def test_broker_kill_stays_on_the_primary_and_loses_nothing(pair, tmp_path):
     # serve long enough after the restart for the group to rejoin east and read again; RTO
     # (the broker's JVM restart, 15 s idle, near a minute at load 40+) is measured, not bounded
-    ev, history, spec = run_scenario(pair, tmp_path, "broker-kill", **{
+    ev, history, spec = run_scenario(pair, tmp_path, "broker-kill.yaml", **{
         "cutover.run_after_s": 8, "objectives.max_rto_seconds": None})  # fmt: skip
     assert spec.cutover.failover is False
     kill = ev["faults"][0]
@@ -109,7 +109,7 @@ def test_broker_kill_stays_on_the_primary_and_loses_nothing(pair, tmp_path):
 
 
 def test_packet_loss_5pct_is_ridden_out_without_detection(pair, tmp_path):
-    ev, history, spec = run_scenario(pair, tmp_path, "packet-loss-5pct")
+    ev, history, spec = run_scenario(pair, tmp_path, "packet-loss-5pct.yaml")
     loss = ev["faults"][0]
     assert (loss["kind"], loss["region"]) == ("packet-loss", pair.primary.name)
     assert "client" in loss["describe"], loss
@@ -133,7 +133,7 @@ def test_packet_loss_5pct_is_ridden_out_without_detection(pair, tmp_path):
 
 
 def test_packet_loss_30pct_fires_the_probe_and_the_decision_rule_decides(pair, tmp_path):
-    ev, history, spec = run_scenario(pair, tmp_path, "packet-loss-30pct")
+    ev, history, spec = run_scenario(pair, tmp_path, "packet-loss-30pct.yaml")
     det = ev["detection"]
     fired = det["fired"]
     assert fired is not None, det
@@ -185,7 +185,7 @@ def test_replication_bandwidth_collapse_fires_the_lag_rule_and_rpo_grows_with_it
     for name, decision in (("prompt", {"mode": "automatic"}),
                            ("late", {"mode": "delay", "delay_s": 6})):  # fmt: skip
         ev, history, _ = run_scenario(
-            pair, tmp_path / name, "replication-bandwidth-collapse",
+            pair, tmp_path / name, "replication-bandwidth-collapse.yaml",
             **{"decision": decision, "objectives.max_rpo_records": None,
                "objectives.max_rpo_seconds": None},
         )  # fmt: skip

@@ -32,7 +32,7 @@ FILES = sorted(p.name for p in SCENARIOS_DIR.glob("*.yaml"))
 
 # Rows another branch of issue 15 delivers (header and test): listed here until it lands.
 # strict: once the row is complete this entry fails the suite and must be removed.
-PENDING = {"broker-kill.yaml": "the network rows of issue 15 run it and give it its header"}
+PENDING: dict[str, str] = {}  # file -> why it may not yet pass (strict xfail)
 
 
 @functools.cache

@@ -12,8 +12,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 ver=3.0.9
 out="${KDRILL_CACHE:-$HOME/.cache/kdrill}/apicurio-$ver"
 m2="${MAVEN_REPO:-$HOME/.m2/repository}"
-if [[ -f "$out/target/quarkus-app/quarkus-run.jar" ]]; then
-  echo "$out/target/quarkus-app/quarkus-run.jar"; exit 0
+if [[ -f "$out/target/kdrill-apicurio-runtime-$ver-runner.jar" ]]; then
+  echo "$out/target/kdrill-apicurio-runtime-$ver-runner.jar"; exit 0
 fi
 mkdir -p "$out"
 cp "$here/pom.xml" "$out/pom.xml"
@@ -43,5 +43,9 @@ cat > "$sr/apicurio-registry-config-index-deployment/$ver/apicurio-registry-conf
 </project>
 POM
 mvn -B package -DskipTests -Dcheckstyle.skip -Dmaven.javadoc.skip -Dmaven.source.skip \
-  -Denforcer.skip -Djacoco.skip > build.log 2>&1 || { tail -5 build.log >&2; exit 1; }
-echo "$out/target/quarkus-app/quarkus-run.jar"
+  -Denforcer.skip -Djacoco.skip \
+  -Dquarkus.datasource.postgresql.db-kind=h2 -Dquarkus.datasource.mysql.db-kind=h2 \
+  -Dquarkus.datasource.mssql.db-kind=h2 \
+  -Dquarkus.index-dependency.sjwt.group-id=io.smallrye \
+  -Dquarkus.index-dependency.sjwt.artifact-id=smallrye-jwt > build.log 2>&1 || { tail -5 build.log >&2; exit 1; }
+echo "$out/target/kdrill-apicurio-runtime-$ver-runner.jar"

@@ -11,7 +11,7 @@ A drill's detection rule (drills/spec.py `Detection`) is a tree: leaves observe,
   a round trip every `interval_s` (`primary`, `standby`: produce to and consume from the
   region; `replication`: produce to the primary, consume from the standby's replica of the
   canary topic, MirrorMaker 2's path end to end); `threshold` consecutive failed round trips
-  (or failing for `for_s`) declare. A check that never once succeeded does not declare: a
+  (or failing for `for_s`, or `failed_share` of the last `of_last` failed: partial loss) declare. A check that never once succeeded does not declare: a
   probe that cannot work is a broken probe, not a detected region;
 - `replication-lag`: the standby behind the primary (end offsets read through both
   clusters' bootstrap, records or seconds as the steady state measures) over its bound for
@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,16 +133,19 @@ class _CheckState:
     failing_since: float | None = None
     ever_ok: bool = False
     last: str = ""
+    recent: deque[bool] = field(default_factory=deque)  # latest round trips, True = failed
 
 
 class Probe(Node):
     kind = "probe"
 
     def __init__(self, path: str, threshold: int, for_s: float | None, checks: tuple[str, ...],
-                 interval_s: float = 0.5, timeout_ms: int = 1000):  # fmt: skip
+                 interval_s: float = 0.5, timeout_ms: int = 1000,
+                 failed_share: float | None = None, of_last: int = 20):  # fmt: skip
         super().__init__(path)
         self.threshold, self.for_s, self.checks = threshold, for_s, checks
         self.interval_s, self.timeout_ms = interval_s, timeout_ms
+        self.failed_share, self.of_last = failed_share, of_last
         self.state: dict[str, _CheckState] = {}
         self.worked: set[str] = set()  # checks that made a round trip at least once
 
@@ -150,6 +154,10 @@ class Probe(Node):
             return
         st = self.state.setdefault(on, _CheckState())
         st.last = detail
+        if st.ever_ok or ok:
+            st.recent.append(not ok)
+            if len(st.recent) > self.of_last:
+                st.recent.popleft()
         if ok:
             st.consecutive, st.failing_since, st.ever_ok = 0, None, True
             self.worked.add(check)
@@ -164,11 +172,17 @@ class Probe(Node):
             failing = t - st.failing_since
             self._fire(t, on, f"{st.consecutive} consecutive canary round trips failed "
                               f"({failing:.1f}s), last: {detail}")  # fmt: skip
+            return
+        failed = sum(st.recent)
+        if self.failed_share is not None and failed >= self.failed_share * self.of_last:
+            self._fire(t, on, f"{failed} of the last {self.of_last} canary round trips "
+                              f"failed, last: {detail}")  # fmt: skip
 
     def reset(self, t: float) -> None:
         super().reset(t)
         for st in self.state.values():
             st.consecutive = 0
+            st.recent.clear()  # only round trips since the incident count towards the share
             if st.failing_since is not None:
                 st.failing_since = max(st.failing_since, t)
 
@@ -239,7 +253,8 @@ def build(rule: Any, path: str = "detection") -> Node:
         return NoAcks(path, rule.window_s)
     if kind == "probe":
         return Probe(path, rule.threshold, rule.for_s, tuple(rule.checks), rule.interval_s,
-                     rule.timeout_ms)  # fmt: skip
+                     rule.timeout_ms, getattr(rule, "failed_share", None),
+                     getattr(rule, "of_last", 20))  # fmt: skip
     if kind == "replication-lag":
         seconds = rule.max_lag_s is not None
         return Lag(path, kind, rule.max_lag_s if seconds else rule.max_records,

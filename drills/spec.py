@@ -557,6 +557,8 @@ _RULE_FIELDS: dict[str, frozenset[str]] = {
     "interval_s": frozenset({"probe", "replication-lag", "consumer-lag"}),
     "timeout_ms": frozenset({"probe", "replication-lag", "consumer-lag"}),
     "checks": frozenset({"probe"}),
+    "failed_share": frozenset({"probe"}),
+    "of_last": frozenset({"probe"}),
     "max_lag_s": frozenset({"replication-lag"}),
     "max_records": frozenset({"replication-lag", "consumer-lag"}),
     "group": frozenset({"consumer-lag"}),
@@ -595,6 +597,14 @@ class Rule(_Model):
     """probe: a round trip not complete in this long fails (the canary clients' own
     message/request/connection timeouts, far shorter than the workload's); lag rules: a read
     of offsets not answered in this long is no observation."""
+    failed_share: float | None = Field(None, gt=0, le=1)
+    """probe: declare too when at least this share of the last `of_last` round trips failed
+    (null: consecutive failures only). Partial loss fails round trips here and there, rarely
+    `threshold` in a row: at 30 % packet loss a quarter of 1 s round trips time out (TCP's
+    retransmission backoff) yet two in a row seldom do, while at 5 % almost none fail."""
+    of_last: int = Field(20, ge=2, le=10_000)
+    """probe: how many of the latest round trips `failed_share` is judged over: it declares once
+    failed_share * of_last of them failed (k of n; only round trips since the incident count)."""
     checks: list[Literal["primary", "standby", "replication"]] = Field(
         default_factory=lambda: ["primary"], min_length=1, max_length=3
     )
@@ -663,6 +673,9 @@ class Rule(_Model):
             # a failed round lasts its timeout, so rounds come max(interval, timeout) apart;
             # the first may have started just before the fault
             rounds = (self.threshold - 1) * max(self.interval_s, self.timeout_ms / 1000)
+            if self.failed_share is not None:  # k failed of the last n: k rounds at least
+                k = math.ceil(self.failed_share * self.of_last)
+                rounds = min(rounds, (k - 1) * max(self.interval_s, self.timeout_ms / 1000))
             return min(rounds, self.for_s) if self.for_s is not None else rounds
         if r in ("replication-lag", "consumer-lag"):
             return self.for_s or 0.0

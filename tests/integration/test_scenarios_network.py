@@ -19,12 +19,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pyarrow.compute as pc
 
-from drills.history import check, read_history
+from drills.history import read_history
 from drills.runner import run_drill
 from drills.spec import load_spec, parse_spec
 from drills.targets import LocalTarget
@@ -137,16 +136,11 @@ def test_packet_loss_30pct_fires_the_probe_and_the_decision_rule_decides(pair, t
     det = ev["detection"]
     fired = det["fired"]
     assert fired is not None, det
-    assert fired["rule"] == "any" and len(fired["parts"]) == 1, fired
-    first = fired["parts"][0]
-    # The canary probe fired first in 2 runs of 4; at load average 25-100 the producers'
-    # deliveries timed out first (delivery-errors, on "clients"). The probe alone (two failed
-    # round trips in a row) missed 30 % loss in 15 s in 2 runs of 4: its consecutive-failure
-    # criterion is not a reliable loss detector (reported; a failure-ratio probe would be).
-    assert (first["rule"], first["on"]) in (("probe", pair.primary.name),
-                                            ("delivery-errors", "clients")), first  # fmt: skip
-    if first["rule"] == "probe":
-        assert "canary round trips failed" in first["observation"], first
+    # The probe declares on a share of failed round trips (4 of the last 20): at 30 % loss
+    # they fail here and there, seldom two in a row (measured: the consecutive rule alone
+    # missed 30 % loss in 15 s in 2 runs of 4).
+    assert (fired["rule"], fired["on"]) == ("probe", pair.primary.name), fired
+    assert "canary round trips failed" in fired["observation"], fired
     detect, decide = since_fault(ev, "t_detect"), since_fault(ev, "t_decide")
     assert detect > 0
     # the decision rule: a 2 s confirmation after the declaration, then the cutover
@@ -157,21 +151,14 @@ def test_packet_loss_30pct_fires_the_probe_and_the_decision_rule_decides(pair, t
     assert pair.standby.name in acked_by(history)
     rpo = ev["measurements"]["rpo"]
     assert rpo["split_brain"] == 0, rpo
-    # Consumer continuity. The checker anchors ideal(g,p) at what g committed on the primary
-    # by T_fault; a degraded east kept serving the groups until the fence, and MirrorMaker 2
-    # synced their later commits, so at that anchor their resumption counts as "skipped"
-    # (reported, see the scenario's header). Anchored where the groups really stopped on
-    # east, the fence, nothing is skipped: the history re-checked with T_fault := T_fence.
-    at_fault = sum(c["skipped"] for c in ev["measurements"]["continuity"])
-    meta = history.meta
-    at_fence = check(
-        history.with_meta(instants=replace(meta.instants, t_fault=meta.instants.t_fence))
-    )
-    assert sum(c.skipped for c in at_fence.continuity) == 0, at_fence.continuity
-    assert {c.resume_source for c in at_fence.continuity if c.role == "replicated"} == {"synced"}
-    print(f"\npacket-loss 30%: {first['rule']} fired {detect:.2f}s after T_fault, decided at "
-          f"{decide:.2f}s, RPO {rpo['records']} records / {rpo['seconds']}s, skipped "
-          f"{at_fault} at T_fault, 0 at T_fence, "
+    # Consumer continuity: east served the groups until the fence and MirrorMaker 2 synced
+    # their later commits; counted until T_fence (continuity.py), nothing is skipped.
+    cont = ev["measurements"]["continuity"]
+    assert sum(c["skipped"] for c in cont) == 0, cont
+    assert {c["resume_source"] for c in cont if c["role"] == "replicated"} == {"synced"}, cont
+    assert ev["verdict"]["passed"], ev["verdict"]
+    print(f"\npacket-loss 30%: {fired['rule']} fired {detect:.2f}s after T_fault, decided at "
+          f"{decide:.2f}s, RPO {rpo['records']} records / {rpo['seconds']}s, "
           f"RTO {ev['measurements']['rto']['seconds']}")  # fmt: skip
     assert_pair_healthy(pair)
 

@@ -55,6 +55,40 @@ def test_probe_for_s_fires_on_a_long_failure_before_the_threshold():
     assert d.t_detect == 102.6
 
 
+def test_probe_failed_share_fires_on_scattered_failures_never_in_a_row():
+    """Partial loss: failures here and there, never `threshold` in a row. k of the last n
+    declares; a sparser loss (one in ten) never does, and round trips before the incident
+    do not count towards the share."""
+    d = Detector(Rule(rule="probe", threshold=3, failed_share=0.2, of_last=20))
+    d.arm()
+    for i in range(20):  # before the incident: every other one failed, never counted
+        d.round_trip("primary", "east", 90.0 + i * 0.25, i % 2 == 0, "x")
+    d.since(100.0)
+    t = 100.0
+    for ok in [True, False, True, True, False, True, True, False]:
+        t += 0.25
+        d.round_trip("primary", "east", t, ok, "no acknowledgement in 1000 ms")
+    assert d.t_detect is None, "3 failed of the last 8 since the incident: under 4 of 20"
+    d.round_trip("primary", "east", t + 0.25, False, "no acknowledgement in 1000 ms")
+    assert d.t_detect == t + 0.25
+    assert "4 of the last 20 canary round trips failed" in d.fired.observation
+    sparse = det(rule="probe", threshold=3, failed_share=0.2, of_last=20)
+    sparse.round_trip("primary", "east", 99.0, True, "ok")
+    for i in range(200):  # one in ten fails: at most 2 of any 20
+        sparse.round_trip("primary", "east", 100.0 + i * 0.25, i % 10 != 0, "x")
+    assert sparse.t_detect is None
+
+
+def test_failed_share_belongs_to_the_probe_and_bounds_the_earliest_detection():
+    from drills.spec import Clients, SpecError
+
+    with pytest.raises((SpecError, ValueError), match="failed_share is not used by rule"):
+        Rule(rule="delivery-errors", failed_share=0.2)
+    r = Rule(rule="probe", threshold=10, failed_share=0.2, of_last=20, interval_s=0.25,
+             timeout_ms=1000)  # fmt: skip
+    assert r.earliest_s(Clients()) == 3.0  # 4 failed round trips, 1 s apart at the soonest
+
+
 def test_replication_lag_must_stay_over_the_bound_for_for_s():
     d = det(rule="replication-lag", max_records=100, for_s=1.0)
     d.lag("replication-lag", "east->west", 100.2, 500, "records")

@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import ConfigResource
+from confluent_kafka import TopicPartition
 
 from components.local import cgroups, config, kafka, mirrormaker, network, processes
 from components.local.env import LocalPair
 from components.local.errors import LocalEnvError
-from components.local.faults import FaultSpec, catalogue
 from drills.targets import decode_checkpoint
 from tests.integration.conftest import consume_n, consumer, produce_all, stack_config, wait_for
 
@@ -168,70 +166,6 @@ def test_status_shows_brokers_topics_and_buckets(pair):
     assert "orders" in east.topics and pair.remote_topic("orders") in west.topics
     assert "kdrill-west-evidence" in west.buckets
     assert all(west.processes.values()) and "mirrormaker2 west" in west.processes
-
-
-def registered(admin) -> int:
-    """Brokers the cluster lists; -1 while it cannot answer (a controller election)."""
-    try:
-        return len(admin.describe_cluster(request_timeout=5).result().nodes)
-    except Exception:
-        return -1
-
-
-def test_three_broker_pair_comes_up_and_down_leaves_nothing(tmp_path):
-    p = LocalPair(stack_config("k3", "10.79.0.0/16", brokers=3), tmp_path)
-    p.down()
-    try:
-        p.up(timeout=240)
-        a = kafka.admin(p.primary.bootstrap)
-        assert len(a.describe_cluster(request_timeout=5).result().nodes) == 3
-        kafka.create_topics(p.primary.bootstrap, {"rf3": 3}, 3)
-        md = a.list_topics("rf3", timeout=5).topics["rf3"]
-        assert all(len(part.replicas) == 3 for part in md.partitions.values())
-
-        def topic_configs():
-            """The broker asked may learn of the new topic a moment after the controller."""
-            (res,) = a.describe_configs([ConfigResource("TOPIC", "rf3")]).values()
-            try:
-                return res.result()
-            except KafkaException as e:
-                if e.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                    raise
-                return None
-
-        configs = wait_for(topic_configs, 15, "every broker to know topic rf3")
-        assert configs["min.insync.replicas"].value == "2"
-
-        sent = records(200)
-        produce_all(p.primary.bootstrap, sent, "rf3")  # idempotent producer: acks=all
-        assert len(consume_n(p.standby.bootstrap, p.remote_topic("rf3"), 200, timeout=120)) == 200
-
-        # broker kill: with RF 3 and min.insync.replicas 2 the region keeps acknowledging acks=all
-        killed = catalogue.apply(
-            p, FaultSpec("broker-kill", region=p.primary.name, params={"broker": 1})
-        )
-        try:
-            # the controller fences it once its session (broker.session.timeout.ms, 9 s) expires
-            wait_for(
-                lambda: registered(a) == 2,
-                30,
-                "the kill to be seen",
-            )
-            produce_all(p.primary.bootstrap, records(200), "rf3")
-            got = consume_n(p.primary.bootstrap, "rf3", 400, timeout=60)
-            assert len(got) == 400
-        finally:
-            catalogue.clear(p, killed.id)
-        wait_for(
-            lambda: registered(a) == 3,
-            60,
-            "the killed broker to return",
-        )
-        pids = [x.pid for x in p.procs]
-    finally:
-        p.down()
-    assert p.leftovers() == []
-    assert not any(processes.alive(pid) for pid in pids)
 
 
 def test_sigint_during_up_tears_everything_down(tmp_path):

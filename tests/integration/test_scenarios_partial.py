@@ -29,7 +29,7 @@ import pytest
 import yaml
 from confluent_kafka.admin import ConfigResource
 
-from components.local import config, kafka
+from components.local import config, kafka, processes
 from components.local.env import LocalPair
 from components.local.errors import LocalEnvError
 from drills.engine import EXIT_PASS
@@ -207,3 +207,10 @@ def test_partial_region_stays_on_the_primary_loses_nothing_and_heals(pair3, tmp_
     assert sorted(pair3.brokers_running(east.name)) == [0, 1, 2]
     assert_pair_healthy(pair3)
     assert pair3.find("mirrormaker2", west.name) is not None
+
+    # A three-broker pair goes down leaving nothing (this module owns the only such pair in
+    # the suite: the check test_local_pair.py made on a second one is made here).
+    pids = [x.pid for x in pair3.procs]
+    pair3.down()
+    assert pair3.leftovers() == []
+    assert not any(processes.alive(pid) for pid in pids)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from components.clientconf import client_config
 from components.local import config
@@ -116,6 +116,43 @@ def consume_n(
                     continue
                 got.append(m)
         return got
+    finally:
+        c.close()
+
+
+def read_log(
+    bootstrap: str,
+    topic: str,
+    partitions: list[int] | None = None,
+    upto: dict[int, int] | None = None,
+) -> list[tuple[int, int, bytes | None, bytes | None]]:
+    """(partition, offset, key, value) of every record of `topic` (or of `partitions`), read
+    from offset 0 to the end offsets as they are now, or below the offsets `upto` gives: the
+    log itself through the cluster's bootstrap, with the test's own consumer, so a test's
+    count never comes from the drill's reader."""
+    c = consumer(bootstrap)
+    try:
+        if partitions is None and upto is None:
+            partitions = list(c.list_topics(topic, timeout=10).topics[topic].partitions)
+        ends = upto or {
+            p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1]
+            for p in partitions or []
+        }
+        left = {p: e for p, e in ends.items() if e > 0}
+        c.assign([TopicPartition(topic, p, 0) for p in left])
+        out: list[tuple[int, int, bytes | None, bytes | None]] = []
+
+        def read() -> bool:
+            for m in c.consume(num_messages=1000, timeout=0.5):
+                if m.error() is not None or m.offset() >= ends.get(m.partition(), 0):
+                    continue
+                if m.offset() + 1 >= left.get(m.partition(), 0):
+                    left.pop(m.partition(), None)
+                out.append((m.partition(), m.offset(), m.key(), m.value()))
+            return not left
+
+        wait_for(read, 60, f"{topic} read to {ends}", interval=0)
+        return out
     finally:
         c.close()
 

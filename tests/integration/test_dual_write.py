@@ -21,15 +21,13 @@ import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from confluent_kafka import TopicPartition
-
 from drills.evidence import summary_lines
 from drills.history import read_history
 from drills.runner import run_drill
 from drills.spec import load_spec, parse_spec
 from drills.targets import LocalTarget
 from drills.workload import decode
-from tests.integration.conftest import consumer, wait_for
+from tests.integration.conftest import read_log
 from tests.integration.test_drill import assert_pair_healthy
 
 SCENARIO = (
@@ -40,30 +38,12 @@ SCENARIO = (
 def log_records(bootstrap: str, topic: str, producers: set[str]) -> list[tuple[int, int, tuple]]:
     """(partition, offset, (producer, key, seq)) of every record of `producers` in `topic`,
     read from offset 0 to the end offsets as they are now."""
-    c = consumer(bootstrap)
-    try:
-        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1]
-                for p in parts}  # fmt: skip
-        left = {p: e for p, e in ends.items() if e > 0}
-        c.assign([TopicPartition(topic, p, 0) for p in left])
-        out: list[tuple[int, int, tuple]] = []
-
-        def read() -> bool:
-            for m in c.consume(num_messages=1000, timeout=0.5):
-                if m.error() is not None:
-                    continue
-                if m.offset() + 1 >= left.get(m.partition(), 0):
-                    left.pop(m.partition(), None)
-                ident = decode(m.value())
-                if ident and ident[0] in producers:
-                    out.append((m.partition(), m.offset(), ident[:3]))
-            return not left
-
-        wait_for(read, 60, f"{topic} read to its end offsets {ends}", interval=0)
-        return out
-    finally:
-        c.close()
+    out: list[tuple[int, int, tuple]] = []
+    for partition, offset, _, value in read_log(bootstrap, topic):
+        ident = decode(value)
+        if ident and ident[0] in producers:
+            out.append((partition, offset, ident[:3]))
+    return out
 
 
 def test_dual_write_region_loss_leaves_one_sided_records_and_groups_deliver_once(pair, tmp_path):

@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import pyarrow.compute as pc
-from confluent_kafka import TopicPartition
 
 from drills.history import read_history
 from drills.hooks import Callbacks
@@ -36,7 +35,7 @@ from drills.runner import run_drill
 from drills.spec import load_spec, parse_spec
 from drills.targets import LocalTarget
 from drills.workload import decode
-from tests.integration.conftest import consumer, wait_for
+from tests.integration.conftest import read_log
 from tests.integration.test_drill import assert_pair_healthy
 from tests.integration.test_timelines import SCENARIOS, on_own_topic
 
@@ -141,34 +140,13 @@ def all_offset_syncs(
     offset-syncs topic, in the order written (key: int16 length + topic, int32 partition;
     value: int64 upstream, int64 downstream), read to its end offsets as they are now with
     this test's own consumer."""
-    c = consumer(bootstrap)
-    try:
-        parts = c.list_topics(syncs_topic, timeout=10).topics[syncs_topic].partitions
-        ends = {
-            p: c.get_watermark_offsets(TopicPartition(syncs_topic, p), timeout=10, cached=False)[1]
-            for p in parts
-        }
-        left = {p: e for p, e in ends.items() if e > 0}
-        c.assign([TopicPartition(syncs_topic, p, 0) for p in left])
-        found: dict[int, list[tuple[int, int]]] = {}
-
-        def read() -> bool:
-            for m in c.consume(num_messages=1000, timeout=0.5):
-                if m.error() is not None:
-                    continue
-                if m.offset() + 1 >= left.get(m.partition(), 0):
-                    left.pop(m.partition(), None)
-                k, v = m.key(), m.value()
-                n = struct.unpack(">h", k[:2])[0]
-                if k[2 : 2 + n].decode() == topic:
-                    part = struct.unpack(">i", k[2 + n : 6 + n])[0]
-                    found.setdefault(part, []).append(struct.unpack(">qq", v[:16]))
-            return not left
-
-        wait_for(read, 60, f"{syncs_topic} read to {ends}", interval=0)
-        return found
-    finally:
-        c.close()
+    found: dict[int, list[tuple[int, int]]] = {}
+    for _, _, k, v in read_log(bootstrap, syncs_topic):
+        n = struct.unpack(">h", k[:2])[0]
+        if k[2 : 2 + n].decode() == topic:
+            part = struct.unpack(">i", k[2 + n : 6 + n])[0]
+            found.setdefault(part, []).append(struct.unpack(">qq", v[:16]))
+    return found
 
 
 def test_offset_sync_stall_duplicates_are_the_predicted_ones(pair, tmp_path):
@@ -222,31 +200,12 @@ def partition_ids(
 ):
     """(producer, key, seq) of `producers`' records in these partitions of `topic`, read to
     their end offsets as they are now, or below the offsets `upto` gives."""
-    c = consumer(bootstrap)
-    try:
-        ends = upto or {
-            p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1]
-            for p in partitions
-        }
-        left = {p: e for p, e in ends.items() if e > 0}
-        c.assign([TopicPartition(topic, p, 0) for p in left])
-        out: set[tuple[str, str, int]] = set()
-
-        def read() -> bool:
-            for m in c.consume(num_messages=1000, timeout=0.5):
-                if m.error() is not None or m.offset() >= ends.get(m.partition(), 0):
-                    continue
-                if m.offset() + 1 >= left.get(m.partition(), 0):
-                    left.pop(m.partition(), None)
-                ident = decode(m.value())
-                if ident and ident[0] in producers:
-                    out.add((ident[0], ident[1], ident[2]))
-            return not left
-
-        wait_for(read, 60, f"{topic}{partitions} read to {ends}", interval=0)
-        return out
-    finally:
-        c.close()
+    out: set[tuple[str, str, int]] = set()
+    for _, _, _, value in read_log(bootstrap, topic, partitions, upto):
+        ident = decode(value)
+        if ident and ident[0] in producers:
+            out.add((ident[0], ident[1], ident[2]))
+    return out
 
 
 def test_partitions_added_coverage_gap_is_a_finding(pair, tmp_path):

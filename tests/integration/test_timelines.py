@@ -18,14 +18,13 @@ import uuid
 from pathlib import Path
 
 import pyarrow.compute as pc
-from confluent_kafka import TopicPartition
 
 from drills.history import read_history
 from drills.runner import run_drill
 from drills.spec import load_spec, parse_spec
 from drills.targets import LocalTarget
 from drills.workload import decode
-from tests.integration.conftest import consumer, wait_for
+from tests.integration.conftest import read_log, wait_for
 from tests.integration.test_drill import assert_pair_healthy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,32 +51,12 @@ def on_own_topic(data: dict, **changes) -> dict:
 def log_ids(bootstrap: str, topic: str, producers: set[str]) -> set[tuple[str, str, int]]:
     """(producer, key, seq) of every record of `producers` in `topic`, read from offset 0 to
     the end offsets as they are now: the log itself, through the cluster's bootstrap."""
-    c = consumer(bootstrap)
-    try:
-        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {
-            p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1]
-            for p in parts
-        }
-        left = {p: e for p, e in ends.items() if e > 0}
-        c.assign([TopicPartition(topic, p, 0) for p in left])
-        out: set[tuple[str, str, int]] = set()
-
-        def read() -> bool:
-            for m in c.consume(num_messages=1000, timeout=0.5):
-                if m.error() is not None:
-                    continue
-                if m.offset() + 1 >= left.get(m.partition(), 0):
-                    left.pop(m.partition(), None)
-                ident = decode(m.value())
-                if ident and ident[0] in producers:
-                    out.add((ident[0], ident[1], ident[2]))
-            return not left
-
-        wait_for(read, 60, f"{topic} read to its end offsets {ends}", interval=0)
-        return out
-    finally:
-        c.close()
+    out: set[tuple[str, str, int]] = set()
+    for _, _, _, value in read_log(bootstrap, topic):
+        ident = decode(value)
+        if ident and ident[0] in producers:
+            out.add((ident[0], ident[1], ident[2]))
+    return out
 
 
 def test_replication_stopped_then_region_loss_rpo_is_what_never_crossed(pair, tmp_path):

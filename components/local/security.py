@@ -84,15 +84,15 @@ def generate(names: Iterable[str]) -> dict[str, str]:
 # --- files of mode 0600 --------------------------------------------------------------
 
 
-def write_private(path: Path, text: str) -> Path:
-    """Write `text` to `path` with mode 0600 from the first byte (never readable by others,
-    not even between create and chmod)."""
+def write_private(path: Path, text: str | bytes) -> Path:
+    """Write `text` (or bytes: key stores) to `path` with mode 0600 from the first byte
+    (never readable by others, not even between create and chmod)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # A temporary name of its own (mkstemp: 0600, O_EXCL): both regions' Kafka parts write
     # the credentials file at once during `up`, and a shared temporary name raced.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:
@@ -447,20 +447,8 @@ def _make_tls(files: TlsFiles, stack: str, region_ips: Mapping[str, list[str]]) 
             .sign(ca_key, hashes.SHA256())
         )
         p12 = pkcs12.serialize_key_and_certificates(b"broker", key, cert, [ca], enc)
-        _write_private_bytes(files.keystore(region), p12)
+        write_private(files.keystore(region), p12)
     trust = pkcs12.serialize_java_truststore([pkcs12.PKCS12Certificate(ca, b"kdrill-ca")], enc)
-    _write_private_bytes(files.truststore, trust)
-    _write_private_bytes(files.ca, ca.public_bytes(serialization.Encoding.PEM))
+    write_private(files.truststore, trust)
+    write_private(files.ca, ca.public_bytes(serialization.Encoding.PEM))
     # the CA's key is not kept: every certificate the pair needs is made here, at once
-
-
-def _write_private_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

@@ -75,7 +75,10 @@ def test_group_behind_resumes_where_it_left_off(pair, tmp_path):
           f"re-read {len(before & again)}; (resume, ideal) {[(c['resume'], c['ideal']) for c in rows]}")  # fmt: skip
     for c in rows:
         assert c["skipped"] == 0 and c["resume"] <= c["ideal"], c
-        assert c["resume_source"] == "synced", c  # MirrorMaker 2 had synced the group
+        # MirrorMaker 2 synced the group (through an old sync, below), or -- when no sync it
+        # still holds lies at or below the group's commit -- never synced it, and the group
+        # starts from the earliest offset (auto.offset.reset); both seen on an idle machine
+        assert c["resume_source"] in ("synced", "reset"), c
         assert c["duplicates"] == c["ideal"] - c["resume"], c  # no transaction markers here
     assert sum(c["duplicates_processed"] for c in rows) == len(before & again), rows
     assert_pair_healthy(pair)
@@ -90,6 +93,9 @@ def test_group_behind_resumes_where_it_left_off(pair, tmp_path):
                              f"mm2-offset-syncs.{pair.standby.name}.internal",
                              data["workload"]["topics"][0]["name"])  # fmt: skip
     for c in rows:
+        if c["resume_source"] == "reset":
+            assert c["resume"] == 0, c  # the partition's first offset: all it had committed again
+            continue
         assert c["committed"] is not None, c  # synced: the group had committed
         translations = {d + 1 for u, d in syncs.get(c["partition"], []) if u < c["committed"]}
         translations |= {d for u, d in syncs.get(c["partition"], []) if u == c["committed"]}

@@ -61,6 +61,20 @@ def pair() -> Iterator[LocalPair]:
             p.down()
 
 
+@pytest.fixture(scope="session")
+def default_drill(pair, tmp_path_factory):
+    """The default drill (drills/scenarios/region-loss.yaml on a topic of its own, with a cost
+    budget), run once per session: test_drill's figures, test_report's report and
+    test_cost_export's exports all read this one run rather than a drill each (a minute
+    apiece). Tests read its run directory and never change what is in it."""
+    from drills.runner import run_drill
+    from drills.targets import LocalTarget
+    from tests.integration.test_drill import spec  # a test module: imported once the session runs
+
+    run_dir = tmp_path_factory.mktemp("default-drill") / "run"
+    return run_drill(spec(**{"cost": {"budget_usd": 5.0}}), LocalTarget(pair), run_dir)
+
+
 @pytest.fixture
 def topic_name() -> Iterator[str]:
     yield f"t-{uuid.uuid4().hex[:10]}"

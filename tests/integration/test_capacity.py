@@ -140,6 +140,7 @@ def test_a_step_load_on_a_squeezed_standby_misses_max_throughput_drop(pair, tmp_
     assert faults.leftovers(pair) == []
 
 
+@pytest.mark.extended  # the control (40-50 s): out of CI's budget, `-m extended` runs it
 def test_the_same_step_on_an_unsqueezed_standby_is_absorbed(pair, tmp_path):
     out, ev = run(pair, tmp_path / "run", None)
     cap = ev["capacity"]

@@ -26,9 +26,6 @@ from pathlib import Path
 import pytest
 
 from drills.cost import checks
-from drills.runner import run_drill
-from drills.targets import LocalTarget
-from tests.integration.test_drill import spec
 
 REPO = Path(__file__).resolve().parents[2]
 VALIDATE = REPO / "tools" / "focus-validate"
@@ -53,10 +50,9 @@ def validate(path: Path) -> tuple[str, set[str], set[str], str]:
 
 
 @pytest.fixture(scope="module")
-def run(pair, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("cost") / "run"
-    out = run_drill(spec(**{"cost": {"budget_usd": 5.0}}), LocalTarget(pair), run_dir)
-    return out, run_dir
+def run(default_drill):
+    """The session's default drill (conftest.default_drill, run with a 5 USD budget)."""
+    return default_drill, default_drill.run_dir
 
 
 def test_drill_writes_cost_lines_and_exports(run):

@@ -160,6 +160,7 @@ def test_region_loss_failback_moves_clients_back_and_reports_the_resurrected_tai
     assert_pair_healthy(pair)
 
 
+@pytest.mark.extended  # the rebuild variant (90 s): out of CI's budget, `-m extended` runs it
 def test_failback_with_rebuild_resurrects_nothing(pair, tmp_path):
     """rollback.rebuild: the old primary's topic is recreated and filled from the standby, so
     the K records it kept but never replicated are gone: none is resurrected."""

@@ -37,7 +37,7 @@ def on_own_topic(data: dict, **changes) -> dict:
     data["workload"]["topics"] = [{"name": topic, "partitions": 3}]
     for g in data["workload"]["groups"]:
         g["topics"] = [topic]
-    data["steady_state"]["duration_s"] = 6
+    data["steady_state"]["duration_s"] = 5
     data["cutover"]["run_after_s"] = 3
     for path, value in changes.items():
         node = data

@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, Producer, TopicPartition
 
-from components.clientconf import PRODUCER_ROLE, client_config
 from drills.detection import Detector
 from drills.history import DrillMeta, Instants, ReplicationPolicy, TopicMapping, write_history
 from drills.history.dualwrite import (
@@ -61,6 +60,7 @@ from drills.workload import (
     clock,
     decode,
     encode,
+    producer_config,
 )
 
 if TYPE_CHECKING:
@@ -105,15 +105,7 @@ class DualWriteProducer(threading.Thread):
         self.gseq = 0
 
     def _client(self, place: Placement) -> Producer:
-        t = self.cfg.timeouts
-        return Producer({
-            **client_config(place.bootstrap, principal=PRODUCER_ROLE),
-            "enable.idempotence": self.cfg.idempotence, "acks": self.cfg.acks, "linger.ms": 5,
-            "message.timeout.ms": t["message_timeout_ms"],
-            "request.timeout.ms": t["request_timeout_ms"],
-            "socket.connection.setup.timeout.ms": t["socket_connection_setup_timeout_ms"],
-            "metadata.max.age.ms": t["metadata_max_age_ms"],
-        }, logger=LOG)  # fmt: skip
+        return Producer(producer_config(self.cfg, place), logger=LOG)
 
     def move_to(self, place: Placement) -> None:
         self.move = place

@@ -184,6 +184,22 @@ RATE_CHECK_S = 0.05  # how often the producer re-reads its schedule's rate
 OFFERED_SAMPLE_S = 0.5  # how often it records how many records it has sent
 
 
+def producer_config(cfg: ProducerConfig, place: Placement) -> dict:
+    """A workload producer's librdkafka settings in `place`: its principal, acks and
+    idempotence, and the drill's client timeouts (shared by the dual-write producer)."""
+    t = cfg.timeouts
+    return {
+        **client_config(place.bootstrap, principal=PRODUCER_ROLE),
+        "enable.idempotence": cfg.idempotence,
+        "acks": cfg.acks,
+        "linger.ms": 5,
+        "message.timeout.ms": t["message_timeout_ms"],
+        "request.timeout.ms": t["request_timeout_ms"],
+        "socket.connection.setup.timeout.ms": t["socket_connection_setup_timeout_ms"],
+        "metadata.max.age.ms": t["metadata_max_age_ms"],
+    }
+
+
 class InstrumentedProducer(threading.Thread):
     """One producer: a thread owning its librdkafka handle, recording every ack and every
     send that never got one.
@@ -244,19 +260,7 @@ class InstrumentedProducer(threading.Thread):
         self.offered: list[tuple[float, int]] = []
 
     def _client(self, place: Placement, **extra) -> Producer:
-        t = self.cfg.timeouts
-        conf = {
-            **client_config(place.bootstrap, principal=PRODUCER_ROLE),
-            "enable.idempotence": self.cfg.idempotence,
-            "acks": self.cfg.acks,
-            "linger.ms": 5,
-            "message.timeout.ms": t["message_timeout_ms"],
-            "request.timeout.ms": t["request_timeout_ms"],
-            "socket.connection.setup.timeout.ms": t["socket_connection_setup_timeout_ms"],
-            "metadata.max.age.ms": t["metadata_max_age_ms"],
-            **extra,
-        }
-        return Producer(conf, logger=LOG)
+        return Producer({**producer_config(self.cfg, place), **extra}, logger=LOG)
 
     def move_to(self, place: Placement) -> None:
         self.move = place

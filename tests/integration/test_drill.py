@@ -29,27 +29,31 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT = REPO / "drills" / "scenarios" / "region-loss.yaml"
 
 
-def spec(**changes):
-    """The default drill on a topic of its own, with a few fields changed (dotted paths).
-    The steady window and the serving window are 5 s instead of 8 and 10 (a thousand records
-    each at 200/s is plenty to judge; the suite runs a dozen of these drills)."""
-    s = load_spec(DEFAULT)
-    data = s.to_dict()
-    data["steady_state"]["duration_s"] = 5
-    data["cutover"]["run_after_s"] = 5
+def on_own_topic(path: Path, **changes):
+    """The spec at `path` on a topic of its own, with a few fields changed (dotted paths)."""
+    data = load_spec(path).to_dict()
     topic = f"orders-{uuid.uuid4().hex[:6]}"
     data["workload"]["topics"] = [{"name": topic, "partitions": 3}]
     for g in data["workload"]["groups"]:
         g["topics"] = [topic]
-    for path, value in changes.items():
+    for dotted, value in changes.items():
         node = data
-        *parents, last = path.split(".")
+        *parents, last = dotted.split(".")
         for k in parents:
             node = node[k]
         node[last] = value
     from drills.spec import parse_spec
 
     return parse_spec(data)
+
+
+def spec(**changes):
+    """The default drill on a topic of its own, with a few fields changed (dotted paths).
+    The steady window and the serving window are 5 s instead of 8 and 10 (a thousand records
+    each at 200/s is plenty to judge; the suite runs a dozen of these drills)."""
+    return on_own_topic(
+        DEFAULT, **{"steady_state.duration_s": 5, "cutover.run_after_s": 5, **changes}
+    )
 
 
 def assert_pair_healthy(pair) -> None:

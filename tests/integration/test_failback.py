@@ -14,7 +14,6 @@ the failback and must read every one of them again.
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -26,10 +25,9 @@ from components.local.faultswitch import REVERSE_KEY, reverse_urn
 from drills.history import read_history
 from drills.hooks import Callbacks
 from drills.runner import run_drill
-from drills.spec import load_spec, parse_spec
 from drills.targets import LocalTarget
 from tests.integration.conftest import wait_for
-from tests.integration.test_drill import assert_pair_healthy
+from tests.integration.test_drill import assert_pair_healthy, on_own_topic
 
 K = 40
 SCENARIO = (
@@ -40,18 +38,7 @@ SCENARIO = (
 def _failback_spec(**changes):
     """drills/scenarios/failback-after-region-loss.yaml on a topic of its own, with a few
     fields changed (dotted paths, as test_drill.spec)."""
-    data = load_spec(SCENARIO).to_dict()
-    topic = f"orders-{uuid.uuid4().hex[:6]}"
-    data["workload"]["topics"] = [{"name": topic, "partitions": 3}]
-    for g in data["workload"]["groups"]:
-        g["topics"] = [topic]
-    for path, value in changes.items():
-        node = data
-        *parents, last = path.split(".")
-        for k in parents:
-            node = node[k]
-        node[last] = value
-    return parse_spec(data)
+    return on_own_topic(SCENARIO, **changes)
 
 
 def _run_with_lost_tail(pair, tmp_path, s) -> tuple[dict, object]:

@@ -4,7 +4,7 @@
 #   1. Debian packages the local regions need (iproute2, nftables, a JDK, Maven)
 #   2. a Python 3.11 virtualenv in .venv with kdrill installed editable
 #   3. the pinned Apache Kafka jars from Maven Central, cached outside the repo
-# Other set-up steps (the Pulumi engine, toxiproxy) are added as tools/setup-*.sh
+# Other set-up steps (the Pulumi engine, toxiproxy, the JVMs' CDS archives) are added as tools/setup-*.sh
 # and run from here in file-name order. The FOCUS validator (setup-focus-validator.sh:
 # CPython 3.13 built from source) serves only the tests and `kdrill cost validate`, so it
 # runs only with KDRILL_WITH_FOCUS_VALIDATOR=1 (./run tests sets it; ./run drill does not).

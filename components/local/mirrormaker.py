@@ -20,7 +20,7 @@ from pathlib import Path
 from components.local import kafka_dist, security
 from components.local.config import POLICIES, LocalConfig
 
-MAIN_CLASS = "org.apache.kafka.connect.mirror.MirrorMaker"
+MAIN_CLASS = kafka_dist.MM2_MAIN
 
 
 def properties(

@@ -19,11 +19,11 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from drills.history.model import History
+from drills.history.model import History, ResumeSource
 
 PATTERN = "backup-restore"
 RESTORED_PREFIX = "restored"  # restored.<topic> in the standby: the layout of a prefixed policy
-RESUME_TIMESTAMP = "timestamp"  # a group's resume source after a restore
+RESUME_TIMESTAMP = ResumeSource.TIMESTAMP.value  # a group's resume source after a restore
 
 
 def restored_topic(topic: str) -> str:

@@ -12,7 +12,8 @@ Phases (the engine calls these in place of its own where the pattern differs):
   the primary's partition counts) and declare the backup sink (returns once it is assigned).
   MirrorMaker 2 keeps running as the stack runs it; nothing of the drill reads its copies.
 - `cutover`: producers paused; the primary fenced (T_fence); MirrorMaker 2 stopped; the backup
-  sink removed (its last status: what it flushed); the bucket restored into
+  sink's status read (what it flushed; the sink itself is removed in `clean_up`, a stack
+  update the restore need not wait for); the bucket restored into
   `restored.<topic>` (same partition, original key, value, headers and timestamp) and timed;
   the restored topics' end offsets E snapshotted; producers move to the standby's `<topic>`;
   each group resumes `restored.<topic>` by timestamp -- the timestamp of the last record it
@@ -114,7 +115,7 @@ def clean_up(drill: Drill) -> None:
     if not active(drill.spec) or not getattr(drill, "backup_started", False):
         return
     drill.backup_started = False
-    with drill._step("teardown", "backup sink off", rollback=True) as s:
+    with drill._step("rollback", "backup sink off", rollback=True) as s:
         s.output = {"last_status": drill.target.stop_backup()}
         drill.backup_sink = drill.__dict__.get("backup_sink") or s.output["last_status"]
 
@@ -164,9 +165,10 @@ def cutover(drill: Drill) -> None:
         fid, _ = t.stop_replication()
         drill.applied.append(fid)
         s.output = {"fault_id": fid, "note": "MirrorMaker 2 is not the pattern under test"}
-    with drill._step("cutover", "backup sink off (its last flush is what there is)") as s:
-        drill.backup_started = False
-        drill.backup_sink = t.stop_backup()
+    with drill._step("cutover", "the backup sink's last flush (what the bucket holds)") as s:
+        # Not removed here: that is a stack update, which a restore does not wait for (the
+        # sink reads nothing more from the lost primary; it is removed in clean_up).
+        drill.backup_sink = t.backup_status()
         s.output = {"last_status": drill.backup_sink}
     topics = [x.name for x in drill.spec.workload.topics]
     mapping = {x: restored_topic(x) for x in topics}

@@ -382,6 +382,12 @@ class LocalTarget(KafkaSide):
             raise TargetError(f"stopping the backup sink failed: {e}") from None
         return last
 
+    def backup_status(self) -> dict:
+        """The sink's status file (no secrets): assigned when, records and objects flushed."""
+        from components.local import backup
+
+        return backup.status(self.pair)
+
     def backup_running(self) -> bool:
         from components.local import backup
 

@@ -10,9 +10,9 @@ Phases (the engine calls these in place of its own where the pattern differs):
 
 - `preflight`: after the engine's preflight, create `restored.<topic>` in the standby (empty,
   the primary's partition counts) and declare the backup sink (returns once it is assigned).
-  MirrorMaker 2 keeps running as the stack runs it (it reaches nothing of the lost region, and
-  stopping it would only add its restart to the teardown); nothing of the drill reads its copies.
-- `cutover`: producers paused; the primary fenced (T_fence); the backup sink's status read (what it flushed; the sink itself is removed in `clean_up`, a stack
+  MirrorMaker 2 runs as the stack runs it until cutover; nothing of the drill reads its copies.
+- `cutover`: producers paused; the primary fenced (T_fence); MirrorMaker 2 stopped as any
+  cutover stops it (teardown starts it afresh); the backup sink's status read (what it flushed; the sink itself is removed in `clean_up`, a stack
   update the restore need not wait for); the bucket restored into
   `restored.<topic>` (same partition, original key, value, headers and timestamp) and timed;
   the restored topics' end offsets E snapshotted; producers move to the standby's `<topic>`;
@@ -161,6 +161,12 @@ def cutover(drill: Drill) -> None:
         fid, drill.instants["t_fence"] = t.fence(t.primary)
         drill.applied.append(fid)
         s.output = {"fault_id": fid, "t_fence": drill.instants["t_fence"]}
+    with drill._step("cutover", "stop replication") as s:
+        # Not the pattern under test; stopped as any cutover stops it, so that teardown starts
+        # it afresh (left running, it came back from the region's loss slowly).
+        fid, _ = t.stop_replication()
+        drill.applied.append(fid)
+        s.output = {"fault_id": fid}
     with drill._step("cutover", "the backup sink's last flush (what the bucket holds)") as s:
         # Not removed here: that is a stack update, which a restore does not wait for (the
         # sink reads nothing more from the lost primary; it is removed in clean_up).

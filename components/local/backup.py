@@ -124,9 +124,10 @@ def stop(pair) -> bool:
     return bool(mine)
 
 
-def urn(pair) -> str:
-    from components.local.parts import TYPE
+TYPE = "pulumi-python:dynamic:Resource"  # parts.TYPE (imported there: no import circle)
 
+
+def urn(pair) -> str:
     return pair.stack.urn(TYPE, f"{pair.cfg.prefix}-{ROLE}")
 
 

@@ -26,9 +26,10 @@ def local() -> None:
     prefix = (raw.get("kdrill:local") or {}).get("namePrefix", "kd")
     state_root = os.environ.get("KDRILL_STATE_DIR", "/var/tmp/kdrill")
     reverse = bool(cfg.get_bool("reverseReplication"))  # a failback's, drill-time
+    backup = cfg.get_object("backup")  # a backup-and-restore drill's sink, drill-time
     # the stack's credentials (a secret: encrypted in the state, plain only to the providers)
     credentials = cfg.get_secret("credentials")
-    pair = declare(prefix, state_root, pulumi.get_stack(), raw, credentials, reverse)
+    pair = declare(prefix, state_root, pulumi.get_stack(), raw, credentials, reverse, backup)
     switch = FaultSwitch(
         f"{prefix}-faults",
         prefix=prefix,

@@ -33,7 +33,7 @@ from typing import Any
 from components.clientconf import PRODUCER_ROLE, client_config, group_role, settings_for
 from components.faults import FaultSpec
 from components.wait import wait_until
-from drills import controlstate, dualwrite, failback
+from drills import backup, controlstate, dualwrite, failback
 from drills.detection import CANARY_TOPIC, ClientWatch, Detector, Endpoints
 from drills.history import (
     DUPLICATE,
@@ -186,6 +186,7 @@ class Drill:
         try:
             failback.validate(self)  # a failback this target cannot do: refused, untouched
             dualwrite.validate(self)  # a dual-write this target cannot do: refused, untouched
+            backup.validate(self)  # a backup-restore this target cannot do: refused, untouched
             self._start()
             self._preflight()
             self._steady_state()
@@ -305,6 +306,7 @@ class Drill:
             s.output = {"primary": prim, "standby": stby, "diff": diff}
             self.control["parity"] = diff
             self._authorize_preflight(s)
+        backup.preflight(self)  # backup-restore: the restored topics and the backup sink
 
     # --- control state (drills/controlstate.py) --------------------------------------
 
@@ -631,6 +633,8 @@ class Drill:
     def _cutover(self) -> None:
         if dualwrite.active(self.spec):  # the application's cutover: drop the lost region
             return dualwrite.cutover(self)
+        if backup.active(self.spec):  # fence, restore from the bucket, resume by timestamp
+            return backup.cutover(self)
         t = self.target
         cut = self.spec.cutover
         moving = (
@@ -816,6 +820,8 @@ class Drill:
     def _verify(self) -> None:
         if dualwrite.active(self.spec):  # both regions' logs, the dual-write checker
             return dualwrite.verify(self, judge)
+        if backup.active(self.spec):  # the restored topics, read back and checked
+            return backup.verify(self, judge)
         with self._step("verify", "read back the serving region and check the history") as s:
             self._read_back()
             ins = Instants(**self.instants)
@@ -873,7 +879,9 @@ class Drill:
     def _rollback(self) -> None:
         """rollback.rule failback (drills/failback.py): called once from `run` while the
         workload runs (back to the old primary, measured), and again in clean-up, where it
-        only makes sure reverse replication is off (a failback never reached says so)."""
+        only makes sure reverse replication is off (a failback never reached says so).
+        A backup-restore drill's sink part is removed here too, if still declared."""
+        backup.clean_up(self)
         if not failback.wanted(self):
             return
         if self.failback is None:

@@ -389,12 +389,15 @@ class Clients(_Model):
 class Replication(_Model):
     """The replication under test: what carries records and consumer offsets across regions."""
 
-    engine: Literal["mirrormaker2", "dual-write"] = "mirrormaker2"
+    engine: Literal["mirrormaker2", "dual-write", "backup-restore"] = "mirrormaker2"
     """The recovery pattern that runs. `mirrormaker2`: active-passive, MirrorMaker 2
     (dedicated mode) carries records, checkpoints and group-offset sync. `dual-write`: the
     application writes every record to both regions with its idempotency key (producer,
     key, seq); groups move to the survivor by time and deduplicate by the key
-    (drills/dualwrite.py; cutover.resume does not apply; needs a region-loss incident)."""
+    (drills/dualwrite.py; cutover.resume does not apply; needs a region-loss incident).
+    `backup-restore`: a backup sink copies the primary's topics to the standby's bucket; after
+    the region loss they are restored into the standby and groups resume by timestamp
+    (drills/backup.py; cutover.resume does not apply; needs a region-loss incident)."""
     policy: Literal["prefixed", "identity"] | None = None
     """Topic naming in the standby: `prefixed` (east.orders) or `identity` (orders);
     null: whatever the stack is configured with. Prefixed means producers write a different
@@ -974,6 +977,8 @@ class DrillSpec(_Model):
             )
         if self.replication.engine == "dual-write":
             self._dual_write()
+        if self.replication.engine == "backup-restore":
+            self._backup_restore()
         if self.rollback.rule == "failback" and not c.failover:
             raise _fail(
                 "failback needs cutover.failover: true (there is nothing to fail back); "
@@ -999,6 +1004,26 @@ class DrillSpec(_Model):
         if not self.cutover.failover:
             raise _fail(
                 "dual-write moves the groups to the survivor; set cutover.failover: true",
+                "cutover.failover",
+            )
+
+    def _backup_restore(self) -> None:
+        """What a backup-and-restore drill needs (drills/backup.py): a lost region to restore
+        from, a failover to restore into, and nothing replicating to fail back."""
+        if self.fault is not None and self.fault.kind != "region-loss":
+            raise _fail(
+                f"replication.engine backup-restore drills a region-loss incident (got "
+                f"{self.fault.kind!r}); use kind: region-loss or engine: mirrormaker2",
+                "fault.kind" if self._derived == "faults" else "faults",
+            )
+        if self.rollback.rule != "none":
+            raise _fail(
+                "backup-restore has no replication to fail back; set rollback.rule: none",
+                "rollback.rule",
+            )
+        if not self.cutover.failover:
+            raise _fail(
+                "backup-restore restores into the standby and moves there; set cutover.failover: true",
                 "cutover.failover",
             )
 

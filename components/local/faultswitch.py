@@ -271,6 +271,9 @@ def recover(pair: LocalPair) -> list[str]:
         done.append(f"removed {REVERSE_KEY} from the drill-time config")
     if pair.replication.stop_reverse():
         done.append("stopped the failback's reverse MirrorMaker 2")
+    from components.local import backup
+
+    done += backup.recover(pair)  # a backup-and-restore drill's sink
     done += faults.recover(pair)
     if engine:
         r = stack.refresh()

@@ -9,6 +9,9 @@
                     MirrorMaker 2 from the standby into the old primary, in the primary's
                     region: declared only while the drill-time config's
                     `kdrill:reverseReplication` is true (a failback; faultswitch.set_reverse)
+    backup-sink     kdrill-s3backup's sink in the standby, backing the primary's topics up
+                    into the standby's bucket: declared only while the drill-time config's
+                    `kdrill:backup` is set (a backup-and-restore drill; components/local/backup.py)
 
 (the fault switch, the sixth, is components/local/faultswitch.py.)
 
@@ -292,6 +295,31 @@ class ReverseMirrorMakerProvider(PartProvider):
         pair.replication.stop_reverse()
 
 
+class BackupSinkProvider(PartProvider):
+    """A backup-and-restore drill's sink (components/local/backup.py): what it backs up and
+    where (`backup`: topics, prefix, flush interval) is its shape."""
+
+    part = "backup-sink"
+
+    def shape(self, props):
+        return {"backup": props["backup"], "security": props["config"].get("kdrill:security")}
+
+    def start(self, pair, props):
+        from components.local import backup
+
+        backup.start(pair, _ints(dict(props["backup"])))
+
+    def running(self, pair, props):
+        from components.local import backup
+
+        return backup.running(pair)
+
+    def stop(self, pair, props):
+        from components.local import backup
+
+        backup.stop(pair)
+
+
 PROVIDERS: dict[str, type[PartProvider]] = {
     "region": RegionProvider,
     "kafka": KafkaProvider,
@@ -299,6 +327,7 @@ PROVIDERS: dict[str, type[PartProvider]] = {
     "replication-path": ReplicationPathProvider,
     "mirrormaker2": MirrorMakerProvider,
     "mirrormaker2-reverse": ReverseMirrorMakerProvider,
+    "backup-sink": BackupSinkProvider,
 }
 
 
@@ -327,12 +356,14 @@ def declare(
     cfg: dict[str, Any],
     credentials: Any = None,
     reverse: bool = False,
+    backup: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Declare the pair's parts (the program's side); returns the stack outputs to export
     and the parts the fault switch depends on. `credentials`: the stack's secret (JSON),
     an input of the parts that need it (each Kafka cluster, both MirrorMaker 2s).
     `reverse`: also the failback's reverse MirrorMaker 2 (the drill-time config's
-    `kdrill:reverseReplication`)."""
+    `kdrill:reverseReplication`). `backup`: also the backup sink, with these settings (the
+    drill-time config's `kdrill:backup`)."""
     policy = cfg["kdrill:replication"].get("policy", "prefixed")
     base = {"prefix": prefix, "state_root": state_root, "stack": stack, "config": cfg,
             "policy": policy}  # fmt: skip
@@ -375,6 +406,12 @@ def declare(
         Part(
             "mirrormaker2-reverse", f"{prefix}-mirrormaker2-reverse", {**base, **secret}, (),
             pulumi.ResourceOptions(depends_on=[made[f"{primary}-kafka"], made[f"{standby}-kafka"]]),
+        )  # fmt: skip
+    if backup:
+        # Like the reverse MirrorMaker 2: it comes and goes within a drill.
+        Part(
+            "backup-sink", f"{prefix}-backup-sink", {**base, **secret, "backup": backup}, (),
+            pulumi.ResourceOptions(depends_on=[made[f"{primary}-kafka"], made[f"{standby}-s3"]]),
         )  # fmt: skip
     outputs["replication"] = {"policy": mm2.policy, "proxies": path.proxies}  # type: ignore[attr-defined]
     return {"outputs": outputs, "parts": list(made.values())}

@@ -90,6 +90,19 @@ class HistoryBuilder:
             commit_time=time,
         )
 
+    def last_commits(self, cluster: str, before: float) -> dict[tuple[str, str, int], int]:
+        """(group, topic, partition) -> the last offset each group committed in `cluster` before
+        `before` (a backup-and-restore drill turns it into a timestamp to resume from)."""
+        c = self._columns["commits"]
+        out: dict[tuple[str, str, int], tuple[float, int]] = {}
+        rows = zip(c["group"], c["cluster"], c["topic"], c["partition"], c["offset"],
+                   c["commit_time"], strict=True)  # fmt: skip
+        for group, cl, topic, part, offset, at in rows:
+            k = (group, topic, part)
+            if cl == cluster and at < before and (k not in out or at >= out[k][0]):
+                out[k] = (at, offset)
+        return {k: v[1] for k, v in out.items()}
+
     def logged(
         self,
         producer: str,

@@ -51,6 +51,7 @@ class ResumeSource(StrEnum):
     SYNCED = "synced"  # MM2 synced the group's offsets into the standby
     CHECKPOINT = "checkpoint"  # translated from MM2 checkpoints by the drill
     RESET = "reset"  # no offset found: auto.offset.reset applied
+    TIMESTAMP = "timestamp"  # offsets_for_times of a recorded timestamp (backup-and-restore)
     UNKNOWN = "unknown"  # not recorded
 
 

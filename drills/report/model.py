@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from drills.history import backup as backup_restore
 from drills.report.diagnosis import Finding, diagnose, unresolved_risks
 from drills.report.facts import Facts, derive
 from drills.report.layers import LAYERS, Check, checks
@@ -111,6 +112,7 @@ def header(run: RunData) -> dict[str, Any]:
             else f"{rpo.get('split_brain')} / {rpo.get('late_replicated')} / {rpo.get('indeterminate')}",
         ],
         *_dual_write_figures(ev.get("dual_write")),
+        *backup_restore.figures(ev.get("backup_restore")),
         [
             "cost",
             f"{final.get('total_usd', 0):.4f} {final.get('currency', 'USD')} ({final.get('basis')})"

@@ -14,6 +14,7 @@ import os
 import time
 from pathlib import Path
 
+from components.clientconf import client_config
 from components.faults import FaultSpec, Placed
 from components.local import config, kafka_dist, mirrormaker, network, objectstore
 from components.local import faults as local_faults
@@ -352,6 +353,58 @@ class LocalTarget(KafkaSide):
 
     def reverse_running(self) -> bool:
         return self.pair.replication.reverse_running()
+
+    # --- backup and restore (components/local/backup.py, s3backup.py) ------------------
+
+    def start_backup(self, topics: list[str], prefix: str, flush_interval_ms: int) -> float:
+        """The stack's backup sink part on (drill-time config and a targeted update): returns
+        once its consumer is assigned the primary's `topics`."""
+        from components.local import backup
+
+        settings = {
+            "topics": sorted(topics),
+            "prefix": prefix,
+            "flushIntervalMs": flush_interval_ms,
+        }
+        try:
+            return backup.set_backup(self.pair, settings)
+        except LocalEnvError as e:
+            raise TargetError(f"starting the backup sink failed: {e}") from None
+
+    def stop_backup(self) -> dict:
+        """The backup sink part off again; returns its last status (what it flushed)."""
+        from components.local import backup
+
+        last = backup.status(self.pair)
+        try:
+            backup.set_backup(self.pair, None)
+        except LocalEnvError as e:
+            raise TargetError(f"stopping the backup sink failed: {e}") from None
+        return last
+
+    def backup_status(self) -> dict:
+        """The sink's status file (no secrets): assigned when, records and objects flushed."""
+        from components.local import backup
+
+        return backup.status(self.pair)
+
+    def backup_running(self) -> bool:
+        from components.local import backup
+
+        return backup.running(self.pair)
+
+    def backup_location(self, prefix: str) -> str:
+        from components.local import backup
+
+        return f"s3://{backup.data_bucket(self.pair)}/{prefix}/ ({self.standby}'s object store)"
+
+    def restore_backup(self, prefix: str, topics: dict[str, str]):
+        """Every backed-up record of each `topics` key produced into the standby topic it maps
+        to (components/local/s3backup.py `restore`, run here: the standby's clients)."""
+        from components.local import backup, s3backup
+
+        return s3backup.restore(client_config(self.bootstrap(self.standby)),
+                                backup.s3_settings(self.pair), prefix, topics)  # fmt: skip
 
     # --- measurement and evidence -----------------------------------------------------
 

@@ -389,7 +389,7 @@ class Clients(_Model):
 class Replication(_Model):
     """The replication under test: what carries records and consumer offsets across regions."""
 
-    engine: Literal["mirrormaker2", "dual-write"] = "mirrormaker2"
+    engine: Literal["mirrormaker2", "dual-write", "msk-replicator"] = "mirrormaker2"
     """The recovery pattern that runs. `mirrormaker2`: active-passive, MirrorMaker 2
     (dedicated mode) carries records, checkpoints and group-offset sync. `dual-write`: the
     application writes every record to both regions with its idempotency key (producer,

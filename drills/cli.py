@@ -290,6 +290,8 @@ def cmd_compare(args) -> int:
     for r in body:
         table.add_row(*r)
     out.print(table)
+    for line in compare.notes(runs):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
     found = compare.regressions(runs, thresholds)
     if args.html:
         Path(args.html).write_text(compare.html(runs, found))

@@ -13,7 +13,8 @@ KDRILL_TEST_PAIR (default `kb 10.81.0.0/16`) in a temporary stack file, as bench
 does, brought up once and torn down at the end (unless --keep). Then it prints the date and
 the machine (cores, memory, load) and `kdrill compare` of the runs: pattern, RTO and its
 parts, RPO records / seconds, duplicates, conflicts, drill cost, standby monthly cost
-(drills/report/compare.py says how each is read).
+(drills/report/compare.py says how each is read). The first column, the baseline, is
+MirrorMaker 2 active-passive.
 
     sudo .venv/bin/python bench/patterns.py [--out DIR] [--keep] [--only ENGINE[,ENGINE]]
 """
@@ -67,7 +68,8 @@ def region_loss_scenarios(directory: Path = SCENARIOS_DIR) -> tuple[list[Pick], 
             continue
         by_engine.setdefault(spec.replication.engine, []).append((path, spec))
     picks = []
-    for engine, found in sorted(by_engine.items()):
+    # MirrorMaker 2 active-passive first: `kdrill compare` takes the first run as baseline
+    for engine, found in sorted(by_engine.items(), key=lambda kv: (kv[0] != "mirrormaker2", kv[0])):
         fit = [
             (p, s)
             for p, s in found

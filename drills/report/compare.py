@@ -9,8 +9,11 @@ Across patterns (bench/patterns.py runs one drill per recovery pattern) three mo
 say what tells them apart:
 - pattern: the evidence's pattern name and the spec's `replication.engine`;
 - conflicts: what two writers made of one key. active-active: the checker's conflict
-  count (the evidence's `active_active` section); dual-write: keys whose sequences differ
-  between the two regions' logs (`dual_write.divergence.keys`); single-writer patterns
+  count (the evidence's `active_active` section); dual-write: records only in the lost
+  region's log (`dual_write.logged.one_sided[lost]`), the writes the two histories disagree
+  on that a reconciliation must settle when it returns -- not the divergent keys, which
+  count every key written after the loss (the survivor's records, expected); single-writer
+  patterns
   (active-passive, backup-restore): split-brain writes, the only way they get two
   histories of a key (acknowledged by the old primary after the fence);
 - standby monthly USD: what keeping the standby ready costs a month, from the cost model
@@ -135,7 +138,8 @@ def conflicts(ev: dict[str, Any]) -> float | None:
         return _count(aa.get("conflicts"))
     dw = ev.get("dual_write")
     if isinstance(dw, dict):
-        return _count((dw.get("divergence") or {}).get("keys"))
+        one_sided = (dw.get("logged") or {}).get("one_sided") or {}
+        return _count(one_sided.get(dw.get("lost")))
     rpo = (ev.get("measurements") or {}).get("rpo") or {}
     return rpo.get("split_brain")
 

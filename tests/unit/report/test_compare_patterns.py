@@ -26,6 +26,16 @@ def as_pattern(run: Path, engine: str, section: dict | None = None, name: str | 
     return run
 
 
+def dual_write(lost_only: int) -> dict:
+    """A dual_write section (drills/history/dualwrite.py) after east was lost: `lost_only`
+    records only in east's log, 2031 written to west after the loss, all 32 keys diverging."""
+    return {"dual_write": {
+        "lost": "east", "survivor": "west",
+        "logged": {"both": 6554, "one_sided": {"east": lost_only, "west": 2031}},
+        "divergence": {"keys": 32, "of_keys": 32, "sample": []},
+    }}  # fmt: skip
+
+
 def test_conflicts_are_read_per_pattern(run_dir):
     passing = run_dir("passing")
     passive = compare.load(passing)
@@ -36,11 +46,8 @@ def test_conflicts_are_read_per_pattern(run_dir):
     ev["measurements"]["rpo"]["split_brain"] = 3
     assert compare.conflicts(ev) == 3
 
-    dw = compare.load(
-        as_pattern(run_dir("failed"), "dual-write",
-                   {"dual_write": {"divergence": {"keys": 7, "of_keys": 32}}}, "dual-write")
-    )  # fmt: skip
-    assert (dw.pattern, dw.figures["conflicts"]) == ("dual-write", 7)
+    dw = compare.load(as_pattern(run_dir("failed"), "dual-write", dual_write(7), "dual-write"))
+    assert (dw.pattern, dw.figures["conflicts"]) == ("dual-write", 7)  # east's only, not west's
 
     d = run_dir("no_failover")
     aa = compare.load(as_pattern(d, "active-active", {"active_active": {"conflicts": 12}}))
@@ -72,8 +79,7 @@ def test_standby_monthly_cost_follows_what_the_pattern_runs_in_the_standby(run_d
 def test_compare_prints_the_pattern_table(run_dir, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     a = run_dir("passing")
-    b = as_pattern(run_dir("failed"), "dual-write",
-                   {"dual_write": {"divergence": {"keys": 4, "of_keys": 32}}}, "dual-write")  # fmt: skip
+    b = as_pattern(run_dir("failed"), "dual-write", dual_write(4), "dual-write")
     assert main(["compare", str(a), str(b), "--threshold", ""]) == 0
     out = capsys.readouterr().out
     rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") == 4}

@@ -152,14 +152,20 @@ def main() -> int:
                 t0 = time.monotonic()
                 pair.up()
                 print(f"pair {PREFIX} ({NETWORK}) up in {time.monotonic() - t0:.1f}s", flush=True)
-            for p in runnable:
-                run_dir = out / f"{p.engine}-{p.spec.name}"
+            # The baseline (MirrorMaker 2) runs last and is compared first: a dual-write drill
+            # right after a MirrorMaker 2 one failed its preflight on this pair (the standby
+            # lacked east.<topic>, which its groups' READ check names, and a dual-write drill
+            # does not wait for MirrorMaker 2 to create it), so the others go on a fresh pair.
+            base = [p for p in runnable if p.engine == "mirrormaker2"]
+            for p in [*(p for p in runnable if p not in base), *base]:
+                name = p.spec.name if p.engine in p.spec.name else f"{p.engine}-{p.spec.name}"
+                run_dir = out / name
                 t0 = time.monotonic()
                 outcome = run_drill(on_own_topic(p.spec), target, run_dir)
                 print(f"{p.engine}: {p.path.name} exit {outcome.exit_code} in "
                       f"{time.monotonic() - t0:.1f}s -> {run_dir}", flush=True)  # fmt: skip
                 if (run_dir / "evidence.json").exists():
-                    dirs.append(str(run_dir))
+                    dirs.insert(0 if p in base else len(dirs), str(run_dir))
                 else:
                     notes.append(f"{p.engine}: the drill wrote no evidence; left out")
         finally:

@@ -489,7 +489,7 @@ def plan_lines(spec_path: str, stack: str | None) -> list[str]:
     ]
     lines += [f"  - {t} {n}" for t, n in d.removed]
     lines.append(f"  {len(d.added)} to add, {len(d.changed)} to change, {len(d.removed)} to remove")
-    if target.cfg.replication.kind == "msk-replicator":
+    if spec.replication.engine == "msk-replicator":  # check_engine: the stack runs one
         lines += replicator_plan(spec, target, base, before)
     return lines
 

@@ -32,8 +32,11 @@ from drills.targets import Target, TargetError, open_target
 def _load(spec_path: str, stack: str | None, keep: bool = False) -> tuple[DrillSpec, Target]:
     """The spec and its target, the fault checked against the target: raises SpecError or
     TargetError, and nothing has been touched either way."""
+    from drills.targets.aws import check_engine
+
     spec = load_spec(spec_path)
     target = open_target(stack or spec.target.stack, keep)
+    check_engine(spec.replication.engine, spec.cutover.resume, target.facts())
     for i, f in enumerate(spec.faults or [spec.fault]):  # a timeline: every fault of it
         try:
             target.resolve_fault(f.fault_spec())
@@ -287,6 +290,8 @@ def cmd_compare(args) -> int:
     for r in body:
         table.add_row(*r)
     out.print(table)
+    for line in compare.notes(runs):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
     found = compare.regressions(runs, thresholds)
     if args.html:
         Path(args.html).write_text(compare.html(runs, found))

@@ -389,7 +389,9 @@ class Clients(_Model):
 class Replication(_Model):
     """The replication under test: what carries records and consumer offsets across regions."""
 
-    engine: Literal["mirrormaker2", "dual-write", "backup-restore"] = "mirrormaker2"
+    engine: Literal["mirrormaker2", "dual-write", "backup-restore", "msk-replicator"] = (
+        "mirrormaker2"
+    )
     """The recovery pattern that runs. `mirrormaker2`: active-passive, MirrorMaker 2
     (dedicated mode) carries records, checkpoints and group-offset sync. `dual-write`: the
     application writes every record to both regions with its idempotency key (producer,
@@ -397,7 +399,9 @@ class Replication(_Model):
     (drills/dualwrite.py; cutover.resume does not apply; needs a region-loss incident).
     `backup-restore`: a backup sink copies the primary's topics to the standby's bucket; after
     the region loss they are restored into the standby and groups resume by timestamp
-    (drills/backup.py; cutover.resume does not apply; needs a region-loss incident)."""
+    (drills/backup.py; cutover.resume does not apply; needs a region-loss incident).
+    `msk-replicator`: active-passive on the AWS MSK stack, Amazon MSK Replicator carrying records
+    and (approximately) group offsets (drills/targets/aws.py; verified only under mocks)."""
     policy: Literal["prefixed", "identity"] | None = None
     """Topic naming in the standby: `prefixed` (east.orders) or `identity` (orders);
     null: whatever the stack is configured with. Prefixed means producers write a different

@@ -208,6 +208,22 @@ class ReplicationConfig(_Model):
     topics: list[str] = Field(default_factory=lambda: [".*"])
     groups: list[str] = Field(default_factory=lambda: [".*"])
     kubernetes: KubernetesTarget | None = None
+    # MSK Replicator only (components/aws/replication.py): the Replicator's
+    # TopicReplication.StartingPosition and TopicNameConfiguration, both fixed at creation
+    # (changing either replaces the Replicator). Unset: earliest, identical.
+    starting_position: Literal["earliest", "latest"] | None = None
+    topic_names: Literal["identical", "prefixed"] | None = None
+
+    @model_validator(mode="after")
+    def _replicator_only(self) -> ReplicationConfig:
+        given = [k for k in ("starting_position", "topic_names") if getattr(self, k) is not None]
+        if given and self.kind != "msk-replicator":
+            keys = " and ".join(to_camel(k) for k in given)
+            raise ValueError(
+                f"replication.{keys} only apply to kind msk-replicator (MirrorMaker 2 names "
+                f"topics by its replication policy), not {self.kind}; remove them"
+            )
+        return self
 
 
 class ClientVpc(_Model):
@@ -316,7 +332,8 @@ class StackConfig(_Model):
     # Session Manager access to brokers without an internet route: ssm, ssmmessages and
     # ec2messages interface endpoints in each region (billed per endpoint-hour and GB).
     ssm_endpoints: bool = False
-    # Set by a drill at cutover (AwsTarget.stop_replication): MirrorMaker 2 scaled to 0.
+    # Set by a drill at cutover (AwsTarget.stop_replication): MirrorMaker 2 scaled to 0, or
+    # MSK Replicator excluding every topic and group (UpdateReplicationInfo, in place).
     replication_stopped: bool = False
     automq: AutoMQConfig | None = None
     replication: ReplicationConfig
@@ -392,10 +409,14 @@ class StackConfig(_Model):
             )
         if {"data", "ops"} & set(self.buckets.replicate) and self.engine != "automq":
             raise ValueError("buckets.replicate data/ops only exist for engine automq")
-        if self.replication_stopped and self.replication.kind != "mirrormaker2":
+        if self.replication_stopped and self.replication.kind not in (
+            "mirrormaker2",
+            "msk-replicator",
+        ):
             raise ValueError(
-                f"replicationStopped scales MirrorMaker 2 to 0; replication {self.replication.kind} "
-                "cannot be stopped through the stack"
+                "replicationStopped scales MirrorMaker 2 to 0 or excludes every topic and group "
+                f"from MSK Replicator; replication {self.replication.kind} cannot be stopped "
+                "through the stack"
             )
         for f in self.faults:
             if f.kind != "blackhole":

@@ -387,12 +387,19 @@ class PairedRegionKafka(pulumi.ComponentResource):
                     topics=rep.topics,
                     groups=rep.groups,
                     tags=self._args.tags,
+                    starting_position=rep.starting_position or "earliest",
+                    topic_names=rep.topic_names or "identical",
+                    stopped=cfg.replication_stopped,
                 ),
                 opts=pulumi.ResourceOptions(
                     parent=self, providers={"aws": self._args.providers["standby"]}
                 ),
             )
-            return {"kind": rep.kind, "replicatorArn": replicator.arn}
+            return {
+                "kind": rep.kind,
+                "replicatorArn": replicator.arn,
+                "sourceClusterAlias": replicator.source_alias,
+            }
         if rep.kind == "mirrormaker2":
             assert rep.kubernetes is not None
             k = rep.kubernetes

@@ -4,6 +4,20 @@ MskReplicator: aws.msk.Replicator in the standby region (the replicator runs in 
 target's region), reading the primary MSK cluster and writing the standby, with consumer
 group offset sync. Both clusters use IAM client auth, which MSK Replicator requires.
 
+What a drill relies on, and how it is rendered (`replication_info`, a pure function the
+unit tests and `kdrill run --plan` read):
+- StartingPosition EARLIEST or LATEST (stack `replication.startingPosition`): where the
+  Replicator starts in a topic it picks up. Fixed at creation (a change replaces it).
+- TopicNameConfiguration IDENTICAL or PREFIXED_WITH_SOURCE_CLUSTER_ALIAS (stack
+  `replication.topicNames`): `orders` or `<sourceKafkaClusterAlias>.orders` in the standby;
+  the alias is chosen by AWS (a stack output once created). Fixed at creation too.
+- ConsumerGroupReplication with SynchroniseConsumerGroupOffsets: translated offsets are
+  approximate (sampled offset mappings, biased to re-reads), and written into a target
+  group only while no consumer of it is active there.
+- Stopped (`kdrill:replicationStopped`, set by a drill at cutover): every topic and group
+  excluded (TopicsToExclude / ConsumerGroupsToExclude [".*"]), an in-place
+  UpdateReplicationInfo; clearing it restores the lists. The Replicator has no pause API.
+
 AUTOMQ_LINKING_NOTE: AutoMQ's offset-preserving Kafka Linking is a commercial-edition
 feature; choosing it renders no resource, only this note as a stack output.
 """
@@ -42,6 +56,9 @@ class MskReplicatorArgs:
     topics: Sequence[str]
     groups: Sequence[str]
     tags: Mapping[str, str]
+    starting_position: str = "earliest"  # earliest | latest (stack replication.startingPosition)
+    topic_names: str = "identical"  # identical | prefixed (stack replication.topicNames)
+    stopped: bool = False  # kdrill:replicationStopped: every topic and group excluded
 
 
 # The managed policy AWSMSKReplicatorExecutionRole, mirrored action for action but scoped to
@@ -78,10 +95,48 @@ REPLICATOR_GROUP_ACTIONS = (
     "kafka-cluster:DescribeGroup",
     "kafka-cluster:DeleteGroup",
 )
-# Explicit, not the provider's defaults: replicate what the source already holds, and keep
-# topic names (a drill's consumers move to the same topic name in the standby).
-STARTING_POSITION = "EARLIEST"
-TOPIC_NAMES = "IDENTICAL"
+# Explicit, not the provider's defaults (AWS's default naming is prefixed): by default
+# replicate what the source already holds, and keep topic names (a drill's consumers move to
+# the same topic name in the standby). Values as the API spells them (CloudFormation
+# AWS::MSK::Replicator ReplicationStartingPosition / ReplicationTopicNameConfiguration).
+STARTING_POSITIONS = {"earliest": "EARLIEST", "latest": "LATEST"}
+TOPIC_NAME_TYPES = {"identical": "IDENTICAL", "prefixed": "PREFIXED_WITH_SOURCE_CLUSTER_ALIAS"}
+STARTING_POSITION = STARTING_POSITIONS["earliest"]
+TOPIC_NAMES = TOPIC_NAME_TYPES["identical"]
+EVERYTHING = [".*"]
+
+
+def replication_info(args: MskReplicatorArgs) -> dict:
+    """The Replicator's `replication_info_list` (CreateReplicator's ReplicationInfo) for
+    `args`. Stopped: every topic and consumer group excluded -- the fields
+    UpdateReplicationInfo changes in place, so stopping neither replaces the Replicator nor
+    loses its starting position, names or offset mappings."""
+    stop = {"topics_to_excludes": EVERYTHING} if args.stopped else {}
+    stop_groups = {"consumer_groups_to_excludes": EVERYTHING} if args.stopped else {}
+    return {
+        "source_kafka_cluster_arn": args.source.cluster_arn,
+        "target_kafka_cluster_arn": args.target.cluster_arn,
+        "target_compression_type": "NONE",
+        "topic_replications": [
+            {
+                "topics_to_replicates": list(args.topics),
+                **stop,
+                "copy_topic_configurations": True,
+                "copy_access_control_lists_for_topics": True,
+                "detect_and_copy_new_topics": True,
+                "starting_position": {"type": STARTING_POSITIONS[args.starting_position]},
+                "topic_name_configuration": {"type": TOPIC_NAME_TYPES[args.topic_names]},
+            }
+        ],
+        "consumer_group_replications": [
+            {
+                "consumer_groups_to_replicates": list(args.groups),
+                **stop_groups,
+                "synchronise_consumer_group_offsets": True,
+                "detect_and_copy_new_consumer_groups": True,
+            }
+        ],
+    }
 
 
 def replicator_policy(
@@ -123,6 +178,13 @@ def replicator_policy(
     return pulumi.Output.all(source_arn, target_arn).apply(doc)
 
 
+def source_alias(info) -> str | None:
+    """SourceKafkaClusterAlias from the Replicator's replication info (typed or plain)."""
+    if type(info) is dict:  # noqa: E721 - a plain mapping, not the typed output (a dict too)
+        return info.get("source_kafka_cluster_alias") or info.get("sourceKafkaClusterAlias")
+    return getattr(info, "source_kafka_cluster_alias", None)
+
+
 class MskReplicator(pulumi.ComponentResource):
     arn: pulumi.Output[str]
 
@@ -159,30 +221,14 @@ class MskReplicator(pulumi.ComponentResource):
                 }
                 for end in (args.source, args.target)
             ],
-            replication_info_list={
-                "source_kafka_cluster_arn": args.source.cluster_arn,
-                "target_kafka_cluster_arn": args.target.cluster_arn,
-                "target_compression_type": "NONE",
-                "topic_replications": [
-                    {
-                        "topics_to_replicates": list(args.topics),
-                        "copy_topic_configurations": True,
-                        "copy_access_control_lists_for_topics": True,
-                        "detect_and_copy_new_topics": True,
-                        "starting_position": {"type": STARTING_POSITION},
-                        "topic_name_configuration": {"type": TOPIC_NAMES},
-                    }
-                ],
-                "consumer_group_replications": [
-                    {
-                        "consumer_groups_to_replicates": list(args.groups),
-                        "synchronise_consumer_group_offsets": True,
-                        "detect_and_copy_new_consumer_groups": True,
-                    }
-                ],
-            },
+            replication_info_list=replication_info(args),
             tags=tags,
             opts=child,
         )
         self.arn = replicator.arn
-        self.register_outputs({"arn": replicator.arn, "roleArn": role.arn})
+        # PREFIXED names replicas `<alias>.<topic>`; AWS picks the alias (DescribeReplicator's
+        # SourceKafkaClusterAlias), so a drill reads it from this output.
+        self.source_alias = replicator.replication_info_list.apply(source_alias)
+        self.register_outputs(
+            {"arn": replicator.arn, "roleArn": role.arn, "sourceClusterAlias": self.source_alias}
+        )

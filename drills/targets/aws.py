@@ -71,6 +71,61 @@ def fault_id(entry: dict[str, Any]) -> str:
     return f"{entry['kind']}@{entry['region']}"
 
 
+RESUME_CHECKPOINT_MSK = (
+    "cutover.resume: checkpoint reads MirrorMaker 2's checkpoints topic, which MSK Replicator "
+    "does not write; use resume: synced (the Replicator's group-offset sync) or reset"
+)
+
+
+def replicator_facts(cfg: StackConfig) -> list[str]:
+    """What a drill relies on from the stack's MSK Replicator, in words (evidence, --plan)."""
+    rep = cfg.replication
+    start = (rep.starting_position or "earliest").upper()
+    names = rep.topic_names or "identical"
+    starts = {
+        "EARLIEST": "a topic it picks up is copied from its first retained record",
+        "LATEST": "a topic it picks up is copied from its end at that moment: records written "
+        "before (e.g. while a new topic waits for the Replicator's periodic detection) never "
+        "reach the standby and count as lost",
+    }
+    return [
+        f"starting position {start}: {starts[start]}",
+        "topic names "
+        + (
+            "IDENTICAL: the standby's replica of `orders` is `orders`"
+            if names == "identical"
+            else "PREFIXED_WITH_SOURCE_CLUSTER_ALIAS: the standby's replica of `orders` is "
+            "`<sourceKafkaClusterAlias>.orders` (the alias AWS chose, a stack output)"
+        ),
+        f"group offsets synchronised for groups {', '.join(rep.groups)}: approximate (sampled "
+        "offset mappings, biased to re-reads) and written into a standby group only while no "
+        "consumer of it is active there",
+    ]
+
+
+def check_engine(engine: str, resume: str, facts: TargetFacts) -> None:
+    """The spec's `replication.engine` against what the stack replicates with: one line
+    naming both when they do not go together. Touches nothing."""
+    have = facts.replication_engine
+    if engine == "msk-replicator" and have != "msk-replicator":
+        where = "the local pair runs MirrorMaker 2 only" if facts.kind != "aws" else (
+            f"stack {facts.stack} replicates with {have} (kdrill:replication.kind; "
+            "msk-replicator needs kdrill:engine msk)"
+        )  # fmt: skip
+        raise TargetError(
+            f"replication.engine msk-replicator needs a stack replicated by MSK Replicator, but "
+            f"{where}; use --stack msk-use1-usw2 or replication.engine: {have}"
+        )
+    if engine == "mirrormaker2" and have == "msk-replicator":
+        raise TargetError(
+            f"replication.engine mirrormaker2, but stack {facts.stack} replicates with MSK "
+            "Replicator (kdrill:replication.kind msk-replicator); set replication.engine: "
+            "msk-replicator"
+        )
+    if engine == "msk-replicator" and resume == "checkpoint":
+        raise TargetError(RESUME_CHECKPOINT_MSK)
+
+
 def backend_env() -> dict[str, str]:
     url = os.environ.get("PULUMI_BACKEND_URL") or f"file://{Path.home()}"
     env = {"PULUMI_BACKEND_URL": url}
@@ -102,10 +157,8 @@ class AwsTarget(KafkaSide):
 
     @property
     def policy(self) -> str:
-        if self.cfg.replication.kind == "msk-replicator":
-            from components.aws.replication import TOPIC_NAMES  # pulumi_aws: import when needed
-
-            return "identity" if TOPIC_NAMES == "IDENTICAL" else "prefixed"
+        if self.cfg.replication.kind == "msk-replicator":  # TopicNameConfiguration
+            return "prefixed" if self.cfg.replication.topic_names == "prefixed" else "identity"
         return "prefixed"  # MirrorMaker 2's DefaultReplicationPolicy
 
     def facts(self) -> TargetFacts:
@@ -131,10 +184,13 @@ class AwsTarget(KafkaSide):
                 (self._outputs.get("regions") or {}).get(self.primary, {}).get("faults") or {}
             ).get("s3Replication")
         buckets = ", ".join(self.cfg.buckets.replicate) or "none"
-        return {
+        notes = {
             "s3ReplicationUnderRegionLoss": f"buckets replicated primary -> standby: {buckets}; "
             + (fate or S3_REPLICATION_UNDER_LOSS)
         }
+        if self.cfg.replication.kind == "msk-replicator":
+            notes["mskReplicator"] = "; ".join(replicator_facts(self.cfg))
+        return notes
 
     def resolve_fault(self, fault: FaultSpec) -> FaultSpec:
         try:
@@ -216,10 +272,28 @@ class AwsTarget(KafkaSide):
         return min(3, self.cfg.brokers.by_role(region).count)  # type: ignore[arg-type]
 
     def checkpoints_topic(self) -> str:
+        if self.cfg.replication.kind == "msk-replicator":  # checkpoints() reads it first
+            raise TargetError(RESUME_CHECKPOINT_MSK)
         return checkpoints_topic(MM2_SOURCE_ALIAS)
 
     def remote_topic(self, topic: str) -> str:
-        return topic if self.policy == "identity" else f"{MM2_SOURCE_ALIAS}.{topic}"
+        if self.policy == "identity":
+            return topic
+        if self.cfg.replication.kind == "msk-replicator":
+            return f"{self.replicator_alias()}.{topic}"
+        return f"{MM2_SOURCE_ALIAS}.{topic}"
+
+    def replicator_alias(self) -> str:
+        """MSK Replicator's SourceKafkaClusterAlias (PREFIXED names replicas `<alias>.<topic>`):
+        AWS chooses it at creation, so it comes from the stack's `replication` output."""
+        alias = (self.outputs().get("replication") or {}).get("sourceClusterAlias")
+        if not alias:
+            raise TargetError(
+                f"stack {self.stack!r} replicates with MSK Replicator under prefixed topic names "
+                "but its outputs carry no replication.sourceClusterAlias: `pulumi refresh "
+                f"--stack {self.stack}` (DescribeReplicator names it) or use topicNames: identical"
+            )
+        return alias
 
     def set_policy(self, policy: str) -> None:
         if policy != self.policy:
@@ -308,12 +382,15 @@ class AwsTarget(KafkaSide):
         return self.apply_fault(FaultSpec("blackhole", region=region))
 
     def stop_replication(self) -> tuple[str, float]:
-        """MirrorMaker 2: `kdrill:replicationStopped` + up scales its deployment to 0 (cleared
-        like a fault). MSK Replicator has no stop in the stack: one line naming the step."""
-        if self.cfg.replication.kind != "mirrormaker2":
+        """`kdrill:replicationStopped` + up, cleared like a fault. MirrorMaker 2: its
+        deployment scaled to 0. MSK Replicator (no pause API): every topic and group excluded,
+        an in-place UpdateReplicationInfo (components/aws/replication.py); the instant is when
+        the update returned, and the Replicator may copy in-flight batches after it, which the
+        drill sees as late-replicated records above the end-offset snapshot."""
+        if self.cfg.replication.kind not in ("mirrormaker2", "msk-replicator"):
             raise TargetError(
                 f"stopping {self.cfg.replication.kind} is not a stack operation of {self.stack} "
-                "(stop the MSK Replicator by hand, or use MirrorMaker 2)"
+                "(stop it by hand, or use MirrorMaker 2 or MSK Replicator)"
             )
         return REPLICATION_STOPPED, self._set_replication_stopped(True)
 
@@ -387,6 +464,7 @@ def plan_lines(spec_path: str, stack: str | None) -> list[str]:
         )
     name, raw, _ = read_aws_stack(stack or spec.target.stack)
     target = AwsTarget(name, raw, parse_stack_config(raw))
+    check_engine(spec.replication.engine, spec.cutover.resume, target.facts())
     try:
         fault = target.resolve_fault(spec.fault.fault_spec())
     except TargetError as e:
@@ -397,7 +475,8 @@ def plan_lines(spec_path: str, stack: str | None) -> list[str]:
         parse_stack_config({**base, "faults": [entry]})
     except ConfigError as e:
         raise TargetError(f"fault: {' '.join(str(e).split())}") from None
-    d = diff(render(base, name), render({**base, "faults": [entry]}, name))
+    before = render(base, name)
+    d = diff(before, render({**base, "faults": [entry]}, name))
     lines = [
         f"plan: fault {fault.describe()} on AWS stack {name} (kdrill:faults = {json.dumps([entry])})",
         "  the real program rendered twice under Pulumi's mocks: no AWS call; whether a change",
@@ -410,7 +489,71 @@ def plan_lines(spec_path: str, stack: str | None) -> list[str]:
     ]
     lines += [f"  - {t} {n}" for t, n in d.removed]
     lines.append(f"  {len(d.added)} to add, {len(d.changed)} to change, {len(d.removed)} to remove")
+    if spec.replication.engine == "msk-replicator":  # check_engine: the stack runs one
+        lines += replicator_plan(spec, target, base, before)
     return lines
+
+
+def replicator_plan(spec, target: AwsTarget, base: dict[str, Any], before) -> list[str]:
+    """The MSK Replicator a drill relies on, read from the rendered program, and what the
+    cutover's stop changes in it (a second render with `kdrill:replicationStopped`)."""
+    from components.aws.mocks import diff, render
+
+    (rep,) = before.of("aws:msk/replicator:Replicator")
+    info = rep.inputs["replicationInfoList"]
+    (topics,) = info["topicReplications"]
+    (groups,) = info["consumerGroupReplications"]
+    after_stop = render({**base, "replicationStopped": True}, target.stack)
+    stopped, after = diff(before, after_stop), _replicator_info(after_stop)
+    moving = (
+        [g.name for g in spec.workload.groups]
+        if spec.cutover.groups == "all"
+        else list(spec.cutover.groups)
+    )
+    lines = [
+        f"plan: replication msk-replicator, aws:msk/replicator:Replicator {rep.name} "
+        f"(in {target.cfg.regions.standby.region}, the standby's region)",
+        f"  startingPosition {topics['startingPosition']['type']}, topicNameConfiguration "
+        f"{topics['topicNameConfiguration']['type']} (policy {target.policy}: the standby "
+        f"reads {', '.join(_remote_name(target, t.name) for t in spec.workload.topics)})",
+        f"  consumerGroupReplication: groups {groups['consumerGroupsToReplicates']}, "
+        f"synchroniseConsumerGroupOffsets {groups['synchroniseConsumerGroupOffsets']}",
+    ]
+    lines += [f"  - {fact}" for fact in replicator_facts(target.cfg)]
+    lines.append(
+        "  cutover: stop replication = kdrill:replicationStopped + up, which changes only:"
+    )
+    lines += [
+        f"    ~ {t} {n} ({', '.join(keys)}): topicsToExcludes {_excl(after, 'topic')}, "
+        f"consumerGroupsToExcludes {_excl(after, 'group')} [UpdateReplicationInfo, in place]"
+        for t, n, keys in stopped.changed
+    ]
+    if spec.cutover.resume == "synced":
+        lines.append(
+            f"  groups {', '.join(moving) or '-'} resume from the Replicator's synced offsets: the "
+            "drill's standby consumers join each group only at cutover, after the stop (warm "
+            "standby clients connect without joining), so no consumer of ours is active in the "
+            "standby while the Replicator syncs; a consumer of the same group running in the "
+            "standby outside the drill stops the sync: stop it before the drill"
+        )
+    return lines
+
+
+def _replicator_info(rendered) -> dict[str, Any]:
+    (rep,) = rendered.of("aws:msk/replicator:Replicator")
+    return rep.inputs["replicationInfoList"]
+
+
+def _excl(info: dict[str, Any], kind: str) -> list[str]:
+    if kind == "topic":
+        return info["topicReplications"][0].get("topicsToExcludes") or []
+    return info["consumerGroupReplications"][0].get("consumerGroupsToExcludes") or []
+
+
+def _remote_name(target: AwsTarget, topic: str) -> str:
+    if target.policy == "identity":
+        return topic
+    return f"<sourceKafkaClusterAlias>.{topic}"
 
 
 def plan_command(spec_path: str, stack: str | None) -> int:

@@ -153,9 +153,9 @@ def test_plan_prints_what_the_fault_adds_changes_and_removes(tmp_path):
 
 
 def test_run_plan_cli_and_refusals_are_one_line(capsys, tmp_path, monkeypatch):
-    code = cli.main(["run", aws_spec(tmp_path), "--stack", "msk-use1-usw2", "--plan"])
+    code = cli.main(["run", aws_spec(tmp_path), "--stack", "apache-use1-usw2", "--plan"])
     out = capsys.readouterr().out
-    assert code == 0 and "6 to add, 0 to change, 0 to remove" in out, out
+    assert code == 0 and "6 to add, 3 to change, 0 to remove" in out, out
     code = cli.main(["run", str(DEFAULT), "--stack", "local", "--plan"])
     err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
     assert code == 2 and len(err) == 1 and "--plan shows what a fault changes" in err[0], err
@@ -176,8 +176,12 @@ def test_stop_replication_scales_mirrormaker2_to_zero_and_is_cleared():
     assert t.open_faults(0) == [fid]
     t.clear_faults([fid], final=True)
     assert "kdrill:replicationStopped" not in fake.config and len(fake.ups) == 2
-    with pytest.raises(TargetError, match="stop the MSK Replicator by hand"):
-        target("msk-use1-usw2")[0].stop_replication()
+    none, _ = target("apache-use1-usw2")  # MSK Replicator's stop: test_msk_replicator.py
+    none.cfg = none.cfg.model_copy(
+        update={"replication": none.cfg.replication.model_copy(update={"kind": "none"})}
+    )
+    with pytest.raises(TargetError, match="stopping none is not a stack operation"):
+        none.stop_replication()
 
 
 def test_evidence_states_what_s3_replication_does_under_region_loss():

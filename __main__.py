@@ -26,9 +26,11 @@ def local() -> None:
     prefix = (raw.get("kdrill:local") or {}).get("namePrefix", "kd")
     state_root = os.environ.get("KDRILL_STATE_DIR", "/var/tmp/kdrill")
     reverse = bool(cfg.get_bool("reverseReplication"))  # a failback's, drill-time
+    # active-active's: the reverse flow transactional, so a region loss re-copies nothing
+    exactly_once = bool(cfg.get_bool("reverseExactlyOnce"))
     # the stack's credentials (a secret: encrypted in the state, plain only to the providers)
     credentials = cfg.get_secret("credentials")
-    pair = declare(prefix, state_root, pulumi.get_stack(), raw, credentials, reverse)
+    pair = declare(prefix, state_root, pulumi.get_stack(), raw, credentials, reverse, exactly_once)
     switch = FaultSwitch(
         f"{prefix}-faults",
         prefix=prefix,

@@ -18,6 +18,7 @@ from importlib import metadata
 from typing import Any
 
 from drills import cost
+from drills.history import activeactive
 from drills.history.dualwrite import pattern_facts
 from drills.history.dualwrite import summary_lines as dual_write_lines
 from drills.hooks import Hooks
@@ -94,7 +95,8 @@ def build(record: RunRecord) -> dict[str, Any]:
         "exit_code": record.exit_code,
         "verdict": record.verdict or None,
         "spec": record.spec.to_dict(),
-        "pattern": pattern_facts(record.spec.replication.engine, record.target.policy),
+        "pattern": activeactive.pattern_facts(record.spec.replication.engine, record.target.policy)
+        or pattern_facts(record.spec.replication.engine, record.target.policy),
         "timeline": timeline(record),
         "faults": record.faults,
         "detection": record.detection or None,
@@ -161,6 +163,7 @@ def summary_lines(ev: dict[str, Any]) -> list[str]:
         )
         lines.append(f"anomalies: {', '.join(m['anomalies_found']) or 'none'}")
     lines += dual_write_lines(ev.get("dual_write"))
+    lines += activeactive.summary_lines(ev.get("active_active"))
     fb = ev.get("failback")
     if fb:
         lines += _failback_lines(fb)

@@ -97,11 +97,16 @@ class Target(Protocol):
         `reverse_state`: forget where reverse replication was, so it copies from the start."""
         ...
 
-    def start_reverse_replication(self) -> float:
-        """Replication from the standby into the old primary, proven running; the instant."""
+    def start_reverse_replication(self, exactly_once: bool = False) -> float:
+        """Replication from the standby into the old primary, proven running; the instant.
+        `exactly_once`: transactional writes (a restart re-copies nothing)."""
         ...
 
     def stop_reverse_replication(self) -> float: ...
+    def restart_reverse_replication(self) -> float:
+        """Reverse replication running again after its region returned; the instant."""
+        ...
+
     def reverse_running(self) -> bool: ...
 
     # --- measurement and evidence -----------------------------------------------------

@@ -335,11 +335,12 @@ class LocalTarget(KafkaSide):
         )
         self.create_topics(region, topics)
 
-    def start_reverse_replication(self) -> float:
+    def start_reverse_replication(self, exactly_once: bool = False) -> float:
         """The stack's reverse MirrorMaker 2 part on (drill-time config and a targeted
-        update): returns once a probe record crossed from the standby into the old primary."""
+        update): returns once a probe record crossed from the standby into the old primary.
+        `exactly_once` (active-active): its writes transactional."""
         try:
-            return _switch().set_reverse(self.pair, True)
+            return _switch().set_reverse(self.pair, True, exactly_once)
         except LocalEnvError as e:
             raise TargetError(f"starting the reverse MirrorMaker 2 failed: {e}") from None
 
@@ -349,6 +350,14 @@ class LocalTarget(KafkaSide):
             return _switch().set_reverse(self.pair, False)
         except LocalEnvError as e:
             raise TargetError(f"stopping the reverse MirrorMaker 2 failed: {e}") from None
+
+    def restart_reverse_replication(self) -> float:
+        """The declared reverse part running again after its region returned (active-active:
+        the region loss killed it); a targeted update that refreshes it first."""
+        try:
+            return _switch().restart_reverse(self.pair)
+        except LocalEnvError as e:
+            raise TargetError(f"restarting the reverse MirrorMaker 2 failed: {e}") from None
 
     def reverse_running(self) -> bool:
         return self.pair.replication.reverse_running()

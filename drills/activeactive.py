@@ -87,7 +87,7 @@ def preflight(drill: Drill) -> None:
     replica of each workload topic present in the primary before the workload starts."""
     t = drill.target
     with drill._step("preflight", f"reverse MirrorMaker 2 {t.standby} -> {t.primary} "
-                                  "(active-active)", rollback=True) as s:  # fmt: skip
+                                  "(active-active)") as s:  # fmt: skip
         drill.reverse_on = True  # whatever happens next, clean-up removes it
         t_on = t.start_reverse_replication(exactly_once=True)
         want = {t.reverse_topic(x) for x in _names(drill)}
@@ -157,12 +157,14 @@ def recover(drill: Drill) -> None:
         if inc.cleared is None:
             inc.cleared, inc.cleared_by = cleared, "recover (the region returned)"
             drill.record.faults = drill._timeline_facts()
-        drill._wait(lambda: rec.first_ack(lost, cleared) is not None, 120,
+        # T_cut: the region's first ack after the decision. Not after `cleared`: its clients'
+        # queued records are acknowledged while the clear still waits for the brokers.
+        since = drill.instants["t_decide"] or cleared
+        drill._wait(lambda: rec.first_ack(lost, since) is not None, 120,
                     f"a first ack from {lost} after its return")  # fmt: skip
-        drill.instants["t_cut"] = rec.first_ack(lost, cleared)
+        drill.instants["t_cut"] = rec.first_ack(lost, since)
         s.output = {"t_cut": drill.instants["t_cut"]}
-    with drill._step("recover", f"reverse MirrorMaker 2 {t.standby} -> {t.primary} back",
-                     rollback=True) as s:  # fmt: skip
+    with drill._step("recover", f"reverse MirrorMaker 2 {t.standby} -> {t.primary} back") as s:
         s.output = {"t_reverse": t.restart_reverse_replication()}
 
 
@@ -182,6 +184,10 @@ def verify(drill: Drill, judge) -> None:
             compared by offsets: the reverse flow's transaction markers take offsets too)."""
             for r in (lost, survivor):
                 ends[r] = t.end_offsets(r, [*names, *(replica(x, other[r]) for x in names)])
+            behind = any(ends[other[r]].get((replica(x, r), p), -1) < off  # cheap, necessary
+                         for r in (lost, survivor) for (x, p), off in ends[r].items() if x in names)  # fmt: skip
+            if behind:
+                return False
             return all(
                 local[r] <= _ids(drill, other[r], {k: v for k, v in ends[other[r]].items()
                                                    if k[0] not in names}, mine)

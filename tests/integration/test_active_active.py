@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import bisect
 import json
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
+
+from confluent_kafka import TopicPartition
 
 from components.local import faultswitch
 from drills.evidence import summary_lines
@@ -32,7 +35,7 @@ from drills.history import read_history
 from drills.runner import run_drill
 from drills.targets import LocalTarget
 from drills.workload import decode
-from tests.integration.conftest import consumer, read_log
+from tests.integration.conftest import consumer
 from tests.integration.test_drill import assert_pair_healthy, on_own_topic
 
 SCENARIO = (
@@ -41,13 +44,31 @@ SCENARIO = (
 
 
 def log_ids(bootstrap: str, topic: str, producers: set[str]) -> list[tuple[int, int, tuple]]:
-    """(partition, offset, (producer, key, seq)) of every record of `producers` in `topic`."""
+    """(partition, offset, (producer, key, seq)) of every record of `producers` in `topic`,
+    read committed from offset 0 to the end offsets as they are now. This test's own reader:
+    the reverse flow writes transactionally, so a partition is read to its end when the
+    consumer's position passes it (its last offset is a commit marker, never handed out)."""
+    c = consumer(boot := bootstrap)
     out = []
-    for partition, offset, _, value in read_log(bootstrap, topic):
-        ident = decode(value)
-        if ident and ident[0] in producers:
-            out.append((partition, offset, ident[:3]))
-    return out
+    try:
+        parts = list(c.list_topics(topic, timeout=10).topics[topic].partitions)
+        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+        left = {p: e for p, e in ends.items() if e > 0}
+        c.assign([TopicPartition(topic, p, 0) for p in left])
+        deadline = time.monotonic() + 60
+        while left:
+            assert time.monotonic() < deadline, f"{topic} in {boot} not read to {ends}"
+            for m in c.consume(num_messages=1000, timeout=0.5):
+                if m.error() is None and m.offset() < ends[m.partition()]:
+                    ident = decode(m.value())
+                    if ident and ident[0] in producers:
+                        out.append((m.partition(), m.offset(), ident[:3]))
+            for tp in c.position([TopicPartition(topic, p) for p in left]):
+                if tp.offset >= left[tp.partition]:
+                    left.pop(tp.partition)
+        return out
+    finally:
+        c.close()
 
 
 def first_order(reads: list[dict]) -> dict[str, list[tuple]]:
@@ -181,10 +202,9 @@ def test_active_active_region_loss_conflicts_no_loops_and_what_each_region_lost(
     assert any(x.startswith("active-active: ") for x in lines)
     assert "active-active" in (run / "report.md").read_text()
     rto = ev["measurements"]["rto"]
-    assert (
-        rto["seconds"] is not None
-        and rto["detect"] >= spec.clients.message_timeout_ms / 1000 - 0.05
-    )
+    parts = [rto["detect"], rto["decide"], rto["cutover"], rto["first_consume"]]
+    assert None not in parts and abs(sum(parts) - rto["seconds"]) < 1e-6, rto
+    assert t_cut > t_fault and rto["by_group"][f"billing@{west}"] < rto["seconds"]
     print(
         f"\nactive-active: records {aa['records']}; conflicts {mine_conflicts} on {len(keys)} keys "
         f"(W {window:.2f}s); order differs on {differ} keys; lost {lost}; stranded {len(stranded)}; "

@@ -34,7 +34,8 @@ def test_the_shipped_dual_write_scenario_names_its_pattern():
     ("change", "message"),
     [
         ({"replication": {"engine": "dualwrite"}},
-         "replication.engine: must be one of 'mirrormaker2' or 'dual-write' (got 'dualwrite')"),
+         "replication.engine: must be one of 'mirrormaker2', 'dual-write' or 'active-active' "
+         "(got 'dualwrite')"),
         ({"rollback": {"rule": "failback"}},
          "rollback.rule: dual-write has no replication to fail back; set rollback.rule: none"),
         ({"fault": {"kind": "partition"}},

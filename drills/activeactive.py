@@ -247,12 +247,23 @@ def _loop_names(names: list[str], a: str, b: str) -> list[str]:
 
 
 def clean_up(drill: Drill) -> None:
-    """Reverse replication off (idempotent): a drill never leaves it declared or running."""
+    """Reverse replication off (idempotent): a drill never leaves it declared or running.
+    Then, when the region was lost, the pair's own MirrorMaker 2 restarted: through the
+    outage its MirrorSourceConnector (topic discovery) can wedge ("failed to properly shut
+    down, has become unresponsive" in its log, measured on this pair) while its tasks keep
+    copying the topics they had, so a later drill's new topic would never be replicated.
+    Verify has read everything by then; a restart's re-copies land above its end offsets."""
     if not active(drill.spec):
         return
     t = drill.target
-    if getattr(drill, "reverse_on", False) or t.reverse_running():
-        with drill._step("teardown", "reverse MirrorMaker 2 off (active-active)",
-                         rollback=True) as s:  # fmt: skip
-            s.output = {"t_off": t.stop_reverse_replication()}
-            drill.reverse_on = False
+    try:
+        if getattr(drill, "reverse_on", False) or t.reverse_running():
+            with drill._step("teardown", "reverse MirrorMaker 2 off (active-active)",
+                             rollback=True) as s:  # fmt: skip
+                s.output = {"t_off": t.stop_reverse_replication()}
+                drill.reverse_on = False
+    finally:
+        if drill.instants.get("t_fault") is not None:
+            with drill._step("teardown", f"restart MirrorMaker 2 {t.primary} -> {t.standby}",
+                             rollback=True) as s:  # fmt: skip
+                s.output = {"t_restarted": t.restart_replication()}

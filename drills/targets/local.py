@@ -135,6 +135,15 @@ class LocalTarget(KafkaSide):
     def remote_topic(self, topic: str) -> str:
         return self.pair.remote_topic(topic)
 
+    def restart_replication(self) -> float:
+        """MirrorMaker 2 restarted under the policy in force, proven replicating again (a
+        probe crossed); the instant."""
+        try:
+            self.pair.restart_replication(self.policy)
+        except LocalEnvError as e:
+            raise TargetError(f"restarting MirrorMaker 2 failed: {e}") from None
+        return time.monotonic()
+
     def create_topics(self, region: str, topics: dict[str, int]) -> None:
         """Create the workload's topics; with security on, the workload's principals may use
         the ones created here (components/local/env.py `create_workload_topics`)."""

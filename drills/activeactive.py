@@ -22,8 +22,9 @@ replication on, its replica topic created), `workload`, `recover` (instead of th
 recover-in-place: snapshot the survivor's replica end offsets E while the region is away,
 bring the region back, wait for its first ack (T_cut), then reverse replication back on --
 a region loss kills the processes of the region, the reverse MirrorMaker 2 among them),
-`verify` (both flows caught up, the four topics read back, the checker) and `clean_up`
-(reverse replication off; the engine calls it in teardown, on every exit path).
+`verify` (both flows caught up, the four topics read back, the checker), `clean_up`
+(reverse replication off; the engine calls it in teardown, on every exit path) and
+`restart_forward` (after the faults are cleared: the pair's own MirrorMaker 2 restarted).
 """
 
 from __future__ import annotations
@@ -247,23 +248,27 @@ def _loop_names(names: list[str], a: str, b: str) -> list[str]:
 
 
 def clean_up(drill: Drill) -> None:
-    """Reverse replication off (idempotent): a drill never leaves it declared or running.
-    Then, when the region was lost, the pair's own MirrorMaker 2 restarted: through the
-    outage its MirrorSourceConnector (topic discovery) can wedge ("failed to properly shut
-    down, has become unresponsive" in its log, measured on this pair) while its tasks keep
-    copying the topics they had, so a later drill's new topic would never be replicated.
-    Verify has read everything by then; a restart's re-copies land above its end offsets."""
+    """Reverse replication off (idempotent): a drill never leaves it declared or running."""
     if not active(drill.spec):
         return
     t = drill.target
-    try:
-        if getattr(drill, "reverse_on", False) or t.reverse_running():
-            with drill._step("teardown", "reverse MirrorMaker 2 off (active-active)",
-                             rollback=True) as s:  # fmt: skip
-                s.output = {"t_off": t.stop_reverse_replication()}
-                drill.reverse_on = False
-    finally:
-        if drill.instants.get("t_fault") is not None:
-            with drill._step("teardown", f"restart MirrorMaker 2 {t.primary} -> {t.standby}",
-                             rollback=True) as s:  # fmt: skip
-                s.output = {"t_restarted": t.restart_replication()}
+    if getattr(drill, "reverse_on", False) or t.reverse_running():
+        with drill._step("teardown", "reverse MirrorMaker 2 off (active-active)",
+                         rollback=True) as s:  # fmt: skip
+            s.output = {"t_off": t.stop_reverse_replication()}
+            drill.reverse_on = False
+
+
+def restart_forward(drill: Drill) -> None:
+    """After the faults are cleared, when the region was lost: the pair's own MirrorMaker 2
+    restarted. Through the outage its MirrorSourceConnector (topic discovery) can wedge
+    ("failed to properly shut down, has become unresponsive" in its log, measured on this
+    pair) while its tasks keep copying the topics they had, so a later drill's new topic
+    would never be replicated. Verify has read everything by then; a restart's re-copies
+    land above the end offsets it read to."""
+    if not active(drill.spec) or drill.instants.get("t_fault") is None:
+        return
+    t = drill.target
+    with drill._step("teardown", f"restart MirrorMaker 2 {t.primary} -> {t.standby}",
+                     rollback=True) as s:  # fmt: skip
+        s.output = {"t_restarted": t.restart_replication()}

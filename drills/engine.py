@@ -897,7 +897,10 @@ class Drill:
         try:
             activeactive.clean_up(self)  # reverse replication off, whatever happened
         finally:
-            self._clear_applied()
+            try:
+                self._clear_applied()
+            finally:  # once the region is back: the pair's own MirrorMaker 2 restarted
+                activeactive.restart_forward(self)
 
     def _clear_applied(self) -> None:
         with self._step("teardown", "clear every fault this drill applied") as s:

@@ -27,9 +27,14 @@ def local() -> None:
     state_root = os.environ.get("KDRILL_STATE_DIR", "/var/tmp/kdrill")
     reverse = bool(cfg.get_bool("reverseReplication"))  # a failback's, drill-time
     backup = cfg.get_object("backup")  # a backup-and-restore drill's sink, drill-time
+    # active-active's: the reverse flow transactional, so a region loss re-copies nothing
+    exactly_once = bool(cfg.get_bool("reverseExactlyOnce"))
     # the stack's credentials (a secret: encrypted in the state, plain only to the providers)
     credentials = cfg.get_secret("credentials")
-    pair = declare(prefix, state_root, pulumi.get_stack(), raw, credentials, reverse, backup)
+    pair = declare(
+        prefix, state_root, pulumi.get_stack(), raw, credentials, reverse,
+        backup=backup, exactly_once=exactly_once,
+    )  # fmt: skip
     switch = FaultSwitch(
         f"{prefix}-faults",
         prefix=prefix,

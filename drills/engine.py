@@ -33,7 +33,7 @@ from typing import Any
 from components.clientconf import PRODUCER_ROLE, client_config, group_role, settings_for
 from components.faults import FaultSpec
 from components.wait import wait_until
-from drills import backup, controlstate, dualwrite, failback
+from drills import activeactive, backup, controlstate, dualwrite, failback
 from drills.detection import CANARY_TOPIC, ClientWatch, Detector, Endpoints
 from drills.history import (
     DUPLICATE,
@@ -167,6 +167,7 @@ class Drill:
         self.moved_clients: list[InstrumentedProducer | GroupConsumer] = []
         self.end_offsets: dict[tuple[str, int], int] = {}
         self.failback: failback.FailbackRun | None = None  # set once rollback ran
+        self.reverse_on = False  # active-active: reverse replication declared (clean-up: off)
 
     @property
     def run_id(self) -> str:
@@ -187,6 +188,7 @@ class Drill:
             failback.validate(self)  # a failback this target cannot do: refused, untouched
             dualwrite.validate(self)  # a dual-write this target cannot do: refused, untouched
             backup.validate(self)  # a backup-restore this target cannot do: refused, untouched
+            activeactive.validate(self)  # likewise an active-active
             self._start()
             self._preflight()
             self._steady_state()
@@ -307,6 +309,8 @@ class Drill:
             self.control["parity"] = diff
             self._authorize_preflight(s)
         backup.preflight(self)  # backup-restore: the restored topics and the backup sink
+        if activeactive.active(self.spec):  # replication the other way too, as a stack part
+            activeactive.preflight(self)
 
     # --- control state (drills/controlstate.py) --------------------------------------
 
@@ -381,6 +385,8 @@ class Drill:
     def _workload(self) -> None:
         if dualwrite.active(self.spec):  # the application writes both regions itself
             return dualwrite.workload(self)
+        if activeactive.active(self.spec):  # producers and groups in both regions
+            return activeactive.workload(self)
         w, c = self.spec.workload, self.spec.clients
         timeouts = c.model_dump()
         self.workload_started = started = clock()
@@ -430,8 +436,10 @@ class Drill:
             )
             start = clock()
             lag, series = self._replication_lag(ss.duration_s)
-            # dual-write: each record is acknowledged twice; count the primary's copies
-            one = self.target.primary if dualwrite.active(self.spec) else None
+            # dual-write: each record is acknowledged twice; active-active: both regions take
+            # writes. Count the primary's.
+            both = dualwrite.active(self.spec) or activeactive.active(self.spec)
+            one = self.target.primary if both else None
             acks = self.rec.acks_between(start, clock(), cluster=one)
             rps = acks / (clock() - start)
             self.record.steady_before = {"throughput_rps": round(rps, 1), "max_replication_lag_s": round(lag, 3),
@@ -721,6 +729,8 @@ class Drill:
         return from_checkpoint
 
     def _recover_in_place(self) -> None:
+        if activeactive.active(self.spec):  # the lost region returns, reverse replication too
+            return activeactive.recover(self)
         with self._step("recover", "clear the fault; the primary keeps serving") as s:
             fault_id = self.record.fault_id
             if fault_id in self.applied:
@@ -822,6 +832,8 @@ class Drill:
             return dualwrite.verify(self, judge)
         if backup.active(self.spec):  # the restored topics, read back and checked
             return backup.verify(self, judge)
+        if activeactive.active(self.spec):  # both flows caught up, four topics, its checker
+            return activeactive.verify(self, judge)
         with self._step("verify", "read back the serving region and check the history") as s:
             self._read_back()
             ins = Instants(**self.instants)
@@ -890,6 +902,15 @@ class Drill:
             failback.clean_up(self, self.failback)
 
     def _teardown(self) -> None:
+        try:
+            activeactive.clean_up(self)  # reverse replication off, whatever happened
+        finally:
+            try:
+                self._clear_applied()
+            finally:  # once the region is back: the pair's own MirrorMaker 2 restarted
+                activeactive.restart_forward(self)
+
+    def _clear_applied(self) -> None:
         with self._step("teardown", "clear every fault this drill applied") as s:
             mine = self.target.open_faults(os.getpid())
             applied, self.applied = list(dict.fromkeys([*self.applied, *mine])), []

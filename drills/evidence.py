@@ -18,6 +18,7 @@ from importlib import metadata
 from typing import Any
 
 from drills import cost
+from drills.history import activeactive
 from drills.history import backup as backup_restore
 from drills.history.dualwrite import pattern_facts
 from drills.history.dualwrite import summary_lines as dual_write_lines
@@ -97,7 +98,8 @@ def build(record: RunRecord) -> dict[str, Any]:
         "spec": record.spec.to_dict(),
         "pattern": backup_restore.pattern_facts()
         if record.spec.replication.engine == backup_restore.PATTERN
-        else pattern_facts(record.spec.replication.engine, record.target.policy),
+        else activeactive.pattern_facts(record.spec.replication.engine, record.target.policy)
+        or pattern_facts(record.spec.replication.engine, record.target.policy),
         "timeline": timeline(record),
         "faults": record.faults,
         "detection": record.detection or None,
@@ -165,6 +167,7 @@ def summary_lines(ev: dict[str, Any]) -> list[str]:
         lines.append(f"anomalies: {', '.join(m['anomalies_found']) or 'none'}")
     lines += dual_write_lines(ev.get("dual_write"))
     lines += backup_restore.summary_lines(ev.get("backup_restore"))
+    lines += activeactive.summary_lines(ev.get("active_active"))
     fb = ev.get("failback")
     if fb:
         lines += _failback_lines(fb)

@@ -389,9 +389,9 @@ class Clients(_Model):
 class Replication(_Model):
     """The replication under test: what carries records and consumer offsets across regions."""
 
-    engine: Literal["mirrormaker2", "dual-write", "backup-restore", "msk-replicator"] = (
-        "mirrormaker2"
-    )
+    engine: Literal[
+        "mirrormaker2", "dual-write", "active-active", "backup-restore", "msk-replicator"
+    ] = "mirrormaker2"
     """The recovery pattern that runs. `mirrormaker2`: active-passive, MirrorMaker 2
     (dedicated mode) carries records, checkpoints and group-offset sync. `dual-write`: the
     application writes every record to both regions with its idempotency key (producer,
@@ -401,7 +401,12 @@ class Replication(_Model):
     the region loss they are restored into the standby and groups resume by timestamp
     (drills/backup.py; cutover.resume does not apply; needs a region-loss incident).
     `msk-replicator`: active-passive on the AWS MSK stack, Amazon MSK Replicator carrying records
-    and (approximately) group offsets (drills/targets/aws.py; verified only under mocks)."""
+    and (approximately) group offsets (drills/targets/aws.py; verified only under mocks).
+    `active-active`: both regions take writes of the same keys, MirrorMaker 2 runs both ways
+    under the prefixed policy (`east.orders` in west, `west.orders` in east), each region's
+    groups read their local topic and the other region's replica; the lost region returns
+    and replication resumes both ways (drills/activeactive.py; needs a region-loss incident,
+    cutover.failover: false, rollback.rule: none, a prefixed policy)."""
     policy: Literal["prefixed", "identity"] | None = None
     """Topic naming in the standby: `prefixed` (east.orders) or `identity` (orders);
     null: whatever the stack is configured with. Prefixed means producers write a different
@@ -983,6 +988,8 @@ class DrillSpec(_Model):
             self._dual_write()
         if self.replication.engine == "backup-restore":
             self._backup_restore()
+        if self.replication.engine == "active-active":
+            self._active_active()
         if self.rollback.rule == "failback" and not c.failover:
             raise _fail(
                 "failback needs cutover.failover: true (there is nothing to fail back); "
@@ -1029,6 +1036,34 @@ class DrillSpec(_Model):
             raise _fail(
                 "backup-restore restores into the standby and moves there; set cutover.failover: true",
                 "cutover.failover",
+            )
+
+    def _active_active(self) -> None:
+        """What an active-active drill needs (drills/activeactive.py): the lost region comes
+        back (nothing moves), and the regions' copies of each other are prefixed."""
+        if self.fault is not None and self.fault.kind != "region-loss":
+            raise _fail(
+                f"replication.engine active-active drills a region-loss incident (got "
+                f"{self.fault.kind!r}); use kind: region-loss or engine: mirrormaker2",
+                "fault.kind" if self._derived == "faults" else "faults",
+            )
+        if self.rollback.rule != "none":
+            raise _fail(
+                "active-active has no failback (both regions serve throughout); "
+                "set rollback.rule: none",
+                "rollback.rule",
+            )
+        if self.cutover.failover:
+            raise _fail(
+                "active-active moves no client: the lost region returns and serves its own "
+                "clients again; set cutover.failover: false",
+                "cutover.failover",
+            )
+        if self.replication.policy == "identity":
+            raise _fail(
+                "active-active needs the prefixed policy (under identity each region's copies "
+                "land in the topic the other region writes, and copy back); set policy: prefixed",
+                "replication.policy",
             )
 
     def _timeline(self) -> None:

@@ -648,6 +648,11 @@ def read_log(
                     pid, key, seq, gseq, _ = ident
                     rec.logged(pid, key, seq, gseq, cluster=region, topic=m.topic(),
                                partition=m.partition(), offset=m.offset())  # fmt: skip
+            # A transactional copy (active-active's reverse flow) ends on a commit marker,
+            # never handed out: the position passing the end offset says it was read.
+            for tp in c.position([TopicPartition(t, p) for (t, p) in left]) if left else ():
+                if tp.offset >= left[(tp.topic, tp.partition)]:
+                    left.pop((tp.topic, tp.partition), None)
         return sorted(left)
     finally:
         c.close()

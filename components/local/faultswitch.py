@@ -219,6 +219,7 @@ def clear_keys(pair: LocalPair, keys: list[str], teardown: bool = False) -> list
 # --- the failback's reverse replication (a part of the stack, switched by drill-time config)
 
 REVERSE_KEY = "kdrill:reverseReplication"
+EXACTLY_ONCE_KEY = "kdrill:reverseExactlyOnce"  # active-active: the reverse flow transactional
 REVERSE_TYPE = TYPE
 
 
@@ -226,15 +227,29 @@ def reverse_urn(pair: LocalPair) -> str:
     return pair.stack.urn(REVERSE_TYPE, f"{pair.cfg.prefix}-mirrormaker2-reverse")
 
 
-def set_reverse(pair: LocalPair, on: bool) -> float:
+def set_reverse(pair: LocalPair, on: bool, exactly_once: bool = False) -> float:
     """Declare (or remove) the reverse MirrorMaker 2 part through the drill-time config and
     a targeted update of that part: on, it returns once a probe record crossed from the
-    standby into the old primary. Returns CLOCK_MONOTONIC when the update returned."""
+    standby into the old primary. `exactly_once` (active-active): the part's MirrorMaker 2
+    writes transactionally (exactly-once source support), so a restart after its region was
+    lost re-copies nothing. Returns CLOCK_MONOTONIC when the update returned."""
     pair.stack.set_drill_setting(REVERSE_KEY, True if on else None)
+    pair.stack.set_drill_setting(EXACTLY_ONCE_KEY, True if on and exactly_once else None)
     if on or reverse_urn(pair) in pair.stack.resource_urns():
         pair.stack.up(targets=[reverse_urn(pair)])
     if not on:
         pair.replication.stop_reverse()  # whatever an interrupted update left behind
+    return time.monotonic()
+
+
+def restart_reverse(pair: LocalPair) -> float:
+    """The declared reverse MirrorMaker 2 part running again after its region returned (a
+    region loss kills every process of the region, this one among them): a targeted update
+    that refreshes the part first, so its provider sees it stopped and starts it (ready once
+    a probe record crossed). Returns CLOCK_MONOTONIC when the update returned."""
+    if not pair.stack.drill_setting(REVERSE_KEY):
+        raise LocalEnvError("the reverse MirrorMaker 2 is not declared; nothing to restart")
+    pair.stack.up(targets=[reverse_urn(pair)], refresh=True)
     return time.monotonic()
 
 
@@ -269,6 +284,8 @@ def recover(pair: LocalPair) -> list[str]:
     if stack.config_file.exists() and stack.drill_setting(REVERSE_KEY):
         stack.set_drill_setting(REVERSE_KEY, None)
         done.append(f"removed {REVERSE_KEY} from the drill-time config")
+    if stack.config_file.exists() and stack.drill_setting(EXACTLY_ONCE_KEY):
+        stack.set_drill_setting(EXACTLY_ONCE_KEY, None)
     if pair.replication.stop_reverse():
         done.append("stopped the failback's reverse MirrorMaker 2")
     from components.local import backup

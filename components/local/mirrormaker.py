@@ -21,6 +21,7 @@ from components.local import kafka_dist, security
 from components.local.config import POLICIES, LocalConfig
 
 MAIN_CLASS = kafka_dist.MM2_MAIN
+REST_PORT = 8083  # the internal REST listener exactly-once needs (in the region it runs in)
 
 
 def properties(
@@ -32,6 +33,7 @@ def properties(
     *,
     reverse: bool = False,
     tls: security.TlsFiles | None = None,
+    exactly_once: str | None = None,
 ) -> str:
     """The dedicated-mode config of the forward flow (primary -> standby, run in the standby),
     or with `reverse` of the failback flow (standby -> old primary, run in the old primary):
@@ -41,7 +43,13 @@ def properties(
     topic ACLs are synced (MirrorMaker 2 copies them only partly: the drill's control-state
     parity shows what it left out). With `tls` the destination, reached through its CLIENT
     listener, is SASL_SSL with the pair's truststore (its password from the secrets file);
-    the source is read on its REPLICATION listener, which TLS leaves as it is."""
+    the source is read on its REPLICATION listener, which TLS leaves as it is. With
+    `exactly_once` (the internal REST listener's URL, in the region MirrorMaker 2 runs in)
+    the destination is written with exactly-once source support: records and source offsets
+    in one transaction, the source read committed, so a MirrorMaker 2 killed mid-flow (its
+    region lost) re-copies nothing when it starts again (Kafka >= 3.5, dedicated mode with
+    the internal REST server). Its copies then carry transaction markers: offsets in the
+    destination are no longer one per record."""
     src, dst = cfg.primary.name, cfg.standby.name
     src_bootstrap, dst_bootstrap = primary_bootstrap, standby_bootstrap
     src_brokers, dst_brokers = cfg.primary.brokers, cfg.standby.brokers
@@ -93,7 +101,16 @@ offset.storage.replication.factor = {rf}
 status.storage.replication.factor = {rf}
 config.storage.replication.factor = {rf}
 tasks.max = 2
-"""
+{_exactly_once(exactly_once, src, dst)}"""
+
+
+def _exactly_once(listener: str | None, src: str, dst: str) -> str:
+    if listener is None:
+        return ""
+    return (f"{dst}.exactly.once.source.support = enabled\n"
+            f"{src}.consumer.isolation.level = read_committed\n"
+            "dedicated.mode.enable.internal.rest = true\n"
+            f"listeners = {listener}\n")  # fmt: skip
 
 
 def _security(

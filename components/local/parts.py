@@ -283,10 +283,11 @@ class ReverseMirrorMakerProvider(PartProvider):
 
     def shape(self, props):
         return {"replication": props["config"].get("kdrill:replication"), "policy": props["policy"],
-                "security": props["config"].get("kdrill:security")}  # fmt: skip
+                "security": props["config"].get("kdrill:security"),
+                "exactly_once": props.get("exactly_once") or None}  # fmt: skip
 
     def start(self, pair, props):
-        pair.replication.start_reverse(time.monotonic() + 120)
+        pair.replication.start_reverse(time.monotonic() + 120, bool(props.get("exactly_once")))
 
     def running(self, pair, props):
         return pair.replication.reverse_running()
@@ -357,13 +358,16 @@ def declare(
     credentials: Any = None,
     reverse: bool = False,
     backup: dict[str, Any] | None = None,
+    exactly_once: bool = False,
 ) -> dict[str, Any]:
     """Declare the pair's parts (the program's side); returns the stack outputs to export
     and the parts the fault switch depends on. `credentials`: the stack's secret (JSON),
     an input of the parts that need it (each Kafka cluster, both MirrorMaker 2s).
     `reverse`: also the failback's reverse MirrorMaker 2 (the drill-time config's
-    `kdrill:reverseReplication`). `backup`: also the backup sink, with these settings (the
-    drill-time config's `kdrill:backup`)."""
+    `kdrill:reverseReplication`); `exactly_once`: that part transactional (active-active's
+    `kdrill:reverseExactlyOnce`: a region loss that kills it re-copies nothing on restart).
+    `backup`: also the backup sink, with these settings (the drill-time config's
+    `kdrill:backup`)."""
     policy = cfg["kdrill:replication"].get("policy", "prefixed")
     base = {"prefix": prefix, "state_root": state_root, "stack": stack, "config": cfg,
             "policy": policy}  # fmt: skip
@@ -404,7 +408,8 @@ def declare(
     if reverse:
         # Not among the parts the switch waits for: it comes and goes within a drill.
         Part(
-            "mirrormaker2-reverse", f"{prefix}-mirrormaker2-reverse", {**base, **secret}, (),
+            "mirrormaker2-reverse", f"{prefix}-mirrormaker2-reverse",
+            {**base, **secret, **({"exactly_once": True} if exactly_once else {})}, (),
             pulumi.ResourceOptions(depends_on=[made[f"{primary}-kafka"], made[f"{standby}-kafka"]]),
         )  # fmt: skip
     if backup:

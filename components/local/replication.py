@@ -244,9 +244,10 @@ class Replication:
     def reverse_running(self) -> bool:
         return self.registry.running(REVERSE_ROLE, self.primary.name)
 
-    def start_reverse(self, deadline: float) -> None:
+    def start_reverse(self, deadline: float, exactly_once: bool = False) -> None:
         """Start MirrorMaker 2 from the standby into the old primary (in the old primary's
-        region) and return once a probe record produced in the standby arrived there."""
+        region) and return once a probe record produced in the standby arrived there.
+        `exactly_once`: transactional writes into the old primary (active-active)."""
         if not self.reverse_running():
             props = self.registry.dir / "mm2-reverse.properties"
             props.write_text(
@@ -258,6 +259,11 @@ class Replication:
                     reverse=True,
                     secrets=self._secrets(),
                     tls=self._tls(),
+                    exactly_once=(
+                        f"http://{self.primary.client_ip}:{mirrormaker.REST_PORT}"
+                        if exactly_once
+                        else None
+                    ),
                 )
             )
             log4j = kafka_dist.log4j_config(self.registry.dir)

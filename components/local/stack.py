@@ -389,8 +389,11 @@ class LocalStack:
         targets: list[str] = (),
         timeout: float = 600.0,
         on_line: Callable[[str], None] | None = None,
+        refresh: bool = False,
     ) -> EngineResult:
-        args = ["up", "--yes", "--skip-preview", *self._cfg()]
+        """`refresh`: read the targets' live state first (a part killed outside the engine
+        is then seen as not running, and its provider's update starts it again)."""
+        args = ["up", "--yes", "--skip-preview", *self._cfg(), *(["--refresh"] if refresh else [])]
         for t in targets:
             args += ["--target", t]
         return self.run(args, timeout, on_line).check()

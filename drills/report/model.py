@@ -113,6 +113,7 @@ def header(run: RunData) -> dict[str, Any]:
         ],
         *_dual_write_figures(ev.get("dual_write")),
         *backup_restore.figures(ev.get("backup_restore")),
+        *_active_active_figures(ev.get("active_active")),
         [
             "cost",
             f"{final.get('total_usd', 0):.4f} {final.get('currency', 'USD')} ({final.get('basis')})"
@@ -152,6 +153,27 @@ def _dual_write_figures(dw: dict[str, Any] | None) -> list[list[str]]:
         *[[f"dual-write: deduplication in group {d['group']}",
            f"{d['removed']:,} removed (checker: {d['expected_removed']:,}), {d['delivered']:,} "
            f"delivered, {d['delivered_twice']} delivered twice"] for d in dw["dedup"]],
+    ]  # fmt: skip
+
+
+def _active_active_figures(aa: dict[str, Any] | None) -> list[list[str]]:
+    """An active-active drill's own figures (drills/history/activeactive.py)."""
+    if not aa:
+        return []
+    c, copies = aa["conflicts"], aa["copies"]
+    return [
+        ["active-active: records acknowledged", ", ".join(f"{r} {n:,}" for r, n in aa["records"].items())],
+        ["active-active: records in conflict (same key, both regions, within the lag)",
+         f"{c['records']:,} on {c['keys']:,} of {c['of_keys']:,} keys "
+         f"(window {aa['window_s']:.2f} s; " + ", ".join(f"{r} {n:,}" for r, n in c["by_region"].items()) + ")"],
+        ["active-active: keys whose cross-region order differs between the regions' consumers",
+         f"{aa['ordering']['keys_differing']:,}"],
+        ["active-active: crossed twice (loops, re-copies)",
+         f"{aa['crossed_twice']:,} (loop topics {len(aa['loop_topics'])}; " + ", ".join(
+             f"{r}: {x['duplicated']:,} duplicated, {x['misplaced']:,} misplaced" for r, x in copies.items()) + ")"],
+        ["active-active: acknowledged, never reached the other region",
+         ", ".join(f"{r} {n:,}" for r, n in aa["lost"].items())],
+        [f"active-active: stranded by the loss of {aa['lost_region']} (late on return)", f"{aa['stranded']:,}"],
     ]  # fmt: skip
 
 

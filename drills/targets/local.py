@@ -136,6 +136,15 @@ class LocalTarget(KafkaSide):
     def remote_topic(self, topic: str) -> str:
         return self.pair.remote_topic(topic)
 
+    def restart_replication(self) -> float:
+        """MirrorMaker 2 restarted under the policy in force, proven replicating again (a
+        probe crossed); the instant."""
+        try:
+            self.pair.restart_replication(self.policy)
+        except LocalEnvError as e:
+            raise TargetError(f"restarting MirrorMaker 2 failed: {e}") from None
+        return time.monotonic()
+
     def create_topics(self, region: str, topics: dict[str, int]) -> None:
         """Create the workload's topics; with security on, the workload's principals may use
         the ones created here (components/local/env.py `create_workload_topics`)."""
@@ -336,11 +345,12 @@ class LocalTarget(KafkaSide):
         )
         self.create_topics(region, topics)
 
-    def start_reverse_replication(self) -> float:
+    def start_reverse_replication(self, exactly_once: bool = False) -> float:
         """The stack's reverse MirrorMaker 2 part on (drill-time config and a targeted
-        update): returns once a probe record crossed from the standby into the old primary."""
+        update): returns once a probe record crossed from the standby into the old primary.
+        `exactly_once` (active-active): its writes transactional."""
         try:
-            return _switch().set_reverse(self.pair, True)
+            return _switch().set_reverse(self.pair, True, exactly_once)
         except LocalEnvError as e:
             raise TargetError(f"starting the reverse MirrorMaker 2 failed: {e}") from None
 
@@ -350,6 +360,14 @@ class LocalTarget(KafkaSide):
             return _switch().set_reverse(self.pair, False)
         except LocalEnvError as e:
             raise TargetError(f"stopping the reverse MirrorMaker 2 failed: {e}") from None
+
+    def restart_reverse_replication(self) -> float:
+        """The declared reverse part running again after its region returned (active-active:
+        the region loss killed it); a targeted update that refreshes it first."""
+        try:
+            return _switch().restart_reverse(self.pair)
+        except LocalEnvError as e:
+            raise TargetError(f"restarting the reverse MirrorMaker 2 failed: {e}") from None
 
     def reverse_running(self) -> bool:
         return self.pair.replication.reverse_running()

@@ -34,8 +34,8 @@ def test_the_shipped_dual_write_scenario_names_its_pattern():
     ("change", "message"),
     [
         ({"replication": {"engine": "dualwrite"}},
-         "replication.engine: must be one of 'mirrormaker2', 'dual-write', 'backup-restore' "
-         "or 'msk-replicator' (got 'dualwrite')"),
+         "replication.engine: must be one of 'mirrormaker2', 'dual-write', 'active-active', "
+         "'backup-restore' or 'msk-replicator' (got 'dualwrite')"),
         ({"rollback": {"rule": "failback"}},
          "rollback.rule: dual-write has no replication to fail back; set rollback.rule: none"),
         ({"fault": {"kind": "partition"}},

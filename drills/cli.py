@@ -437,7 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     wrk.add_argument("--connect", required=True, help="HOST:PORT of the drill's control channel")
     wrk.add_argument("--index", type=int, required=True, help="this worker's number")
-    wrk.add_argument("--engine-pid", type=int, required=True, help="the drill process's pid")
+    wrk.add_argument("--engine-pid", type=int, default=0,
+                     help="the drill process's pid, on this machine (kdrill recover reaps a worker whose drill is gone)")  # fmt: skip
     wrk.set_defaults(fn=lambda a: __import__("drills.worker").worker.run_worker(
         a.connect, a.index, a.engine_pid))  # fmt: skip
     env_cli.add_parser(sub)  # kdrill env create|list|destroy|reap

@@ -51,6 +51,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,13 @@ from drills.workload import (
 )
 
 TOKEN_ENV = "KDRILL_WORKER_TOKEN"
+# A worker run as a Kubernetes pod (components/kubernetes/workers.py) gets these instead of
+# being told: its clusters' addresses (stack outputs), credentials (a Secret), where its
+# shard goes (the run's evidence prefix in S3).
+BOOTSTRAP_ENV = ("KDRILL_BOOTSTRAP_PRIMARY", "KDRILL_BOOTSTRAP_STANDBY")
+USER_ENV, PASSWORD_ENV = "KDRILL_SASL_USERNAME", "KDRILL_SASL_PASSWORD"
+PROTOCOL_ENV, MECHANISM_ENV = "KDRILL_SECURITY_PROTOCOL", "KDRILL_SASL_MECHANISM"
+SHARD_URL_ENV = "KDRILL_SHARD_URL"
 EVENT_S = 0.05  # how often a worker sends what its clients saw
 PING_S = 0.5  # how often the engine pings each worker
 SILENCE_S = 5.0  # a worker that hears nothing for this long has lost the channel
@@ -292,14 +300,54 @@ class Worker:
         out: dict[str, Any] = {"op": "stopped", "index": self.index}
         if self.meta is not None and self.shard_dir is not None:
             history = self.rec.build(self.meta)
-            write_history(history, self.shard_dir)
+            url = os.environ.get(SHARD_URL_ENV)
+            if url:  # a pod: the engine's directory is not here; the shard goes to S3
+                import tempfile
+
+                with tempfile.TemporaryDirectory() as tmp:
+                    local = write_history(history, Path(tmp) / self.shard_dir.name)
+                    out["uploaded_to"] = upload_shard(local, url)
+            else:
+                write_history(history, self.shard_dir)
             out["rows"] = {"writes": history.writes.num_rows, "reads": history.reads.num_rows}
         return out
 
 
-def run_worker(connect: str, index: int, engine_pid: int) -> int:
+def register_env_credentials(env: Mapping[str, str]) -> list[str]:
+    """A pod's credentials (from its Secret) for the clusters its environment names;
+    returns those bootstraps. The settings stay in process memory (clientconf)."""
+    user, password = env.get(USER_ENV), env.get(PASSWORD_ENV)
+    bootstraps = [env[k] for k in BOOTSTRAP_ENV if env.get(k)]
+    if not (user and password):
+        return []
+    settings = {"security.protocol": env.get(PROTOCOL_ENV, "SASL_SSL"),
+                "sasl.mechanism": env.get(MECHANISM_ENV, "SCRAM-SHA-512"),
+                "sasl.username": user, "sasl.password": password}  # fmt: skip
+    for b in bootstraps:
+        register(b, settings)
+    return bootstraps
+
+
+def upload_shard(directory: Path, url: str) -> str:
+    """Copy a shard directory to `url` (s3://bucket/prefix, the run's shards prefix);
+    returns where it went. boto3 finds credentials and endpoint as it always does."""
+    import boto3
+
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    s3 = boto3.client("s3")
+    where = f"{prefix.rstrip('/')}/{directory.name}"
+    for f in sorted(directory.iterdir()):
+        if f.is_file():
+            s3.upload_file(str(f), bucket, f"{where}/{f.name}")
+    return f"s3://{bucket}/{where}/"
+
+
+def run_worker(connect: str, index: int, engine_pid: int = 0) -> int:
     """`kdrill worker`: connect to the engine, run what it says, write the shard."""
     token = os.environ.pop(TOKEN_ENV, "")
+    register_env_credentials(os.environ)
+    for key in (USER_ENV, PASSWORD_ENV):
+        os.environ.pop(key, None)  # registered; no child process inherits them
     host, _, port = connect.rpartition(":")
     try:
         sock = socket.create_connection((host or "127.0.0.1", int(port)), timeout=10)
@@ -840,7 +888,7 @@ def leftovers() -> list[tuple[int, int]]:
             engine = int(args[args.index("--engine-pid") + 1])
         except (IndexError, ValueError):
             continue
-        if not Path(f"/proc/{engine}").exists():
+        if engine > 0 and not Path(f"/proc/{engine}").exists():
             found.append((int(entry.name), engine))
     return found
 

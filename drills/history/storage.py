@@ -181,9 +181,9 @@ def merge_shards(
 # order, then the sends that never got one; reads and commits as they happened. The log
 # and the end offsets are the engine's alone (one shard), resumes have no time: kept.
 _ORDER = {
-    "writes": [("ack_time", "ascending"), ("send_time", "ascending")],
-    "reads": [("poll_time", "ascending")],
-    "commits": [("commit_time", "ascending")],
+    "writes": [("ack_time", "ascending", "at_end"), ("send_time", "ascending", "at_end")],
+    "reads": [("poll_time", "ascending", "at_end")],
+    "commits": [("commit_time", "ascending", "at_end")],
 }
 
 
@@ -191,7 +191,7 @@ def recorder_order(name: str, table: pa.Table) -> pa.Table:
     """``table`` (of history table ``name``) in the order one process records its rows
     (a stable sort, unacknowledged writes last), in one chunk."""
     if name in _ORDER and table.num_rows:
-        table = table.take(pc.sort_indices(table, sort_keys=_ORDER[name], null_placement="at_end"))
+        table = table.take(pc.sort_indices(table, sort_keys=_ORDER[name]))
     return table.combine_chunks()
 
 

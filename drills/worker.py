@@ -735,17 +735,17 @@ class WorkerPool:
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop every worker (they flush, write their shards, say `stopped`), then make sure
-        none is left: one still running after `timeout` is killed. Idempotent."""
+        none is left: one still running after `timeout` is killed. A second call (clean-up
+        after an interrupted first one) kills what is left at once."""
         with self._lock:
-            if self._stopped:
-                return
-            self._stopped = True
-            for h in self.handles:
-                h.send({"op": "stop"})
-            deadline = clock() + (timeout if timeout is not None else 60)
-            for h in self.handles:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    h.proc.wait(max(0.1, deadline - clock()))
+            if not self._stopped:
+                self._stopped = True
+                for h in self.handles:
+                    h.send({"op": "stop"})
+                deadline = clock() + (timeout if timeout is not None else 60)
+                for h in self.handles:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        h.proc.wait(max(0.1, deadline - clock()))
             self.running = False
             self.kill()
 

@@ -131,3 +131,49 @@ def test_workers_are_refused_for_failback_and_dual_write():
     d["workload"]["workers"] = 0
     with pytest.raises(SpecError, match="workload.workers"):
         parse_spec(d, "x.yaml")
+
+
+ENGINE = """
+import sys, time
+from pathlib import Path
+from components.console import install_signal_handlers
+from tests.unit.drills.test_worker import _pool
+install_signal_handlers()  # as `kdrill run`: SIGTERM is an interrupt, clean-up runs
+pool = None
+try:
+    pool = _pool(Path(sys.argv[1]), 2)
+    print(" ".join(str(h.proc.pid) for h in pool.handles), flush=True)
+    while True:
+        time.sleep(0.1)
+finally:
+    if pool is not None:
+        pool.stop(10)
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_no_worker_outlives_its_drill_process(tmp_path, sig):
+    """SIGTERM: the drill process stops and kills its workers in its clean-up; SIGKILL (no
+    clean-up at all): each worker sees its channel break and stops by itself."""
+    import signal
+
+    engine = subprocess.Popen([sys.executable, "-c", ENGINE, str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True, cwd=os.getcwd())  # fmt: skip
+    try:
+        pids = [int(x) for x in engine.stdout.readline().split()]
+        assert len(pids) == 2
+        engine.send_signal(getattr(signal, sig))
+        engine.wait(30)
+        wait_until(lambda: not any(os.path.exists(f"/proc/{p}") and _running(p) for p in pids),
+                   30, "the workers to end")  # fmt: skip
+    finally:
+        engine.kill()
+        engine.wait()
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended (its parent, the test, reaps it or not)

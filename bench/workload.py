@@ -80,7 +80,14 @@ def one_run(pair: LocalPair, n: int, seconds: float, out: Path) -> tuple[float, 
     left = read_log(bootstrap, ends, set(pids), pool.rec, region, f"bench-log-{n}")
     if left:
         raise SystemExit(f"bench: could not read back {left}")
-    pool.rec.build(meta)
+    merged = pool.rec.build(meta)
+    # the same window from the merged history: acks by ack time, sends by send time
+    w = merged.writes
+    sent = w["send_time"].to_numpy()
+    acked = w["ack_time"].to_numpy(zero_copy_only=False)
+    in_window = lambda t: ((t >= start) & (t < end)).sum() / (end - start)  # noqa: E731
+    print(f"  [{n} worker(s): from the merged history: {in_window(acked):.0f} acked/s, "
+          f"{in_window(sent):.0f} sent/s; streamed: {rate:.0f} acked/s]", flush=True)  # fmt: skip
     return rate, per_worker, history
 
 

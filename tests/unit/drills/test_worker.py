@@ -173,7 +173,8 @@ def test_no_worker_outlives_its_drill_process(tmp_path, sig):
 
 def _running(pid: int) -> bool:
     try:
-        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return False
     return state != "Z"  # a zombie has ended (its parent, the test, reaps it or not)

@@ -82,7 +82,7 @@ PROTOCOL_ENV, MECHANISM_ENV = "KDRILL_SECURITY_PROTOCOL", "KDRILL_SASL_MECHANISM
 SHARD_URL_ENV = "KDRILL_SHARD_URL"
 EVENT_S = 0.05  # how often a worker sends what its clients saw
 PING_S = 0.5  # how often the engine pings each worker
-SILENCE_S = 5.0  # a worker that hears nothing for this long has lost the channel
+SILENCE_S = 10.0  # a worker that hears nothing for this long has lost the channel
 CONNECT_S = 60.0  # how long the engine waits for its workers to say hello
 WORKER_ARGV = ("drills.cli", "worker")  # how reap_leftovers recognises a worker
 
@@ -746,6 +746,9 @@ class WorkerPool:
                 for h in self.handles:
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         h.proc.wait(max(0.1, deadline - clock()))
+                for th in self._threads:  # the channels' last events and `stopped` read
+                    if th.name.startswith("worker-"):
+                        th.join(max(0.1, min(5.0, deadline - clock())))
             self.running = False
             self.kill()
 

@@ -4,8 +4,9 @@ the checker's time on the merged history.
 For each worker count N, N `kdrill worker` processes (drills/worker.py), one instrumented
 producer each, send as fast as they can (200 B records, acks=all, idempotent, every ack
 recorded) to one topic of 6 partitions for `--seconds`; the figure is the records the
-primary acknowledged per second over that window, summed over the workers, as the engine
-sees them (the acks the workers stream over their control channels). Then the run's log is
+primary acknowledged per second over that window (ack time inside it), counted in the
+merged history, in all and per worker; beside it the records sent in the window and the
+engine's live count (the acks the workers stream over their control channels). Then the run's log is
 read back as a drill's verify step does, the engine's shard and the sharded meta.json are
 written, and the bench times `read_history` (reading and merging the N + 1 shards) and
 `check` on the merged history (the largest N's run).
@@ -27,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.drill import bench_stack  # noqa: E402
@@ -44,8 +47,9 @@ TIMEOUTS = {"message_timeout_ms": 10000, "request_timeout_ms": 5000,
             "socket_connection_setup_timeout_ms": 3000, "metadata_max_age_ms": 10000}  # fmt: skip
 
 
-def one_run(pair: LocalPair, n: int, seconds: float, out: Path) -> tuple[float, list[float], Path]:
-    """N workers for `seconds`: (records/s acknowledged, sent per worker, the history dir)."""
+def one_run(pair: LocalPair, n: int, seconds: float, out: Path) -> dict:
+    """N workers for `seconds`: records/s acknowledged and sent in the window, from the
+    merged history (in all and per worker) and as the engine saw the acks live."""
     bootstrap, region = pair.primary.bootstrap, pair.primary.name
     topic = f"{TOPIC}-{n}"
     kafka.create_topics(bootstrap, {topic: PARTITIONS}, 1)
@@ -70,35 +74,28 @@ def one_run(pair: LocalPair, n: int, seconds: float, out: Path) -> tuple[float, 
         start = clock()
         time.sleep(seconds)
         end = clock()
-        pool.stop(60)
+        pool.stop(120)
     finally:
         pool.kill()
-    rate = pool.rec.acks_between(start, end) / (end - start)
-    per_worker = _per_worker(pool, start, end)
+    live = pool.rec.acks_between(start, end) / (end - start)
     # the drill's verify: the primary's log read back, then the engine's shard + meta.json
     ends = kafka.end_offsets(bootstrap, [topic])
     left = read_log(bootstrap, ends, set(pids), pool.rec, region, f"bench-log-{n}")
     if left:
         raise SystemExit(f"bench: could not read back {left}")
-    merged = pool.rec.build(meta)
-    # the same window from the merged history: acks by ack time, sends by send time
-    w = merged.writes
-    sent = w["send_time"].to_numpy()
+    w = pool.rec.build(meta).writes
+    producer = np.array(w["producer"].to_pylist())
     acked = w["ack_time"].to_numpy(zero_copy_only=False)
-    in_window = lambda t: ((t >= start) & (t < end)).sum() / (end - start)  # noqa: E731
-    print(f"  [{n} worker(s): from the merged history: {in_window(acked):.0f} acked/s, "
-          f"{in_window(sent):.0f} sent/s; streamed: {rate:.0f} acked/s]", flush=True)  # fmt: skip
-    return rate, per_worker, history
-
-
-def _per_worker(pool: WorkerPool, start: float, end: float) -> list[float]:
-    """Records/s each worker's producer sent in [start, end] (its offered-rate samples; the
-    streamed acks name no producer)."""
-    rates = []
-    for p in pool.producers:
-        s = [(t, k) for t, k in p.offered if start <= t <= end]
-        rates.append((s[-1][1] - s[0][1]) / (s[-1][0] - s[0][0]) if len(s) > 1 else 0.0)
-    return rates
+    sent = w["send_time"].to_numpy()
+    inside = lambda t: (t >= start) & (t < end)  # noqa: E731
+    dt = end - start
+    return {
+        "acked": inside(acked).sum() / dt,
+        "sent": inside(sent).sum() / dt,
+        "live": live,
+        "per_worker": [(inside(acked) & (producer == p)).sum() / dt for p in pids],
+        "history": history,
+    }
 
 
 def main() -> None:
@@ -121,11 +118,12 @@ def main() -> None:
         print(f"[{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
               f"{SIZE} B records, acks=all, idempotent, {PARTITIONS} partitions, "
               f"{args.seconds:g} s window]")  # fmt: skip
-        for n, (rate, per, _) in results.items():
-            print(f"{n} worker(s): {rate:9.0f} records/s acknowledged; sent per worker: "
-                  f"{', '.join(f'{r:.0f}' for r in per)}")  # fmt: skip
+        for n, r in results.items():
+            print(f"{n} worker(s): {r['acked']:9.0f} records/s acknowledged ({r['sent']:.0f} sent; "
+                  f"per worker {', '.join(f'{x:.0f}' for x in r['per_worker'])}; the engine's "
+                  f"live view {r['live']:.0f})")  # fmt: skip
         n = max(results)
-        history = results[n][2]
+        history = results[n]["history"]
         reads, checks = [], []
         for _ in range(3):
             t0 = time.perf_counter()

@@ -688,20 +688,26 @@ class WorkerPool:
                 if self.running and h.stopped is None:
                     h.errors.append("the control channel closed before the worker stopped")
                 return
-            op = msg.get("op")
-            if op == "pong":
-                t3 = clock()
-                t0, t1, t2 = msg["t0"], msg["t1"], msg["t2"]
-                h.samples.append((((t1 - t0) + (t2 - t3)) / 2, (t3 - t0) - (t2 - t1)))
-                del h.samples[:-200]
-            elif op == "events":
-                self._events(h, msg)
-            elif op == "error":
+            try:
+                self._handle(h, msg)
+            except Exception as e:  # said, never a silently dead reader losing events
+                h.errors.append(f"bad message {msg.get('op')!r}: {type(e).__name__}: {e}")
+
+    def _handle(self, h: _Handle, msg: dict) -> None:
+        op = msg.get("op")
+        if op == "pong":
+            t3 = clock()
+            t0, t1, t2 = msg["t0"], msg["t1"], msg["t2"]
+            h.samples.append((((t1 - t0) + (t2 - t3)) / 2, (t3 - t0) - (t2 - t1)))
+            del h.samples[:-200]
+        elif op == "events":
+            self._events(h, msg)
+        elif op == "error":
+            h.errors.append(msg["error"])
+        elif op == "stopped":
+            h.stopped = msg
+            if "error" in msg:
                 h.errors.append(msg["error"])
-            elif op == "stopped":
-                h.stopped = msg
-                if "error" in msg:
-                    h.errors.append(msg["error"])
 
     def _events(self, h: _Handle, msg: dict) -> None:
         off = h.offset
@@ -746,9 +752,9 @@ class WorkerPool:
                 for h in self.handles:
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         h.proc.wait(max(0.1, deadline - clock()))
-                for th in self._threads:  # the channels' last events and `stopped` read
+                for th in self._threads:  # every event read (a reader may lag under load)
                     if th.name.startswith("worker-"):
-                        th.join(max(0.1, min(5.0, deadline - clock())))
+                        th.join(max(0.1, deadline - clock()))
             self.running = False
             self.kill()
 

@@ -134,6 +134,15 @@ class Channel:
             return None
         return json.loads(line)
 
+    def finish_sending(self) -> None:
+        """No more messages from this end; the peer reads everything sent, then EOF. (A
+        socket closed with unread incoming data resets the connection, and the peer loses
+        what it had not read yet: so the reading side stays open until the peer closes.)"""
+        with self.lock:
+            self.closed = True
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_WR)
+
     def close(self) -> None:
         self.closed = True
         with contextlib.suppress(OSError):
@@ -374,7 +383,8 @@ def run_worker(connect: str, index: int, engine_pid: int = 0) -> int:
                 chan.send({"op": "error", "error": f"{msg.get('op')}: {type(e).__name__}: {e}"})
         w.lost.set()
 
-    threading.Thread(target=read, name="channel", daemon=True).start()
+    reader = threading.Thread(target=read, name="channel", daemon=True)
+    reader.start()
     while not w.stop.is_set() and not w.lost.is_set():
         if clock() - w.last_heard > SILENCE_S:
             w.lost.set()
@@ -393,6 +403,8 @@ def run_worker(connect: str, index: int, engine_pid: int = 0) -> int:
     except Exception as e:
         done = {"op": "stopped", "index": index, "error": f"{type(e).__name__}: {e}"}
     chan.send(done)
+    chan.finish_sending()
+    reader.join(10)  # until the engine has read everything and closed its end
     chan.close()
     return 0 if "error" not in done else 1
 
@@ -569,7 +581,7 @@ class WorkerPool:
         self.anchor = lambda: None  # the engine's T_fault once known, for the workers' shapes
         self._server: socket.socket | None = None
         self.sections: dict | None = None  # the run record's sections: `workers` goes there
-        self._threads: list[threading.Thread] = []
+        self._readers: list[threading.Thread] = []
         self._lock = threading.Lock()
 
     # -- start ----------------------------------------------------------------------
@@ -629,7 +641,7 @@ class WorkerPool:
             th = threading.Thread(target=self._read, args=(h,), name=f"worker-{h.index}",
                                   daemon=True)  # fmt: skip
             th.start()
-            self._threads.append(th)
+            self._readers.append(th)
         for _ in range(5):  # the first offset estimate, before any time crosses the channel
             for h in self.handles:
                 h.send({"op": "ping", "t0": clock()})
@@ -642,7 +654,6 @@ class WorkerPool:
             h.offset = 0.0 if h.same_clock or est is None else est[0]
         pinger = threading.Thread(target=self._ping, name="worker-pings", daemon=True)
         pinger.start()
-        self._threads.append(pinger)
 
     def start(self, plan: dict, producers: list[dict], groups: list[dict]) -> None:
         """Give each worker its share (round robin) and start them. `plan`: what every
@@ -749,12 +760,16 @@ class WorkerPool:
                 for h in self.handles:
                     h.send({"op": "stop"})
                 deadline = clock() + (timeout if timeout is not None else 60)
+                # every event read: a worker ends its sending after `stopped`, and its
+                # channel's reader ends at that EOF (it may lag behind under load)
+                for th in self._readers:
+                    th.join(max(0.1, deadline - clock()))
+                for h in self.handles:
+                    if h.chan is not None:
+                        h.chan.close()  # the worker's reader sees EOF: it exits
                 for h in self.handles:
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         h.proc.wait(max(0.1, deadline - clock()))
-                for th in self._threads:  # every event read (a reader may lag under load)
-                    if th.name.startswith("worker-"):
-                        th.join(max(0.1, deadline - clock()))
             self.running = False
             self.kill()
 

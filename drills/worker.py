@@ -306,6 +306,8 @@ class Worker:
         for th in [*self.producers, *self.groups]:
             if th.is_alive():
                 th.join()
+        if self.producers or self.groups:
+            self.chan.send(self.events())  # the last acks (the flush's), before build drains them
         out: dict[str, Any] = {"op": "stopped", "index": self.index}
         if self.meta is not None and self.shard_dir is not None:
             history = self.rec.build(self.meta)
@@ -398,8 +400,6 @@ def run_worker(connect: str, index: int, engine_pid: int = 0) -> int:
             p.stop_flag.set()
     try:
         done = w.finish()
-        if w.producers or w.groups:
-            chan.send(w.events())
     except Exception as e:
         done = {"op": "stopped", "index": index, "error": f"{type(e).__name__}: {e}"}
     chan.send(done)

@@ -307,8 +307,11 @@ def cmd_compare(args) -> int:
 
 
 def cmd_recover(args) -> int:
+    from drills.worker import reap_leftovers
+
+    workers = reap_leftovers()  # worker processes whose drill is gone
     target = open_target(args.stack)
-    done = target.recover()
+    done = workers + target.recover()
     for line in done:
         console.print(line)
     console.print(f"recover: {len(done)} action(s)" if done else "recover: nothing to do")
@@ -430,6 +433,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.add_argument("--stack", default="local", help="stack name or stack file (default: local)")
     rec.set_defaults(fn=cmd_recover)
+    wrk = sub.add_parser(
+        "worker",
+        help="run a share of a drill's workload for the drill process that started it",
+        description="Started by `kdrill run` (workload.workers > 1), not by hand: connects to "
+        "the drill's control channel, runs the producers and groups it is given and writes "
+        "their history shard (drills/worker.py).",
+    )
+    wrk.add_argument("--connect", required=True, help="HOST:PORT of the drill's control channel")
+    wrk.add_argument("--index", type=int, required=True, help="this worker's number")
+    wrk.add_argument("--engine-pid", type=int, default=0,
+                     help="the drill process's pid, on this machine (kdrill recover reaps a worker whose drill is gone)")  # fmt: skip
+    wrk.set_defaults(fn=lambda a: __import__("drills.worker").worker.run_worker(
+        a.connect, a.index, a.engine_pid))  # fmt: skip
     env_cli.add_parser(sub)  # kdrill env create|list|destroy|reap
     local_cli.add_parser(sub)  # kdrill local up|down|status|demo|fault|faults|recover|counters
     for name, fn, what in (

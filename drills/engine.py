@@ -33,7 +33,7 @@ from typing import Any
 from components.clientconf import PRODUCER_ROLE, client_config, group_role, settings_for
 from components.faults import FaultSpec
 from components.wait import wait_until
-from drills import activeactive, backup, controlstate, dualwrite, failback
+from drills import activeactive, backup, controlstate, dualwrite, failback, worker
 from drills.detection import CANARY_TOPIC, ClientWatch, Detector, Endpoints
 from drills.history import (
     DUPLICATE,
@@ -406,6 +406,8 @@ class Drill:
         standby = (
             self._placement(self.target.standby) if cut.failover and cut.warm_standby else None
         )
+        if w.workers > 1:  # the same clients in worker processes, driven through proxies
+            return worker.start_pool(self, pcfg, place, standby, sorted(pids))
         self.producers = [
             self.clients.producer(pid, pcfg, place, self.rec, self.detector,
                                   standby=standby if cut.producers == "all" or i in cut.producers else None)
@@ -726,6 +728,7 @@ class Drill:
                 for off in offs
             ]
 
+        from_checkpoint.translated = translated  # what a worker process is sent (drills/worker.py)
         return from_checkpoint
 
     def _recover_in_place(self) -> None:
@@ -851,7 +854,8 @@ class Drill:
             )
             self.record.acknowledged = self.rec.acks_between(0, float("inf"))  # build() drains them
             history = failback.failover_part(self, self.rec.build(meta))  # without a failback
-            write_history(history, self.dir / "history")
+            if not getattr(self.rec, "sharded", False):  # workers: build() wrote the shards
+                write_history(history, self.dir / "history")
             result = check(
                 history, CheckPolicy(tolerate=frozenset({LOST_TAIL, LATE, DUPLICATE}), sample=5)
             )

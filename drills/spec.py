@@ -287,6 +287,10 @@ class Workload(_Model):
     """The consumer groups (at least one; names unique)."""
     shape: WorkloadShape = Field(default_factory=WorkloadShape)
     """How the rate changes over time (steady, a step, a ramp): peak load for capacity."""
+    workers: int = Field(1, ge=1, le=64)
+    """Processes running the producers and groups (drills/worker.py, `kdrill worker`), each
+    writing its own history shard; 1: threads in the drill process. Producers and groups
+    are dealt to the workers round robin."""
 
     @property
     def peak_rate(self) -> float:
@@ -990,6 +994,14 @@ class DrillSpec(_Model):
             self._backup_restore()
         if self.replication.engine == "active-active":
             self._active_active()
+        if w.workers > 1 and (
+            self.replication.engine != "mirrormaker2" or self.rollback.rule == "failback"
+        ):
+            raise _fail(
+                "worker processes run the mirrormaker2 pattern without failback only; "
+                "set workload.workers: 1 for other patterns or failback drills",
+                "workload.workers",
+            )
         if self.rollback.rule == "failback" and not c.failover:
             raise _fail(
                 "failback needs cutover.failover: true (there is nothing to fail back); "

@@ -21,6 +21,19 @@ key-value metadata, so a file separated from its directory still says what
 it is. Files are written to a temporary name and renamed, so a crash never
 leaves a half-written table under its real name.
 
+A run whose workload ran as several processes (``kdrill worker``, drills/worker.py) keeps
+one *shard* per process, each a history directory of the layout above, and a top-level
+meta.json that lists them::
+
+    meta.json            {..., "shards": ["engine", "worker-0", ...], "clock_offsets": {...}}
+    shards/<name>/       a history directory: that process's rows only
+
+``read_history`` reads either layout: a sharded one is merged (``merge_shards``), so the
+checker sees one history whichever way the workload ran. A shard's times are on its
+process's clock; ``clock_offsets`` (seconds, that clock minus the engine's) is subtracted
+from them when merging -- 0 for a process on the engine's machine, whose monotonic clock
+is the engine's own.
+
 Versioning: SCHEMA_VERSION changes when a column is removed, renamed or
 changes meaning; readers refuse versions they do not know rather than guess.
 Adding a nullable column does not change the version (``conform`` drops
@@ -31,9 +44,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from drills.history.allocator import without_huge_pages
@@ -69,9 +85,149 @@ def read_history(directory: str | os.PathLike) -> History:
     if meta.get("format") != FORMAT:
         raise HistoryError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
     _check_version(path / "meta.json", meta.get("schema_version"))
+    if "shards" in meta:
+        shards = [read_history(path / SHARDS / name) for name in meta["shards"]]
+        offsets = meta.get("clock_offsets") or {}
+        return merge_shards(
+            shards,
+            DrillMeta.from_dict(meta),
+            [float(offsets.get(name) or 0.0) for name in meta["shards"]],
+        )
     with without_huge_pages():  # see allocator.py
         tables = _read_tables(path)
     return History(meta=DrillMeta.from_dict(meta), **tables)
+
+
+SHARDS = "shards"  # the sharded layout's subdirectory
+
+
+def write_sharded(
+    meta: DrillMeta,
+    directory: str | os.PathLike,
+    shards: Sequence[str],
+    clock_offsets: Mapping[str, float] | None = None,
+) -> Path:
+    """Make ``directory`` a sharded history: ``shards`` (names under ``directory/shards/``,
+    each already written by ``write_history``) under ``meta``; returns the directory.
+    Every shard must be there: a run missing one would be checked as if its rows never
+    happened."""
+    path = Path(directory)
+    for name in shards:
+        if not (path / SHARDS / name / "meta.json").exists():
+            raise HistoryError(f"{path / SHARDS / name}: shard missing (no meta.json)")
+    doc = {
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        **meta.to_dict(),
+        "shards": list(shards),
+        "clock_offsets": {name: float((clock_offsets or {}).get(name, 0.0)) for name in shards},
+    }
+    path.mkdir(parents=True, exist_ok=True)
+    _atomic(path / "meta.json", lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"))
+    return path
+
+
+# The time columns of each table, on the clock of the process that recorded the row.
+# reads.produced_at is the producer's send time, carried in the record: on its producer's clock.
+_TIMES = {
+    "writes": ("send_time", "ack_time"),
+    "reads": ("poll_time",),
+    "commits": ("commit_time",),
+}
+
+
+def merge_shards(
+    shards: Sequence[History],
+    meta: DrillMeta | None = None,
+    clock_offsets: Sequence[float] | None = None,
+) -> History:
+    """One history from the shards of one run, each recorded by one process.
+
+    ``meta``: the run's (default: the first shard's). ``clock_offsets[i]``: shard i's
+    clock minus the engine's, in seconds, subtracted from shard i's time columns (and
+    from ``reads.produced_at`` of the records its producers wrote) so every instant is
+    on the engine's clock, as the checker requires. Rows are put in the order one
+    process's Recorder writes them (``recorder_order``): the checker numbers keys in
+    order of first appearance, so its cases come in the same order as from one process.
+    Identities must not repeat across shards (a producer runs in one process):
+    History's own validation refuses a (producer, gseq) written twice.
+    """
+    if not shards:
+        raise HistoryError("merge_shards: no shards")
+    offsets = list(clock_offsets or [0.0] * len(shards))
+    if len(offsets) != len(shards):
+        raise HistoryError(f"merge_shards: {len(shards)} shards, {len(offsets)} clock offsets")
+    by_producer: dict[str, float] = {}
+    for shard, off in zip(shards, offsets, strict=True):
+        if off:
+            for name in pc.unique(shard.stored("writes")["producer"].cast(pa.string())).to_pylist():
+                by_producer[name] = off
+    tables = {}
+    for name in TABLES:
+        parts = []
+        for shard, off in zip(shards, offsets, strict=True):
+            table = shard.table(name)
+            if off:
+                for column in _TIMES.get(name, ()):
+                    table = _shifted(table, column, off)
+            if name == "reads" and by_producer and table.num_rows:
+                table = _shift_produced(table, by_producer)
+            parts.append(table)
+        tables[name] = recorder_order(name, pa.concat_tables(parts))
+    return History(meta=meta or shards[0].meta, **tables)
+
+
+# How drills/workload.py's Recorder orders each table's rows: writes are the acks in ack
+# order, then the sends that never got one; reads and commits as they happened. The log
+# and the end offsets are the engine's alone (one shard), resumes have no time: kept.
+_ORDER = {
+    "writes": [("ack_time", "ascending", "at_end"), ("send_time", "ascending", "at_end")],
+    "reads": [("poll_time", "ascending", "at_end")],
+    "commits": [("commit_time", "ascending", "at_end")],
+}
+
+
+def recorder_order(name: str, table: pa.Table) -> pa.Table:
+    """``table`` (of history table ``name``) in the order one process records its rows
+    (a stable sort, unacknowledged writes last), in one chunk."""
+    if name in _ORDER and table.num_rows:
+        table = table.take(pc.sort_indices(table, sort_keys=_ORDER[name]))
+    return table.combine_chunks()
+
+
+def _shifted(table: pa.Table, column: str, offset: float) -> pa.Table:
+    i = table.schema.get_field_index(column)
+    return table.set_column(i, table.schema.field(i), pc.subtract(table[column], offset))
+
+
+def _shift_produced(reads: pa.Table, by_producer: Mapping[str, float]) -> pa.Table:
+    names = reads["producer"].to_numpy(zero_copy_only=False)
+    shift = np.array([by_producer.get(n, 0.0) for n in names], dtype=np.float64)
+    i = reads.schema.get_field_index("produced_at")
+    fixed = pc.subtract(reads["produced_at"], pa.array(shift))
+    return reads.set_column(i, reads.schema.field(i), fixed)
+
+
+def split_by_producer(history: History, groups: Sequence[Sequence[str]]) -> list[History]:
+    """``history`` as the shards of processes each running ``groups[i]`` (producer ids and
+    consumer group names): a shard holds its producers' writes and its groups' reads,
+    commits and resumes; a last shard, the engine's, holds the log and the end offsets
+    (what the drill itself read). Merging them gives ``history`` back, row order aside:
+    what the checker must not depend on."""
+    shards = []
+    empty = {name: history.table(name).slice(0, 0) for name in TABLES}
+    for names in groups:
+        wanted = pa.array(list(names), pa.string())
+        part = dict(empty)
+        writes = history.table("writes")
+        part["writes"] = writes.filter(pc.is_in(writes["producer"], wanted))
+        for name in ("reads", "commits", "resumes"):
+            table = history.table(name)
+            part[name] = table.filter(pc.is_in(table["group"], wanted))
+        shards.append(History(meta=history.meta, **part))
+    engine = dict(empty, log=history.table("log"), end_offsets=history.table("end_offsets"))
+    shards.append(History(meta=history.meta, **engine))
+    return shards
 
 
 def _read_tables(path: Path) -> dict[str, pa.Table]:

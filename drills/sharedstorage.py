@@ -129,6 +129,19 @@ class Rehearsal:
         }
 
 
+def rehearsal_meta(
+    primary: str, standby: str, spec: RehearsalSpec, instants: Instants
+) -> DrillMeta:
+    """The checker's view of the rehearsal: a failover from `primary` to `standby` whose
+    serving topic is the primary topic itself (IDENTITY: the same log in the same bucket,
+    post-cutover writes appended above E), one group."""
+    return DrillMeta(
+        primary=primary, standby=standby, topics=(spec.topic,), groups=(spec.group,),
+        instants=instants, drill_id=f"tansu-{spec.topic}",
+        mapping=TopicMapping(ReplicationPolicy.IDENTITY, source_alias=primary),
+    )  # fmt: skip
+
+
 def create_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 30.0) -> None:
     """Create `topic` through the broker and wait until its metadata shows every partition."""
     admin = AdminClient(client_config(bootstrap))
@@ -224,11 +237,7 @@ def rehearse(
             raise RuntimeError(f"rehearsal: could not read {unread} back from {standby.region}")
         instants = Instants(t_fault=t_fault, t_detect=t_detect, t_decide=t_decide,
                             t_fence=t_fault, t_cut=t_cut)  # fmt: skip
-        meta = DrillMeta(
-            primary=primary.region, standby=standby.region, topics=(spec.topic,),
-            groups=(spec.group,), instants=instants, drill_id=f"tansu-{spec.topic}",
-            mapping=TopicMapping(ReplicationPolicy.IDENTITY, source_alias=primary.region),
-        )  # fmt: skip
+        meta = rehearsal_meta(primary.region, standby.region, spec, instants)
         acks = {c: rec.acks_between(0, float("inf"), c) for c in (primary.region, standby.region)}
         history = rec.build(meta)
         write_history(history, run_dir / "history")

@@ -60,3 +60,45 @@ def test_the_default_run_leaves_the_tansu_marker_out():
     assert any(m.startswith("tansu:") for m in ini["markers"])
     assert "not tansu" in ini["addopts"]
     assert "tansu" not in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_checker_reads_a_shared_storage_failover():
+    """A hand-built rehearsal history: east acknowledged seqs 0-9 (offsets 0-9), seq 10 was
+    in flight when the broker died (its offset reserved in the watermark, no batch written:
+    a hole at 10, E = 11), west took seqs 11-14 at 11-14. The group committed 6 on east,
+    had processed 6 and 7 too, and resumed from its committed offset on west."""
+    from drills.history import HistoryBuilder, Instants, ResumeSource, check
+    from drills.sharedstorage import rehearsal_meta
+
+    b, topic = HistoryBuilder(), "t1"
+    for s in range(10):
+        b.ack("p0", "k0", s, s + 1, cluster="east", topic=topic, partition=0, offset=s,
+              send_time=1 + s / 10, ack_time=1.05 + s / 10)  # fmt: skip
+    b.send("p0", "k0", 10, 11, cluster="east", topic=topic, send_time=1.95, error="timed out")
+    for s in range(11, 15):
+        b.ack("p0", "k0", s, s + 1, cluster="west", topic=topic, partition=0, offset=s,
+              send_time=4.4 + s / 100, ack_time=4.5 + s / 100)  # fmt: skip
+    for s in [*range(10), *range(11, 15)]:
+        b.logged("p0", "k0", s, s + 1, cluster="west", topic=topic, partition=0, offset=s)
+    for s in range(8):
+        b.read("g1", "p0", "k0", s, s + 1, cluster="east", topic=topic, partition=0, offset=s,
+               produced_at=1 + s / 10, poll_time=1.1 + s / 10)  # fmt: skip
+    b.commit("g1", cluster="east", topic=topic, partition=0, offset=6, time=1.7)
+    b.end_offset(cluster="west", topic=topic, partition=0, end_offset=11)
+    b.resume("g1", cluster="west", topic=topic, partition=0, source=ResumeSource.SYNCED,
+             position=6)  # fmt: skip
+    for i, s in enumerate([6, 7, 8, 9, 11, 12, 13, 14]):
+        produced = 1 + s / 10 if s < 10 else 4.4 + s / 100
+        b.read("g1", "p0", "k0", s, s + 1, cluster="west", topic=topic, partition=0, offset=s,
+               produced_at=produced, poll_time=5.0 + i / 10)  # fmt: skip
+    spec = RehearsalSpec(topic)
+    instants = Instants(t_fault=2.0, t_detect=3.0, t_decide=3.0, t_fence=2.0, t_cut=4.61)
+    r = check(b.build(rehearsal_meta("east", "west", spec, instants)))
+    assert r.rpo.records == 0 and r.rpo.acknowledged == 10
+    assert r.rpo.indeterminate == 1  # seq 10: never acknowledged, not lost
+    assert not r.found, r.sample()  # the hole at offset 10 is no anomaly
+    (c,) = r.continuity
+    assert (c.resume, c.ideal, c.resume_source) == (6, 6, "synced")
+    assert (c.duplicates, c.skipped, c.duplicates_processed) == (0, 0, 2)
+    assert r.rto.seconds == pytest.approx(5.4 - 2.0)  # seq 11, the first post-fault record
+    assert r.rto.cutover == pytest.approx(4.61 - 3.0)

@@ -20,8 +20,14 @@ from components.wait import WaitTimeout, wait_until
 
 
 def start(
-    namespace: str, group: str, argv: list[str], log: Path, env: dict[str, str] | None = None
+    namespace: str,
+    group: str,
+    argv: list[str],
+    log: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> int:
+    """`cwd`: the daemon's working directory (the caller's when None)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         p = subprocess.Popen(
@@ -31,6 +37,7 @@ def start(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env={**os.environ, **(env or {})},
+            cwd=cwd,
         )
     return p.pid
 

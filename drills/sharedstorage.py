@@ -1,0 +1,279 @@
+"""The shared-storage pattern rehearsed on Tansu: lose the broker region, start a broker
+in the standby on the same bucket, measure RTO and RPO as for the replicated patterns.
+
+AutoMQ (stateless brokers over S3, the domain's shared-storage pattern) cannot be
+installed here; Tansu (components/local/tansu.py) keeps everything in its bucket, so a
+broker started elsewhere on that bucket serves the same log and the same committed group
+offsets. Nothing is copied at failover: recovery is starting a broker and reading storage.
+
+The rehearsal, on two regions of the local pair:
+
+1. a Tansu broker in the primary region serves the topic from a bucket held by the
+   standby region's S3 endpoint (the bucket outlives the primary: what a replicated
+   bucket gives, with no replication lag -- see the README for what that leaves out);
+2. the instrumented producer (acks=all, idempotent when asked) and one consumer group
+   (committing offsets) run through the steady window;
+3. the region is lost: the broker is SIGKILLed (T_fault = T_fence: nothing of it can
+   acknowledge afterwards);
+4. detection from what clients see (no acknowledgement for `no_acks_s` while sends are
+   outstanding), the decision at once, a broker started in the standby region on the
+   same bucket, E (its end offsets) snapshotted, producer and group moved to it; the group
+   resumes from its committed offsets as the new broker reads them from the bucket;
+5. after `run_after_s` the log is read back through the new broker and the history
+   checker computes RTO, RPO (acknowledged by the old broker, absent from the new one
+   below E), duplicates and every other anomaly, with the topic mapping IDENTITY (the
+   serving topic is the primary topic itself).
+
+Both brokers are killed on every exit path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from components.clientconf import client_config
+from components.local import processes, tansu
+from components.local.tansu import TansuBroker
+from components.wait import wait_until
+from drills.detection import Detector
+from drills.history import (
+    CheckResult,
+    DrillMeta,
+    Instants,
+    ReplicationPolicy,
+    TopicMapping,
+    check,
+    write_history,
+)
+from drills.workload import (
+    GroupConfig,
+    GroupConsumer,
+    InstrumentedProducer,
+    Placement,
+    ProducerConfig,
+    Recorder,
+    clock,
+    read_log,
+    synced_position,
+)
+
+WORKLOAD_TOPIC = "orders"  # the workload's name for the one topic (its Placement key)
+
+
+@dataclass(frozen=True)
+class RehearsalSpec:
+    """The workload and windows; small by default (every produce is three S3 requests to
+    a Python S3 server: a few hundred records/s is moto's ceiling here, not Tansu's)."""
+
+    topic: str
+    group: str = "g1"
+    partitions: int = 2
+    rate: float = 40.0
+    keys: int = 8
+    record_bytes: int = 128
+    idempotence: bool = True
+    steady_s: float = 5.0
+    run_after_s: float = 5.0
+    no_acks_s: float = 1.0  # detection: no ack for this long while sends are outstanding
+    commit_interval_ms: int = 500
+    start_timeout_s: float = 60.0
+    timeouts: dict[str, int] = field(
+        default_factory=lambda: {
+            "message_timeout_ms": 15000,
+            "request_timeout_ms": 5000,
+            "socket_connection_setup_timeout_ms": 3000,
+            "metadata_max_age_ms": 5000,
+        }
+    )
+
+    def __post_init__(self) -> None:
+        if self.rate <= 0 or self.partitions < 1 or self.steady_s <= 0 or self.run_after_s <= 0:
+            raise ValueError(
+                "rehearsal: rate, partitions, steady_s and run_after_s must be positive "
+                f"(got {self.rate}, {self.partitions}, {self.steady_s}, {self.run_after_s})"
+            )
+
+
+@dataclass
+class Rehearsal:
+    """What the rehearsal measured. `result` is the history checker's (RTO, RPO,
+    continuity, anomalies); the rest is what is particular to shared storage."""
+
+    result: CheckResult
+    instants: Instants
+    standby_start_s: float  # decide -> the new broker serves (storage and metadata read)
+    end_offsets: dict[str, int]  # E per "topic/partition", through the new broker
+    acks: dict[str, int]  # acknowledgements per cluster
+    run_dir: Path
+
+    def summary(self) -> dict:
+        r = self.result
+        return {
+            "rto": asdict(r.rto),
+            "rpo": asdict(r.rpo),
+            "standby_start_s": self.standby_start_s,
+            "duplicates": sum(c.duplicates for c in r.continuity),
+            "skipped": sum(c.skipped for c in r.continuity),
+            "resume_sources": sorted({c.resume_source for c in r.continuity}),
+            "found": list(r.found),
+            "valid": r.valid,
+            "acks": self.acks,
+            "end_offsets": self.end_offsets,
+            "notes": list(r.notes),
+        }
+
+
+def rehearsal_meta(
+    primary: str, standby: str, spec: RehearsalSpec, instants: Instants
+) -> DrillMeta:
+    """The checker's view of the rehearsal: a failover from `primary` to `standby` whose
+    serving topic is the primary topic itself (IDENTITY: the same log in the same bucket,
+    post-cutover writes appended above E), one group."""
+    return DrillMeta(
+        primary=primary, standby=standby, topics=(spec.topic,), groups=(spec.group,),
+        instants=instants, drill_id=f"tansu-{spec.topic}",
+        mapping=TopicMapping(ReplicationPolicy.IDENTITY, source_alias=primary),
+    )  # fmt: skip
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 30.0) -> None:
+    """Create `topic` through the broker and wait until its metadata shows every partition."""
+    admin = AdminClient(client_config(bootstrap))
+    for fut in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
+        fut.result(timeout)
+
+    def ready() -> bool:
+        md = admin.list_topics(topic, timeout=5).topics.get(topic)
+        return md is not None and md.error is None and len(md.partitions) == partitions
+
+    wait_until(ready, timeout, f"topic {topic} with {partitions} partitions at {bootstrap}")
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[tuple[str, int], int]:
+    """The high watermarks of `topic` as the broker at `bootstrap` reads them (not cached)."""
+    c = Consumer(client_config(bootstrap, {"group.id": "kdrill-ends", "enable.auto.commit": False}))
+    try:
+        return {
+            (topic, p): c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[
+                1
+            ]
+            for p in range(partitions)
+        }
+    finally:
+        c.close()
+
+
+def rehearse(
+    primary: TansuBroker, standby: TansuBroker, spec: RehearsalSpec, run_dir: Path
+) -> Rehearsal:
+    """Run the rehearsal (module docstring); both brokers are gone when it returns or raises."""
+    if (primary.s3_endpoint, primary.bucket, primary.cluster_id) != (
+        standby.s3_endpoint, standby.bucket, standby.cluster_id,
+    ):  # fmt: skip
+        raise ValueError(
+            "rehearsal: both brokers must name the same S3 endpoint, bucket and cluster id"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pids: list[int] = []
+    rec, det = Recorder(), Detector("no-acks", window_s=spec.no_acks_s)
+    topics = {WORKLOAD_TOPIC: spec.topic}
+    place_a = Placement(primary.region, primary.bootstrap, topics)
+    place_b = Placement(standby.region, standby.bootstrap, topics)
+    prod_cfg = ProducerConfig(rate=spec.rate, keys=spec.keys, record_bytes=spec.record_bytes,
+                              acks="all", idempotence=spec.idempotence, timeouts=spec.timeouts)  # fmt: skip
+    group_cfg = GroupConfig(name=spec.group, group_id=f"{spec.topic}-{spec.group}",
+                            topics=[WORKLOAD_TOPIC], process_rate=0,
+                            commit_interval_ms=spec.commit_interval_ms, session_timeout_ms=6000)  # fmt: skip
+    producer = consumer = None
+    try:
+        log_a = run_dir / f"tansu-{primary.region}.log"
+        pids.append(tansu.start(primary, log_a))
+        tansu.wait_ready(primary, pids[-1], clock() + spec.start_timeout_s, log_a)
+        create_topic(primary.bootstrap, spec.topic, spec.partitions)
+
+        producer = InstrumentedProducer("p0", prod_cfg, place_a, rec, det)
+        consumer = GroupConsumer(group_cfg, place_a, rec)
+        consumer.producers = {"p0"}
+        producer.start()
+        consumer.start()
+        det.arm()
+        _steady(rec, consumer, primary.region, spec.steady_s)
+
+        # the region is lost: the broker process, and with it every unflushed byte
+        t_fault = tansu.kill(pids[0])
+        det.since(t_fault)
+        wait_until(lambda: _tick(det, producer), spec.timeouts["message_timeout_ms"] / 1000 + 10,
+                   "the workload's clients to notice the lost broker", interval=0.05)  # fmt: skip
+        t_detect = t_decide = det.t_detect
+
+        log_b = run_dir / f"tansu-{standby.region}.log"
+        pids.append(tansu.start(standby, log_b))
+        t_ready = tansu.wait_ready(standby, pids[-1], clock() + spec.start_timeout_s, log_b)
+        ends = end_offsets(standby.bootstrap, spec.topic, spec.partitions)
+        for (topic, part), e in ends.items():
+            rec.end_offset(cluster=standby.region, topic=topic, partition=part, end_offset=e)
+        producer.move_to(place_b)
+        consumer.move_to(place_b, [spec.topic], synced_position)
+        wait_until(lambda: rec.first_ack(standby.region, t_decide), 60,
+                   f"the first acknowledgement from {standby.region}", interval=0.05)  # fmt: skip
+        t_cut = rec.first_ack(standby.region, t_decide)
+        wait_until(lambda: clock() >= t_cut + spec.run_after_s, spec.run_after_s + 1,
+                   "the run-after window", interval=0.1)  # fmt: skip
+        _stop(producer, consumer)
+        for th in (producer, consumer):
+            if th.error is not None:
+                raise th.error
+
+        final = end_offsets(standby.bootstrap, spec.topic, spec.partitions)
+        unread = read_log(standby.bootstrap, final, {"p0"}, rec, standby.region,
+                          f"{spec.topic}-reader", timeout=60)  # fmt: skip
+        if unread:
+            raise RuntimeError(f"rehearsal: could not read {unread} back from {standby.region}")
+        instants = Instants(t_fault=t_fault, t_detect=t_detect, t_decide=t_decide,
+                            t_fence=t_fault, t_cut=t_cut)  # fmt: skip
+        meta = rehearsal_meta(primary.region, standby.region, spec, instants)
+        acks = {c: rec.acks_between(0, float("inf"), c) for c in (primary.region, standby.region)}
+        history = rec.build(meta)
+        write_history(history, run_dir / "history")
+        out = Rehearsal(
+            result=check(history),
+            instants=instants,
+            standby_start_s=t_ready - t_decide,
+            end_offsets={f"{t}/{p}": e for (t, p), e in ends.items()},
+            acks=acks,
+            run_dir=run_dir,
+        )
+        (run_dir / "rehearsal.json").write_text(json.dumps(out.summary(), indent=2, default=str))
+        return out
+    finally:
+        _stop(producer, consumer)
+        processes.kill_all([p for p in pids if processes.alive(p)])
+
+
+def _steady(rec: Recorder, consumer: GroupConsumer, cluster: str, seconds: float) -> None:
+    """The steady window: acknowledgements and consumption both under way before the fault."""
+    start = clock()
+    wait_until(lambda: rec.acks_between(start, float("inf"), cluster) > 0 and consumer.consumed > 0,
+               30, f"acks and reads from {cluster}", interval=0.1)  # fmt: skip
+    wait_until(lambda: clock() - start >= seconds, seconds + 1, "the steady window", interval=0.1)
+
+
+def _tick(det: Detector, producer: InstrumentedProducer) -> bool:
+    det.tick(clock(), len(producer.pending))
+    return det.t_detect is not None
+
+
+def _stop(*threads) -> None:
+    for th in threads:
+        if th is not None:
+            th.stop_flag.set()
+    for th in threads:
+        if th is not None and th.is_alive():
+            with contextlib.suppress(RuntimeError):
+                th.join(60)

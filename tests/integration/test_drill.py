@@ -203,7 +203,9 @@ def running(phase: str):
 @pytest.mark.parametrize(
     "phase,when",
     [
-        ("detect", running("detect")),  # the fault is applied, detection under way
+        # the fault applied, detection under way: out of CI's budget (`-m extended`); the
+        # cutover variant also interrupts a drill whose region-loss fault is applied
+        pytest.param("detect", running("detect"), marks=pytest.mark.extended),
         ("cutover", running("cutover")),
     ],
 )

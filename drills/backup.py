@@ -155,18 +155,9 @@ def cutover(drill: Drill) -> None:
     moving = (
         drill.producers if cut.producers == "all" else [drill.producers[i] for i in cut.producers]
     )
-    with drill._step("cutover", f"fence {t.primary}") as s:
-        for p in moving:
-            p.paused.set()
-        fid, drill.instants["t_fence"] = t.fence(t.primary)
-        drill.applied.append(fid)
-        s.output = {"fault_id": fid, "t_fence": drill.instants["t_fence"]}
-    with drill._step("cutover", "stop replication") as s:
-        # Not the pattern under test; stopped as any cutover stops it, so that teardown starts
-        # it afresh (left running, it came back from the region's loss slowly).
-        fid, _ = t.stop_replication()
-        drill.applied.append(fid)
-        s.output = {"fault_id": fid}
+    # MirrorMaker 2 is not the pattern under test; stopped as any cutover stops it, so that
+    # teardown starts it afresh (left running, it came back from the region's loss slowly).
+    drill._fence_and_stop_replication(moving)
     with drill._step("cutover", "the backup sink's last flush (what the bucket holds)") as s:
         # Not removed here: that is a stack update, which a restore does not wait for (the
         # sink reads nothing more from the lost primary; it is removed in clean_up).

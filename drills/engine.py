@@ -640,16 +640,11 @@ class Drill:
             self.instants["t_decide"] = clock()
             s.output["t_decide"] = self.instants["t_decide"]
 
-    def _cutover(self) -> None:
-        if dualwrite.active(self.spec):  # the application's cutover: drop the lost region
-            return dualwrite.cutover(self)
-        if backup.active(self.spec):  # fence, restore from the bucket, resume by timestamp
-            return backup.cutover(self)
+    def _fence_and_stop_replication(self, moving: list) -> None:
+        """A cutover's first two steps wherever clients leave the primary for the standby
+        (active-passive, backup-restore): the moving producers paused, the primary fenced
+        (T_fence), replication stopped; both recorded as applied, so teardown lifts them."""
         t = self.target
-        cut = self.spec.cutover
-        moving = (
-            self.producers if cut.producers == "all" else [self.producers[i] for i in cut.producers]
-        )
         with self._step("cutover", f"fence {t.primary}") as s:
             for p in moving:
                 p.paused.set()
@@ -660,6 +655,18 @@ class Drill:
             fid, _ = t.stop_replication()
             self.applied.append(fid)
             s.output = {"fault_id": fid}
+
+    def _cutover(self) -> None:
+        if dualwrite.active(self.spec):  # the application's cutover: drop the lost region
+            return dualwrite.cutover(self)
+        if backup.active(self.spec):  # fence, restore from the bucket, resume by timestamp
+            return backup.cutover(self)
+        t = self.target
+        cut = self.spec.cutover
+        moving = (
+            self.producers if cut.producers == "all" else [self.producers[i] for i in cut.producers]
+        )
+        self._fence_and_stop_replication(moving)
         topics = [x.name for x in self.spec.workload.topics]
         remote = {x: t.remote_topic(x) for x in topics}
         with self._step("cutover", "snapshot standby end offsets") as s:

@@ -64,6 +64,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from drills.history import rto
 from drills.history.checker import CheckPolicy, CheckResult
 from drills.history.model import History, Instants
 from drills.history.rpo import Rpo
@@ -356,9 +357,6 @@ def _lis(seq: list[int]) -> int:
 
 
 def _rto(ins: Instants, reads: Mapping[str, list[dict]], lost: str, notes: list[str]) -> Rto:
-    def minus(a: float | None, b: float | None) -> float | None:
-        return None if a is None or b is None else a - b
-
     consumed: dict[str, float | None] = {}
     for g, rows in sorted(reads.items()):
         if split_group(g)[1] is None:
@@ -377,16 +375,7 @@ def _rto(ins: Instants, reads: Mapping[str, list[dict]], lost: str, notes: list[
         )
     end = None if missing or not mine else max(t for t in mine.values() if t is not None)
     slowest = max(mine, key=lambda g: mine[g] or 0) if end is not None else None
-    return Rto(
-        seconds=minus(end, ins.t_fault),
-        detect=minus(ins.t_detect, ins.t_fault),
-        decide=minus(ins.t_decide, ins.t_detect),
-        cutover=minus(ins.t_cut, ins.t_decide),
-        first_consume=minus(end, ins.t_cut),
-        by_group={g: minus(t, ins.t_fault) for g, t in consumed.items()},
-        slowest_group=slowest,
-        fence=None,
-    )
+    return rto.from_instants(ins, consumed, end, slowest, fenced=False)
 
 
 def pattern_facts(engine: str, policy: str | None = None) -> dict[str, str] | None:

@@ -48,6 +48,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from drills.history import rto
 from drills.history.checker import CheckPolicy, CheckResult
 from drills.history.continuity import Continuity
 from drills.history.model import History, Instants
@@ -362,9 +363,6 @@ def _rto(
     groups: list[str],
     notes: list[str],
 ) -> Rto:
-    def minus(a: float | None, b: float | None) -> float | None:
-        return None if a is None or b is None else a - b
-
     consumed: dict[str, float | None] = {}
     for g in groups:
         consumed[g] = None
@@ -381,16 +379,7 @@ def _rto(
         notes.append(f"groups never consumed a post-fault record in {survivor}: {missing}")
     end = None if missing or not consumed else max(t for t in consumed.values() if t is not None)
     slowest = max(consumed, key=lambda g: consumed[g] or 0) if end is not None else None
-    return Rto(
-        seconds=minus(end, ins.t_fault),
-        detect=minus(ins.t_detect, ins.t_fault),
-        decide=minus(ins.t_decide, ins.t_detect),
-        cutover=minus(ins.t_cut, ins.t_decide),
-        first_consume=minus(end, ins.t_cut),
-        by_group={g: minus(t, ins.t_fault) for g, t in consumed.items()},
-        slowest_group=slowest,
-        fence=minus(ins.t_fence, ins.t_fault),
-    )
+    return rto.from_instants(ins, consumed, end, slowest)
 
 
 def pattern_facts(engine: str, policy: str | None = None) -> dict[str, str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from drills.history.index import HistoryIndex
+from drills.history.model import Instants
 
 
 @dataclass(frozen=True)
@@ -85,3 +86,26 @@ def measure_rto(index: HistoryIndex, notes: list[str]) -> Rto:
 
 def _minus(later: float | None, earlier: float | None) -> float | None:
     return None if later is None or earlier is None else later - earlier
+
+
+def from_instants(
+    ins: Instants,
+    consumed: dict[str, float | None],
+    end: float | None,
+    slowest: str | None,
+    fenced: bool = True,
+) -> Rto:
+    """The Rto of a pattern whose checker finds each group's first post-fault consume itself
+    (dual-write, active-active): the parts from the run's instants, `end` the instant that
+    closes the RTO (the slowest group's first consume, None when one never consumed);
+    `fenced`: a fence is part of the cutover (not in active-active, where nothing moves)."""
+    return Rto(
+        seconds=_minus(end, ins.t_fault),
+        detect=_minus(ins.t_detect, ins.t_fault),
+        decide=_minus(ins.t_decide, ins.t_detect),
+        cutover=_minus(ins.t_cut, ins.t_decide),
+        first_consume=_minus(end, ins.t_cut),
+        by_group={g: _minus(t, ins.t_fault) for g, t in consumed.items()},
+        slowest_group=slowest,
+        fence=_minus(ins.t_fence, ins.t_fault) if fenced else None,
+    )

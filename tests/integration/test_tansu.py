@@ -147,7 +147,7 @@ def test_region_loss_on_shared_storage(pair, brokers, tmp_path):
     same bucket. Acknowledged means written to the bucket, so nothing acknowledged is
     lost; the group resumes from the offsets it committed to the bucket."""
     a, b = brokers
-    spec = RehearsalSpec(topic=f"t-{uuid.uuid4().hex[:8]}")
+    spec = RehearsalSpec(topic=f"t-{uuid.uuid4().hex[:8]}", run_after_s=10)
     out = rehearse(a, b, spec, tmp_path / "run")
     r = out.result
     print("\nshared-storage rehearsal:", out.summary())  # the figures, with -s

@@ -35,8 +35,11 @@ Definitions, in DESIGN.md's terms:
 - copies (no loops): per region and record, the number of copies in that region's log
   across its local topic and its replica topic. A record must have exactly one copy in
   each region: in its origin region's local topic, and in the other region's replica.
-  `duplicated` = records with more than one copy in a region (an at-least-once re-copy or
-  a loop); `misplaced` = copies in the wrong topic (a record of origin R in R's replica of
+  `duplicated` = records with more copies in a region than their origin's local topic
+  holds (an at-least-once re-copy or a loop); `written_twice` = records a region's
+  producers wrote more than once into their own local topic (the producer's duplicate,
+  e.g. across the region's loss; replication copies it faithfully, so it is not a loop and
+  is reported beside the copies, not in them); `misplaced` = copies in the wrong topic (a record of origin R in R's replica of
   the other region, or in the other region's local topic: the signature of a loop);
   `loop_topics` = topics named with both prefixes (`east.west.orders`, `west.east.orders`)
   found in either region.
@@ -113,6 +116,7 @@ class ActiveActiveResult:
     conflict_sample: list[dict[str, Any]]
     ordering: tuple[GroupOrder, ...]
     copies: dict[str, dict[str, int]]  # region -> {exactly_one, duplicated, misplaced, missing}
+    written_twice: dict[str, int]  # region -> records its producers wrote twice into it
     loop_topics: tuple[str, ...]
     lost: dict[str, int]  # origin -> acknowledged, never in the other region's replica
     lost_locally: dict[str, int]  # origin -> acknowledged, absent from its own log
@@ -142,6 +146,7 @@ class ActiveActiveResult:
                          "groups": [asdict(o) for o in self.ordering]},
             "copies": {r: dict(c) for r, c in self.copies.items()},
             "loop_topics": list(self.loop_topics), "crossed_twice": self.crossed_twice,
+            "written_twice": dict(self.written_twice),
             "lost": dict(self.lost), "lost_total": sum(self.lost.values()),
             "lost_locally": dict(self.lost_locally),
             "stranded": self.stranded,
@@ -226,6 +231,7 @@ def check_active_active(
 
     # --- copies and loops ---------------------------------------------------------------
     count: dict[str, dict[Id, int]] = {r: defaultdict(int) for r in regions}
+    local_count: dict[str, dict[Id, int]] = {r: defaultdict(int) for r in regions}
     wrong: dict[str, int] = dict.fromkeys(regions, 0)
     in_replica: dict[str, set[Id]] = {r: set() for r in regions}  # region -> ids in its replica
     in_local: dict[str, set[Id]] = {r: set() for r in regions}
@@ -238,14 +244,20 @@ def check_active_active(
         o = origin.get(i)
         if topic in names:
             in_local[r].add(i)
+            local_count[r][i] += 1
             wrong[r] += o is not None and o != r
         elif any(topic == replica(t, other[r]) for t in names):
             in_replica[r].add(i)
             wrong[r] += o is not None and o == r
+
+    def written(i: Id) -> int:
+        """How many times its producer wrote the record (its origin's local copies), >= 1."""
+        return max(max(local_count[x].get(i, 0) for x in regions), 1)
+
     copies = {
         r: {
-            "exactly_one": sum(1 for i in origin if count[r].get(i) == 1),
-            "duplicated": sum(1 for n in count[r].values() if n > 1),
+            "exactly_one": sum(1 for i in origin if count[r].get(i) == written(i)),
+            "duplicated": sum(1 for i, n in count[r].items() if n > written(i)),
             "misplaced": wrong[r],
             "missing": sum(1 for i in origin if not count[r].get(i)),
         }
@@ -301,12 +313,20 @@ def check_active_active(
                             reads.get(group_name(b, survivor), []), sample) for b in bases)  # fmt: skip
     rto = _rto(ins, reads, lost_region, notes)
     keys = {i[1] for i in origin}
+    written_twice = {r: sum(1 for n in local_count[r].values() if n > 1) for r in regions}
+    for r, n in written_twice.items():
+        if n:
+            notes.append(
+                f"{r}'s producers wrote {n} record(s) twice into {r} (their own duplicates; "
+                "replication copied each as often as it was written, so not a loop)"
+            )
     return ActiveActiveResult(
         lost_region=lost_region, survivor=survivor, window_s=window_s,
         records={r: sum(1 for o in origin.values() if o == r) for r in regions},
         conflicts=conflicts, conflict_keys=len(by_key), keys=len(keys),
         conflicts_by_region=by_region, conflict_sample=conflict_sample, ordering=ordering,
-        copies=copies, loop_topics=tuple(sorted(loop_topics)), lost=lost,
+        copies=copies, written_twice=written_twice, loop_topics=tuple(sorted(loop_topics)),
+        lost=lost,
         lost_locally=lost_locally, stranded=len(stranded), rpo=rpo, rto=rto, notes=tuple(notes),
     )  # fmt: skip
 

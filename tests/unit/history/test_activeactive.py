@@ -105,6 +105,22 @@ def test_a_record_copied_twice_or_back_into_its_origin_crossed_twice():
     assert r.checks()[0]["met"] is False
 
 
+def test_a_record_its_producer_wrote_twice_crosses_twice_and_is_no_loop():
+    """Seen on the pair: east's producers wrote records twice into east across its loss;
+    MirrorMaker 2 copied each copy, so west's replica holds two: that is no re-copy."""
+    d = Drill()
+    d.write(E, "k0", 0, sent=1.0)
+    d.both(E, "k0", 0)
+    d.both(E, "k0", 0, offset=1)  # the producer's duplicate, copied as written
+    r = d.check()
+    assert r.copies[E]["duplicated"] == 0 and r.copies[W]["duplicated"] == 0
+    assert r.copies[W]["exactly_one"] == 1 and r.crossed_twice == 0
+    assert r.written_twice == {E: 1, W: 0}
+    assert any("wrote 1 record(s) twice into east" in n for n in r.notes)
+    d.log(W, E, "k0", 0, 2)  # a third copy in west: one more than was written
+    assert d.check().copies[W]["duplicated"] == 1
+
+
 def test_stranded_is_what_the_lost_region_acknowledged_before_the_fault_missing_below_E():
     d = Drill()
     for seq, ack in ((0, 5.0), (1, 8.0), (2, 9.0)):

@@ -66,6 +66,12 @@ def _kafka_settings(pair) -> dict[str, str]:
     return client_config(pair.primary.replication_bootstrap, extra)
 
 
+def config_file(pair) -> Path:
+    """The sink's config (0600; it holds the SASL password and the S3 keys, which stay off
+    its argv): it exists only while the sink runs, `stop` removes it."""
+    return pair.registry.workdir(pair.standby.name) / "backup-sink.json"
+
+
 def status_file(pair) -> Path:
     return pair.registry.workdir(pair.standby.name) / "backup-status.json"
 
@@ -85,7 +91,6 @@ def running(pair) -> bool:
 def start(pair, settings: dict[str, Any], timeout: float = 60.0) -> None:
     """Start the sink (unless it runs) and return once its consumer is assigned."""
     if not running(pair):
-        work = pair.registry.workdir(pair.standby.name)
         status_file(pair).unlink(missing_ok=True)
         conf = {
             "kafka": _kafka_settings(pair),
@@ -97,7 +102,7 @@ def start(pair, settings: dict[str, Any], timeout: float = 60.0) -> None:
             "flush_records": settings.get("flushRecords", 5000),
             "status_file": str(status_file(pair)),
         }
-        path = security.write_private(work / "backup-sink.json", json.dumps(conf))
+        path = security.write_private(config_file(pair), json.dumps(conf))
         pair.registry.start(pair.standby, ROLE, [sys.executable, str(TOOL), "sink", str(path)])
     wait_until(
         lambda: status(pair).get("assigned") is not None,
@@ -116,11 +121,13 @@ def _died(pair):
 
 
 def stop(pair) -> bool:
-    """SIGKILL the sink and forget it (what it flushed stays in the bucket); True if one ran."""
+    """SIGKILL the sink and forget it (what it flushed stays in the bucket), and remove its
+    config, the secrets with it; True if one ran."""
     pair.registry.sync()
     mine = [p for p in pair.registry.procs if (p.role, p.region) == (ROLE, pair.standby.name)]
     processes.kill_all([p.pid for p in mine])
     pair.registry.forget(lambda p: (p.role, p.region) == (ROLE, pair.standby.name))
+    config_file(pair).unlink(missing_ok=True)
     return bool(mine)
 
 

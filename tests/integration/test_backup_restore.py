@@ -17,6 +17,7 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 
+from components.local import backup
 from drills.evidence import summary_lines
 from drills.history import read_history
 from drills.runner import run_drill
@@ -123,3 +124,5 @@ def test_backup_restore_region_loss_measures_what_the_restore_lacks(pair, tmp_pa
     )
     assert out.exit_code == 0, ev["verdict"]
     assert_pair_healthy(pair)
+    # the sink is gone, and its config with it (it held the SASL password and the S3 keys)
+    assert not backup.running(pair) and not backup.config_file(pair).exists()

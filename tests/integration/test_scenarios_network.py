@@ -155,7 +155,11 @@ def test_packet_loss_30pct_fires_the_probe_and_the_decision_rule_decides(pair, t
     # their later commits; counted until T_fence (continuity.py), nothing is skipped.
     cont = ev["measurements"]["continuity"]
     assert sum(c["skipped"] for c in cont) == 0, cont
-    assert {c["resume_source"] for c in cont if c["role"] == "replicated"} == {"synced"}, cont
+    # Resumed from MirrorMaker 2's synced offsets when its group-offset sync had emitted for
+    # this new topic before the cutover; under 30 % loss that is not certain (a fresh-clone
+    # run, 2026-12-02: every partition `reset`, i.e. from the start: duplicates, never skips).
+    sources = {c["resume_source"] for c in cont if c["role"] == "replicated"}
+    assert sources and sources <= {"synced", "reset"}, cont
     assert ev["verdict"]["passed"], ev["verdict"]
     print(f"\npacket-loss 30%: {fired['rule']} fired {detect:.2f}s after T_fault, decided at "
           f"{decide:.2f}s, RPO {rpo['records']} records / {rpo['seconds']}s, "

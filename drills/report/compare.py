@@ -117,7 +117,8 @@ def pattern_of(ev: dict[str, Any]) -> str:
 
 
 def _count(x: Any) -> float | None:
-    """A count as the sections give it: a number, a list of cases, or {count|total|keys}."""
+    """A count as the sections give it: a number, a list of cases, or {count|total|records|keys}
+    (records before keys: active-active's conflicts are records, its keys a second figure)."""
     if isinstance(x, bool) or x is None:
         return None
     if isinstance(x, int | float):
@@ -125,7 +126,7 @@ def _count(x: Any) -> float | None:
     if isinstance(x, list):
         return len(x)
     if isinstance(x, dict):
-        for k in ("count", "total", "keys"):
+        for k in ("count", "total", "records", "keys"):
             if isinstance(x.get(k), int | float):
                 return x[k]
     return None

@@ -52,6 +52,9 @@ def test_conflicts_are_read_per_pattern(run_dir):
     d = run_dir("no_failover")
     aa = compare.load(as_pattern(d, "active-active", {"active_active": {"conflicts": 12}}))
     assert (aa.pattern, aa.figures["conflicts"]) == ("active-active", 12)
+    # the checker's shape: records in conflict, not the keys they touch
+    shape = {"active_active": {"conflicts": {"records": 9992, "keys": 16, "of_keys": 16}}}
+    assert compare.conflicts(shape) == 9992
     for shape in ({"count": 5}, [{"key": "k1"}] * 5):  # a count object, or the cases
         ev = json.loads((d / "evidence.json").read_text())
         ev["active_active"]["conflicts"] = shape

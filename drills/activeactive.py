@@ -36,8 +36,7 @@ from drills.detection import Detector
 from drills.history import DrillMeta, Instants, ReplicationPolicy, TopicMapping, write_history
 from drills.history.activeactive import PATTERN, check_active_active, group_name, replica
 from drills.journal import DrillRefused, StepFailed
-from drills.shapes import RateSchedule
-from drills.workload import GroupConfig, Placement, ProducerConfig, Recorder, clock
+from drills.workload import GroupConfig, Placement, Recorder, clock
 
 if TYPE_CHECKING:
     from drills.engine import Drill
@@ -105,13 +104,7 @@ def workload(drill: Drill) -> None:
     spec, t = drill.spec, drill.target
     w, c = spec.workload, spec.clients
     lost, _ = regions(drill)
-    drill.workload_started = started = clock()
-    anchor = (
-        (lambda: drill.instants["t_fault"]) if w.shape.relative_to == "fault" else (lambda: started)
-    )
-    drill.schedule = RateSchedule(w.rate, w.shape.shape(), anchor)
-    pcfg = ProducerConfig(w.rate, w.keys, w.record_bytes, w.acks, w.idempotence, c.model_dump(),
-                          drill.schedule)  # fmt: skip
+    pcfg = drill._start_schedule()
     names = _names(drill)
     both = (t.primary, t.standby)
     other = {t.primary: t.standby, t.standby: t.primary}

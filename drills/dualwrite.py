@@ -47,7 +47,6 @@ from drills.history.dualwrite import (
     check_dual_write,
 )
 from drills.journal import DrillRefused, StepFailed
-from drills.shapes import RateSchedule
 from drills.workload import (
     LOG,
     OFFERED_SAMPLE_S,
@@ -306,13 +305,7 @@ def workload(drill: Drill) -> None:
     """The engine's workload, dual-write: producers write both regions, groups deduplicate."""
     spec, t = drill.spec, drill.target
     w, c = spec.workload, spec.clients
-    drill.workload_started = started = clock()
-    anchor = (
-        (lambda: drill.instants["t_fault"]) if w.shape.relative_to == "fault" else (lambda: started)
-    )
-    drill.schedule = RateSchedule(w.rate, w.shape.shape(), anchor)
-    pcfg = ProducerConfig(w.rate, w.keys, w.record_bytes, w.acks, w.idempotence, c.model_dump(),
-                          drill.schedule)  # fmt: skip
+    pcfg = drill._start_schedule()
     places = [drill._placement(t.primary), drill._placement(t.standby)]
     pids = {f"{drill.run_id}-p{i}" for i in range(w.producers)}
     drill.producers = [DualWriteProducer(pid, pcfg, places, drill.rec, drill.detector)

@@ -382,23 +382,28 @@ class Drill:
             s.output = {"checks": found}
             self.control["authorization"] = found
 
-    def _workload(self) -> None:
-        if dualwrite.active(self.spec):  # the application writes both regions itself
-            return dualwrite.workload(self)
-        if activeactive.active(self.spec):  # producers and groups in both regions
-            return activeactive.workload(self)
+    def _start_schedule(self) -> ProducerConfig:
+        """The workload's start (now), its rate schedule and the producers' config, for every
+        pattern's workload: the shape is anchored at T_fault once the engine records it, or at
+        the workload's start."""
         w, c = self.spec.workload, self.spec.clients
-        timeouts = c.model_dump()
         self.workload_started = started = clock()
-        # the shape's anchor: T_fault once the engine records it, or the workload's start
         anchor = (
             (lambda: self.instants["t_fault"])
             if w.shape.relative_to == "fault"
             else (lambda: started)
         )
         self.schedule = RateSchedule(w.rate, w.shape.shape(), anchor)
-        pcfg = ProducerConfig(w.rate, w.keys, w.record_bytes, w.acks, w.idempotence, timeouts,
-                              self.schedule)  # fmt: skip
+        return ProducerConfig(w.rate, w.keys, w.record_bytes, w.acks, w.idempotence,
+                              c.model_dump(), self.schedule)  # fmt: skip
+
+    def _workload(self) -> None:
+        if dualwrite.active(self.spec):  # the application writes both regions itself
+            return dualwrite.workload(self)
+        if activeactive.active(self.spec):  # producers and groups in both regions
+            return activeactive.workload(self)
+        w, c = self.spec.workload, self.spec.clients
+        pcfg = self._start_schedule()
         place = self._placement(self.target.primary)
         pids = {f"{self.run_id}-p{i}" for i in range(w.producers)}
         cut = self.spec.cutover

@@ -7,7 +7,8 @@
 # Other set-up steps (the Pulumi engine, toxiproxy, the JVMs' CDS archives) are added as tools/setup-*.sh
 # and run from here in file-name order. The FOCUS validator (setup-focus-validator.sh:
 # CPython 3.13 built from source) serves only the tests and `kdrill cost validate`, so it
-# runs only with KDRILL_WITH_FOCUS_VALIDATOR=1 (./run tests sets it; ./run drill does not).
+# runs only with KDRILL_WITH_FOCUS_VALIDATOR=1 (./run tests sets it; ./run drill does not);
+# the CDS archives (setup-kafka-cds.sh) only with KDRILL_WITH_CDS=1 (likewise).
 #
 # The Pulumi engine build (the longest step on a fresh machine: minutes of Go compiling)
 # starts in the background right after the Debian packages, while the virtualenv, the
@@ -108,6 +109,10 @@ for step in "$ROOT"/tools/setup-*.sh; do
   [[ -e "$step" ]] || continue
   case "$(basename "$step")" in
     setup-focus-validator.sh) [[ "${KDRILL_WITH_FOCUS_VALIDATOR:-0}" == 1 ]] || continue ;;
+    # the JVMs' CDS archives pay off over the test suite's hundreds of JVM starts, not over
+    # one drill's handful: `./run tests` builds them (about 60 s of CPU, which on a fresh
+    # machine would slow the Pulumi build the first drill waits for); a drill uses one built
+    setup-kafka-cds.sh) [[ "${KDRILL_WITH_CDS:-0}" == 1 ]] || continue ;;
     setup-pulumi.sh) [[ -z "$bg_pid" ]] || continue ;;  # building in the background; linked below
   esac
   bash "$step"

@@ -12,7 +12,8 @@ if [[ ! -x "$BIN/toxiproxy-server" ]]; then
   command -v go >/dev/null || { echo "setup: go not found; install Go 1.22+ (needed to build toxiproxy)" >&2; exit 1; }
   echo "[setup] building toxiproxy $VERSION from the Go module proxy" >&2
   mkdir -p "$BIN.partial"
-  GOBIN="$BIN.partial" nice go install "github.com/Shopify/toxiproxy/v2/cmd/server@$VERSION"
+  # GOGC=400: the compiler collects garbage a quarter as often (tools/setup-pulumi.sh)
+  GOBIN="$BIN.partial" GOGC="${KDRILL_GO_GC:-400}" nice -n 15 go install "github.com/Shopify/toxiproxy/v2/cmd/server@$VERSION"
   mv "$BIN.partial/server" "$BIN.partial/toxiproxy-server"
   rm -rf "$BIN" && mv "$BIN.partial" "$BIN"
 fi

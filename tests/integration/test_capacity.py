@@ -31,7 +31,7 @@ from tests.integration.conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIO = REPO / "drills" / "scenarios" / "peak-at-failover.yaml"
-SQUEEZED_CORES = 0.03  # the standby's quota for the squeezed run (the stack gives it 1.0)
+SQUEEZED_CORES = 0.02  # the standby's quota while it serves (the stack gives it 1.0)
 
 
 def step_spec():
@@ -53,32 +53,38 @@ assert _S.workload.producers == 1 and _S.workload.shape.relative_to == "fault"
 
 
 def run(pair, run_dir: Path, cores: float | None):
-    """The step drill; with `cores`, the standby squeezed to them just before the fault
-    (steady state runs unsqueezed) and restored once the serve window is measured, before
-    the drill reads the standby back and its teardown restarts MirrorMaker 2 there."""
+    """The step drill; with `cores`, the standby squeezed to them once it serves (the
+    serve window: after cutover's first ack from it, so the squeeze cannot stall the
+    cutover itself) and restored once the window is measured, before the drill reads the
+    standby back and its teardown restarts MirrorMaker 2 there."""
+    spec = step_spec()
+    names = [t.name for t in spec.workload.topics]
+    topics = sorted({n for t in names for n in (t, pair.remote_topic(t))})
     applied: list[str] = []
-    topics: list[str] = []
 
-    def squeeze(drill) -> None:
-        names = [t.name for t in drill.spec.workload.topics]
-        topics.extend({n for t in names for n in (t, pair.remote_topic(t))})
-        spec = FaultSpec("cpu-squeeze", pair.standby.name, params={"cores": cores})
-        applied.append(faults.apply(pair, spec).id)
+    def squeeze() -> None:
+        fault = FaultSpec("cpu-squeeze", pair.standby.name, params={"cores": cores})
+        applied.append(faults.apply(pair, fault).id)
 
-    def restore(phase: str, _what: str) -> None:
-        if phase not in ("verify", "rollback", "teardown") or not applied:
-            return
+    def restore() -> None:
         while applied:
             faults.clear(pair, applied.pop())
         # the starved broker answers again: every partition has a leader and an end offset
         wait_for(lambda: _all_partitions(pair.standby.bootstrap, topics), 60,
                  "the standby to answer after the squeeze")  # fmt: skip
 
-    hooks = Callbacks(before_inject=squeeze, phase=restore) if cores is not None else Callbacks()
+    def on_phase(phase: str, _what: str) -> None:
+        if phase == "serve" and not applied:
+            squeeze()
+        elif phase in ("verify", "rollback", "teardown") and applied:
+            restore()
+
+    hooks = Callbacks(phase=on_phase) if cores is not None else Callbacks()
     try:
-        out = run_drill(step_spec(), LocalTarget(pair), run_dir, hooks)
+        out = run_drill(spec, LocalTarget(pair), run_dir, hooks)
     finally:
-        restore("teardown", "")
+        if applied:
+            restore()
     ev = json.loads((run_dir / "evidence.json").read_text())
     assert ev["status"] == "completed", [
         (x["phase"], x["status"], x["error"]) for x in ev["journal"]["steps"]

@@ -182,28 +182,11 @@ def cutover(drill: Drill) -> None:
             drill.rec.end_offset(cluster=t.standby, topic=topic, partition=part, end_offset=off)
         s.output = {f"{k[0]}[{k[1]}]": v for k, v in drill.end_offsets.items()}
     committed = drill.rec.last_commits(t.primary, drill.instants["t_fault"] or clock())
-    with drill._step("cutover", f"move clients to {t.standby} (resume: by timestamp)") as s:
-        drill.record.serving = t.standby
-        place = drill._placement(t.standby)
-        for p in moving:
-            p.move_to(place)
-            p.budget = None
-            p.paused.clear()
-        groups = (
-            drill.groups
-            if cut.groups == "all"
-            else [g for g in drill.groups if g.cfg.name in cut.groups]
-        )
-        for g in groups:
-            serving = sorted({n for x in g.cfg.topics for n in (mapping[x], x)})
-            g.move_to(place, serving,
-                      _by_timestamp(drill, g.cfg.name, committed, drill.restored_timestamps))  # fmt: skip
-        moved_at = clock()
-        drill._wait(lambda: drill.rec.first_ack(t.standby, moved_at) is not None, 60,
-                    f"a first ack from {t.standby}")  # fmt: skip
-        drill.instants["t_cut"] = drill.rec.first_ack(t.standby, moved_at)
-        s.output = {"t_cut": drill.instants["t_cut"]}
-    drill.moved_clients = [*moving, *groups]
+
+    def positions():  # per group: `restored.<topic>` by timestamp, `<topic>` from its start
+        return lambda name: _by_timestamp(drill, name, committed, drill.restored_timestamps)
+
+    drill._move_clients(moving, mapping, "by timestamp", positions)
 
 
 def verify(drill: Drill, judge) -> None:

@@ -327,10 +327,16 @@ class Drill:
                 for g in self.spec.workload.groups}  # fmt: skip
 
     def _needs(self, region: str) -> list[controlstate.Need]:
+        """The workload's needs in `region` (preflight: both regions; after cutover: the
+        standby). In the standby a group reads the standby's copy of each topic as the
+        pattern makes it (`dualwrite.standby_copy`): MirrorMaker 2's replica, or under
+        dual-write the application's own copy, the topic itself -- a dual-write group never
+        reads `<source>.<topic>`, which MirrorMaker 2 may not have created yet (the preflight
+        does not wait for it under dual-write)."""
         t = self.target
         standby = region == t.standby
         return controlstate.needs([x.name for x in self.spec.workload.topics], self._group_ids(),
-                                  t.remote_topic, standby)  # fmt: skip
+                                  lambda x: dualwrite.standby_copy(self, x), standby)  # fmt: skip
 
     def _scope(self) -> controlstate.Scope:
         t = self.target
@@ -679,10 +685,33 @@ class Drill:
             for (topic, part), off in self.end_offsets.items():
                 self.rec.end_offset(cluster=t.standby, topic=topic, partition=part, end_offset=off)
             s.output = {f"{k[0]}[{k[1]}]": v for k, v in self.end_offsets.items()}
-        with self._step("cutover", f"move clients to {t.standby} (resume: {cut.resume})") as s:
+
+        def positions() -> Callable[[str], Any]:
+            rule = self._resume_rule(cut.resume)  # in the move step: checkpoints read there
+            return lambda _group: rule
+
+        self._move_clients(moving, remote, cut.resume, positions)
+        self._authorize_serving()
+
+    def _move_clients(
+        self,
+        moving: list,
+        replicas: dict[str, str],
+        resume: str,
+        positions: Callable[[], Callable[[str], Any]],
+    ) -> None:
+        """A cutover's last step wherever clients leave the primary for the standby
+        (active-passive, backup-restore): the `moving` producers (paused by the fence) move
+        to the standby and resume; each group the cutover moves reads, in the standby, its
+        topics' replicas (`replicas`: topic -> the standby's copy of it) and the topics
+        written after cutover, positioned by `positions()(group name)` (`positions` is called
+        once, inside the step: the rule's own reads -- checkpoints -- are the step's);
+        T_cut = the standby's first ack after the move. `resume` only names the rule."""
+        t, cut = self.target, self.spec.cutover
+        with self._step("cutover", f"move clients to {t.standby} (resume: {resume})") as s:
             self.record.serving = t.standby
             place = self._placement(t.standby)
-            position = self._resume_rule(cut.resume)
+            position = positions()
             for p in moving:
                 p.move_to(place)
                 p.budget = None
@@ -693,8 +722,8 @@ class Drill:
                 else [g for g in self.groups if g.cfg.name in cut.groups]
             )
             for g in moving_groups:
-                serving = sorted({n for x in g.cfg.topics for n in (remote[x], x)})
-                g.move_to(place, serving, position)
+                serving = sorted({n for x in g.cfg.topics for n in (replicas[x], x)})
+                g.move_to(place, serving, position(g.cfg.name))
             moved_at = clock()
             self._wait(
                 lambda: self.rec.first_ack(t.standby, moved_at) is not None,
@@ -704,7 +733,6 @@ class Drill:
             self.instants["t_cut"] = self.rec.first_ack(t.standby, moved_at)
             s.output = {"t_cut": self.instants["t_cut"]}
         self.moved_clients = [*moving, *moving_groups]  # their switch facts: in the serve step
-        self._authorize_serving()
 
     def _move_facts(self, clients: list) -> dict[str, dict]:
         """Per moved client: whether it switched to its warm standby client, when that was ready

@@ -124,6 +124,16 @@ def check_engine(engine: str, resume: str, facts: TargetFacts) -> None:
         )
     if engine == "msk-replicator" and resume == "checkpoint":
         raise TargetError(RESUME_CHECKPOINT_MSK)
+    if engine == "active-active" and facts.kind == "aws":
+        # drills/activeactive.py needs replication the other way (the reverse flow started,
+        # restarted after the region's return) and the forward one restarted in teardown: an
+        # AWS target has neither, and the drill would stop in preflight on a TypeError.
+        one_way = "msk-replicator" if have == "msk-replicator" else "mirrormaker2"
+        raise TargetError(
+            f"replication.engine active-active needs reverse replication, which AWS stack "
+            f"{facts.stack} does not have yet; run it on the local pair (--stack local) or set "
+            f"replication.engine: {one_way}"
+        )
 
 
 def backend_env() -> dict[str, str]:

@@ -82,6 +82,35 @@ def test_a_stack_under_identity_is_refused_before_anything_is_touched():
     activeactive.validate(drill)  # the stack's own prefixed policy will do
 
 
+@pytest.mark.parametrize(
+    ("stack", "fix"),
+    [("apache-use1-usw2", "replication.engine: mirrormaker2"),
+     ("msk-use1-usw2", "replication.engine: msk-replicator")],
+)  # fmt: skip
+def test_active_active_on_an_aws_stack_is_refused_in_one_line(capsys, tmp_path, stack, fix):
+    """An AWS target has no reverse replication (nor a restart of the forward one): refused
+    by `kdrill run --plan` and `kdrill validate` before anything is read from AWS, where
+    the local pair's stack validates."""
+    from drills import cli
+
+    spec = tmp_path / "aa.yaml"  # AWS stacks name their regions primary / standby
+    spec.write_text(SCENARIO.read_text().replace("  region: east\n", "  region: primary\n"))
+    for argv in (
+        ["run", str(spec), "--stack", stack, "--plan"],
+        ["validate", str(spec), "--stack", stack],
+    ):
+        code = cli.main(argv)
+        err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+        assert code == 2 and len(err) == 1, (argv, err)
+        assert (
+            f"active-active needs reverse replication, which AWS stack {stack} does not have yet"
+            in err[0]
+            and "--stack local" in err[0]
+            and err[0].endswith(fix)
+        ), err
+    assert cli.main(["validate", str(SCENARIO), "--stack", "local"]) == 0, capsys.readouterr().err
+
+
 def test_summary_and_report_name_the_pattern(tmp_path):
     d = tmp_path / "passing"
     shutil.copytree(FIXTURES / "passing", d)

@@ -152,10 +152,8 @@ def main() -> int:
                 t0 = time.monotonic()
                 pair.up()
                 print(f"pair {PREFIX} ({NETWORK}) up in {time.monotonic() - t0:.1f}s", flush=True)
-            # The baseline (MirrorMaker 2) runs last and is compared first: a dual-write drill
-            # right after a MirrorMaker 2 one failed its preflight on this pair (the standby
-            # lacked east.<topic>, which its groups' READ check names, and a dual-write drill
-            # does not wait for MirrorMaker 2 to create it), so the others go on a fresh pair.
+            # The baseline (MirrorMaker 2) runs last and is compared first, so the other
+            # patterns run on a fresh pair (an MM2 drill's teardown restarts replication).
             base = [p for p in runnable if p.engine == "mirrormaker2"]
             for p in [*(p for p in runnable if p not in base), *base]:
                 name = p.spec.name if p.engine in p.spec.name else f"{p.engine}-{p.spec.name}"

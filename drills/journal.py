@@ -73,8 +73,10 @@ class Journal:
     def step(self, phase: str, name: str, rollback: bool = False) -> Iterator[Step]:
         s = Step(phase, name)
         (self.rollbacks if rollback else self.steps).append(s)
-        self.save()
         try:
+            # saved inside the try: an interrupt landing during this save (the file already
+            # shows the step running) still marks it interrupted and saves again below
+            self.save()
             yield s
             s.status = "completed"
         except (KeyboardInterrupt, DrillInterrupted):

@@ -18,12 +18,14 @@ The rehearsal, on two regions of the local pair:
    detection (responses it sent before it died, read from the socket just after);
 4. detection from what clients see (no acknowledgement for `no_acks_s` while sends are
    outstanding), the decision at once, a broker started in the standby region on the
-   same bucket, E (its end offsets) snapshotted, producer and group moved to it; the group
-   resumes from its committed offsets as the new broker reads them from the bucket;
-5. after `run_after_s` the log is read back through the new broker and the history
-   checker computes RTO, RPO (acknowledged by the old broker, absent from the new one
-   below E), duplicates and every other anomaly, with the topic mapping IDENTITY (the
-   serving topic is the primary topic itself).
+   same bucket, E (its high watermarks, from a Fetch response) snapshotted, the producer
+   moved to it; the group moves once its lost member's session has expired (the group's
+   membership is in the bucket too, see `rehearse`) and resumes from the offsets it had
+   committed, which the new broker reads from the bucket;
+5. `run_after_s` after the group was assigned, the log is read back through the new
+   broker and the history checker computes RTO, RPO (acknowledged by the old broker,
+   absent from the new one below E), duplicates and every other anomaly, with the topic
+   mapping IDENTITY (the serving topic is the primary topic itself).
 
 Both brokers are killed on every exit path.
 """

@@ -203,5 +203,11 @@ def test_region_loss_on_shared_storage(pair, brokers, tmp_path):
     exact = {p for p, x in resumes.items() if x["position"] == committed[p]}
     assert all(c.skipped == 0 for c in r.continuity if c.partition in exact), r.continuity
     assert set(r.found) <= {DUPLICATE}, r.sample()
+    # Tansu 0.6.0 re-sends the last batches of a Fetch after a hole (offsets the killed
+    # broker reserved but never wrote; tools/tansu/README.md): the read-back may hold one
+    # offset twice -- never one record at two offsets, which would be a duplicate write
+    for case in r.anomalies.get(DUPLICATE, ()):
+        found = case.to_dict()["found"]
+        assert len({(f["at"]["partition"], f["at"]["offset"]) for f in found}) == 1, found
     assert (out.run_dir / "rehearsal.json").exists()
     assert not tansu_pids(a.namespace) and not tansu_pids(b.namespace)

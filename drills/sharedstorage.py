@@ -13,16 +13,19 @@ The rehearsal, on two regions of the local pair:
    bucket gives, with no replication lag -- see the README for what that leaves out);
 2. the instrumented producer (acks=all, idempotent when asked) and one consumer group
    (committing offsets) run through the steady window;
-3. the region is lost: the broker is SIGKILLed (T_fault = T_fence: nothing of it can
-   acknowledge afterwards);
+3. the region is lost: the broker is SIGKILLed (T_fault); T_fence is T_fault or, when
+   later, the last of the old broker's acknowledgements the producer served before
+   detection (responses it sent before it died, read from the socket just after);
 4. detection from what clients see (no acknowledgement for `no_acks_s` while sends are
    outstanding), the decision at once, a broker started in the standby region on the
-   same bucket, E (its end offsets) snapshotted, producer and group moved to it; the group
-   resumes from its committed offsets as the new broker reads them from the bucket;
-5. after `run_after_s` the log is read back through the new broker and the history
-   checker computes RTO, RPO (acknowledged by the old broker, absent from the new one
-   below E), duplicates and every other anomaly, with the topic mapping IDENTITY (the
-   serving topic is the primary topic itself).
+   same bucket, E (its high watermarks, from a Fetch response) snapshotted, the producer
+   moved to it; the group moves once its lost member's session has expired (the group's
+   membership is in the bucket too, see `rehearse`) and resumes from the offsets it had
+   committed, which the new broker reads from the bucket;
+5. `run_after_s` after the group was assigned, the log is read back through the new
+   broker and the history checker computes RTO, RPO (acknowledged by the old broker,
+   absent from the new one below E), duplicates and every other anomaly, with the topic
+   mapping IDENTITY (the serving topic is the primary topic itself).
 
 Both brokers are killed on every exit path.
 """
@@ -34,7 +37,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from components.clientconf import client_config
@@ -52,6 +55,7 @@ from drills.history import (
     write_history,
 )
 from drills.workload import (
+    ACK_WIDTH,
     GroupConfig,
     GroupConsumer,
     InstrumentedProducer,
@@ -64,6 +68,8 @@ from drills.workload import (
 )
 
 WORKLOAD_TOPIC = "orders"  # the workload's name for the one topic (its Placement key)
+# beyond the lost member's session timeout before the group moves (Tansu's clock and ours)
+SESSION_MARGIN_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,8 @@ class Rehearsal:
     result: CheckResult
     instants: Instants
     standby_start_s: float  # decide -> the new broker serves (storage and metadata read)
+    group_move_s: float  # fault -> the group moved (the lost member's session expired)
+    group_join_s: float  # the group moved -> assigned and positioned on the new broker
     end_offsets: dict[str, int]  # E per "topic/partition", through the new broker
     acks: dict[str, int]  # acknowledgements per cluster
     run_dir: Path
@@ -118,6 +126,8 @@ class Rehearsal:
             "rto": asdict(r.rto),
             "rpo": asdict(r.rpo),
             "standby_start_s": self.standby_start_s,
+            "group_move_s": self.group_move_s,
+            "group_join_s": self.group_join_s,
             "duplicates": sum(c.duplicates for c in r.continuity),
             "skipped": sum(c.skipped for c in r.continuity),
             "resume_sources": sorted({c.resume_source for c in r.continuity}),
@@ -155,28 +165,34 @@ def create_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 3
     wait_until(ready, timeout, f"topic {topic} with {partitions} partitions at {bootstrap}")
 
 
-def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[tuple[str, int], int]:
-    """The high watermarks of `topic` as the broker at `bootstrap` reads them, from a Fetch
-    response. Tansu 0.6.0's ListOffsets(latest) answers the last batch's base offset + 1,
-    not the high watermark (3 batches of 10 at 0, 10, 20: 21, where the log ends at 30), so
-    the end is read off the log: the last offset a read from 0 returns, + 1."""
+def end_offsets(
+    bootstrap: str, topic: str, partitions: int, timeout: float = 30.0
+) -> dict[tuple[str, int], int]:
+    """The high watermarks of `topic` as the broker at `bootstrap` reads them from its
+    bucket (the partition's watermark object): the HighWatermark of a Fetch response.
+
+    Neither ListOffsets nor a read to the end gives it with Tansu 0.6.0: ListOffsets(latest)
+    answers the base offset + 1 of the batch object S3 lists as last modified (3 batches of
+    10 at 0, 10, 20: 21, where the log ends at 30), and a read from 0 GETs every batch object
+    in one Fetch (seconds for a few hundred, through moto), which a fixed quiet window
+    mistook for an empty log. So the reader is positioned at the (wrong, but never past the
+    end) ListOffsets answer and the watermark is taken from the first Fetch response."""
     c = Consumer(client_config(bootstrap, {"group.id": "kdrill-ends", "enable.auto.commit": False}))
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    out: dict[tuple[str, int], int] = {}
     try:
-        listed = {
-            p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1]
-            for p in range(partitions)
-        }
-        out = {(topic, p): 0 for p in range(partitions)}
-        if any(e > 0 for e in listed.values()):
-            # the log itself, from 0: the last offset read + 1 (small topics: a rehearsal's)
-            c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-            quiet_since = clock()
-            while clock() - quiet_since < 1.0:
-                for m in c.consume(500, timeout=0.2):
-                    if m.error() is None:
-                        k = (topic, m.partition())
-                        out[k] = max(out[k], m.offset() + 1)
-                        quiet_since = clock()
+        c.assign([TopicPartition(topic, p, OFFSET_END) for p in range(partitions)])
+
+        def fetched() -> bool:
+            c.consume(100, timeout=0.1)  # drives the fetches; the records are not wanted
+            for tp in tps:
+                high = c.get_watermark_offsets(tp, cached=True)[1]
+                if high >= 0:
+                    out[(topic, tp.partition)] = high
+            return len(out) == partitions
+
+        wait_until(fetched, timeout, f"a fetch response from {bootstrap} for {topic}",
+                   interval=0)  # fmt: skip
         return dict(sorted(out.items()))
     finally:
         c.close()
@@ -224,6 +240,11 @@ def rehearse(
         wait_until(lambda: _tick(det, producer), spec.timeouts["message_timeout_ms"] / 1000 + 10,
                    "the workload's clients to notice the lost broker", interval=0.05)  # fmt: skip
         t_detect = t_decide = det.t_detect
+        # T_fence: nothing of the old broker can reach a client any more. Responses it sent
+        # before it died may still be served as delivery reports just after the kill (the
+        # producer polls between sends): the last one served before detection -- whose
+        # condition is that none came for `no_acks_s` -- closes the old broker's acks.
+        t_fence = max(t_fault, _last_ack(rec, primary.region, t_detect))
 
         log_b = run_dir / f"tansu-{standby.region}.log"
         pids.append(tansu.start(standby, log_b))
@@ -232,11 +253,34 @@ def rehearse(
         for (topic, part), e in ends.items():
             rec.end_offset(cluster=standby.region, topic=topic, partition=part, end_offset=e)
         producer.move_to(place_b)
-        consumer.move_to(place_b, [spec.topic], synced_position)
         wait_until(lambda: rec.first_ack(standby.region, t_decide), 60,
                    f"the first acknowledgement from {standby.region}", interval=0.05)  # fmt: skip
         t_cut = rec.first_ack(standby.region, t_decide)
-        wait_until(lambda: clock() >= t_cut + spec.run_after_s, spec.run_after_s + 1,
+        # The group state is in the bucket, its lost member with it: that member holds the
+        # group until its session expires (its last contact was at T_fault at the latest),
+        # as a Kafka coordinator waits for a member that never left. The group moves once
+        # it has: Tansu 0.6.0 gives a member that joins before then an empty assignment in
+        # a group it calls formed, for good (tools/tansu/README.md).
+        expiry = t_fault + group_cfg.session_timeout_ms / 1000 + SESSION_MARGIN_S
+        wait_until(lambda: clock() >= expiry, max(0.0, expiry - clock()) + 1,
+                   "the lost member's session to expire", interval=0.05)  # fmt: skip
+        assigned: list[tuple[int, float]] = []  # (partitions, instant) per assignment there
+
+        def position(group_id: str, c: Consumer, tps: list[TopicPartition]) -> list:
+            assigned.append((len(tps), clock()))
+            return synced_position(group_id, c, tps)
+
+        t_group = clock()
+        consumer.move_to(place_b, [spec.topic], position)
+        wait_until(lambda: (assigned and assigned[-1][0] == spec.partitions) or consumer.error,
+                   spec.start_timeout_s,
+                   f"group {spec.group} assigned all {spec.partitions} partitions on "
+                   f"{standby.region}",
+                   interval=0.05)  # fmt: skip
+        if consumer.error is not None:
+            raise consumer.error
+        t_joined = assigned[-1][1]
+        wait_until(lambda: clock() >= t_joined + spec.run_after_s, spec.run_after_s + 1,
                    "the run-after window", interval=0.1)  # fmt: skip
         _stop(producer, consumer)
         for th in (producer, consumer):
@@ -249,7 +293,7 @@ def rehearse(
         if unread:
             raise RuntimeError(f"rehearsal: could not read {unread} back from {standby.region}")
         instants = Instants(t_fault=t_fault, t_detect=t_detect, t_decide=t_decide,
-                            t_fence=t_fault, t_cut=t_cut)  # fmt: skip
+                            t_fence=t_fence, t_cut=t_cut)  # fmt: skip
         meta = rehearsal_meta(primary.region, standby.region, spec, instants)
         acks = {c: rec.acks_between(0, float("inf"), c) for c in (primary.region, standby.region)}
         history = rec.build(meta)
@@ -258,6 +302,8 @@ def rehearse(
             result=check(history),
             instants=instants,
             standby_start_s=t_ready - t_decide,
+            group_move_s=t_group - t_fault,
+            group_join_s=t_joined - t_group,
             end_offsets={f"{t}/{p}": e for (t, p), e in ends.items()},
             acks=acks,
             run_dir=run_dir,
@@ -275,6 +321,16 @@ def _steady(rec: Recorder, consumer: GroupConsumer, cluster: str, seconds: float
     wait_until(lambda: rec.acks_between(start, float("inf"), cluster) > 0 and consumer.consumed > 0,
                30, f"acks and reads from {cluster}", interval=0.1)  # fmt: skip
     wait_until(lambda: clock() - start >= seconds, seconds + 1, "the steady window", interval=0.1)
+
+
+def _last_ack(rec: Recorder, cluster: str, before: float) -> float:
+    """The latest ack time from `cluster` before `before` (-inf when none)."""
+    a = rec.acks[:]  # one consistent copy: whole acks only (extend is atomic)
+    return max(
+        (t for c, t in zip(a[4::ACK_WIDTH], a[ACK_WIDTH - 1 :: ACK_WIDTH], strict=True)
+         if c == cluster and t < before),
+        default=float("-inf"),
+    )  # fmt: skip
 
 
 def _tick(det: Detector, producer: InstrumentedProducer) -> bool:

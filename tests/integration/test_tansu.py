@@ -25,7 +25,7 @@ from confluent_kafka import TopicPartition
 from components.local import network, objectstore, processes, tansu
 from components.local.errors import LocalEnvError
 from components.local.tansu import TansuBroker
-from drills.history import DUPLICATE
+from drills.history import DUPLICATE, read_history
 from drills.sharedstorage import RehearsalSpec, create_topic, end_offsets, rehearse
 from tests.integration.conftest import consumer, producer
 
@@ -145,22 +145,69 @@ def test_tansu_serves_the_workload_on_s3(pair, brokers, tmp_path):
 def test_region_loss_on_shared_storage(pair, brokers, tmp_path):
     """The rehearsal drill: the broker region lost, a broker started in the standby on the
     same bucket. Acknowledged means written to the bucket, so nothing acknowledged is
-    lost; the group resumes from the offsets it committed to the bucket."""
+    lost; the group resumes on the new broker from the offsets it committed to the bucket.
+    RPO and the resume positions are recounted here from the raw history."""
     a, b = brokers
     spec = RehearsalSpec(topic=f"t-{uuid.uuid4().hex[:8]}", run_after_s=10)
     out = rehearse(a, b, spec, tmp_path / "run")
     r = out.result
     print("\nshared-storage rehearsal:", out.summary())  # the figures, with -s
-    assert out.acks[a.region] > 0 and out.acks[b.region] > 0
-    assert r.rpo.acknowledged == out.acks[a.region]
-    assert r.rpo.records == 0, r.sample()  # the bucket holds every acknowledged batch
-    assert r.rpo.split_brain == 0
-    assert r.rto.seconds is not None and r.rto.seconds > 0, r.notes
     i = out.instants
-    assert i.t_fault < i.t_detect <= i.t_cut  # detection came from the clients, after the kill
+    assert i.t_fault < i.t_detect <= i.t_decide < i.t_cut  # detection from the clients
     assert out.standby_start_s > 0
-    assert all(c.skipped == 0 for c in r.continuity), r.continuity
-    assert {c.resume_source for c in r.continuity} == {"synced"}  # offsets read from the bucket
+    assert out.acks[a.region] > 0 and out.acks[b.region] > 0
+
+    # --- RPO, recounted: east's acknowledgements against the log read through west ------
+    h = read_history(out.run_dir / "history")
+    writes = [w for w in h.writes.to_pylist() if w["ack_time"] is not None]
+    ends = {(e["topic"], e["partition"]): e["end_offset"] for e in h.end_offsets.to_pylist()}
+    assert set(ends) == {(spec.topic, p) for p in range(spec.partitions)}
+    assert {f"{t}/{p}": e for (t, p), e in ends.items()} == out.end_offsets
+    log = {(x["topic"], x["partition"], x["offset"]): (x["producer"], x["key"], x["seq"])
+           for x in h.log.to_pylist() if x["cluster"] == b.region}  # fmt: skip
+    below_e = {ident for (t, p, o), ident in log.items() if o < ends[(t, p)]}
+    east = [w for w in writes if w["cluster"] == a.region and w["ack_time"] <= i.t_fence]
+    lost = [w for w in east if (w["producer"], w["key"], w["seq"]) not in below_e]
+    assert r.rpo.acknowledged == len(east) == out.acks[a.region]
+    assert r.rpo.records == len(lost) == 0, lost[:3]  # the bucket holds every acknowledged batch
+    assert r.rpo.split_brain == 0
+    # each acknowledged record is where its broker said it was, east's below E, west's above
+    for w in writes:
+        at = (w["topic"], w["partition"], w["offset"])
+        assert log.get(at) == (w["producer"], w["key"], w["seq"]), w
+        assert (w["offset"] < ends[at[:2]]) == (w["cluster"] == a.region), (w, ends)
+    assert sum(ends.values()) >= out.acks[a.region]  # E counts reserved offsets too
+
+    # --- the group, resumed on the new broker from what it committed through the old ----
+    committed = {  # the last commit east acknowledged before the fault, per partition
+        c["partition"]: c["offset"]
+        for c in sorted(h.commits.to_pylist(), key=lambda c: c["commit_time"])
+        if c["cluster"] == a.region and c["commit_time"] < i.t_fault
+    }
+    read_to = {}  # 1 + the highest offset the group read through east, per partition
+    for x in h.reads.to_pylist():
+        if x["cluster"] == a.region:
+            read_to[x["partition"]] = max(read_to.get(x["partition"], 0), x["offset"] + 1)
+    resumes = {x["partition"]: x for x in h.resumes.to_pylist()}
+    assert set(resumes) == set(range(spec.partitions)), resumes
+    for p, x in resumes.items():
+        assert (x["cluster"], x["source"]) == (b.region, "synced"), x
+        # what it committed, read from the bucket: the last acknowledged commit, or a later
+        # one whose acknowledgement the kill cut off (never beyond what it had read)
+        assert committed[p] <= x["position"] <= read_to[p], (x, committed, read_to)
+    assert r.rto.seconds is not None and r.rto.seconds > 0, r.notes
+    assert r.rto.seconds == pytest.approx(r.rto.by_group[spec.group])
+    first_west = min(x["poll_time"] for x in h.reads.to_pylist()
+                     if x["cluster"] == b.region and x["produced_at"] > i.t_fault)  # fmt: skip
+    assert r.rto.seconds == pytest.approx(first_west - i.t_fault)
+    exact = {p for p, x in resumes.items() if x["position"] == committed[p]}
+    assert all(c.skipped == 0 for c in r.continuity if c.partition in exact), r.continuity
     assert set(r.found) <= {DUPLICATE}, r.sample()
+    # Tansu 0.6.0 re-sends the last batches of a Fetch after a hole (offsets the killed
+    # broker reserved but never wrote; tools/tansu/README.md): the read-back may hold one
+    # offset twice -- never one record at two offsets, which would be a duplicate write
+    for case in r.anomalies.get(DUPLICATE, ()):
+        found = case.to_dict()["found"]
+        assert len({(f["at"]["partition"], f["at"]["offset"]) for f in found}) == 1, found
     assert (out.run_dir / "rehearsal.json").exists()
     assert not tansu_pids(a.namespace) and not tansu_pids(b.namespace)

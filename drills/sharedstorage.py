@@ -55,7 +55,6 @@ from drills.history import (
     write_history,
 )
 from drills.workload import (
-    ACK_WIDTH,
     GroupConfig,
     GroupConsumer,
     InstrumentedProducer,
@@ -244,7 +243,7 @@ def rehearse(
         # before it died may still be served as delivery reports just after the kill (the
         # producer polls between sends): the last one served before detection -- whose
         # condition is that none came for `no_acks_s` -- closes the old broker's acks.
-        t_fence = max(t_fault, _last_ack(rec, primary.region, t_detect))
+        t_fence = max(t_fault, rec.last_ack(primary.region, t_detect) or t_fault)
 
         log_b = run_dir / f"tansu-{standby.region}.log"
         pids.append(tansu.start(standby, log_b))
@@ -321,16 +320,6 @@ def _steady(rec: Recorder, consumer: GroupConsumer, cluster: str, seconds: float
     wait_until(lambda: rec.acks_between(start, float("inf"), cluster) > 0 and consumer.consumed > 0,
                30, f"acks and reads from {cluster}", interval=0.1)  # fmt: skip
     wait_until(lambda: clock() - start >= seconds, seconds + 1, "the steady window", interval=0.1)
-
-
-def _last_ack(rec: Recorder, cluster: str, before: float) -> float:
-    """The latest ack time from `cluster` before `before` (-inf when none)."""
-    a = rec.acks[:]  # one consistent copy: whole acks only (extend is atomic)
-    return max(
-        (t for c, t in zip(a[4::ACK_WIDTH], a[ACK_WIDTH - 1 :: ACK_WIDTH], strict=True)
-         if c == cluster and t < before),
-        default=float("-inf"),
-    )  # fmt: skip
 
 
 def _tick(det: Detector, producer: InstrumentedProducer) -> bool:

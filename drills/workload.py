@@ -141,6 +141,15 @@ class Recorder:
             default=None,
         )  # fmt: skip
 
+    def last_ack(self, cluster: str, before: float) -> float | None:
+        """The latest ack time from `cluster` before `before` (None when none)."""
+        a = self.acks[:]  # one consistent copy: whole acks only (extend is atomic)
+        return max(
+            (t for c, t in zip(a[4::ACK_WIDTH], a[9::ACK_WIDTH], strict=True)
+             if c == cluster and t < before),
+            default=None,
+        )  # fmt: skip
+
     def build(self, meta):
         with self.lock:
             # emptied in place: producers hold these lists' `extend` / `append`

@@ -92,6 +92,25 @@ def test_recorder_counts_acks_in_a_window_and_finds_the_first_ack_of_a_cluster()
     assert r.acks_between(1.5, 5.5) == 2
     assert r.first_ack("west", after=3.0) == 5.0
     assert r.first_ack("east", after=3.0) is None
+    assert r.last_ack("east", before=5.5) == 2.0 and r.last_ack("west", before=5.5) == 5.0
+    assert r.last_ack("west", before=5.0) is None  # strictly before
+
+
+def test_an_interrupt_during_a_steps_first_save_still_marks_it_interrupted(tmp_path, monkeypatch):
+    j = Journal(drill="d", spec={}, path=tmp_path / "journal.json")
+    real_save, calls = j.save, []
+
+    def save_then_interrupt() -> None:  # the file shows the step running, then SIGINT lands
+        real_save()
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(j, "save", save_then_interrupt)
+    with pytest.raises(KeyboardInterrupt), j.step("cutover", "fence east"):
+        pass
+    on_disk = json.loads((tmp_path / "journal.json").read_text())
+    assert on_disk["steps"][0]["status"] == "interrupted" and on_disk["steps"][0]["ended"]
 
 
 def test_journal_step_is_written_before_it_runs_and_completed_after(tmp_path):

@@ -80,7 +80,7 @@ def lost_runs(index: HistoryIndex) -> list[LostCase]:
             later[u].append((q, r))
         for seqs in later.values():
             seqs.sort()
-    rows = index.writes.select(_WRITE_COLUMNS).take(pa.array(lost)).to_pylist()
+    rows = index.history.stored("writes").select(_WRITE_COLUMNS).take(pa.array(lost)).to_pylist()
     return [
         _case(index, rows[s:e], segment[lost[s]], highest.get(u), later.get(u, []))
         for s, e, u in zip(starts.tolist(), ends.tolist(), lost_unit[starts].tolist(), strict=True)

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from drills.history.cases import Found, Position
+from drills.history.cases import Found, Position, quick
 from drills.history.columns import (
     Vocabulary,
     codes,
@@ -147,8 +147,16 @@ class HistoryIndex:
         producer, key = np.divmod(a["log_kid"][at], self.nkeys)
         serving = self.meta.serving
         p, k = self.producers.values, self.keys.values
+        names = self.topic_names
         return [
-            Found(p[pc_], k[kc], seq, gseq, Position(serving, self.topic_names[t], part, off))
+            quick(
+                Found,
+                producer=p[pc_],
+                key=k[kc],
+                seq=seq,
+                gseq=gseq,
+                at=quick(Position, cluster=serving, topic=names[t], partition=part, offset=off),
+            )
             for pc_, kc, seq, gseq, t, part, off in zip(
                 producer.tolist(),
                 key.tolist(),
@@ -178,6 +186,9 @@ class HistoryIndex:
             rank_of_row[self.arrays["log_row"]] = np.arange(n, dtype=np.int64)
             if n and int(offset.min()) >= 0 and int(slot.max()) < (1 << 62) // span:
                 packed = slot * span + offset
+                if (packed[1:] > packed[:-1]).all():  # stored by position already (usual)
+                    self._partitions = (width, rank_of_row, slot, offset)
+                    return self._partitions
                 rows = np.argsort(packed, kind="stable")
                 packed = packed[rows]
                 if not (packed[1:] == packed[:-1]).any():

@@ -255,30 +255,35 @@ def _check_ids(gseq: np.ndarray, seq: np.ndarray) -> None:
 
 
 def build_index(history: History) -> HistoryIndex:
-    """Encode identities, order the serving log per key and judge every write, once."""
+    """Encode identities, order the serving log per key and judge every write, once.
+
+    Two threads (numpy and arrow release the GIL, so on two cores they overlap): this one
+    extracts and orders the serving log and gathers its columns into reading order; a second
+    one, in this order, settles the vocabularies, converts the reads, converts the writes'
+    own columns, judges every write against the log (dense ids, occurrences), and narrows the
+    primary log to the unacknowledged primary sends. See README, "History checker".
+    """
     meta = history.meta
     notes: list[str] = []
     writes_t, log_t, reads_t = (history.stored(n) for n in ("writes", "log", "reads"))
-    # What depends on the writes or the reads alone runs in a second thread while this one
-    # orders the serving log: numpy and arrow release the GIL, so on two cores they overlap.
-    # The reads first (they need no vocabulary), then the writes (_side).
     pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        return _build(history, meta, notes, writes_t, log_t, reads_t, pool)
+    finally:
+        pool.shutdown(wait=False)  # the tasks still run; no thread outlives them
+
+
+def _build(
+    history: History,
+    meta: DrillMeta,
+    notes: list[str],
+    writes_t: pa.Table,
+    log_t: pa.Table,
+    reads_t: pa.Table,
+    pool: ThreadPoolExecutor,
+) -> HistoryIndex:
+    naming = pool.submit(_vocabularies, writes_t, log_t, reads_t)
     reading = pool.submit(_reads_columns, reads_t)
-    producers, keys = Vocabulary(), Vocabulary()
-    # Codes in order of first appearance over writes, log, reads (the log only learnt here:
-    # only its serving rows are encoded, below).
-    w_p, w_k = producers.encode(writes_t["producer"]), keys.encode(writes_t["key"])
-    producers.learn(log_t["producer"])
-    keys.learn(log_t["key"])
-    # The reads' keys are not encoded: no key code is looked up from a read, and a key only a
-    # read holds would be numbered after every key of the log, leaving their order unchanged.
-    r_p = producers.encode(reads_t["producer"])
-    nkeys = max(len(keys), 1)
-    producers.array(), keys.array()  # built here, once: both threads encode with them below
-    side = pool.submit(
-        _side, meta, writes_t, reads_t, log_t, producers, w_p, w_k, r_p, nkeys, reading
-    )
-    pool.shutdown(wait=False)  # the tasks still run; no thread outlives them
 
     # The serving log: rows of the serving cluster in topics we serve.
     serving_t = rows_where(log_t, equal_to(log_t["cluster"], meta.serving))
@@ -300,67 +305,65 @@ def build_index(history: History) -> HistoryIndex:
         tcode = tcode[keep]
         del keep
     s = {
-        "pcode": producers.encode(serving_t["producer"]),
-        "kcode": keys.encode(serving_t["key"]),
         "seq": ints(serving_t["seq"]),
         "gseq": ints(serving_t["gseq"]),
         "tcode": tcode,
         "partition": ints(serving_t["partition"]),
         "offset": ints(serving_t["offset"]),
     }
-    del serving_t
     _check_ids(s["gseq"], s["seq"])
-    kid = _affine(s["pcode"], nkeys, s["kcode"], 0)
+    producers, keys, w_p, w_k, r_p = naming.result()
+    nkeys = max(len(keys), 1)
+    w_gseq = ints(writes_t["gseq"])
+    side = pool.submit(_side, meta, writes_t, w_p, w_k, w_gseq, nkeys)
+    pcode = producers.encode(serving_t["producer"])
+    kid = _affine(pcode, nkeys, keys.encode(serving_t["key"]), 0)
+    del serving_t
     order = _reading_order(kid, ptopic_of[tcode], s["partition"], role_of[tcode], s["offset"])
+    # Writes, judged against the serving log (second thread), and the primary log's rows of
+    # unacknowledged primary sends (after it: needed last).
+    judging = pool.submit(_judge, pcode, s["gseq"], order, w_p, w_gseq, len(producers))
+    locating = pool.submit(_unacked_primary_log, meta, log_t, producers, side)
+    del pcode
     # Into reading order: a gather per column read through ``order`` (random access, the costly
     # part); what follows from the topic and partition is looked up after ordering instead.
     tcode_o, partition_o, offset_o = tcode[order], s["partition"][order], s["offset"][order]
-    pcode_o, gseq_o = s["pcode"][order], s["gseq"][order]
     role_o = role_of[tcode_o]
     end, end_valid = _end_offsets(history, tcode_o, partition_o, topic_names, notes)
     replicated = role_o == ROLE_CODES[Role.REPLICATED]
     below = replicated & (~end_valid | (offset_o < end)) if meta.failover else replicated
+    del replicated
     a = {
         "log_row": order,
         "log_tcode": tcode_o,
         "log_partition": partition_o,
         "log_offset": offset_o,
         "log_seq": s["seq"][order],
-        "log_rid": _affine(pcode_o, 1 << GSEQ_BITS, gseq_o, 0),
-        "log_gseq": gseq_o,
         "log_kid": kid[order],
         "log_role": role_o,
         "log_end": end,
         "log_end_valid": end_valid,
         "log_below": below,
     }
-    del kid, replicated  # peak memory: only the reading-order copies are kept
-    for name in ("pcode", "kcode", "seq", "gseq"):  # likewise (``found`` reads ``a``)
-        del s[name]
-
-    # Writes, judged against the serving log.
-    w_gseq = ints(writes_t["gseq"])
-    dense_log, dense_writes, size, rid_of = _dense(
-        [(pcode_o, gseq_o), (w_p, w_gseq)], len(producers)
-    )
-    del pcode_o
-    count, rank_min, rank_max, a["log_repeated"], a["log_first"] = _occurrences(dense_log, size)
-    below_any = np.bincount(dense_log[a["log_below"]], minlength=size) > 0
-    repeated = np.flatnonzero(count > 1)
+    del kid, s["seq"], s["gseq"]  # peak memory: only the reading-order copies are kept
+    j = judging.result()
+    a["log_rid"], a["log_gseq"] = j["rid_o"], j["gseq_o"]
+    a["log_repeated"], a["log_first"] = j["repeated"], j["first"]
+    below_any = np.bincount(j["dense_log"][below], minlength=j["size"]) > 0
+    repeated = j["repeated_ids"]
     occurrences = pa.table(
         {
-            "rid": pa.array(rid_of(repeated)),
-            "rid_count": pa.array(count[repeated]),
+            "rid": pa.array(j["rid_of"](repeated)),
+            "rid_count": pa.array(j["count_repeated"]),
             "below_e_any": pa.array(below_any[repeated]),
-            "rank_min": pa.array(rank_min[repeated]),
-            "rank_max": pa.array(rank_max[repeated]),
+            "rank_min": pa.array(j["rank_min_repeated"]),
+            "rank_max": pa.array(j["rank_max_repeated"]),
         }
     )
-    found = count[dense_writes] > 0
-    first_rank, last_rank = rank_min[dense_writes], rank_max[dense_writes]
-    found_below = below_any[dense_writes] if meta.failover else None
-    del dense_log, dense_writes, count, below_any, rank_min, rank_max  # peak memory
-    w = side.result()  # the writes' own columns and the reads (see _side)
+    found, first_rank, last_rank = j["found"], j["first_rank"], j["last_rank"]
+    found_below = below_any[j["dense_writes"]] if meta.failover else None
+    del j, below_any  # peak memory
+    w = side.result()  # the writes' own columns (see _side)
     from_primary, acked, split_brain = w["from_primary"], w["acked"], w["split_brain"]
     # A primary write counts only if it reached the standby before the cutover snapshot (below E).
     present = np.where(from_primary, found_below, found) if meta.failover else found
@@ -389,11 +392,27 @@ def build_index(history: History) -> HistoryIndex:
     )
     a["w_clusters"] = w["clusters"]
     a["w_topics"] = w["topics"]
+    # Reads, encoded for the continuity measurement (converted in the second thread).
+    r = reading.result()
+    _check_ids(r["gseq"], r["seq"])  # after the serving log's and the writes' (as always)
+    reads = Reads(
+        r["group"],
+        r["groups"],
+        r["cluster"],
+        r["clusters"],
+        r["topic"],
+        r["topics"],
+        r["partition"],
+        r["offset"],
+        _affine(r_p, 1 << GSEQ_BITS, r["gseq"], 0),
+        r["produced_at"],
+        r["poll_time"],
+    )
     # The primary's log rows of found primary sends never acknowledged (so with no offset in the
-    # ledger): where the primary put them, for the continuity measurement. The side thread
+    # ledger): where the primary put them, for the continuity measurement. The second thread
     # narrowed the primary log to the unacknowledged primary sends; here, to those found.
     unlocated = from_primary & found & ~w["offset_valid"]
-    primary_t, p_rid = w["unacked_primary_log"]
+    primary_t, p_rid = locating.result()
     if unlocated.any() and primary_t is not None:
         hit = np.flatnonzero(member(p_rid, w["rid"][unlocated]))
         primary_t = primary_t.take(pa.array(hit))
@@ -418,7 +437,7 @@ def build_index(history: History) -> HistoryIndex:
         serving_rows=s,
         nkeys=nkeys,
         arrays=a,
-        reads=w["reads"],
+        reads=reads,
         primary_log=primary_log,
         primary_log_topics=p_topics,
         notes=notes,
@@ -478,25 +497,36 @@ def _reads_columns(reads_t: pa.Table) -> dict:
     return r
 
 
+def _vocabularies(
+    writes_t: pa.Table, log_t: pa.Table, reads_t: pa.Table
+) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray, np.ndarray]:
+    """Producers and keys, coded in order of first appearance over writes, log, reads, and the
+    codes of the writes' producers and keys and of the reads' producers (second thread)."""
+    producers, keys = Vocabulary(), Vocabulary()
+    w_p, w_k = producers.encode(writes_t["producer"]), keys.encode(writes_t["key"])
+    # The log is only learnt here: only its serving rows are encoded (build_index).
+    producers.learn(log_t["producer"])
+    keys.learn(log_t["key"])
+    # The reads' keys are not encoded: no key code is looked up from a read, and a key only a
+    # read holds would be numbered after every key of the log, leaving their order unchanged.
+    r_p = producers.encode(reads_t["producer"])
+    producers.array(), keys.array()  # built here, once: both threads encode with them
+    return producers, keys, w_p, w_k, r_p
+
+
 def _side(
     meta: DrillMeta,
     writes_t: pa.Table,
-    reads_t: pa.Table,
-    log_t: pa.Table,
-    producers: Vocabulary,
     w_p: np.ndarray,
     w_k: np.ndarray,
-    r_p: np.ndarray,
+    w_gseq: np.ndarray,
     nkeys: int,
-    reading: Future,
 ) -> dict:
-    """The columns that depend on the writes or the reads alone (run in build_index's second
-    thread): the writes' identities, cluster, acknowledgement and split-brain verdict, the
-    ledger's positions, the reads as numpy, and the primary log's rows of unacknowledged
-    primary sends (a hash pass over the primary log, off the main thread's path)."""
+    """The writes' own columns (second thread): identities, cluster, acknowledgement and
+    split-brain verdict, and the ledger's positions."""
     out: dict = {}
-    w_gseq, out["seq"] = ints(writes_t["gseq"]), ints(writes_t["seq"])
-    _check_ids(w_gseq, out["seq"])  # the writes' before the reads', as the checks always ran
+    out["seq"] = ints(writes_t["seq"])
+    _check_ids(w_gseq, out["seq"])
     out["rid"] = _affine(w_p, 1 << GSEQ_BITS, w_gseq, 0)
     out["kid"] = _affine(w_p, nkeys, w_k, 0)
     out["cluster"], out["clusters"] = codes(writes_t["cluster"])
@@ -513,37 +543,57 @@ def _side(
     out["offset_valid"] = valid(writes_t["offset"])
     out["topic"], out["topics"] = codes(writes_t["topic"])
     out["partition"], out["offset"] = ints(writes_t["partition"]), ints(writes_t["offset"])
-    # Reads, encoded for the continuity measurement (converted by the task before this one).
-    r = reading.result()
-    _check_ids(r["gseq"], r["seq"])
-    out["reads"] = Reads(
-        r["group"],
-        r["groups"],
-        r["cluster"],
-        r["clusters"],
-        r["topic"],
-        r["topics"],
-        r["partition"],
-        r["offset"],
-        _affine(r_p, 1 << GSEQ_BITS, r["gseq"], 0),
-        r["produced_at"],
-        r["poll_time"],
-    )
-    # The primary log's rows of primary sends never acknowledged (build_index keeps those found):
-    # candidates by gseq alone (a hash set over one integer column, no conversion of the whole
-    # primary log), then the exact identity of those few.
-    unacked = from_primary & ~out["offset_valid"]
-    out["unacked_primary_log"] = (None, None)
-    if unacked.any():
-        primary_t = rows_where(log_t, equal_to(log_t["cluster"], meta.primary))
-        gseqs = pa.array(np.unique(w_gseq[unacked]))
-        primary_t = primary_t.filter(pc.is_in(primary_t["gseq"], value_set=gseqs))
-        p_rid = _affine(
-            producers.encode(primary_t["producer"]), 1 << GSEQ_BITS, ints(primary_t["gseq"]), 0
-        )
-        hit = np.flatnonzero(member(p_rid, out["rid"][unacked]))
-        out["unacked_primary_log"] = (primary_t.take(pa.array(hit)), p_rid[hit])
+    out["w_gseq"] = w_gseq
     return out
+
+
+def _judge(
+    pcode: np.ndarray,
+    gseq: np.ndarray,
+    order: np.ndarray,
+    w_p: np.ndarray,
+    w_gseq: np.ndarray,
+    producers: int,
+) -> dict:
+    """Every write against the serving log (second thread): the log's identities in reading
+    order, dense ids, each record's occurrences, and per write whether it was found and its
+    first and last rank."""
+    out: dict = {}
+    pcode_o, out["gseq_o"] = pcode[order], gseq[order]
+    out["rid_o"] = _affine(pcode_o, 1 << GSEQ_BITS, out["gseq_o"], 0)
+    dense_log, dense_writes, size, rid_of = _dense(
+        [(pcode_o, out["gseq_o"]), (w_p, w_gseq)], producers
+    )
+    del pcode_o
+    count, rank_min, rank_max, out["repeated"], out["first"] = _occurrences(dense_log, size)
+    repeated = np.flatnonzero(count > 1)
+    out["repeated_ids"], out["count_repeated"] = repeated, count[repeated]
+    out["rank_min_repeated"], out["rank_max_repeated"] = rank_min[repeated], rank_max[repeated]
+    out["found"] = count[dense_writes] > 0
+    out["first_rank"], out["last_rank"] = rank_min[dense_writes], rank_max[dense_writes]
+    out.update(dense_log=dense_log, dense_writes=dense_writes, size=size, rid_of=rid_of)
+    return out
+
+
+def _unacked_primary_log(
+    meta: DrillMeta, log_t: pa.Table, producers: Vocabulary, side: Future
+) -> tuple[pa.Table | None, np.ndarray | None]:
+    """The primary log's rows of primary sends never acknowledged, and their rids (second
+    thread, after ``side``, whose result it reads): candidates by gseq alone (a hash set over
+    one integer column, no conversion of the whole primary log), then the exact identity of
+    those few. build_index keeps those found in the serving log."""
+    w = side.result()
+    unacked = w["from_primary"] & ~w["offset_valid"]
+    if not unacked.any():
+        return None, None
+    primary_t = rows_where(log_t, equal_to(log_t["cluster"], meta.primary))
+    gseqs = pa.array(np.unique(w["w_gseq"][unacked]))
+    primary_t = primary_t.filter(pc.is_in(primary_t["gseq"], value_set=gseqs))
+    p_rid = _affine(
+        producers.encode(primary_t["producer"]), 1 << GSEQ_BITS, ints(primary_t["gseq"]), 0
+    )
+    hit = np.flatnonzero(member(p_rid, w["rid"][unacked]))
+    return primary_t.take(pa.array(hit)), p_rid[hit]
 
 
 def _dense(

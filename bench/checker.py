@@ -22,6 +22,8 @@ end to end = produced records / (read + check) wall seconds, peak RSS, its
 bytes per record, and whether it held the stated bound (BOUND_BYTES_PER_RECORD
 per record + BOUND_CONSTANT_MIB, over every run); at 1M, whether issue 22's
 target was met; and the machine (cores, CPU, load average at start and end).
+Each run also prints its result digest (``digest``: sha256 of the full result,
+computed after the timing and the peak RSS): an optimisation must leave it unchanged.
 """
 
 from __future__ import annotations

@@ -116,7 +116,10 @@ def _check(history: History, policy: CheckPolicy) -> CheckResult:
             SPLIT_BRAIN: tuple(anomalies.split_brain(index)),
         }
         rpo = measure_rpo(index)
+        rto_notes: list[str] = []  # after continuity's in ``notes``, as when run in turn
+        rto = measure_rto(index, rto_notes)
         continuity, skipped = measuring.result()
+    notes.extend(rto_notes)
     found_cases: dict[str, tuple[Case, ...]] = {
         LOST_TAIL: tuple(c for c in lost if c.anomaly == LOST_TAIL),
         LOST_INTERIOR: tuple(c for c in lost if c.anomaly == LOST_INTERIOR),
@@ -132,7 +135,7 @@ def _check(history: History, policy: CheckPolicy) -> CheckResult:
         valid=len(found) == len(tolerated),
         found=found,
         tolerated=tolerated,
-        rto=measure_rto(index, notes),
+        rto=rto,
         rpo=rpo,
         continuity=tuple(continuity),
         anomalies=found_cases,

@@ -47,9 +47,10 @@ def lost_runs(index: HistoryIndex) -> list[LostCase]:
     lost = np.flatnonzero(a["w_lost"])
     if not len(lost):
         return []
-    kid, segment, seq = a["w_kid"], a["w_segment"].astype(np.int64), a["w_seq"]
+    kid, segment, seq = a["w_kid"], a["w_segment"], a["w_seq"]
     lost = lost[np.lexsort((seq[lost], segment[lost], kid[lost]))]
-    unit = kid * 2 + segment  # one per (key, segment)
+    unit = kid * 2  # one per (key, segment); built in place (one array of 1M, not three)
+    unit += segment
     lost_unit, lost_seq = unit[lost], seq[lost]
     # The highest sequence found per (key, segment), for the units with losses.
     units = np.unique(lost_unit)

@@ -22,11 +22,14 @@ end to end = produced records / (read + check) wall seconds, peak RSS, its
 bytes per record, and whether it held the stated bound (BOUND_BYTES_PER_RECORD
 per record + BOUND_CONSTANT_MIB, over every run); at 1M, whether issue 22's
 target was met; and the machine (cores, CPU, load average at start and end).
+Each run also prints its result digest (``digest``: sha256 of the full result,
+computed after the timing and the peak RSS): an optimisation must leave it unchanged.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -107,6 +110,7 @@ def measure(directory: str, records: int) -> dict:
     result = check(history, CheckPolicy(tolerate=frozenset({LOST_TAIL})))
     cpu2, done = _cpu(), time.perf_counter()
     usage2 = _usage()
+    peak_rss_kib = _peak_rss_kib()  # before the digest below, which builds every case's dict
     return {
         "records": records,
         "rows": {name: history.stored(name).num_rows for name in TABLES},
@@ -121,12 +125,20 @@ def measure(directory: str, records: int) -> dict:
         "check_cpu_seconds": round(cpu2 - cpu1, 3),
         "records_per_second": round(records / (done - started)),  # end to end: read + check
         "records_per_cpu_second": round(records / (cpu2 - cpu0)),
-        "peak_rss_mib": round(_peak_rss_kib() / 1024),
+        "peak_rss_mib": round(peak_rss_kib / 1024),
         "peak_arrow_pool_mib": round(pa.default_memory_pool().max_memory() / 2**20),
         "anomalies": {name: len(cases) for name, cases in result.anomalies.items()},
         "rpo_records": result.rpo.records,
         "rto_seconds": result.rto.seconds,
+        "digest": digest(result),
     }
+
+
+def digest(result) -> str:
+    """sha256 (first 16 hex digits) of the full result, every case included: equal digests
+    before and after a change of the checker mean identical results on this history."""
+    text = json.dumps(result.to_dict(full=True), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def run(records: int, keys: int, runs: int) -> dict:
@@ -151,7 +163,7 @@ def run(records: int, keys: int, runs: int) -> dict:
                 "  run: {seconds} s ({read_seconds} read + {check_seconds} check), "
                 "cpu {cpu_seconds} s ({user_seconds} user + {sys_seconds} sys, "
                 "{page_faults} page faults), {records_per_second} records/s, "
-                "peak RSS {peak_rss_mib} MiB".format(**samples[-1]),
+                "peak RSS {peak_rss_mib} MiB, result digest {digest}".format(**samples[-1]),
                 file=sys.stderr,
             )
     median = sorted(samples, key=lambda f: f["seconds"])[len(samples) // 2]
@@ -164,6 +176,7 @@ def run(records: int, keys: int, runs: int) -> dict:
     figures["bytes_per_record"] = round(median["peak_rss_mib"] * 2**20 / records)
     figures["bound_mib"] = round(bound_mib(records))
     figures["bound_held"] = max(f["peak_rss_mib"] for f in samples) <= bound_mib(records)
+    figures["digests"] = sorted({f["digest"] for f in samples})  # one: every run agreed
     return figures
 
 

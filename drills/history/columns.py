@@ -38,7 +38,10 @@ class Vocabulary:
         self.encode(column, codes=False)
 
     def encode(self, column: pa.ChunkedArray | pa.Array, codes: bool = True) -> np.ndarray:
-        """int64 codes of ``column`` (string or dictionary of strings); -1 for nulls.
+        """int32 codes of ``column`` (string or dictionary of strings); -1 for nulls.
+
+        int32, not int64: half the memory to fault in and to stream per pass (issue 22);
+        arithmetic that combines a code with other columns widens it first (``_affine``).
 
         Work over the rows is one gather (dictionary index -> code) and, only when
         the column holds values not yet known, one pass finding the order in which
@@ -47,7 +50,7 @@ class Vocabulary:
         if isinstance(column, pa.Array):
             column = pa.chunked_array([column], column.type)
         if not len(column):
-            return np.empty(0, np.int64)
+            return np.empty(0, np.int32)
         if not pa.types.is_dictionary(column.type):
             column = pc.dictionary_encode(column)
         chunks = column.chunks
@@ -57,7 +60,7 @@ class Vocabulary:
             chunks = column.unify_dictionaries().chunks
             first = chunks[0].dictionary
         indices = pa.chunked_array([c.indices for c in chunks])
-        mapping = np.full(len(first) + 1, -1, np.int64)  # the last slot: null
+        mapping = np.full(len(first) + 1, -1, np.int32)  # the last slot: null
         if self.values:
             known = pc.index_in(first, value_set=self.array())
             mapping[: len(first)] = pc.fill_null(known, -1).to_numpy(zero_copy_only=False)
@@ -69,7 +72,7 @@ class Vocabulary:
             for i, value in zip(new.tolist(), first.take(pa.array(new)).to_pylist(), strict=True):
                 mapping[i] = self._add(value)
         if not codes:
-            return np.empty(0, np.int64)
+            return np.empty(0, np.int32)
         if indices.null_count:
             indices = pc.fill_null(indices, len(first))
         return mapping[_numpy(indices)]
@@ -98,6 +101,28 @@ def _first_appearance(rows: np.ndarray, size: int) -> np.ndarray:
         firsts = [int(np.argmax(rows == v)) for v in present.tolist()]
         return present[np.argsort(firsts)]
     return pc.unique(pa.array(rows)).to_numpy()
+
+
+def equal_to(column: pa.ChunkedArray | pa.Array, value: str) -> np.ndarray:
+    """Whether each row of a string column (plain or dictionary) equals ``value``; nulls do not.
+
+    A dictionary column compares its indices with the value's index in the
+    dictionary: one integer comparison per row, where encoding the column first
+    would cost a first-appearance pass and an int64 copy.
+    """
+    if isinstance(column, pa.Array):
+        column = pa.chunked_array([column], column.type)
+    if not pa.types.is_dictionary(column.type):
+        return _numpy(pc.fill_null(pc.equal(column, value), False)).astype(bool, copy=False)
+    parts = [np.zeros(0, bool)]
+    for chunk in column.chunks:
+        at = np.flatnonzero(_numpy(pc.fill_null(pc.equal(chunk.dictionary, value), False)))
+        indices = chunk.indices
+        if indices.null_count:
+            indices = pc.fill_null(indices, -1)
+        rows = _numpy(indices)
+        parts.append(rows == at[0] if len(at) == 1 else np.isin(rows, at))
+    return np.concatenate(parts) if len(parts) > 2 else parts[-1]
 
 
 def rows_where(table: pa.Table, mask: np.ndarray, runs: int = 64) -> pa.Table:
@@ -148,10 +173,12 @@ def codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, Vocabulary]:
 
 
 def ints(column: pa.ChunkedArray | pa.Array, fill: int = 0) -> np.ndarray:
-    """An integer column as int64, nulls replaced by ``fill`` (see ``valid``)."""
+    """An integer column as numpy of its own width (int32 partitions stay int32: no copy),
+    nulls replaced by ``fill`` (see ``valid``). Arithmetic that could leave 32 bits widens first."""
     if column.null_count:
         column = pc.fill_null(column, fill)
-    return _numpy(column).astype(np.int64, copy=False)
+    values = _numpy(column)
+    return values if values.dtype.kind == "i" else values.astype(np.int64)
 
 
 def floats(column: pa.ChunkedArray | pa.Array) -> np.ndarray:

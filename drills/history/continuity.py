@@ -128,7 +128,11 @@ def _unit_keys(reads: Reads) -> tuple[np.ndarray, int, int]:
     """One int64 per read naming its (group, topic, partition), and the factors to decode it."""
     topics = max(len(reads.topics), 1)
     width = int(reads.partition.max()) + 1 if len(reads) else 1
-    return (reads.group * topics + reads.topic) * width + reads.partition, topics, width
+    return (
+        (reads.group.astype(np.int64) * topics + reads.topic) * width + reads.partition,
+        topics,
+        width,
+    )
 
 
 def _decode_unit(reads: Reads, key: int, topics: int, width: int) -> tuple[str, str, int]:
@@ -203,7 +207,8 @@ def _highest_committed_in_standby(
     )
     last_rank = a["w_last_rank"]
     keep = known & (replicated_partition[last_rank] == a["w_partition"])
-    keep &= topic_code[a["w_topic"]] >= 0
+    if not (topic_code[: len(w_topics)] >= 0).all():  # else every write's topic maps: no pass
+        keep &= topic_code[a["w_topic"]] >= 0
     rows = np.flatnonzero(keep)
     topic = topic_code[a["w_topic"][rows]]
     partition = a["w_partition"][rows]
@@ -319,7 +324,11 @@ def _distinct_units(reads: Reads) -> set[tuple[str, str, int]]:
     if not len(reads):
         return set()
     keys, topics, width = _unit_keys(reads)
-    return {_decode_unit(reads, k, topics, width) for k in first_seen(keys).tolist()}
+    if int(keys.min()) >= 0 and int(keys.max()) <= 4 * len(keys) + (1 << 16):
+        distinct = np.flatnonzero(np.bincount(keys))  # few units: a count, not a hash pass
+    else:
+        distinct = first_seen(keys)
+    return {_decode_unit(reads, k, topics, width) for k in distinct.tolist()}
 
 
 def _units(

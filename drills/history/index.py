@@ -20,18 +20,18 @@ Two derived tables:
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from drills.history.cases import Found, Position
+from drills.history.cases import Found, Position, quick
 from drills.history.columns import (
     Vocabulary,
     codes,
-    first_seen,
+    equal_to,
     floats,
     ints,
     member,
@@ -102,8 +102,6 @@ class HistoryIndex:
     """
 
     history: History
-    log: pa.Table
-    writes: pa.Table
     occurrences: pa.Table  # per rid stored more than once: count, below_e_any, rank_min, rank_max
     topic_names: list[str]  # ``log.tcode`` -> serving topic name
     producers: Vocabulary
@@ -115,11 +113,30 @@ class HistoryIndex:
     primary_log_topics: Vocabulary
     notes: list[str] = field(default_factory=list)
     nkeys: int = 1  # kid = producer code * nkeys + key code
+    #: How to build ``log`` and ``writes``: on first use, since the built-in checks read the
+    #: numpy columns in ``arrays`` instead (a table of a million rows costs a pass per column).
+    tables: dict[str, Callable[[], pa.Table]] = field(default_factory=dict, repr=False)
     _partitions: tuple | None = None
+    _built: dict[str, pa.Table] = field(default_factory=dict, repr=False)
 
     @property
     def meta(self) -> DrillMeta:
         return self.history.meta
+
+    @property
+    def log(self) -> pa.Table:
+        """The serving log in reading order per key (module docstring), one row per rank."""
+        return self._table("log")
+
+    @property
+    def writes(self) -> pa.Table:
+        """The ledger as stored plus rid, kid, first/last rank and the verdicts (module docstring)."""
+        return self._table("writes")
+
+    def _table(self, name: str) -> pa.Table:
+        if name not in self._built:
+            self._built[name] = self.tables[name]()
+        return self._built[name]
 
     def found(self, ranks: list[int]) -> list[Found]:
         """The serving-log records at these ranks, with names and positions, as evidence."""
@@ -130,8 +147,16 @@ class HistoryIndex:
         producer, key = np.divmod(a["log_kid"][at], self.nkeys)
         serving = self.meta.serving
         p, k = self.producers.values, self.keys.values
+        names = self.topic_names
         return [
-            Found(p[pc_], k[kc], seq, gseq, Position(serving, self.topic_names[t], part, off))
+            quick(
+                Found,
+                producer=p[pc_],
+                key=k[kc],
+                seq=seq,
+                gseq=gseq,
+                at=quick(Position, cluster=serving, topic=names[t], partition=part, offset=off),
+            )
             for pc_, kc, seq, gseq, t, part, off in zip(
                 producer.tolist(),
                 key.tolist(),
@@ -154,13 +179,16 @@ class HistoryIndex:
             s = self.serving_rows
             n = len(s["offset"])
             width = int(s["partition"].max()) + 1 if n else 1
-            slot = s["tcode"] * width + s["partition"]
+            slot = s["tcode"].astype(np.int64) * width + s["partition"]
             offset = s["offset"]
             span = int(offset.max()) - int(offset.min()) + 1 if n else 1
             rank_of_row = np.empty(n, np.int64)
             rank_of_row[self.arrays["log_row"]] = np.arange(n, dtype=np.int64)
             if n and int(offset.min()) >= 0 and int(slot.max()) < (1 << 62) // span:
                 packed = slot * span + offset
+                if (packed[1:] > packed[:-1]).all():  # stored by position already (usual)
+                    self._partitions = (width, rank_of_row, slot, offset)
+                    return self._partitions
                 rows = np.argsort(packed, kind="stable")
                 packed = packed[rows]
                 if not (packed[1:] == packed[:-1]).any():
@@ -227,34 +255,41 @@ def _check_ids(gseq: np.ndarray, seq: np.ndarray) -> None:
 
 
 def build_index(history: History) -> HistoryIndex:
-    """Encode identities, order the serving log per key and judge every write, once."""
+    """Encode identities, order the serving log per key and judge every write, once.
+
+    Two threads (numpy and arrow release the GIL, so on two cores they overlap): this one
+    extracts and orders the serving log and gathers its columns into reading order; a second
+    one, in this order, settles the vocabularies, converts the reads, converts the writes'
+    own columns, judges every write against the log (dense ids, occurrences), and narrows the
+    primary log to the unacknowledged primary sends. See README, "History checker".
+    """
     meta = history.meta
     notes: list[str] = []
     writes_t, log_t, reads_t = (history.stored(n) for n in ("writes", "log", "reads"))
-    # Columns needed only later convert in a second thread while this one orders the log:
-    # numpy and arrow release the GIL, so on two free cores the two overlap.
     pool = ThreadPoolExecutor(max_workers=1)
-    side = pool.submit(_side_columns, reads_t, writes_t)
-    pool.shutdown(wait=False)  # the one task still runs; no thread outlives it
-    producers, keys = Vocabulary(), Vocabulary()
-    # Codes in order of first appearance over writes, log, reads (the log only learnt here:
-    # only its serving rows are encoded, below).
-    w_p, w_k = producers.encode(writes_t["producer"]), keys.encode(writes_t["key"])
-    producers.learn(log_t["producer"])
-    keys.learn(log_t["key"])
-    # The reads' keys are not encoded: no key code is looked up from a read, and a key only a
-    # read holds would be numbered after every key of the log, leaving their order unchanged.
-    r_p = producers.encode(reads_t["producer"])
-    nkeys = max(len(keys), 1)
+    try:
+        return _build(history, meta, notes, writes_t, log_t, reads_t, pool)
+    finally:
+        pool.shutdown(wait=False)  # the tasks still run; no thread outlives them
+
+
+def _build(
+    history: History,
+    meta: DrillMeta,
+    notes: list[str],
+    writes_t: pa.Table,
+    log_t: pa.Table,
+    reads_t: pa.Table,
+    pool: ThreadPoolExecutor,
+) -> HistoryIndex:
+    naming = pool.submit(_vocabularies, writes_t, log_t, reads_t)
+    reading = pool.submit(_reads_columns, reads_t)
 
     # The serving log: rows of the serving cluster in topics we serve.
-    l_cluster, l_clusters = codes(log_t["cluster"])
-    is_primary_log = l_cluster == l_clusters.code(meta.primary)
-    serving_t = rows_where(log_t, l_cluster == l_clusters.code(meta.serving))
-    del l_cluster
-    stopic, l_topics = codes(serving_t["topic"])
-    topic_order = first_seen(stopic) if len(stopic) else np.empty(0, np.int64)
-    topic_names = [l_topics.values[c] for c in topic_order.tolist()]
+    serving_t = rows_where(log_t, equal_to(log_t["cluster"], meta.serving))
+    # Codes in order of first appearance: code i is the i-th topic met in the serving log.
+    tcode, l_topics = codes(serving_t["topic"])
+    topic_names = list(l_topics.values)
     origins = []
     for name in topic_names:
         if not meta.failover:
@@ -262,143 +297,104 @@ def build_index(history: History) -> HistoryIndex:
         else:
             origin = meta.mapping.origin(name, meta.topics)
         origins.append(origin)
-    tmap = np.full(len(l_topics) + 1, -1, np.int64)
-    tmap[topic_order] = np.arange(len(topic_order))
-    ptopic_of = np.array([meta.topics.index(o[0]) if o else -1 for o in origins] + [-1], np.int64)
-    role_of = np.array([ROLE_CODES[o[1]] if o else -1 for o in origins] + [-1], np.int64)
-    tcode = tmap[stopic]
-    keep = ptopic_of[tcode] >= 0
-    if not keep.all():
+    ptopic_of = np.array([meta.topics.index(o[0]) if o else -1 for o in origins] + [-1], np.int32)
+    role_of = np.array([ROLE_CODES[o[1]] if o else -1 for o in origins] + [-1], np.int8)
+    if not (ptopic_of[: len(topic_names)] >= 0).all():  # else every row is kept: no pass
+        keep = ptopic_of[tcode] >= 0
         serving_t = rows_where(serving_t, keep)
         tcode = tcode[keep]
-    del stopic, keep
+        del keep
     s = {
-        "pcode": producers.encode(serving_t["producer"]),
-        "kcode": keys.encode(serving_t["key"]),
         "seq": ints(serving_t["seq"]),
         "gseq": ints(serving_t["gseq"]),
         "tcode": tcode,
         "partition": ints(serving_t["partition"]),
         "offset": ints(serving_t["offset"]),
     }
-    del serving_t
     _check_ids(s["gseq"], s["seq"])
-    kid = _affine(s["pcode"], nkeys, s["kcode"], 0)
-    n = len(tcode)
+    producers, keys, w_p, w_k, r_p = naming.result()
+    nkeys = max(len(keys), 1)
+    w_gseq = ints(writes_t["gseq"])
+    side = pool.submit(_side, meta, writes_t, w_p, w_k, w_gseq, nkeys)
+    pcode = producers.encode(serving_t["producer"])
+    kid = _affine(pcode, nkeys, keys.encode(serving_t["key"]), 0)
+    del serving_t
     order = _reading_order(kid, ptopic_of[tcode], s["partition"], role_of[tcode], s["offset"])
-    ranks = np.arange(n, dtype=np.int64)
+    # Writes, judged against the serving log (second thread), and the primary log's rows of
+    # unacknowledged primary sends (after it: needed last).
+    judging = pool.submit(_judge, pcode, s["gseq"], order, w_p, w_gseq, len(producers))
+    locating = pool.submit(_unacked_primary_log, meta, log_t, producers, side)
+    del pcode
     # Into reading order: a gather per column read through ``order`` (random access, the costly
     # part); what follows from the topic and partition is looked up after ordering instead.
     tcode_o, partition_o, offset_o = tcode[order], s["partition"][order], s["offset"][order]
-    pcode_o, gseq_o = s["pcode"][order], s["gseq"][order]
     role_o = role_of[tcode_o]
     end, end_valid = _end_offsets(history, tcode_o, partition_o, topic_names, notes)
     replicated = role_o == ROLE_CODES[Role.REPLICATED]
     below = replicated & (~end_valid | (offset_o < end)) if meta.failover else replicated
+    del replicated
     a = {
         "log_row": order,
         "log_tcode": tcode_o,
         "log_partition": partition_o,
         "log_offset": offset_o,
         "log_seq": s["seq"][order],
-        "log_rid": _affine(pcode_o, 1 << GSEQ_BITS, gseq_o, 0),
-        "log_gseq": gseq_o,
         "log_kid": kid[order],
         "log_role": role_o,
         "log_end": end,
         "log_end_valid": end_valid,
         "log_below": below,
     }
-    del kid  # peak memory: only its reading-order copy is kept
-    for name in ("pcode", "kcode", "seq", "gseq"):  # likewise (``found`` reads ``a``)
-        del s[name]
-    log = pa.table(
-        {
-            "row": pa.array(order, pa.int64()),
-            "tcode": pa.array(a["log_tcode"].astype(np.int32)),
-            "partition": pa.array(a["log_partition"].astype(np.int32)),
-            "offset": pa.array(a["log_offset"]),
-            "seq": pa.array(a["log_seq"]),
-            "rid": pa.array(a["log_rid"]),
-            "kid": pa.array(a["log_kid"]),
-            "ptopic": pa.array(ptopic_of[tcode_o].astype(np.int32)),
-            "role": pa.array(a["log_role"].astype(np.int8)),
-            "end_offset": pa.array(a["log_end"], pa.int64(), mask=~a["log_end_valid"]),
-            "below_e": pa.array(a["log_below"]),
-            "rank": pa.array(ranks),
-        }
-    )
-
-    # Writes, judged against the serving log.
-    w_gseq, w_seq = ints(writes_t["gseq"]), ints(writes_t["seq"])
-    _check_ids(w_gseq, w_seq)
-    w_rid = _affine(w_p, 1 << GSEQ_BITS, w_gseq, 0)
-    dense_log, dense_writes, size, rid_of = _dense(
-        [(pcode_o, gseq_o), (w_p, w_gseq)], len(producers)
-    )
-    count, rank_min, rank_max, a["log_repeated"], a["log_first"] = _occurrences(dense_log, size)
-    below_any = np.bincount(dense_log[a["log_below"]], minlength=size) > 0
-    repeated = np.flatnonzero(count > 1)
+    del kid, s["seq"], s["gseq"]  # peak memory: only the reading-order copies are kept
+    j = judging.result()
+    a["log_rid"], a["log_gseq"] = j["rid_o"], j["gseq_o"]
+    a["log_repeated"], a["log_first"] = j["repeated"], j["first"]
+    below_any = np.bincount(j["dense_log"][below], minlength=j["size"]) > 0
+    repeated = j["repeated_ids"]
     occurrences = pa.table(
         {
-            "rid": pa.array(rid_of(repeated)),
-            "rid_count": pa.array(count[repeated]),
+            "rid": pa.array(j["rid_of"](repeated)),
+            "rid_count": pa.array(j["count_repeated"]),
             "below_e_any": pa.array(below_any[repeated]),
-            "rank_min": pa.array(rank_min[repeated]),
-            "rank_max": pa.array(rank_max[repeated]),
+            "rank_min": pa.array(j["rank_min_repeated"]),
+            "rank_max": pa.array(j["rank_max_repeated"]),
         }
     )
-    found = count[dense_writes] > 0
-    first_rank, last_rank = rank_min[dense_writes], rank_max[dense_writes]
-    found_below = below_any[dense_writes]
-    del dense_log, dense_writes, count, below_any, rank_min, rank_max  # peak memory
-    w_cluster, w_clusters = codes(writes_t["cluster"])
-    from_primary = w_cluster == w_clusters.code(meta.primary)
-    acked = valid(writes_t["ack_time"])
-    t_fence = meta.instants.t_fence
-    if meta.failover and t_fence is not None:
-        split_brain = from_primary & acked & (floats(writes_t["ack_time"]) > t_fence)
-    else:
-        split_brain = np.zeros(len(w_rid), bool)
+    found, first_rank, last_rank = j["found"], j["first_rank"], j["last_rank"]
+    found_below = below_any[j["dense_writes"]] if meta.failover else None
+    del j, below_any  # peak memory
+    w = side.result()  # the writes' own columns (see _side)
+    from_primary, acked, split_brain = w["from_primary"], w["acked"], w["split_brain"]
     # A primary write counts only if it reached the standby before the cutover snapshot (below E).
     present = np.where(from_primary, found_below, found) if meta.failover else found
-    expected = acked & ~split_brain
-    segment = np.where(from_primary, SEGMENT_PRIMARY, SEGMENT_SERVING).astype(np.int8)
-    lost = expected & ~present
-    w_kid = _affine(w_p, nkeys, w_k, 0)
-    writes = (
-        writes_t.append_column("rid", pa.array(w_rid))
-        .append_column("kid", pa.array(w_kid))
-        .append_column("first_rank", pa.array(first_rank, mask=~found))
-        .append_column("last_rank", pa.array(last_rank, mask=~found))
-        .append_column("found", pa.array(found))
-        .append_column("acked", pa.array(acked))
-        .append_column("segment", pa.array(segment))
-        .append_column("split_brain", pa.array(split_brain))
-        .append_column("present", pa.array(present))
-        .append_column("lost", pa.array(lost))
-    )
+    lost = acked & ~split_brain & ~present
     a.update(
         {
-            "w_rid": w_rid,
-            "w_cluster": w_cluster,
+            "w_rid": w["rid"],
+            "w_cluster": w["cluster"],
             "w_from_primary": from_primary,
             "w_found": found,
             "w_last_rank": last_rank,
-            "w_offset_valid": valid(writes_t["offset"]),
-            "w_kid": w_kid,
-            "w_seq": w_seq,
-            "w_segment": segment,
+            "w_offset_valid": w["offset_valid"],
+            "w_kid": w["kid"],
+            "w_seq": w["seq"],
+            "w_segment": w["segment"],
             "w_present": present,
             "w_lost": lost,
             "w_first_rank": first_rank,
+            "w_acked": acked,
+            "w_split_brain": split_brain,
+            "w_ack_time": w["ack_time"],
+            "w_topic": w["topic"],
+            "w_partition": w["partition"],
+            "w_offset": w["offset"],
         }
     )
-    a["w_clusters"] = w_clusters  # type: ignore[assignment]
-
-    # Reads, encoded for the continuity measurement (converted in the worker thread).
-    r = side.result()
-    _check_ids(r["gseq"], r["seq"])
+    a["w_clusters"] = w["clusters"]
+    a["w_topics"] = w["topics"]
+    # Reads, encoded for the continuity measurement (converted in the second thread).
+    r = reading.result()
+    _check_ids(r["gseq"], r["seq"])  # after the serving log's and the writes' (as always)
     reads = Reads(
         r["group"],
         r["groups"],
@@ -412,19 +408,13 @@ def build_index(history: History) -> HistoryIndex:
         r["produced_at"],
         r["poll_time"],
     )
-    a.update({"w_topic": r["w_topic"], "w_partition": r["w_partition"], "w_offset": r["w_offset"]})
-    a["w_topics"] = r["w_topics"]
     # The primary's log rows of found primary sends never acknowledged (so with no offset in the
-    # ledger): where the primary put them, for the continuity measurement.
-    unlocated = from_primary & found & ~a["w_offset_valid"]
-    if unlocated.any():
-        primary_t = rows_where(log_t, is_primary_log)
-        # Candidates by gseq alone (a hash set over one integer column, no conversion of the
-        # whole primary log), then the exact identity of those few.
-        gseqs = pa.array(np.unique(w_gseq[unlocated]))
-        primary_t = primary_t.filter(pc.is_in(primary_t["gseq"], value_set=gseqs))
-        p_rid = (producers.encode(primary_t["producer"]) << GSEQ_BITS) + ints(primary_t["gseq"])
-        hit = np.flatnonzero(member(p_rid, w_rid[unlocated]))
+    # ledger): where the primary put them, for the continuity measurement. The second thread
+    # narrowed the primary log to the unacknowledged primary sends; here, to those found.
+    unlocated = from_primary & found & ~w["offset_valid"]
+    primary_t, p_rid = locating.result()
+    if unlocated.any() and primary_t is not None:
+        hit = np.flatnonzero(member(p_rid, w["rid"][unlocated]))
         primary_t = primary_t.take(pa.array(hit))
         p_topic, p_topics = codes(primary_t["topic"])
         primary_log = {
@@ -440,8 +430,6 @@ def build_index(history: History) -> HistoryIndex:
         }
     return HistoryIndex(
         history=history,
-        log=log,
-        writes=writes,
         occurrences=occurrences,
         topic_names=topic_names,
         producers=producers,
@@ -453,24 +441,159 @@ def build_index(history: History) -> HistoryIndex:
         primary_log=primary_log,
         primary_log_topics=p_topics,
         notes=notes,
+        tables={
+            "log": lambda: _log_table(a, ptopic_of),
+            "writes": lambda: _writes_table(writes_t, a),
+        },
     )
 
 
-def _side_columns(reads_t: pa.Table, writes_t: pa.Table) -> dict:
-    """The reads' columns and the ledger's positions, as numpy (see build_index)."""
-    out: dict = {}
-    out["group"], out["groups"] = codes(reads_t["group"])
-    out["cluster"], out["clusters"] = codes(reads_t["cluster"])
-    out["topic"], out["topics"] = codes(reads_t["topic"])
+def _log_table(a: dict, ptopic_of: np.ndarray) -> pa.Table:
+    """``HistoryIndex.log``: the serving log in reading order, narrow (integers only)."""
+    return pa.table(
+        {
+            "row": pa.array(a["log_row"], pa.int64()),
+            "tcode": pa.array(a["log_tcode"].astype(np.int32)),
+            "partition": pa.array(a["log_partition"].astype(np.int32)),
+            "offset": pa.array(a["log_offset"]),
+            "seq": pa.array(a["log_seq"]),
+            "rid": pa.array(a["log_rid"]),
+            "kid": pa.array(a["log_kid"]),
+            "ptopic": pa.array(ptopic_of[a["log_tcode"]].astype(np.int32)),
+            "role": pa.array(a["log_role"].astype(np.int8)),
+            "end_offset": pa.array(a["log_end"], pa.int64(), mask=~a["log_end_valid"]),
+            "below_e": pa.array(a["log_below"]),
+            "rank": pa.array(np.arange(len(a["log_row"]), dtype=np.int64)),
+        }
+    )
+
+
+def _writes_table(writes_t: pa.Table, a: dict) -> pa.Table:
+    """``HistoryIndex.writes``: the ledger as stored, with its identities and verdicts."""
+    found = a["w_found"]
+    return (
+        writes_t.append_column("rid", pa.array(a["w_rid"]))
+        .append_column("kid", pa.array(a["w_kid"]))
+        .append_column("first_rank", pa.array(a["w_first_rank"], mask=~found))
+        .append_column("last_rank", pa.array(a["w_last_rank"], mask=~found))
+        .append_column("found", pa.array(found))
+        .append_column("acked", pa.array(a["w_acked"]))
+        .append_column("segment", pa.array(a["w_segment"]))
+        .append_column("split_brain", pa.array(a["w_split_brain"]))
+        .append_column("present", pa.array(a["w_present"]))
+        .append_column("lost", pa.array(a["w_lost"]))
+    )
+
+
+def _reads_columns(reads_t: pa.Table) -> dict:
+    """The reads as numpy, strings as codes (build_index's second thread, first task)."""
+    r: dict = {}
+    r["group"], r["groups"] = codes(reads_t["group"])
+    r["cluster"], r["clusters"] = codes(reads_t["cluster"])
+    r["topic"], r["topics"] = codes(reads_t["topic"])
     for name in ("partition", "offset", "gseq", "seq"):
-        out[name] = ints(reads_t[name])
-    out["produced_at"], out["poll_time"] = (
-        floats(reads_t["produced_at"]),
-        floats(reads_t["poll_time"]),
-    )
-    out["w_topic"], out["w_topics"] = codes(writes_t["topic"])
-    out["w_partition"], out["w_offset"] = ints(writes_t["partition"]), ints(writes_t["offset"])
+        r[name] = ints(reads_t[name])
+    r["produced_at"], r["poll_time"] = floats(reads_t["produced_at"]), floats(reads_t["poll_time"])
+    return r
+
+
+def _vocabularies(
+    writes_t: pa.Table, log_t: pa.Table, reads_t: pa.Table
+) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray, np.ndarray]:
+    """Producers and keys, coded in order of first appearance over writes, log, reads, and the
+    codes of the writes' producers and keys and of the reads' producers (second thread)."""
+    producers, keys = Vocabulary(), Vocabulary()
+    w_p, w_k = producers.encode(writes_t["producer"]), keys.encode(writes_t["key"])
+    # The log is only learnt here: only its serving rows are encoded (build_index).
+    producers.learn(log_t["producer"])
+    keys.learn(log_t["key"])
+    # The reads' keys are not encoded: no key code is looked up from a read, and a key only a
+    # read holds would be numbered after every key of the log, leaving their order unchanged.
+    r_p = producers.encode(reads_t["producer"])
+    producers.array(), keys.array()  # built here, once: both threads encode with them
+    return producers, keys, w_p, w_k, r_p
+
+
+def _side(
+    meta: DrillMeta,
+    writes_t: pa.Table,
+    w_p: np.ndarray,
+    w_k: np.ndarray,
+    w_gseq: np.ndarray,
+    nkeys: int,
+) -> dict:
+    """The writes' own columns (second thread): identities, cluster, acknowledgement and
+    split-brain verdict, and the ledger's positions."""
+    out: dict = {}
+    out["seq"] = ints(writes_t["seq"])
+    _check_ids(w_gseq, out["seq"])
+    out["rid"] = _affine(w_p, 1 << GSEQ_BITS, w_gseq, 0)
+    out["kid"] = _affine(w_p, nkeys, w_k, 0)
+    out["cluster"], out["clusters"] = codes(writes_t["cluster"])
+    from_primary = out["cluster"] == out["clusters"].code(meta.primary)
+    out["from_primary"] = from_primary
+    out["acked"] = valid(writes_t["ack_time"])
+    out["ack_time"] = floats(writes_t["ack_time"])
+    t_fence = meta.instants.t_fence
+    if meta.failover and t_fence is not None:
+        out["split_brain"] = from_primary & out["acked"] & (out["ack_time"] > t_fence)
+    else:
+        out["split_brain"] = np.zeros(len(w_gseq), bool)
+    out["segment"] = np.where(from_primary, SEGMENT_PRIMARY, SEGMENT_SERVING).astype(np.int8)
+    out["offset_valid"] = valid(writes_t["offset"])
+    out["topic"], out["topics"] = codes(writes_t["topic"])
+    out["partition"], out["offset"] = ints(writes_t["partition"]), ints(writes_t["offset"])
+    out["w_gseq"] = w_gseq
     return out
+
+
+def _judge(
+    pcode: np.ndarray,
+    gseq: np.ndarray,
+    order: np.ndarray,
+    w_p: np.ndarray,
+    w_gseq: np.ndarray,
+    producers: int,
+) -> dict:
+    """Every write against the serving log (second thread): the log's identities in reading
+    order, dense ids, each record's occurrences, and per write whether it was found and its
+    first and last rank."""
+    out: dict = {}
+    pcode_o, out["gseq_o"] = pcode[order], gseq[order]
+    out["rid_o"] = _affine(pcode_o, 1 << GSEQ_BITS, out["gseq_o"], 0)
+    dense_log, dense_writes, size, rid_of = _dense(
+        [(pcode_o, out["gseq_o"]), (w_p, w_gseq)], producers
+    )
+    del pcode_o
+    count, rank_min, rank_max, out["repeated"], out["first"] = _occurrences(dense_log, size)
+    repeated = np.flatnonzero(count > 1)
+    out["repeated_ids"], out["count_repeated"] = repeated, count[repeated]
+    out["rank_min_repeated"], out["rank_max_repeated"] = rank_min[repeated], rank_max[repeated]
+    out["found"] = count[dense_writes] > 0
+    out["first_rank"], out["last_rank"] = rank_min[dense_writes], rank_max[dense_writes]
+    out.update(dense_log=dense_log, dense_writes=dense_writes, size=size, rid_of=rid_of)
+    return out
+
+
+def _unacked_primary_log(
+    meta: DrillMeta, log_t: pa.Table, producers: Vocabulary, side: Future
+) -> tuple[pa.Table | None, np.ndarray | None]:
+    """The primary log's rows of primary sends never acknowledged, and their rids (second
+    thread, after ``side``, whose result it reads): candidates by gseq alone (a hash set over
+    one integer column, no conversion of the whole primary log), then the exact identity of
+    those few. build_index keeps those found in the serving log."""
+    w = side.result()
+    unacked = w["from_primary"] & ~w["offset_valid"]
+    if not unacked.any():
+        return None, None
+    primary_t = rows_where(log_t, equal_to(log_t["cluster"], meta.primary))
+    gseqs = pa.array(np.unique(w["w_gseq"][unacked]))
+    primary_t = primary_t.filter(pc.is_in(primary_t["gseq"], value_set=gseqs))
+    p_rid = _affine(
+        producers.encode(primary_t["producer"]), 1 << GSEQ_BITS, ints(primary_t["gseq"]), 0
+    )
+    hit = np.flatnonzero(member(p_rid, w["rid"][unacked]))
+    return primary_t.take(pa.array(hit)), p_rid[hit]
 
 
 def _dense(
@@ -495,7 +618,7 @@ def _dense(
             return ((dense // span) << GSEQ_BITS) + dense % span + low
 
         return ids[0], ids[1], span * max(producers, 1), rid_of
-    rids = [(p << GSEQ_BITS) + g for p, g in pairs]
+    rids = [_affine(p, 1 << GSEQ_BITS, g, 0) for p, g in pairs]
     distinct, inverse = np.unique(np.concatenate(rids), return_inverse=True)
     return inverse[: len(rids[0])], inverse[len(rids[0]) :], len(distinct), distinct.__getitem__
 
@@ -585,7 +708,7 @@ def _end_offsets(
     known = {(r["topic"], r["partition"]): r["end_offset"] for r in eo.to_pylist()}
     replicated_topics = {meta.mapping.replicated(t) for t in meta.topics}
     width = int(partition.max()) + 1
-    slot = tcode * width + partition
+    slot = tcode.astype(np.int64) * width + partition
     is_replicated = np.array([t in replicated_topics for t in topic_names], bool)
     seen = np.flatnonzero(
         np.bincount(slot[is_replicated[tcode]], minlength=len(topic_names) * width)

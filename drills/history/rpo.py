@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pyarrow.compute as pc
+import numpy as np
 
-from drills.history.anomalies.late import late_rows
+from drills.history.anomalies.late import late_ranks
 from drills.history.index import SEGMENT_PRIMARY, HistoryIndex
 
 
@@ -37,21 +37,23 @@ class Rpo:
 
 
 def measure_rpo(index: HistoryIndex) -> Rpo:
-    writes = index.writes
-    primary = pc.equal(writes["segment"], SEGMENT_PRIMARY)
-    lost = writes.filter(pc.and_(primary, writes["lost"]))
-    expected = pc.and_(primary, pc.and_(writes["acked"], pc.invert(writes["split_brain"])))
-    indeterminate = writes.filter(pc.invert(writes["acked"]))
-    oldest = pc.min(lost["ack_time"]).as_py() if lost.num_rows else None
+    a = index.arrays
+    primary = a["w_segment"] == SEGMENT_PRIMARY
+    lost = primary & a["w_lost"]
+    acked = a["w_acked"]
+    split_brain = a["w_split_brain"]
+    records = int(np.count_nonzero(lost))
+    oldest = float(a["w_ack_time"][lost].min()) if records else None
     t_fault = index.meta.instants.t_fault
     seconds = 0.0 if oldest is None else (None if t_fault is None else t_fault - oldest)
+    indeterminate = ~acked
     return Rpo(
-        records=lost.num_rows,
+        records=records,
         seconds=seconds,
         oldest_lost_ack_time=oldest,
-        acknowledged=pc.sum(expected).as_py() or 0,
-        split_brain=pc.sum(writes["split_brain"]).as_py() or 0,
-        late_replicated=late_rows(index).num_rows,
-        indeterminate=indeterminate.num_rows,
-        indeterminate_found=pc.sum(indeterminate["found"]).as_py() or 0,
+        acknowledged=int(np.count_nonzero(primary & acked & ~split_brain)),
+        split_brain=int(np.count_nonzero(split_brain)),
+        late_replicated=len(late_ranks(index)),
+        indeterminate=int(np.count_nonzero(indeterminate)),
+        indeterminate_found=int(np.count_nonzero(indeterminate & a["w_found"])),
     )

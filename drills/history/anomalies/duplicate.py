@@ -6,25 +6,32 @@ restart, make a consumer process a record twice even with perfect offsets.
 
 from __future__ import annotations
 
-from itertools import groupby
-
-import pyarrow as pa
+import numpy as np
 
 from drills.history.cases import DuplicateCase
 from drills.history.index import HistoryIndex
 
 
-def duplicated_rows(index: HistoryIndex) -> pa.Table:
-    """Every serving-log row whose record occurs more than once, in per-key reading order."""
-    return index.log.filter(pa.array(index.arrays["log_repeated"]))
+def duplicated_ranks(index: HistoryIndex) -> np.ndarray:
+    """The log ranks of every row whose record occurs more than once, by record (rid) and then
+    rank: numpy over the two columns needed, no filter of the whole log table."""
+    a = index.arrays
+    ranks = np.flatnonzero(a["log_repeated"])
+    return ranks[np.argsort(a["log_rid"][ranks], kind="stable")]
 
 
 def duplicates(index: HistoryIndex) -> list[DuplicateCase]:
     """One case per duplicated record, listing every position it was found at."""
-    rows = duplicated_rows(index).sort_by([("rid", "ascending"), ("rank", "ascending")])
+    ranks = duplicated_ranks(index)
+    if not len(ranks):
+        return []
+    rid = index.arrays["log_rid"][ranks]
+    starts = np.flatnonzero(np.diff(rid, prepend=rid[0] - 1))
+    found = index.found(ranks.tolist())
     cases = []
-    for _, group in groupby(rows.select(["rid", "rank"]).to_pylist(), key=lambda row: row["rid"]):
-        found = index.found([row["rank"] for row in group])
-        first = found[0]
-        cases.append(DuplicateCase(first.producer, first.key, first.seq, first.gseq, tuple(found)))
+    for s, e in zip(starts.tolist(), [*starts[1:].tolist(), len(ranks)], strict=True):
+        first = found[s]
+        cases.append(
+            DuplicateCase(first.producer, first.key, first.seq, first.gseq, tuple(found[s:e]))
+        )
     return sorted(cases, key=lambda c: (c.producer, c.key, c.seq))

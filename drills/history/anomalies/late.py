@@ -8,46 +8,41 @@ record also counts as lost for RPO: consumers had cut over without it.
 
 from __future__ import annotations
 
-from itertools import groupby
-
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from drills.history.cases import LateCase
 from drills.history.index import ROLE_CODES, HistoryIndex
 from drills.history.model import Role
 
 
-def late_rows(index: HistoryIndex) -> pa.Table:
-    """Serving-log rows replicated at or above E, by topic, partition and offset."""
-    log = index.log
-    above = pc.fill_null(
-        pc.and_(
-            pc.equal(log["role"], ROLE_CODES[Role.REPLICATED]),
-            pc.greater_equal(log["offset"], log["end_offset"]),
-        ),
-        False,
-    )
-    rows = log.filter(above)
-    if rows.num_rows:
-        a = index.arrays
+def late_ranks(index: HistoryIndex) -> np.ndarray:
+    """Log ranks of the serving-log rows replicated at or above E, by topic, partition and
+    offset (numpy over the index's columns: no filter of the log table)."""
+    a = index.arrays
+    above = (a["log_role"] == ROLE_CODES[Role.REPLICATED]) & a["log_end_valid"]
+    above &= a["log_offset"] >= a["log_end"]
+    ranks = np.flatnonzero(above)
+    if len(ranks):
         local = a["w_rid"][a["w_cluster"] == a["w_clusters"].code(index.meta.serving)]
-        rows = rows.filter(pa.array(~np.isin(rows["rid"].to_numpy(), local)))
-    return rows.sort_by(
-        [("tcode", "ascending"), ("partition", "ascending"), ("offset", "ascending")]
-    )
+        ranks = ranks[~np.isin(a["log_rid"][ranks], local)]
+    order = np.lexsort((a["log_offset"][ranks], a["log_partition"][ranks], a["log_tcode"][ranks]))
+    return ranks[order]
 
 
 def late(index: HistoryIndex) -> list[LateCase]:
     """One case per standby partition that received records after its end offset was taken."""
+    ranks = late_ranks(index)
+    if not len(ranks):
+        return []
+    a = index.arrays
+    tcode, partition = a["log_tcode"][ranks], a["log_partition"][ranks]
+    starts = np.flatnonzero(
+        np.concatenate([[True], (tcode[1:] != tcode[:-1]) | (partition[1:] != partition[:-1])])
+    )
+    found = index.found(ranks.tolist())
     cases = []
-    rows = late_rows(index).select(["tcode", "partition", "end_offset", "rank"]).to_pylist()
-    for (tcode, partition), group in groupby(
-        rows, key=lambda row: (row["tcode"], row["partition"])
-    ):
-        group = list(group)
-        found = tuple(index.found([row["rank"] for row in group]))
-        topic = index.topic_names[tcode]
-        cases.append(LateCase(topic, partition, group[0]["end_offset"], len(found), found))
+    for s, e in zip(starts.tolist(), [*starts[1:].tolist(), len(ranks)], strict=True):
+        topic = index.topic_names[int(tcode[s])]
+        end = int(a["log_end"][ranks[s]])
+        cases.append(LateCase(topic, int(partition[s]), end, e - s, tuple(found[s:e])))
     return cases

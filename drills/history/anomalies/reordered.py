@@ -33,9 +33,9 @@ def reordered(index: HistoryIndex) -> list[ReorderedCase]:
         return []
     late = firsts[behind]
     wanted = before[behind]
-    # The record holding the running maximum: the earliest occurrence of that (key, seq).
-    order = np.argsort(combined, kind="stable")
-    holders = firsts[order[np.searchsorted(combined[order], wanted)]]
+    # The record holding the running maximum: the earliest occurrence of that (key, seq),
+    # which is where the running maximum first reaches it (no sort: it never decreases).
+    holders = firsts[np.searchsorted(running, wanted)]
     records = index.found(late.tolist())
     afters = index.found(holders.tolist())
     return [

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from itertools import groupby
 
+import numpy as np
+import pyarrow as pa
+
 from drills.history.cases import SplitBrainCase, Write
 from drills.history.index import HistoryIndex
 from drills.history.model import plain
@@ -16,8 +19,10 @@ from drills.history.model import plain
 
 def split_brain(index: HistoryIndex) -> list[SplitBrainCase]:
     """One case per primary partition that acknowledged writes after T_fence."""
-    writes = index.writes
-    rows = plain(writes.filter(writes["split_brain"])).sort_by(
+    a = index.arrays
+    at = np.flatnonzero(a["w_split_brain"])  # few rows: taken from the ledger, not filtered
+    taken = index.history.stored("writes").take(pa.array(at))
+    rows = plain(taken.append_column("found", pa.array(a["w_found"][at]))).sort_by(
         [("topic", "ascending"), ("partition", "ascending"), ("offset", "ascending")]
     )
     t_fence = index.meta.instants.t_fence

@@ -137,7 +137,13 @@ def default_drill(stack: Path, spec: str = SPEC, required: bool = True) -> tuple
                 raise SystemExit("the default drill wrote no evidence")
             print("  (a drill that could not run is left out)", file=sys.stderr)
             return wall, {}
-        return wall, json.loads(ev.read_text())
+        got = json.loads(ev.read_text())
+        if got.get("status") != "completed":  # e.g. aborted: a steady-state bound missed
+            why = [f"{st['phase']}: {st['error']}" for st in (got.get("journal") or {}).get(
+                "steps", []) if st.get("error")]  # fmt: skip
+            print(f"  a drill {got.get('status')}: {'; '.join(why) or 'no step error'}",
+                  file=sys.stderr)  # fmt: skip
+        return wall, got
 
 
 def plain_rate(bootstrap: str, topic: str, seconds: float) -> float:
@@ -210,6 +216,7 @@ def after_detection(stack: Path, spec: str, first: dict | None, runs: int) -> li
           f"{statistics.median(after):.3f} s  max {after[-1]:.3f} s   (target median <= 0.5 s)")  # fmt: skip
     print("  median parts: " + ", ".join(f"{k} {v:.3f}s" for k, v in parts.items()))
     print("  each: " + ", ".join(f"{a:.3f}" for a in after))
+    return evs
 
 
 RTO_PARTS = ("detect", "decide", "cutover", "first_consume")
@@ -244,6 +251,20 @@ def probe_before_fault(evs: list[dict]) -> tuple[list[float], int]:
     return ms, failed
 
 
+def update_tails(evs: list[dict]) -> list[float]:
+    """Per drill that measured an RTO: how long the incident's stack update ran on after
+    T_fault (the engine's inject step returns with it, so a detection before that waits)."""
+    out = []
+    for e in evs:
+        if ((e.get("measurements") or {}).get("rto") or {}).get("seconds") is None:
+            continue
+        for st in (e.get("journal") or {}).get("steps", []):
+            tail = ((st.get("output") or {}).get("stack_update") or {}).get("t_fault_to_return_s")
+            if st.get("phase") == "inject" and tail is not None:
+                out.append(float(tail))
+    return out
+
+
 def print_rto(evs: list[dict], probe: ProbeChoice) -> None:
     """RTO with the probe detector: min / median / max, median parts, where detect went."""
     fig = rto_figures(evs)
@@ -256,6 +277,11 @@ def print_rto(evs: list[dict], probe: ProbeChoice) -> None:
           f"   (target median <= 2 s)")  # fmt: skip
     print("  median parts: " + ", ".join(f"{k} {v:.3f}s" for k, v in fig["parts"].items()))
     print("  each: " + ", ".join(f"{a:.3f}" for a in fig["each"]))
+    tails = update_tails(evs)
+    if tails:
+        print(f"  the incident's stack update, T_fault -> return (the engine decides no sooner): "
+              f"median {statistics.median(tails):.3f} s, each: "
+              + ", ".join(f"{t:.3f}" for t in tails))  # fmt: skip
     fired = [((e.get("detection") or {}).get("fired") or {}).get("observation") for e in evs]
     for f in dict.fromkeys(x for x in fired if x):
         print(f"  fired on: {f}")

@@ -106,3 +106,15 @@ def test_false_detections_count_declarations_per_threshold(bench):
     assert bench.false_detections(seen, 2) == 2
     assert bench.false_detections(seen, 3) == 1
     assert bench.false_detections([ok] * 5, 1) == 0
+
+
+def test_update_tails_read_the_inject_step_of_drills_that_measured_an_rto(bench):
+    def with_steps(e: dict, tail: float) -> dict:
+        e["journal"] = {"steps": [
+            {"phase": "steady-state", "output": {}},
+            {"phase": "inject", "output": {"stack_update": {"t_fault_to_return_s": tail}}},
+        ]}  # fmt: skip
+        return e
+
+    evs = [with_steps(ev(1.5), 0.31), with_steps(ev(None), 9.0), {}, with_steps(ev(3.2), 2.4)]
+    assert bench.update_tails(evs) == [0.31, 2.4]

@@ -5,6 +5,13 @@ Prints:
   is not up (bring-up, the drill, teardown), and the drill's own phases;
 - over `--runs` default drills: the recovery time after detection (decide + cutover +
   first consume = RTO - detect), min / median / max, its median parts, each run's figure;
+- with `--detector probe`: the same drill detecting with a canary probe of the primary
+  (`rule: probe`, `checks: [primary]`, `timeout_ms` 1000 by default) instead of the spec's
+  own rule, and RTO itself over the runs, min / median / max with its median parts (detect,
+  decide, cutover, first consume), and the probe's round trips before the fault;
+- `--part probe-steady`: the same canary probe on an up pair with no fault for
+  `--probe-seconds`, a producer writing beside it: how many round trips failed (each one a
+  false detection at threshold 1) and the round trips' tail;
 - records/s acknowledged for the drill's instrumented producer (identity in
   every value, every ack recorded) vs a plain confluent-kafka producer with the
   same settings on the same cluster, alternating `--rounds` times, their medians
@@ -14,10 +21,14 @@ Everything runs on the bench's own local pair (prefix kb, 10.81.0.0/16, written 
 temporary stack file; KDRILL_TEST_PAIR="<prefix> <network>" moves it), never on `kd`
 (the default stack) or `kt` (the integration tests).
 
-Targets: default drill under 90 s; ratio at least 0.8; after detection at most 0.5 s median.
+Targets: default drill under 90 s; ratio at least 0.8; after detection at most 0.5 s median;
+with the probe detector at a 1 s probe timeout, RTO at most 2 s median.
 
     sudo .venv/bin/python bench/drill.py [--runs 5] [--seconds 10] [--rounds 3]
-                                         [--part all|drill|throughput]
+                                         [--part all|drill|throughput|overhead|probe-steady]
+                                         [--detector spec|probe] [--probe-interval 0.1]
+                                         [--probe-threshold 1] [--probe-timeout-ms 1000]
+                                         [--probe-seconds 120]
 """
 
 from __future__ import annotations
@@ -25,12 +36,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -41,6 +54,9 @@ sys.path.insert(0, str(ROOT))
 from components.clientconf import client_config  # noqa: E402
 from components.local import config, kafka, security  # noqa: E402
 from components.local.env import LocalPair  # noqa: E402
+from components.wait import wait_until  # noqa: E402
+from drills.detection import CANARY_TOPIC, ClientWatch, Endpoints  # noqa: E402
+from drills.spec import SpecError, parse_spec  # noqa: E402
 from drills.workload import (  # noqa: E402
     LOG,
     Detector,
@@ -70,6 +86,40 @@ def bench_stack(directory: Path) -> Path:
 SPEC = "drills/scenarios/region-loss.yaml"
 
 
+@dataclass(frozen=True)
+class ProbeChoice:
+    """The probe detector the bench drills with (`--detector probe`).
+
+    interval 0.1 s: a fault waits at most that long for the next canary, so detection is
+    the 1 s timeout plus 0-0.1 s; threshold 1: one canary not read back in its timeout
+    declares (a second would add a whole timeout, rounds being sequential: ~2.05 s to
+    detect, over the 2 s RTO on its own). The false positives that threshold 1 risks are
+    what `--part probe-steady` counts."""
+
+    interval_s: float = 0.1
+    threshold: int = 1
+    timeout_ms: int = 1000
+
+    def rule(self, timeout_s: float) -> dict:
+        return {"rule": "probe", "checks": ["primary"], "timeout_ms": self.timeout_ms,
+                "interval_s": self.interval_s, "threshold": self.threshold,
+                "timeout_s": timeout_s}  # fmt: skip
+
+
+def probe_spec(path: str | Path, probe: ProbeChoice) -> dict:
+    """The drill at `path` with its detection replaced by `probe`, validated as a spec
+    (raises SpecError, one line, for a value the spec refuses, e.g. timeout_ms under 100).
+    Everything else -- workload, client timeouts, fault, cutover, objectives, and the
+    detection's own `timeout_s` -- stays the file's."""
+    data = yaml.safe_load(Path(path).read_text())
+    if not isinstance(data, dict):
+        raise SpecError(f"{Path(path).name}: not a drill spec (a mapping of keys)")
+    timeout_s = (data.get("detection") or {}).get("timeout_s", 60)
+    data["detection"] = probe.rule(timeout_s)
+    parse_spec(data, f"{Path(path).name} with the probe detector")
+    return data
+
+
 def default_drill(stack: Path, spec: str = SPEC, required: bool = True) -> tuple[float, dict]:
     """Wall time and evidence of one drill. A drill that wrote no evidence (it could not
     run, e.g. a broker that did not start) ends the bench when `required`, else gives {}."""
@@ -87,7 +137,13 @@ def default_drill(stack: Path, spec: str = SPEC, required: bool = True) -> tuple
                 raise SystemExit("the default drill wrote no evidence")
             print("  (a drill that could not run is left out)", file=sys.stderr)
             return wall, {}
-        return wall, json.loads(ev.read_text())
+        got = json.loads(ev.read_text())
+        if got.get("status") != "completed":  # e.g. aborted: a steady-state bound missed
+            why = [f"{st['phase']}: {st['error']}" for st in (got.get("journal") or {}).get(
+                "steps", []) if st.get("error")]  # fmt: skip
+            print(f"  a drill {got.get('status')}: {'; '.join(why) or 'no step error'}",
+                  file=sys.stderr)  # fmt: skip
+        return wall, got
 
 
 def plain_rate(bootstrap: str, topic: str, seconds: float) -> float:
@@ -138,8 +194,9 @@ def instrumented_rate(bootstrap: str, region: str, topic: str, seconds: float) -
     return rec.ack_count() / seconds
 
 
-def after_detection(stack: Path, spec: str, first: dict | None, runs: int) -> None:
-    """RTO - detect over `runs` default drills (the first may be the end-to-end one)."""
+def after_detection(stack: Path, spec: str, first: dict | None, runs: int) -> list[dict]:
+    """RTO - detect over `runs` default drills (the first may be the end-to-end one);
+    their evidence, for what else the caller prints."""
     evs = ([first] if first else []) + [
         default_drill(stack, spec, required=False)[1]
         for _ in range(max(0, runs - (1 if first else 0)))
@@ -150,7 +207,7 @@ def after_detection(stack: Path, spec: str, first: dict | None, runs: int) -> No
     rtos = [r for r in rtos if r.get("seconds") is not None and r.get("detect") is not None]
     if not rtos:
         print("after detection: no drill measured an RTO")
-        return
+        return evs
     after = sorted(r["seconds"] - r["detect"] for r in rtos)
     parts = {
         k: statistics.median(r[k] for r in rtos) for k in ("decide", "cutover", "first_consume")
@@ -159,6 +216,170 @@ def after_detection(stack: Path, spec: str, first: dict | None, runs: int) -> No
           f"{statistics.median(after):.3f} s  max {after[-1]:.3f} s   (target median <= 0.5 s)")  # fmt: skip
     print("  median parts: " + ", ".join(f"{k} {v:.3f}s" for k, v in parts.items()))
     print("  each: " + ", ".join(f"{a:.3f}" for a in after))
+    return evs
+
+
+RTO_PARTS = ("detect", "decide", "cutover", "first_consume")
+ROUND_TRIP = re.compile(r"round trip (\d+) ms")
+
+
+def rto_figures(evs: list[dict]) -> dict | None:
+    """RTO over the drills that measured one: sorted values, min / median / max, each
+    part's median (the parts of one drill add up to its RTO; medians of parts need not)."""
+    rtos = [(e.get("measurements") or {}).get("rto") or {} for e in evs]
+    rtos = [r for r in rtos if r.get("seconds") is not None and r.get("detect") is not None]
+    if not rtos:
+        return None
+    each = sorted(r["seconds"] for r in rtos)
+    return {"each": each, "min": each[0], "median": statistics.median(each), "max": each[-1],
+            "parts": {k: statistics.median(r[k] or 0.0 for r in rtos) for k in RTO_PARTS}}  # fmt: skip
+
+
+def probe_before_fault(evs: list[dict]) -> tuple[list[float], int]:
+    """The canary round trips (ms) the evidence kept from before T_fault (the detector keeps
+    its last observations), and how many of those failed."""
+    ms, failed = [], 0
+    for e in evs:
+        t_fault = (((e.get("timeline") or {}).get("t_fault")) or {}).get("monotonic")
+        for o in (e.get("detection") or {}).get("observations") or []:
+            if "probe" not in o or t_fault is None or o["t"] >= t_fault:
+                continue
+            if not o["ok"]:
+                failed += 1
+            elif m := ROUND_TRIP.search(o.get("detail", "")):
+                ms.append(float(m.group(1)))
+    return ms, failed
+
+
+def update_tails(evs: list[dict]) -> list[float]:
+    """Per drill that measured an RTO: how long the incident's stack update ran on after
+    T_fault (the engine's inject step returns with it, so a detection before that waits)."""
+    out = []
+    for e in evs:
+        if ((e.get("measurements") or {}).get("rto") or {}).get("seconds") is None:
+            continue
+        for st in (e.get("journal") or {}).get("steps", []):
+            tail = ((st.get("output") or {}).get("stack_update") or {}).get("t_fault_to_return_s")
+            if st.get("phase") == "inject" and tail is not None:
+                out.append(float(tail))
+    return out
+
+
+def print_rto(evs: list[dict], probe: ProbeChoice) -> None:
+    """RTO with the probe detector: min / median / max, median parts, where detect went."""
+    fig = rto_figures(evs)
+    if fig is None:
+        print("RTO with the probe detector: no drill measured an RTO")
+        return
+    print(f"RTO with the probe detector (checks [primary], timeout_ms {probe.timeout_ms}, "
+          f"interval_s {probe.interval_s}, threshold {probe.threshold}) over {len(fig['each'])} "
+          f"drills: min {fig['min']:.3f} s  median {fig['median']:.3f} s  max {fig['max']:.3f} s"
+          f"   (target median <= 2 s)")  # fmt: skip
+    print("  median parts: " + ", ".join(f"{k} {v:.3f}s" for k, v in fig["parts"].items()))
+    print("  each: " + ", ".join(f"{a:.3f}" for a in fig["each"]))
+    tails = update_tails(evs)
+    if tails:
+        print(f"  the incident's stack update, T_fault -> return (the engine decides no sooner): "
+              f"median {statistics.median(tails):.3f} s, each: "
+              + ", ".join(f"{t:.3f}" for t in tails))  # fmt: skip
+    fired = [((e.get("detection") or {}).get("fired") or {}).get("observation") for e in evs]
+    for f in dict.fromkeys(x for x in fired if x):
+        print(f"  fired on: {f}")
+    ms, failed = probe_before_fault(evs)
+    if ms:
+        print(f"  canary round trips kept from before the fault: {len(ms)} ok (max {max(ms):.0f} "
+              f"ms, median {statistics.median(ms):.0f} ms), {failed} failed")  # fmt: skip
+
+
+class RoundTrips:
+    """What the steady-state probe saw: every canary round trip, stood in for the detector
+    `ClientWatch` reports into (it reads `probes`, `lags` and calls `round_trip`)."""
+
+    def __init__(self, probe: ProbeChoice):
+        from drills.detection import Probe
+
+        self.probes = [Probe("detection", probe.threshold, None, ("primary",),
+                             probe.interval_s, probe.timeout_ms)]  # fmt: skip
+        self.lags: list = []
+        self.seen: list[tuple[float, bool, float | None, str]] = []  # t, ok, ms, detail
+        self.lock = threading.Lock()
+
+    def round_trip(self, check: str, on: str, t: float, ok: bool, detail: str) -> None:
+        m = ROUND_TRIP.search(detail) if ok else None
+        with self.lock:
+            self.seen.append((t, ok, float(m.group(1)) if m else None, detail))
+
+    def lag(self, *a) -> None:
+        pass
+
+
+def false_detections(seen: list[tuple[float, bool, float | None, str]], threshold: int) -> int:
+    """How many times a probe rule with `threshold` consecutive failures would have declared
+    over `seen` (a declaration, then counting again from the next failure)."""
+    fired, run = 0, 0
+    for _t, ok, _ms, _d in seen:
+        run = 0 if ok else run + 1
+        if run == threshold:
+            fired += 1
+    return fired
+
+
+def probe_steady(stack: Path, probe: ProbeChoice, seconds: float) -> None:
+    """The probe on a healthy pair for `seconds` beside a 200 records/s instrumented producer
+    (the default drill's workload): failed round trips are false detections."""
+    pair = LocalPair.from_stack("bench", stack)
+    pair.down()
+    try:
+        pair.up()
+        kafka.create_topics(pair.primary.bootstrap, {"bench-steady": 3, CANARY_TOPIC: 1}, 1)
+        if pair.secure:
+            kafka.create_acls(pair.primary.bootstrap, security.bindings(
+                [("TOPIC", "bench-steady", "LITERAL", f"User:{security.PRODUCER}", "WRITE")]))  # fmt: skip
+        rec = Recorder()
+        timeouts = {"message_timeout_ms": 5000, "request_timeout_ms": 3000,
+                    "socket_connection_setup_timeout_ms": 3000, "metadata_max_age_ms": 5000}  # fmt: skip
+        prod = InstrumentedProducer(
+            "steady", ProducerConfig(200, 32, SIZE, "all", True, timeouts),
+            Placement(pair.primary.name, pair.primary.bootstrap, {"bench-steady": "bench-steady"}),
+            rec, Detector("delivery-errors", 3, 2),
+        )  # fmt: skip
+        seen = RoundTrips(probe)
+        watch = ClientWatch(seen, Endpoints(  # type: ignore[arg-type]
+            primary=pair.primary.name, standby=pair.standby.name,
+            bootstrap={r.name: r.bootstrap for r in (pair.primary, pair.standby)},
+            topics={}, groups={}, canary={"primary": CANARY_TOPIC}, run_id=f"steady{os.getpid()}",
+        ))  # fmt: skip
+        prod.start()
+        watch.start()
+        try:
+            wait_until(lambda: any(ok for _t, ok, _m, _d in seen.seen), 60,
+                       "the canary's first round trip")  # fmt: skip
+            first = len(seen.seen)
+            t0 = time.monotonic()
+            load0 = os.getloadavg()[0]
+            prod.stop_flag.wait(seconds)
+            load1 = os.getloadavg()[0]
+            got = seen.seen[first:]
+            elapsed = time.monotonic() - t0
+        finally:
+            watch.stop()
+            prod.stop_flag.set()
+            prod.join(30)
+    finally:
+        pair.down()
+    ms = sorted(m for _t, ok, m, _d in got if ok and m is not None)
+    failed = [d for _t, ok, _m, d in got if not ok]
+    print(f"probe in steady state ({elapsed:.0f} s, no fault, 200 records/s beside it, load "
+          f"average {load0:.1f} -> {load1:.1f}): {len(got)} round trips, {len(failed)} failed "
+          f"(timeout {probe.timeout_ms} ms)")  # fmt: skip
+    if ms:
+        q = statistics.quantiles(ms, n=1000) if len(ms) > 1 else ms * 999
+        print(f"  round trip ms: median {statistics.median(ms):.0f}, p99 {q[989]:.0f}, "
+              f"p99.9 {q[998]:.0f}, max {ms[-1]:.0f}; over 500 ms: {sum(m > 500 for m in ms)}")  # fmt: skip
+    print("  false detections it would have made: " + ", ".join(
+        f"threshold {k}: {false_detections(got, k)}" for k in (1, 2, 3)))  # fmt: skip
+    for d in failed[:5]:
+        print(f"  failed: {d}")
 
 
 def throughput(stack: Path, seconds: float, rounds: int) -> None:
@@ -296,11 +517,29 @@ def main() -> int:
     )
     ap.add_argument(
         "--part",
-        choices=("all", "drill", "throughput", "overhead"),
+        choices=("all", "drill", "throughput", "overhead", "probe-steady"),
         default="all",
         help="drill: the default drill and the after-detection runs; throughput: the producers "
-        "on a real broker; overhead: their Python per record on a stand-in (no pair needed)",
+        "on a real broker; overhead: their Python per record on a stand-in (no pair needed); "
+        "probe-steady: the probe detector on a healthy pair (false detections; not in all)",
     )
+    ap.add_argument(
+        "--detector",
+        choices=("spec", "probe"),
+        default="spec",
+        help="spec: the drill's own detection (the default drill: 3 failed deliveries after "
+        "its 5 s message timeout); probe: a canary probe of the primary instead (below), and "
+        "RTO printed over the runs",
+    )
+    dp = ProbeChoice()
+    ap.add_argument("--probe-interval", type=float, default=dp.interval_s,
+                    help=f"probe: seconds between canary round trips (default {dp.interval_s})")  # fmt: skip
+    ap.add_argument("--probe-threshold", type=int, default=dp.threshold,
+                    help=f"probe: consecutive failed round trips that declare (default {dp.threshold})")  # fmt: skip
+    ap.add_argument("--probe-timeout-ms", type=int, default=dp.timeout_ms,
+                    help=f"probe: a round trip not complete in this long fails (default {dp.timeout_ms})")  # fmt: skip
+    ap.add_argument("--probe-seconds", type=float, default=120,
+                    help="probe-steady: how long the probe runs on the healthy pair (default 120)")  # fmt: skip
     ap.add_argument(
         "--spec",
         default=str(ROOT / SPEC),
@@ -309,9 +548,21 @@ def main() -> int:
     )
     args = ap.parse_args()
     spec = str(Path(args.spec).resolve())
+    probe = ProbeChoice(args.probe_interval, args.probe_threshold, args.probe_timeout_ms)
 
     with tempfile.TemporaryDirectory() as d:
         stack = bench_stack(Path(d))
+        if args.detector == "probe" or args.part == "probe-steady":
+            try:
+                built = probe_spec(spec, probe)
+            except SpecError as e:
+                raise SystemExit(f"bench/drill.py: {e}") from None
+            if args.detector == "probe":
+                spec = str(Path(d) / f"{Path(spec).stem}-probe.yaml")
+                Path(spec).write_text(yaml.safe_dump(built, sort_keys=False))
+        if args.part == "probe-steady":
+            probe_steady(stack, probe, args.probe_seconds)
+            return 0
         if args.part in ("all", "drill"):
             if LocalPair.from_stack("bench", stack).is_up():
                 raise SystemExit(
@@ -329,7 +580,9 @@ def main() -> int:
             m = ev.get("measurements") or {}
             print(f"  RTO {(m.get('rto') or {}).get('seconds')}  "
                   f"RPO {(m.get('rpo') or {}).get('records')}")  # fmt: skip
-            after_detection(stack, spec, ev, args.runs)
+            evs = after_detection(stack, spec, ev, args.runs)
+            if args.detector == "probe":
+                print_rto(evs, probe)
         if args.part in ("all", "throughput"):
             throughput(stack, args.seconds, args.rounds)
         if args.part in ("all", "overhead"):

@@ -4,28 +4,20 @@ replaced, nothing else), what that rule declares on, and the figures it prints f
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import yaml
 
 from drills.detection import Detector
 from drills.library import SCENARIOS_DIR
 from drills.spec import SpecError, parse_spec
+from tests.unit.benchload import load_bench
 
-BENCH = Path(__file__).resolve().parents[3] / "bench" / "drill.py"
 DEFAULT = SCENARIOS_DIR / "region-loss.yaml"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_drill", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("drill")
 
 
 def test_probe_spec_replaces_the_detection_only_and_is_a_valid_drill(bench):

@@ -3,22 +3,14 @@ region-loss scenario per engine, never from a list of its own."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
-from pathlib import Path
 
 from drills.library import SCENARIOS_DIR
-
-BENCH = Path(__file__).resolve().parents[3] / "bench" / "patterns.py"
+from tests.unit.benchload import load_bench
 
 
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_patterns", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclass looks its module up there
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("patterns")
 
 
 def test_one_region_loss_scenario_per_engine_from_the_files(tmp_path):

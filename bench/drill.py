@@ -194,6 +194,12 @@ def instrumented_rate(bootstrap: str, region: str, topic: str, seconds: float) -
     return rec.ack_count() / seconds
 
 
+def measured_rtos(evs: list[dict]) -> list[dict]:
+    """The evidence's RTO sections of the drills that measured one (with its detect part)."""
+    rtos = [(e.get("measurements") or {}).get("rto") or {} for e in evs]
+    return [r for r in rtos if r.get("seconds") is not None and r.get("detect") is not None]
+
+
 def after_detection(stack: Path, spec: str, first: dict | None, runs: int) -> list[dict]:
     """RTO - detect over `runs` default drills (the first may be the end-to-end one);
     their evidence, for what else the caller prints."""
@@ -203,8 +209,7 @@ def after_detection(stack: Path, spec: str, first: dict | None, runs: int) -> li
     ]
     if not all(evs):
         print(f"  drills that could not run (left out): {sum(not e for e in evs)}")
-    rtos = [e["measurements"]["rto"] for e in evs if e.get("measurements")]
-    rtos = [r for r in rtos if r.get("seconds") is not None and r.get("detect") is not None]
+    rtos = measured_rtos(evs)
     if not rtos:
         print("after detection: no drill measured an RTO")
         return evs
@@ -226,8 +231,7 @@ ROUND_TRIP = re.compile(r"round trip (\d+) ms")
 def rto_figures(evs: list[dict]) -> dict | None:
     """RTO over the drills that measured one: sorted values, min / median / max, each
     part's median (the parts of one drill add up to its RTO; medians of parts need not)."""
-    rtos = [(e.get("measurements") or {}).get("rto") or {} for e in evs]
-    rtos = [r for r in rtos if r.get("seconds") is not None and r.get("detect") is not None]
+    rtos = measured_rtos(evs)
     if not rtos:
         return None
     each = sorted(r["seconds"] for r in rtos)

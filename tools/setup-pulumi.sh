@@ -12,8 +12,8 @@
 #     pulumi-resource-pulumi-python (runs `python -m pulumi.dynamic`).
 #   - Everything is symlinked into .venv/bin, which ./run puts first on PATH.
 #
-# Knobs: KDRILL_CACHE, KDRILL_GO_PROCS (parallel compile jobs, default 2), KDRILL_GO_GC (the
-# compiler's GOGC, default 400), GO (go binary).
+# Knobs: KDRILL_CACHE, KDRILL_GO_PROCS (parallel compile jobs, default 2), KDRILL_GO_GC and
+# KDRILL_GO_MEMLIMIT (the compiler's GOGC and GOMEMLIMIT, default off and 1GiB), GO (go binary).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -72,13 +72,12 @@ EOF
 }
 
 GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
-# GOGC=400 (KDRILL_GO_GC): the Go compiler spends a quarter of its CPU collecting garbage at
-# the default 100; at 400 a cold build of a Pulumi package took 146 s of user CPU instead of
-# 193 s (-24 %, ~350 MB per compile instead of ~280 MB; GOGC=off: 136 s but 685 MB each).
+# How Go compiles here (GOGC, GOMEMLIMIT, no DWARF): tools/go-build-env.sh
+source "$ROOT/tools/go-build-env.sh"
 go_build() { # go_build OUT PACKAGE
-  (cd "$MOD" && GOGC="${KDRILL_GO_GC:-400}" GOFLAGS="-mod=readonly -buildvcs=false" nice -n 10 "$GO" build \
-    -p "${KDRILL_GO_PROCS:-2}" -trimpath \
-    -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$version" \
+  (cd "$MOD" && GOFLAGS="-mod=readonly -buildvcs=false" go_env nice -n 10 "$GO" build \
+    -p "${KDRILL_GO_PROCS:-2}" -trimpath -gcflags="$GO_GCFLAGS" \
+    -ldflags "$GO_LDFLAGS -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$version" \
     -o "$1" "$2")
 }
 sdk_dir() { (cd "$MOD" && GOFLAGS=-mod=readonly "$GO" list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3); }

@@ -12,8 +12,9 @@ if [[ ! -x "$BIN/toxiproxy-server" ]]; then
   command -v go >/dev/null || { echo "setup: go not found; install Go 1.22+ (needed to build toxiproxy)" >&2; exit 1; }
   echo "[setup] building toxiproxy $VERSION from the Go module proxy" >&2
   mkdir -p "$BIN.partial"
-  # GOGC=400: the compiler collects garbage a quarter as often (tools/setup-pulumi.sh)
-  GOBIN="$BIN.partial" GOGC="${KDRILL_GO_GC:-400}" nice -n 15 go install "github.com/Shopify/toxiproxy/v2/cmd/server@$VERSION"
+  source "$ROOT/tools/go-build-env.sh"  # GOGC, GOMEMLIMIT, no DWARF: why there
+  GOBIN="$BIN.partial" go_env nice -n 15 go install -trimpath -gcflags="$GO_GCFLAGS" -ldflags="$GO_LDFLAGS" \
+    "github.com/Shopify/toxiproxy/v2/cmd/server@$VERSION"
   mv "$BIN.partial/server" "$BIN.partial/toxiproxy-server"
   rm -rf "$BIN" && mv "$BIN.partial" "$BIN"
 fi

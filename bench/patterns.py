@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.machine import machine  # noqa: E402
 from components.local import config  # noqa: E402
 from components.local.env import LocalPair  # noqa: E402
 from drills import cli  # noqa: E402
@@ -95,22 +95,6 @@ def on_own_topic(spec: DrillSpec) -> DrillSpec:
     for g in data["workload"]["groups"]:
         g["topics"] = [topic]
     return parse_spec(data)
-
-
-def machine() -> str:
-    mem = next(
-        (int(x.split()[1]) for x in Path("/proc/meminfo").read_text().splitlines()
-         if x.startswith("MemTotal:")), 0,
-    )  # fmt: skip
-    model = next(
-        (x.split(":", 1)[1].strip() for x in Path("/proc/cpuinfo").read_text().splitlines()
-         if x.startswith("model name")), platform.machine(),
-    )  # fmt: skip
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (
-        f"{os.cpu_count()} cores ({model}), {mem / 2**20:.1f} GiB memory, "
-        f"{platform.system()} {platform.release()}, load average {load}"
-    )
 
 
 def bench_stack(directory: Path) -> Path:

@@ -94,9 +94,8 @@ def read_history(directory: str | os.PathLike) -> History:
             DrillMeta.from_dict(meta),
             [float(offsets.get(name) or 0.0) for name in meta["shards"]],
         )
-    with without_huge_pages():  # see allocator.py
-        tables = _read_tables(path)
-    return History(meta=DrillMeta.from_dict(meta), **tables)
+    with without_huge_pages():  # see allocator.py; History validates (allocates) too
+        return History(meta=DrillMeta.from_dict(meta), **_read_tables(path))
 
 
 SHARDS = "shards"  # the sharded layout's subdirectory

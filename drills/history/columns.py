@@ -92,14 +92,18 @@ class Vocabulary:
 def _first_appearance(rows: np.ndarray, size: int) -> np.ndarray:
     """The distinct values of ``rows`` (integers in [0, size)) in order of first appearance.
 
-    For a handful of values, their first positions from one count and a
-    short-circuiting search each (arrow's hash unique is slow on so few
-    distinct values); otherwise arrow's hash unique (it returns that order).
+    For a handful of values, a comparison and a short-circuiting search each
+    (arrow's hash unique is slow on so few distinct values, and ``np.bincount``
+    would copy int32 rows to int64 first); otherwise arrow's hash unique (it
+    returns that order).
     """
     if size <= 16:
-        present = np.flatnonzero(np.bincount(rows, minlength=size))
-        firsts = [int(np.argmax(rows == v)) for v in present.tolist()]
-        return present[np.argsort(firsts)]
+        firsts = {}
+        for v in range(size):
+            at = int(np.argmax(rows == v))
+            if rows[at] == v:
+                firsts[v] = at
+        return np.array(sorted(firsts, key=firsts.__getitem__), np.int64)
     return pc.unique(pa.array(rows)).to_numpy()
 
 
@@ -125,6 +129,23 @@ def equal_to(column: pa.ChunkedArray | pa.Array, value: str) -> np.ndarray:
     return np.concatenate(parts) if len(parts) > 2 else parts[-1]
 
 
+def true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each run of True in a boolean ``mask`` starts and stops (exclusive).
+
+    Compares neighbours as booleans: ``np.diff`` with a ``prepend`` would promote a
+    million-row mask to int64 (16 MB of fresh pages per call, issue 22).
+    """
+    if not len(mask):
+        return np.empty(0, np.intp), np.empty(0, np.intp)
+    edges = np.flatnonzero(mask[1:] != mask[:-1]) + 1
+    starts, stops = edges[~mask[edges - 1]], edges[mask[edges - 1]]
+    if mask[0]:
+        starts = np.concatenate([[0], starts])
+    if mask[-1]:
+        stops = np.concatenate([stops, [len(mask)]])
+    return starts, stops
+
+
 def rows_where(table: pa.Table, mask: np.ndarray, runs: int = 64) -> pa.Table:
     """The rows of ``table`` where ``mask`` holds, in order.
 
@@ -132,8 +153,7 @@ def rows_where(table: pa.Table, mask: np.ndarray, runs: int = 64) -> pa.Table:
     rows of one cluster form a few runs: those are zero-copy slices, where a
     filter would copy every column. Many runs: a filter.
     """
-    edges = np.flatnonzero(np.diff(mask.view(np.int8), prepend=0, append=0))
-    starts, stops = edges[::2], edges[1::2]
+    starts, stops = true_runs(mask)
     if len(starts) > runs:
         return table.filter(pa.array(mask))
     if not len(starts):

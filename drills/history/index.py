@@ -36,6 +36,7 @@ from drills.history.columns import (
     ints,
     member,
     rows_where,
+    true_runs,
     valid,
 )
 from drills.history.model import DrillMeta, History, HistoryError, Role, plain
@@ -72,9 +73,9 @@ class Reads:
         """The reads where ``mask`` holds; views, not copies, when they are one run of rows
         (a consumer's reads are recorded cluster after cluster, so usually they are)."""
         rows: slice | np.ndarray = mask
-        edges = np.flatnonzero(np.diff(mask.view(np.int8), prepend=0, append=0))
-        if len(edges) <= 2:
-            rows = slice(int(edges[0]), int(edges[1])) if len(edges) else slice(0, 0)
+        starts, stops = true_runs(mask)
+        if len(starts) <= 1:
+            rows = slice(int(starts[0]), int(stops[0])) if len(starts) else slice(0, 0)
         return Reads(
             self.group[rows],
             self.groups,

@@ -20,7 +20,7 @@ Two derived tables:
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -258,11 +258,13 @@ def _check_ids(gseq: np.ndarray, seq: np.ndarray) -> None:
 def build_index(history: History) -> HistoryIndex:
     """Encode identities, order the serving log per key and judge every write, once.
 
-    Two threads (numpy and arrow release the GIL, so on two cores they overlap): this one
-    extracts and orders the serving log and gathers its columns into reading order; a second
-    one, in this order, settles the vocabularies, converts the reads, converts the writes'
-    own columns, judges every write against the log (dense ids, occurrences), and narrows the
-    primary log to the unacknowledged primary sends. See README, "History checker".
+    Two threads (numpy and arrow release the GIL, so on two cores they overlap): a second
+    one, in this order, settles the vocabularies, converts the writes' own columns and judges
+    every write against the log (dense ids, occurrences); this one extracts the serving log,
+    converts the reads while the vocabularies are settled, orders the serving log and gathers
+    its columns into reading order, then narrows the primary log to the unacknowledged
+    primary sends while the writes are judged. Each thread's share is about half of the
+    work, so neither waits long for the other. See README, "History checker".
     """
     meta = history.meta
     notes: list[str] = []
@@ -284,7 +286,6 @@ def _build(
     pool: ThreadPoolExecutor,
 ) -> HistoryIndex:
     naming = pool.submit(_vocabularies, writes_t, log_t, reads_t)
-    reading = pool.submit(_reads_columns, reads_t)
 
     # The serving log: rows of the serving cluster in topics we serve.
     serving_t = rows_where(log_t, equal_to(log_t["cluster"], meta.serving))
@@ -313,6 +314,7 @@ def _build(
         "offset": ints(serving_t["offset"]),
     }
     _check_ids(s["gseq"], s["seq"])
+    r = _reads_columns(reads_t)  # while the vocabularies are settled
     producers, keys, w_p, w_k, r_p = naming.result()
     nkeys = max(len(keys), 1)
     w_gseq = ints(writes_t["gseq"])
@@ -324,7 +326,6 @@ def _build(
     # Writes, judged against the serving log (second thread), and the primary log's rows of
     # unacknowledged primary sends (after it: needed last).
     judging = pool.submit(_judge, pcode, s["gseq"], order, w_p, w_gseq, len(producers))
-    locating = pool.submit(_unacked_primary_log, meta, log_t, producers, side)
     del pcode
     # Into reading order: a gather per column read through ``order`` (random access, the costly
     # part); what follows from the topic and partition is looked up after ordering instead.
@@ -347,6 +348,9 @@ def _build(
         "log_below": below,
     }
     del kid, s["seq"], s["gseq"]  # peak memory: only the reading-order copies are kept
+    w = side.result()  # the writes' own columns (see _side)
+    # While the writes are judged: the primary log's rows of unacknowledged primary sends.
+    primary_t, p_rid = _unacked_primary_log(meta, log_t, producers, w)
     j = judging.result()
     a["log_rid"], a["log_gseq"] = j["rid_o"], j["gseq_o"]
     a["log_repeated"], a["log_first"] = j["repeated"], j["first"]
@@ -364,7 +368,6 @@ def _build(
     found, first_rank, last_rank = j["found"], j["first_rank"], j["last_rank"]
     found_below = below_any[j["dense_writes"]] if meta.failover else None
     del j, below_any  # peak memory
-    w = side.result()  # the writes' own columns (see _side)
     from_primary, acked, split_brain = w["from_primary"], w["acked"], w["split_brain"]
     # A primary write counts only if it reached the standby before the cutover snapshot (below E).
     present = np.where(from_primary, found_below, found) if meta.failover else found
@@ -393,8 +396,7 @@ def _build(
     )
     a["w_clusters"] = w["clusters"]
     a["w_topics"] = w["topics"]
-    # Reads, encoded for the continuity measurement (converted in the second thread).
-    r = reading.result()
+    # Reads, encoded for the continuity measurement.
     _check_ids(r["gseq"], r["seq"])  # after the serving log's and the writes' (as always)
     reads = Reads(
         r["group"],
@@ -410,10 +412,9 @@ def _build(
         r["poll_time"],
     )
     # The primary's log rows of found primary sends never acknowledged (so with no offset in the
-    # ledger): where the primary put them, for the continuity measurement. The second thread
-    # narrowed the primary log to the unacknowledged primary sends; here, to those found.
+    # ledger): where the primary put them, for the continuity measurement. The primary log
+    # was narrowed to the unacknowledged primary sends above; here, to those found.
     unlocated = from_primary & found & ~w["offset_valid"]
-    primary_t, p_rid = locating.result()
     if unlocated.any() and primary_t is not None:
         hit = np.flatnonzero(member(p_rid, w["rid"][unlocated]))
         primary_t = primary_t.take(pa.array(hit))
@@ -487,7 +488,7 @@ def _writes_table(writes_t: pa.Table, a: dict) -> pa.Table:
 
 
 def _reads_columns(reads_t: pa.Table) -> dict:
-    """The reads as numpy, strings as codes (build_index's second thread, first task)."""
+    """The reads as numpy, strings as codes."""
     r: dict = {}
     r["group"], r["groups"] = codes(reads_t["group"])
     r["cluster"], r["clusters"] = codes(reads_t["cluster"])
@@ -577,13 +578,12 @@ def _judge(
 
 
 def _unacked_primary_log(
-    meta: DrillMeta, log_t: pa.Table, producers: Vocabulary, side: Future
+    meta: DrillMeta, log_t: pa.Table, producers: Vocabulary, w: dict
 ) -> tuple[pa.Table | None, np.ndarray | None]:
-    """The primary log's rows of primary sends never acknowledged, and their rids (second
-    thread, after ``side``, whose result it reads): candidates by gseq alone (a hash set over
-    one integer column, no conversion of the whole primary log), then the exact identity of
-    those few. build_index keeps those found in the serving log."""
-    w = side.result()
+    """The primary log's rows of primary sends never acknowledged, and their rids (``w``: the
+    writes' own columns, ``_side``): candidates by gseq alone (a hash set over one integer
+    column, no conversion of the whole primary log), then the exact identity of those few.
+    build_index keeps those found in the serving log."""
     unacked = w["from_primary"] & ~w["offset_valid"]
     if not unacked.any():
         return None, None

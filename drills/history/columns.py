@@ -215,10 +215,19 @@ def valid(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def _numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A column as one numpy array: zero-copy for one chunk without nulls.
+
+    Several chunks are joined by numpy, not ``ChunkedArray.to_numpy``: that converts
+    through arrow's C++ default pool (mimalloc, whatever pool allocator.py sets for
+    pyarrow), i.e. fresh pages that the heap's freed arrays cannot serve (issue 22).
+    """
     if isinstance(column, pa.ChunkedArray):
-        if column.num_chunks == 1:
-            return column.chunk(0).to_numpy(zero_copy_only=False)
-        return column.to_numpy()
+        if column.num_chunks != 1:
+            parts = [chunk.to_numpy(zero_copy_only=False) for chunk in column.chunks]
+            if parts:
+                return np.concatenate(parts)
+            return np.empty(0, column.type.to_pandas_dtype())
+        column = column.chunk(0)
     return column.to_numpy(zero_copy_only=False)
 
 

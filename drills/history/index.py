@@ -255,7 +255,7 @@ def _check_ids(gseq: np.ndarray, seq: np.ndarray) -> None:
         raise HistoryError("seq must be below 2**31")
 
 
-def build_index(history: History) -> HistoryIndex:
+def build_index(history: History, pool: ThreadPoolExecutor | None = None) -> HistoryIndex:
     """Encode identities, order the serving log per key and judge every write, once.
 
     Two threads (numpy and arrow release the GIL, so on two cores they overlap): a second
@@ -265,15 +265,21 @@ def build_index(history: History) -> HistoryIndex:
     its columns into reading order, then narrows the primary log to the unacknowledged
     primary sends while the writes are judged. Each thread's share is about half of the
     work, so neither waits long for the other. See README, "History checker".
+
+    ``pool``: a one-thread executor for the second thread's share; default, one of its own.
+    The checker passes the one its detectors use next: glibc gives each thread a heap (arena)
+    of its own, so only that same thread reuses the pages its freed arrays leave behind.
     """
     meta = history.meta
     notes: list[str] = []
     writes_t, log_t, reads_t = (history.stored(n) for n in ("writes", "log", "reads"))
-    pool = ThreadPoolExecutor(max_workers=1)
-    try:
+    if pool is not None:
         return _build(history, meta, notes, writes_t, log_t, reads_t, pool)
+    own = ThreadPoolExecutor(max_workers=1)
+    try:
+        return _build(history, meta, notes, writes_t, log_t, reads_t, own)
     finally:
-        pool.shutdown(wait=False)  # the tasks still run; no thread outlives them
+        own.shutdown(wait=False)  # the tasks still run; no thread outlives them
 
 
 def _build(

@@ -691,9 +691,11 @@ def _reading_order(
                 packed <<= b
                 packed |= column
             order = np.argsort(packed, kind="stable")
+            del packed
             for shift in range(0, max(int(kid.max()).bit_length(), 1), 16):
-                digit = ((kid[order] >> shift) & 0xFFFF).astype(np.uint16)
-                order = order[np.argsort(digit, kind="stable")]
+                # The 16-bit digit first, then gathered: 2 bytes a row through ``order``, not 8.
+                digit = (kid >> shift).astype(np.uint16) if shift else kid.astype(np.uint16)
+                order = order[np.argsort(digit[order], kind="stable")]
             return order
     return np.lexsort((offset, role, partition, ptopic, kid))
 

@@ -260,10 +260,10 @@ def build_index(history: History, pool: ThreadPoolExecutor | None = None) -> His
 
     Two threads (numpy and arrow release the GIL, so on two cores they overlap): a second
     one, in this order, settles the vocabularies, converts the writes' own columns and judges
-    every write against the log (dense ids, occurrences); this one extracts the serving log,
-    converts the reads while the vocabularies are settled, orders the serving log and gathers
-    its columns into reading order, then narrows the primary log to the unacknowledged
-    primary sends while the writes are judged. Each thread's share is about half of the
+    every write against the log (dense ids, occurrences); this one extracts, orders and
+    gathers the serving log into reading order (the judging needs the order), then converts
+    the reads and narrows the primary log to the unacknowledged primary sends while the
+    writes are judged. Each thread's share is about half of the
     work, so neither waits long for the other. See README, "History checker".
 
     ``pool``: a one-thread executor for the second thread's share; default, one of its own.
@@ -320,7 +320,6 @@ def _build(
         "offset": ints(serving_t["offset"]),
     }
     _check_ids(s["gseq"], s["seq"])
-    r = _reads_columns(reads_t)  # while the vocabularies are settled
     producers, keys, w_p, w_k, r_p = naming.result()
     nkeys = max(len(keys), 1)
     w_gseq = ints(writes_t["gseq"])
@@ -329,9 +328,9 @@ def _build(
     kid = _affine(pcode, nkeys, keys.encode(serving_t["key"]), 0)
     del serving_t
     order = _reading_order(kid, ptopic_of[tcode], s["partition"], role_of[tcode], s["offset"])
-    # Writes, judged against the serving log (second thread), and the primary log's rows of
-    # unacknowledged primary sends (after it: needed last).
-    judging = pool.submit(_judge, pcode, s["gseq"], order, w_p, w_gseq, len(producers))
+    kid_o = _by_key(kid, order)
+    # Writes, judged against the serving log (second thread).
+    judging = pool.submit(_judge, kid_o, nkeys, s["gseq"], order, w_p, w_gseq, len(producers))
     del pcode
     # Into reading order: a gather per column read through ``order`` (random access, the costly
     # part); what follows from the topic and partition is looked up after ordering instead.
@@ -347,7 +346,7 @@ def _build(
         "log_partition": partition_o,
         "log_offset": offset_o,
         "log_seq": s["seq"][order],
-        "log_kid": kid[order],
+        "log_kid": kid_o,
         "log_role": role_o,
         "log_end": end,
         "log_end_valid": end_valid,
@@ -355,7 +354,9 @@ def _build(
     }
     del kid, s["seq"], s["gseq"]  # peak memory: only the reading-order copies are kept
     w = side.result()  # the writes' own columns (see _side)
-    # While the writes are judged: the primary log's rows of unacknowledged primary sends.
+    # While the writes are judged: the reads, and the primary log's rows of unacknowledged
+    # primary sends.
+    r = _reads_columns(reads_t)
     primary_t, p_rid = _unacked_primary_log(meta, log_t, producers, w)
     j = judging.result()
     a["log_rid"], a["log_gseq"] = j["rid_o"], j["gseq_o"]
@@ -556,7 +557,8 @@ def _side(
 
 
 def _judge(
-    pcode: np.ndarray,
+    kid_o: np.ndarray,
+    nkeys: int,
     gseq: np.ndarray,
     order: np.ndarray,
     w_p: np.ndarray,
@@ -565,9 +567,10 @@ def _judge(
 ) -> dict:
     """Every write against the serving log (second thread): the log's identities in reading
     order, dense ids, each record's occurrences, and per write whether it was found and its
-    first and last rank."""
+    first and last rank. The producer codes in reading order follow from the key ids
+    (``kid = producer * nkeys + key``): a division, not a gather."""
     out: dict = {}
-    pcode_o, out["gseq_o"] = pcode[order], gseq[order]
+    pcode_o, out["gseq_o"] = kid_o // nkeys, gseq[order]
     out["rid_o"] = _affine(pcode_o, 1 << GSEQ_BITS, out["gseq_o"], 0)
     dense_log, dense_writes, size, rid_of = _dense(
         [(pcode_o, out["gseq_o"]), (w_p, w_gseq)], producers
@@ -587,15 +590,18 @@ def _unacked_primary_log(
     meta: DrillMeta, log_t: pa.Table, producers: Vocabulary, w: dict
 ) -> tuple[pa.Table | None, np.ndarray | None]:
     """The primary log's rows of primary sends never acknowledged, and their rids (``w``: the
-    writes' own columns, ``_side``): candidates by gseq alone (a hash set over one integer
-    column, no conversion of the whole primary log), then the exact identity of those few.
-    build_index keeps those found in the serving log."""
+    writes' own columns, ``_side``): candidates by gseq alone (``np.isin`` per chunk, by a
+    table of the gseqs wanted when their range is small; no copy of the primary log), then
+    the exact identity of those few. build_index keeps those found in the serving log."""
     unacked = w["from_primary"] & ~w["offset_valid"]
     if not unacked.any():
         return None, None
     primary_t = rows_where(log_t, equal_to(log_t["cluster"], meta.primary))
-    gseqs = pa.array(np.unique(w["w_gseq"][unacked]))
-    primary_t = primary_t.filter(pc.is_in(primary_t["gseq"], value_set=gseqs))
+    gseqs = np.unique(w["w_gseq"][unacked])
+    candidates = [np.zeros(0, bool)] + [
+        np.isin(chunk.to_numpy(zero_copy_only=False), gseqs) for chunk in primary_t["gseq"].chunks
+    ]
+    primary_t = primary_t.filter(pa.array(np.concatenate(candidates)))
     p_rid = _affine(
         producers.encode(primary_t["producer"]), 1 << GSEQ_BITS, ints(primary_t["gseq"]), 0
     )
@@ -698,6 +704,17 @@ def _reading_order(
                 order = order[np.argsort(digit[order], kind="stable")]
             return order
     return np.lexsort((offset, role, partition, ptopic, kid))
+
+
+def _by_key(kid: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``kid[order]`` for the reading order, which sorts by key first: non-decreasing, so built
+    from a count per key id when the ids are dense (sequential passes, where a gather reads
+    8 bytes at a random place per row); otherwise the gather."""
+    n = len(kid)
+    if n and int(kid.min()) >= 0 and int(kid.max()) < 4 * n + (1 << 20):
+        counts = np.bincount(kid)
+        return np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    return kid[order]
 
 
 def _end_offsets(

@@ -164,8 +164,13 @@ def _committed(index: HistoryIndex) -> dict[tuple[str, str, int], int]:
     if until is not None:
         keep = pc.and_(keep, pc.less_equal(commits["commit_time"], until))
     commits = commits.filter(keep).sort_by([("commit_time", "ascending")])
-    last = commits.group_by(_KEYS, use_threads=False).aggregate([("offset", "last")])
-    return {(r["group"], r["topic"], r["partition"]): r["offset_last"] for r in last.to_pylist()}
+    # The last offset per key in commit order, keys in order of first appearance (as a
+    # group_by's "last" gives them): a dict over a few dozen rows, where a group_by starts
+    # arrow's query engine (~13 ms on its first use in a process).
+    last: dict[tuple[str, str, int], int] = {}
+    for r in commits.select([*_KEYS, "offset"]).to_pylist():
+        last[(r["group"], r["topic"], r["partition"])] = r["offset"]
+    return last
 
 
 def commits_until(meta) -> float | None:

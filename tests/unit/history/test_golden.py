@@ -32,10 +32,10 @@ from drills.history import (
     ReplicationPolicy,
     TopicMapping,
     check,
+    continuity,
     read_history,
     write_history,
 )
-from drills.history import continuity
 from drills.history.model import TABLES
 
 sys.path.insert(0, str(Path(__file__).parent))

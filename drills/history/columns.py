@@ -183,7 +183,7 @@ def local_codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[st
     if indices.null_count:
         indices = pc.fill_null(indices, len(values))
         values.append(None)
-    return _numpy(indices).astype(np.int64, copy=False), values
+    return _numpy(indices), values
 
 
 def codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, Vocabulary]:
@@ -245,10 +245,11 @@ def first_seen(keys: np.ndarray) -> np.ndarray:
 
 
 def reused(pairs_high: np.ndarray, pairs_low: np.ndarray) -> np.ndarray:
-    """A boolean per row: its (high, low) pair occurs more than once. Both int64, high >= 0.
+    """A boolean per row: its (high, low) pair occurs more than once. Integers, high >= 0.
 
     A dense count when the pairs span a small range (the usual case: low is a
-    per-producer sequence from 0), a sort otherwise.
+    per-producer sequence from 0), a sort otherwise. The dense ids are built in one
+    int64 array (no int64 copy of ``high``, no temporary per operation: issue 22).
     """
     n = len(pairs_low)
     if not n:
@@ -257,7 +258,10 @@ def reused(pairs_high: np.ndarray, pairs_low: np.ndarray) -> np.ndarray:
     width = hi - lo + 1
     groups = int(pairs_high.max()) + 1
     if width * groups <= 8 * n + (1 << 20):
-        dense = pairs_high * width + (pairs_low - lo)
+        dense = np.multiply(pairs_high, width, dtype=np.int64)
+        dense += pairs_low
+        if lo:
+            dense -= lo
         counts = np.bincount(dense, minlength=width * groups)
         if counts.max() <= 1:
             return np.zeros(n, bool)

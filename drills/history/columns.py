@@ -13,9 +13,20 @@ so numbering is the same whatever the chunking or the dictionaries' order.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
+import numpy.ma  # noqa: F401 - see below
 import pyarrow as pa
 import pyarrow.compute as pc
+
+# What pyarrow imports on its first use, imported with this module instead: ``pa.array`` of a
+# numpy array looks for numpy.ma (a masked array?), and a compute function given a Python
+# scalar infers its type with dateutil at hand. Left to pyarrow, those imports (~50 ms, under
+# the import lock and the GIL) fall in the middle of the first check of a process, stalling
+# both of its threads (issue 22). Not fewer seconds per process: the same ones, spent earlier.
+with contextlib.suppress(ImportError):
+    import dateutil.relativedelta  # noqa: F401
 
 
 class Vocabulary:

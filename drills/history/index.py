@@ -368,8 +368,8 @@ def _build(
             "rid": pa.array(j["rid_of"](repeated)),
             "rid_count": pa.array(j["count_repeated"]),
             "below_e_any": pa.array(below_any[repeated]),
-            "rank_min": pa.array(j["rank_min_repeated"]),
-            "rank_max": pa.array(j["rank_max_repeated"]),
+            "rank_min": pa.array(j["rank_min_repeated"], pa.int64()),
+            "rank_max": pa.array(j["rank_max_repeated"], pa.int64()),
         }
     )
     found, first_rank, last_rank = j["found"], j["first_rank"], j["last_rank"]
@@ -483,8 +483,8 @@ def _writes_table(writes_t: pa.Table, a: dict) -> pa.Table:
     return (
         writes_t.append_column("rid", pa.array(a["w_rid"]))
         .append_column("kid", pa.array(a["w_kid"]))
-        .append_column("first_rank", pa.array(a["w_first_rank"], mask=~found))
-        .append_column("last_rank", pa.array(a["w_last_rank"], mask=~found))
+        .append_column("first_rank", pa.array(a["w_first_rank"], pa.int64(), mask=~found))
+        .append_column("last_rank", pa.array(a["w_last_rank"], pa.int64(), mask=~found))
         .append_column("found", pa.array(found))
         .append_column("acked", pa.array(a["w_acked"]))
         .append_column("segment", pa.array(a["w_segment"]))
@@ -657,13 +657,15 @@ def _occurrences(
     one scatter places each rank (exact where an id occurs once), and only the
     rows of repeated ids are reduced again: a few passes instead of two
     ``ufunc.at`` and a gather over every row (about 3x faster at 1M rows).
+    Ranks are int32 below 2**31 rows: half the pages to fault in and to stream (issue 22).
     """
     n = len(dense)
+    rank = np.int32 if n < 2**31 - 1 else np.int64
     count = np.bincount(dense, minlength=size)
-    first = np.full(size, n, np.int64)
-    first[dense] = np.arange(n, dtype=np.int64)
+    first = np.full(size, n, rank)
+    first[dense] = np.arange(n, dtype=rank)
     repeated = count[dense] > 1
-    rows = np.flatnonzero(repeated)
+    rows = np.flatnonzero(repeated).astype(rank)
     ids = dense[rows]
     first[ids] = n
     np.minimum.at(first, ids, rows)

@@ -263,8 +263,8 @@ def build_index(history: History, pool: ThreadPoolExecutor | None = None) -> His
     every write against the log (dense ids, occurrences); this one extracts, orders and
     gathers the serving log into reading order (the judging needs the order), then converts
     the reads and narrows the primary log to the unacknowledged primary sends while the
-    writes are judged. Each thread's share is about half of the
-    work, so neither waits long for the other. See README, "History checker".
+    writes are judged. Each thread's share is about half of the work, so neither waits long
+    for the other. See README, "History checker".
 
     ``pool``: a one-thread executor for the second thread's share; default, one of its own.
     The checker passes the one its detectors use next: glibc gives each thread a heap (arena)

@@ -548,7 +548,7 @@ def _side(
         out["split_brain"] = from_primary & out["acked"] & (out["ack_time"] > t_fence)
     else:
         out["split_brain"] = np.zeros(len(w_gseq), bool)
-    out["segment"] = np.where(from_primary, SEGMENT_PRIMARY, SEGMENT_SERVING).astype(np.int8)
+    out["segment"] = np.where(from_primary, np.int8(SEGMENT_PRIMARY), np.int8(SEGMENT_SERVING))
     out["offset_valid"] = valid(writes_t["offset"])
     out["topic"], out["topics"] = codes(writes_t["topic"])
     out["partition"], out["offset"] = ints(writes_t["partition"]), ints(writes_t["offset"])
@@ -639,7 +639,7 @@ def _dense(
 def _affine(high: np.ndarray, factor: int, low: np.ndarray, offset: int) -> np.ndarray:
     """``high * factor + low + offset`` in one new int64 array (no temporaries: at 1M rows each
     temporary is 8 MB of fresh pages to fault in)."""
-    out = high.astype(np.int64) * factor
+    out = np.multiply(high, factor, dtype=np.int64)  # widened in the loop, not by a copy
     out += low
     if offset:
         out += offset

@@ -243,10 +243,21 @@ def _numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def member(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """``np.isin(values, wanted)`` by a hash set of ``wanted`` (arrow's is_in): no sort."""
+    """``np.isin(values, wanted)`` by a hash set of ``wanted`` (arrow's is_in): no sort.
+
+    When the values in ``wanted``'s range are a small part of ``values`` (a few records
+    read again, looked for among a million), only those are hashed: two comparisons a
+    row cost a tenth of a hash probe.
+    """
     if not len(wanted) or not len(values):
         return np.zeros(len(values), bool)
-    found = pc.is_in(pa.array(values), value_set=pa.array(np.unique(wanted)))
+    wanted = np.unique(wanted)
+    inside = np.flatnonzero((values >= wanted[0]) & (values <= wanted[-1]))
+    if 4 * len(inside) < len(values):
+        out = np.zeros(len(values), bool)
+        out[inside] = member(values[inside], wanted)
+        return out
+    found = pc.is_in(pa.array(values), value_set=pa.array(wanted))
     return found.to_numpy(zero_copy_only=False)
 
 

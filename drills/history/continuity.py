@@ -128,10 +128,19 @@ def _unit_keys(reads: Reads) -> tuple[np.ndarray, int, int]:
     topics = max(len(reads.topics), 1)
     width = int(reads.partition.max()) + 1 if len(reads) else 1
     return (
-        (reads.group.astype(np.int64) * topics + reads.topic) * width + reads.partition,
+        _unit_key(reads, topics, width),
         topics,
         width,
     )
+
+
+def _unit_key(reads: Reads, topics: int, width: int) -> np.ndarray:
+    """``(group * topics + topic) * width + partition`` in one int64 array (no temporaries)."""
+    key = np.multiply(reads.group, topics, dtype=np.int64)
+    key += reads.topic
+    key *= width
+    key += reads.partition
+    return key
 
 
 def _decode_unit(reads: Reads, key: int, topics: int, width: int) -> tuple[str, str, int]:

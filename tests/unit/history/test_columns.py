@@ -55,6 +55,9 @@ def test_member_is_isin():
     wanted = np.array([3, -2, 99, 3])
     assert member(values, wanted).tolist() == np.isin(values, wanted).tolist()
     assert member(values, wanted[:0]).tolist() == [False] * 5
+    many = np.random.default_rng(19).integers(0, 1 << 41, 5000)
+    few = np.concatenate([many[100:103], [many[100] + 1]])  # a narrow range: hashed alone
+    assert member(many, few).tolist() == np.isin(many, few).tolist()
 
 
 def test_rows_where_by_slices_or_by_filter_agree():

@@ -109,6 +109,7 @@ def _check(history: History, policy: CheckPolicy) -> CheckResult:
         # one builds the other detectors' evidence (mostly Python objects): they overlap on
         # two cores. Only continuity adds notes before the RTO does, so their order is unchanged.
         measuring = pool.submit(_continuity, index, notes)
+        index.by_partition()  # continuity's (the longer thread's) partition look-ups, here
         lost = anomalies.lost_runs(index)
         cases: dict[str, tuple[Case, ...]] = {
             DUPLICATE: tuple(anomalies.duplicates(index)),

@@ -170,11 +170,13 @@ class HistoryIndex:
             )
         ]
 
-    def _by_partition(self) -> tuple:
+    def by_partition(self) -> tuple:
         """Log ranks sorted by (topic, partition, offset), with the sorted slot and offset keys.
 
         Sorted from the log's stored order (nearly sorted already: timsort), then
         mapped to ranks; equal positions (a log read back twice) keep rank order.
+        Computed on first use and kept (the checker asks for it early, in the thread that
+        has time to spare, so the continuity measurement finds it done).
         """
         if self._partitions is None:
             s = self.serving_rows
@@ -203,7 +205,7 @@ class HistoryIndex:
         return self._partitions
 
     def _bounds(self, topic: str, partition: int) -> tuple[int, int]:
-        width, _, slots, _ = self._by_partition()
+        width, _, slots, _ = self.by_partition()
         if topic not in self.topic_names or not 0 <= partition < width:
             return 0, 0
         slot = self.topic_names.index(topic) * width + partition
@@ -213,22 +215,22 @@ class HistoryIndex:
     def partition_records(self, topic: str, partition: int) -> pa.Table:
         """The serving log rows of one partition (here: by offset)."""
         lo, hi = self._bounds(topic, partition)
-        return self.log.take(self._by_partition()[1][lo:hi])
+        return self.log.take(self.by_partition()[1][lo:hi])
 
     def serving_partitions(self) -> set[tuple[str, int]]:
         """The serving (topic, partition) pairs holding records of ours."""
-        width, _, slots, _ = self._by_partition()
+        width, _, slots, _ = self.by_partition()
         distinct = slots[np.flatnonzero(np.diff(slots, prepend=-1))]  # sorted: no np.unique sort
         return {(self.topic_names[s // width], s % width) for s in distinct.tolist()}
 
     def first_offset(self, topic: str, partition: int) -> int | None:
         """The lowest offset holding a record of ours in a serving partition."""
         lo, hi = self._bounds(topic, partition)
-        return int(self._by_partition()[3][lo]) if hi > lo else None
+        return int(self.by_partition()[3][lo]) if hi > lo else None
 
     def _between(self, topic: str, partition: int, low: int, high: int) -> tuple[int, int]:
         lo, hi = self._bounds(topic, partition)
-        offsets = self._by_partition()[3][lo:hi]
+        offsets = self.by_partition()[3][lo:hi]
         a, b = np.searchsorted(offsets, [low, high])
         return lo + int(a), lo + max(int(a), int(b))
 
@@ -245,7 +247,7 @@ class HistoryIndex:
         """The log ranks of ``records_between``, by offset: what evidence needs, without a take
         of every log column."""
         a, b = self._between(topic, partition, low, high)
-        return self._by_partition()[1][a:b]
+        return self.by_partition()[1][a:b]
 
 
 def _check_ids(gseq: np.ndarray, seq: np.ndarray) -> None:

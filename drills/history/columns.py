@@ -56,7 +56,10 @@ class Vocabulary:
 
         Work over the rows is one gather (dictionary index -> code) and, only when
         the column holds values not yet known, one pass finding the order in which
-        they first appear; everything else is over the small dictionary.
+        they first appear; everything else is over the small dictionary. Chunks with
+        different dictionaries (a Parquet file's row groups) are taken run by run, each
+        run of chunks sharing a dictionary through its own look-up: unifying the
+        dictionaries would rewrite every row's index first (issue 22).
         """
         if isinstance(column, pa.Array):
             column = pa.chunked_array([column], column.type)
@@ -64,29 +67,39 @@ class Vocabulary:
             return np.empty(0, np.int32)
         if not pa.types.is_dictionary(column.type):
             column = pc.dictionary_encode(column)
-        chunks = column.chunks
+        runs: list[list[pa.Array]] = []
+        for chunk in column.chunks:
+            if not len(chunk):
+                continue
+            if runs and chunk.dictionary.equals(runs[-1][0].dictionary):
+                runs[-1].append(chunk)
+            else:
+                runs.append([chunk])
+        parts = [self._encode_run(run, codes) for run in runs]
+        if not codes:
+            return np.empty(0, np.int32)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _encode_run(self, chunks: list[pa.Array], codes: bool) -> np.ndarray | None:
+        """``encode`` of chunks that share one dictionary (learning its new values)."""
         first = chunks[0].dictionary
-        if not all(c.dictionary.equals(first) for c in chunks[1:]):
-            # One dictionary for every chunk (a pass over the small dictionaries, not the rows).
-            chunks = column.unify_dictionaries().chunks
-            first = chunks[0].dictionary
-        indices = pa.chunked_array([c.indices for c in chunks])
-        mapping = np.full(len(first) + 1, -1, np.int32)  # the last slot: null
+        indices = pa.chunked_array([c.indices for c in chunks], chunks[0].type.index_type)
+        if indices.null_count:
+            indices = pc.fill_null(indices, len(first))  # the last slot of ``mapping``: null
+        mapping = np.full(len(first) + 1, -1, np.int32)
         if self.values:
             known = pc.index_in(first, value_set=self.array())
             mapping[: len(first)] = pc.fill_null(known, -1).to_numpy(zero_copy_only=False)
+        rows = None
         if (mapping[: len(first)] < 0).any():
-            if indices.null_count:
-                indices = pc.fill_null(indices, len(first))
-            seen = _first_appearance(_numpy(indices), len(first) + 1)
+            rows = _numpy(indices)
+            seen = _first_appearance(rows, len(first) + 1)
             new = seen[(seen < len(first)) & (mapping[np.minimum(seen, len(first))] < 0)]
             for i, value in zip(new.tolist(), first.take(pa.array(new)).to_pylist(), strict=True):
                 mapping[i] = self._add(value)
         if not codes:
-            return np.empty(0, np.int32)
-        if indices.null_count:
-            indices = pc.fill_null(indices, len(first))
-        return mapping[_numpy(indices)]
+            return None
+        return mapping[_numpy(indices) if rows is None else rows]
 
     def _add(self, value: str) -> int:
         code = self.index[value] = len(self.values)

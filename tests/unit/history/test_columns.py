@@ -8,6 +8,7 @@ import pyarrow as pa
 from drills.history.anomalies.lost import _highest_present
 from drills.history.cases import Write
 from drills.history.columns import (
+    Vocabulary,
     _first_appearance,
     ints,
     local_codes,
@@ -167,3 +168,21 @@ def test_writes_from_a_table_are_writes_from_its_rows():
         }
     )
     assert Write.from_table(table) == [Write.from_row(row) for row in table.to_pylist()]
+
+
+def test_codes_follow_first_appearance_across_chunks_with_their_own_dictionaries():
+    """Row groups each bring a dictionary: codes are as if the strings were encoded in one."""
+    chunks = [
+        pa.array(["b", "a", "b"]).dictionary_encode(),
+        pa.array([], pa.string()).dictionary_encode(),
+        pa.array(["c", None, "a", "d"]).dictionary_encode(),
+        pa.array(["d", "e"]).dictionary_encode(),
+        pa.array(["e", "b"]).dictionary_encode(),
+    ]
+    column = pa.chunked_array(chunks)
+    vocabulary = Vocabulary()
+    vocabulary.learn(pa.array(["z"]))
+    codes = vocabulary.encode(column)
+    strings = column.cast(pa.string()).to_pylist()
+    assert vocabulary.values == ["z", "b", "a", "c", "d", "e"]
+    assert codes.tolist() == [vocabulary.code(v) if v is not None else -1 for v in strings]

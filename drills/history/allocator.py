@@ -83,7 +83,10 @@ def _heap_reuse() -> Iterator[None]:
     finally:
         libc.mallopt(M_MMAP_THRESHOLD, GLIBC_DEFAULT_THRESHOLD)
         libc.mallopt(M_TRIM_THRESHOLD, GLIBC_DEFAULT_THRESHOLD)
-        threading.Thread(target=libc.malloc_trim, args=(0,), name="malloc-trim").start()
+        try:
+            threading.Thread(target=libc.malloc_trim, args=(0,), name="malloc-trim").start()
+        except RuntimeError:  # no new threads (interpreter shutting down): trim here
+            libc.malloc_trim(0)
 
 
 @contextmanager

@@ -74,6 +74,49 @@ class Write:
     send_time: float
     ack_time: float | None
 
+    #: The ledger's columns ``from_table`` reads, in its order.
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "producer",
+        "key",
+        "seq",
+        "gseq",
+        "cluster",
+        "topic",
+        "partition",
+        "offset",
+        "send_time",
+        "ack_time",
+    )
+
+    @classmethod
+    def from_table(cls, table) -> list[Write]:
+        """``from_row`` of every row of ``table`` (pyarrow, plain strings), read column by
+        column: no dict per row (lost-write evidence has ~10,000 of them; issue 22)."""
+        columns = [table[name].to_pylist() for name in cls.COLUMNS]
+        out = []
+        for producer, key, seq, gseq, cluster, topic, partition, offset, sent, acked in zip(
+            *columns, strict=True
+        ):
+            at = None
+            if offset is not None:
+                at = quick(
+                    Position, cluster=cluster, topic=topic, partition=partition, offset=offset
+                )
+            out.append(
+                quick(
+                    cls,
+                    producer=producer,
+                    key=key,
+                    seq=seq,
+                    gseq=gseq,
+                    cluster=cluster,
+                    at=at,
+                    send_time=sent,
+                    ack_time=acked,
+                )
+            )
+        return out
+
     @classmethod
     def from_row(cls, row: dict) -> Write:
         at = None

@@ -101,13 +101,15 @@ def _continuity(index: HistoryIndex, notes: list[str]) -> tuple[list[Continuity]
 
 
 def _check(history: History, policy: CheckPolicy) -> CheckResult:
-    index = build_index(history)
-    notes = list(index.notes)
-    # Continuity (numpy over the reads and the log) runs in a second thread while this one
-    # builds the other detectors' evidence (mostly Python objects): they overlap on two cores.
-    # Only continuity adds notes before the RTO does, so their order is unchanged.
+    # One second thread for the index and the detectors (see build_index).
     with ThreadPoolExecutor(max_workers=1) as pool:
+        index = build_index(history, pool)
+        notes = list(index.notes)
+        # Continuity (numpy over the reads and the log) runs in the second thread while this
+        # one builds the other detectors' evidence (mostly Python objects): they overlap on
+        # two cores. Only continuity adds notes before the RTO does, so their order is unchanged.
         measuring = pool.submit(_continuity, index, notes)
+        index.by_partition()  # continuity's (the longer thread's) partition look-ups, here
         lost = anomalies.lost_runs(index)
         cases: dict[str, tuple[Case, ...]] = {
             DUPLICATE: tuple(anomalies.duplicates(index)),

@@ -13,9 +13,20 @@ so numbering is the same whatever the chunking or the dictionaries' order.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
+import numpy.ma  # noqa: F401 - see below
 import pyarrow as pa
 import pyarrow.compute as pc
+
+# What pyarrow imports on its first use, imported with this module instead: ``pa.array`` of a
+# numpy array looks for numpy.ma (a masked array?), and a compute function given a Python
+# scalar infers its type with dateutil at hand. Left to pyarrow, those imports (~50 ms, under
+# the import lock and the GIL) fall in the middle of the first check of a process, stalling
+# both of its threads (issue 22). Not fewer seconds per process: the same ones, spent earlier.
+with contextlib.suppress(ImportError):
+    import dateutil.relativedelta  # noqa: F401
 
 
 class Vocabulary:
@@ -45,7 +56,10 @@ class Vocabulary:
 
         Work over the rows is one gather (dictionary index -> code) and, only when
         the column holds values not yet known, one pass finding the order in which
-        they first appear; everything else is over the small dictionary.
+        they first appear; everything else is over the small dictionary. Chunks with
+        different dictionaries (a Parquet file's row groups) are taken run by run, each
+        run of chunks sharing a dictionary through its own look-up: unifying the
+        dictionaries would rewrite every row's index first (issue 22).
         """
         if isinstance(column, pa.Array):
             column = pa.chunked_array([column], column.type)
@@ -53,29 +67,39 @@ class Vocabulary:
             return np.empty(0, np.int32)
         if not pa.types.is_dictionary(column.type):
             column = pc.dictionary_encode(column)
-        chunks = column.chunks
+        runs: list[list[pa.Array]] = []
+        for chunk in column.chunks:
+            if not len(chunk):
+                continue
+            if runs and chunk.dictionary.equals(runs[-1][0].dictionary):
+                runs[-1].append(chunk)
+            else:
+                runs.append([chunk])
+        parts = [self._encode_run(run, codes) for run in runs]
+        if not codes:
+            return np.empty(0, np.int32)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _encode_run(self, chunks: list[pa.Array], codes: bool) -> np.ndarray | None:
+        """``encode`` of chunks that share one dictionary (learning its new values)."""
         first = chunks[0].dictionary
-        if not all(c.dictionary.equals(first) for c in chunks[1:]):
-            # One dictionary for every chunk (a pass over the small dictionaries, not the rows).
-            chunks = column.unify_dictionaries().chunks
-            first = chunks[0].dictionary
-        indices = pa.chunked_array([c.indices for c in chunks])
-        mapping = np.full(len(first) + 1, -1, np.int32)  # the last slot: null
+        indices = pa.chunked_array([c.indices for c in chunks], chunks[0].type.index_type)
+        if indices.null_count:
+            indices = pc.fill_null(indices, len(first))  # the last slot of ``mapping``: null
+        mapping = np.full(len(first) + 1, -1, np.int32)
         if self.values:
             known = pc.index_in(first, value_set=self.array())
             mapping[: len(first)] = pc.fill_null(known, -1).to_numpy(zero_copy_only=False)
+        rows = None
         if (mapping[: len(first)] < 0).any():
-            if indices.null_count:
-                indices = pc.fill_null(indices, len(first))
-            seen = _first_appearance(_numpy(indices), len(first) + 1)
+            rows = _numpy(indices)
+            seen = _first_appearance(rows, len(first) + 1)
             new = seen[(seen < len(first)) & (mapping[np.minimum(seen, len(first))] < 0)]
             for i, value in zip(new.tolist(), first.take(pa.array(new)).to_pylist(), strict=True):
                 mapping[i] = self._add(value)
         if not codes:
-            return np.empty(0, np.int32)
-        if indices.null_count:
-            indices = pc.fill_null(indices, len(first))
-        return mapping[_numpy(indices)]
+            return None
+        return mapping[_numpy(indices) if rows is None else rows]
 
     def _add(self, value: str) -> int:
         code = self.index[value] = len(self.values)
@@ -92,14 +116,18 @@ class Vocabulary:
 def _first_appearance(rows: np.ndarray, size: int) -> np.ndarray:
     """The distinct values of ``rows`` (integers in [0, size)) in order of first appearance.
 
-    For a handful of values, their first positions from one count and a
-    short-circuiting search each (arrow's hash unique is slow on so few
-    distinct values); otherwise arrow's hash unique (it returns that order).
+    For a handful of values, a comparison and a short-circuiting search each
+    (arrow's hash unique is slow on so few distinct values, and ``np.bincount``
+    would copy int32 rows to int64 first); otherwise arrow's hash unique (it
+    returns that order).
     """
     if size <= 16:
-        present = np.flatnonzero(np.bincount(rows, minlength=size))
-        firsts = [int(np.argmax(rows == v)) for v in present.tolist()]
-        return present[np.argsort(firsts)]
+        firsts = {}
+        for v in range(size):
+            at = int(np.argmax(rows == v))
+            if rows[at] == v:
+                firsts[v] = at
+        return np.array(sorted(firsts, key=firsts.__getitem__), np.int64)
     return pc.unique(pa.array(rows)).to_numpy()
 
 
@@ -125,6 +153,23 @@ def equal_to(column: pa.ChunkedArray | pa.Array, value: str) -> np.ndarray:
     return np.concatenate(parts) if len(parts) > 2 else parts[-1]
 
 
+def true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each run of True in a boolean ``mask`` starts and stops (exclusive).
+
+    Compares neighbours as booleans: ``np.diff`` with a ``prepend`` would promote a
+    million-row mask to int64 (16 MB of fresh pages per call, issue 22).
+    """
+    if not len(mask):
+        return np.empty(0, np.intp), np.empty(0, np.intp)
+    edges = np.flatnonzero(mask[1:] != mask[:-1]) + 1
+    starts, stops = edges[~mask[edges - 1]], edges[mask[edges - 1]]
+    if mask[0]:
+        starts = np.concatenate([[0], starts])
+    if mask[-1]:
+        stops = np.concatenate([stops, [len(mask)]])
+    return starts, stops
+
+
 def rows_where(table: pa.Table, mask: np.ndarray, runs: int = 64) -> pa.Table:
     """The rows of ``table`` where ``mask`` holds, in order.
 
@@ -132,8 +177,7 @@ def rows_where(table: pa.Table, mask: np.ndarray, runs: int = 64) -> pa.Table:
     rows of one cluster form a few runs: those are zero-copy slices, where a
     filter would copy every column. Many runs: a filter.
     """
-    edges = np.flatnonzero(np.diff(mask.view(np.int8), prepend=0, append=0))
-    starts, stops = edges[::2], edges[1::2]
+    starts, stops = true_runs(mask)
     if len(starts) > runs:
         return table.filter(pa.array(mask))
     if not len(starts):
@@ -163,7 +207,7 @@ def local_codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[st
     if indices.null_count:
         indices = pc.fill_null(indices, len(values))
         values.append(None)
-    return _numpy(indices).astype(np.int64, copy=False), values
+    return _numpy(indices), values
 
 
 def codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, Vocabulary]:
@@ -195,18 +239,38 @@ def valid(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def _numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A column as one numpy array: zero-copy for one chunk without nulls.
+
+    Several chunks are joined by numpy, not ``ChunkedArray.to_numpy``: that converts
+    through arrow's C++ default pool (mimalloc, whatever pool allocator.py sets for
+    pyarrow), i.e. fresh pages that the heap's freed arrays cannot serve (issue 22).
+    """
     if isinstance(column, pa.ChunkedArray):
-        if column.num_chunks == 1:
-            return column.chunk(0).to_numpy(zero_copy_only=False)
-        return column.to_numpy()
+        if column.num_chunks != 1:
+            parts = [chunk.to_numpy(zero_copy_only=False) for chunk in column.chunks]
+            if parts:
+                return np.concatenate(parts)
+            return np.empty(0, column.type.to_pandas_dtype())
+        column = column.chunk(0)
     return column.to_numpy(zero_copy_only=False)
 
 
 def member(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """``np.isin(values, wanted)`` by a hash set of ``wanted`` (arrow's is_in): no sort."""
+    """``np.isin(values, wanted)`` by a hash set of ``wanted`` (arrow's is_in): no sort.
+
+    When the values in ``wanted``'s range are a small part of ``values`` (a few records
+    read again, looked for among a million), only those are hashed: two comparisons a
+    row cost a tenth of a hash probe.
+    """
     if not len(wanted) or not len(values):
         return np.zeros(len(values), bool)
-    found = pc.is_in(pa.array(values), value_set=pa.array(np.unique(wanted)))
+    wanted = np.unique(wanted)
+    inside = np.flatnonzero((values >= wanted[0]) & (values <= wanted[-1]))
+    if 4 * len(inside) < len(values):
+        out = np.zeros(len(values), bool)
+        out[inside] = member(values[inside], wanted)
+        return out
+    found = pc.is_in(pa.array(values), value_set=pa.array(wanted))
     return found.to_numpy(zero_copy_only=False)
 
 
@@ -216,10 +280,11 @@ def first_seen(keys: np.ndarray) -> np.ndarray:
 
 
 def reused(pairs_high: np.ndarray, pairs_low: np.ndarray) -> np.ndarray:
-    """A boolean per row: its (high, low) pair occurs more than once. Both int64, high >= 0.
+    """A boolean per row: its (high, low) pair occurs more than once. Integers, high >= 0.
 
     A dense count when the pairs span a small range (the usual case: low is a
-    per-producer sequence from 0), a sort otherwise.
+    per-producer sequence from 0), a sort otherwise. The dense ids are built in one
+    int64 array (no int64 copy of ``high``, no temporary per operation: issue 22).
     """
     n = len(pairs_low)
     if not n:
@@ -228,7 +293,10 @@ def reused(pairs_high: np.ndarray, pairs_low: np.ndarray) -> np.ndarray:
     width = hi - lo + 1
     groups = int(pairs_high.max()) + 1
     if width * groups <= 8 * n + (1 << 20):
-        dense = pairs_high * width + (pairs_low - lo)
+        dense = np.multiply(pairs_high, width, dtype=np.int64)
+        dense += pairs_low
+        if lo:
+            dense -= lo
         counts = np.bincount(dense, minlength=width * groups)
         if counts.max() <= 1:
             return np.zeros(n, bool)

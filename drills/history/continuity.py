@@ -28,7 +28,6 @@ and the standby log says where MM2 put that record.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,10 +128,19 @@ def _unit_keys(reads: Reads) -> tuple[np.ndarray, int, int]:
     topics = max(len(reads.topics), 1)
     width = int(reads.partition.max()) + 1 if len(reads) else 1
     return (
-        (reads.group.astype(np.int64) * topics + reads.topic) * width + reads.partition,
+        _unit_key(reads, topics, width),
         topics,
         width,
     )
+
+
+def _unit_key(reads: Reads, topics: int, width: int) -> np.ndarray:
+    """``(group * topics + topic) * width + partition`` in one int64 array (no temporaries)."""
+    key = np.multiply(reads.group, topics, dtype=np.int64)
+    key += reads.topic
+    key *= width
+    key += reads.partition
+    return key
 
 
 def _decode_unit(reads: Reads, key: int, topics: int, width: int) -> tuple[str, str, int]:
@@ -165,8 +173,13 @@ def _committed(index: HistoryIndex) -> dict[tuple[str, str, int], int]:
     if until is not None:
         keep = pc.and_(keep, pc.less_equal(commits["commit_time"], until))
     commits = commits.filter(keep).sort_by([("commit_time", "ascending")])
-    last = commits.group_by(_KEYS, use_threads=False).aggregate([("offset", "last")])
-    return {(r["group"], r["topic"], r["partition"]): r["offset_last"] for r in last.to_pylist()}
+    # The last offset per key in commit order, keys in order of first appearance (as a
+    # group_by's "last" gives them): a dict over a few dozen rows, where a group_by starts
+    # arrow's query engine (~13 ms on its first use in a process).
+    last: dict[tuple[str, str, int], int] = {}
+    for r in commits.select([*_KEYS, "offset"]).to_pylist():
+        last[(r["group"], r["topic"], r["partition"])] = r["offset"]
+    return last
 
 
 def commits_until(meta) -> float | None:
@@ -178,6 +191,11 @@ def commits_until(meta) -> float | None:
     if meta.failover and t.t_fence is not None:
         return t.t_fence
     return t.t_fault
+
+
+#: Writes per block in ``_highest_committed_in_standby``: its temporaries stay in the cache and
+#: take no fresh pages (a million-row temporary is 2,000 page faults; issue 22).
+BLOCK = 1 << 16
 
 
 def _highest_committed_in_standby(
@@ -193,83 +211,108 @@ def _highest_committed_in_standby(
         return {}
     meta = index.meta
     a = index.arrays
-    where = a["w_from_primary"] & a["w_found"]
-    known = where & a["w_offset_valid"]
-    unknown = where & ~a["w_offset_valid"]
     w_topics = a["w_topics"]
     topic_code = np.array([_index(meta.topics, t) for t in w_topics.values] + [-1], np.int64)
     # A record counts where its last occurrence in the serving log is a replicated row of the
-    # same partition: one gather of that partition (-1 otherwise) per write, then the selected
-    # writes' serving offsets (a second gather, over the selected rows only).
-    # The appended -1 is what rank -1 (a write never found) reads.
-    replicated_partition = np.append(
-        np.where(a["log_role"] == ROLE_CODES[Role.REPLICATED], a["log_partition"], -1), -1
-    )
+    # same partition: per write, one look-up of that partition (-1 otherwise; the last slot is
+    # what rank -1, a write never found, reads), then the counted writes' serving offsets.
+    ranks = len(a["log_partition"])
+    replicated_partition = np.full(ranks + 1, -1, np.int32)
+    replicated_partition[:ranks] = a["log_partition"]
+    replicated_partition[:ranks][a["log_role"] != ROLE_CODES[Role.REPLICATED]] = -1
     last_rank = a["w_last_rank"]
-    keep = known & (replicated_partition[last_rank] == a["w_partition"])
-    if not (topic_code[: len(w_topics)] >= 0).all():  # else every write's topic maps: no pass
-        keep &= topic_code[a["w_topic"]] >= 0
-    rows = np.flatnonzero(keep)
-    topic = topic_code[a["w_topic"][rows]]
-    partition = a["w_partition"][rows]
-    offset = a["w_offset"][rows]
-    s_offset = a["log_offset"][last_rank[rows]]
-    if unknown.any():
-        # Where the primary put them: its log, or what the groups read there.
-        wanted = a["w_rid"][unknown]
-        wanted_rank = a["w_last_rank"][unknown]
-        plog = index.primary_log
-        plog_code = np.array(
-            [_index(meta.topics, t) for t in index.primary_log_topics.values] + [-1], np.int64
-        )
-        read_code = np.array(
-            [_index(meta.topics, t) for t in primary_reads.topics.values] + [-1], np.int64
-        )
-        sources = [
-            (read_code, primary_reads.topic, primary_reads.partition, primary_reads.offset),
-            (plog_code, plog["topic"], plog["partition"], plog["offset"]),
-        ]
-        order = np.argsort(wanted, kind="stable")
-        wanted_sorted = wanted[order]
-        for (code, t, p, o), r in zip(sources, (primary_reads.rid, plog["rid"]), strict=True):
-            hit = np.flatnonzero(member(r, wanted))  # few rows: gather only those
-            if not len(hit):
-                continue
-            ranks = wanted_rank[order[np.searchsorted(wanted_sorted, r[hit])]]
-            t, p, o = code[t[hit]], p[hit], o[hit]
-            same = (replicated_partition[ranks] == p) & (t >= 0)
-            topic = np.concatenate([topic, t[same]])
-            partition = np.concatenate([partition, p[same]])
-            offset = np.concatenate([offset, o[same]])
-            s_offset = np.concatenate([s_offset, a["log_offset"][ranks[same]]])
-    if not len(topic):
+    every_topic_maps = bool((topic_code[: len(w_topics)] >= 0).all())
+    # Where the primary put sends never acknowledged: its log, or what the groups read there.
+    unknown = a["w_from_primary"] & a["w_found"] & ~a["w_offset_valid"]
+    extra = _unacknowledged_positions(index, primary_reads, unknown, replicated_partition)
+    counted = a["w_from_primary"] & a["w_found"] & a["w_offset_valid"]
+    if not counted.any() and not any(len(t) for t, *_ in extra):
         return {}
     # One slot per (primary topic, partition); per group, the committed offset of each slot is the
     # bound its rows must lie below, and the highest serving offset below it is kept per slot.
-    width = int(partition.max()) + 1
+    # Any width above every partition numbers the slots alike.
+    width = 1 + max(
+        [int(a["w_partition"].max()) if len(last_rank) else 0]
+        + [int(p.max()) for _, p, _, _ in extra if len(p)]
+    )
     slots = len(meta.topics) * width
-    slot = topic * width + partition
-    by_group: dict[str, dict[int, int]] = defaultdict(dict)
+    bounds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for (group, name, part), bound in committed.items():
-        if name in meta.topics and part < width:
-            by_group[group][meta.topics.index(name) * width + part] = bound
+        if name in meta.topics and part < width and bound is not None:
+            lookup, has = bounds.setdefault(
+                group, (np.zeros(slots, np.int64), np.zeros(slots, bool))
+            )
+            i = meta.topics.index(name) * width + part
+            lookup[i], has[i] = bound, True
+    none = np.iinfo(np.int64).min  # below every offset: slots left at it had no row
+    best = {group: np.full(slots, none, np.int64) for group in bounds}
+
+    def fold(topic: np.ndarray, partition: np.ndarray, offset: np.ndarray, s_offset: np.ndarray):
+        slot = topic * width + partition
+        for group, (lookup, has) in bounds.items():
+            below = np.flatnonzero(has[slot] & (offset < lookup[slot]))
+            np.maximum.at(best[group], slot[below], s_offset[below])
+
+    for start in range(0, len(last_rank), BLOCK):
+        block = slice(start, start + BLOCK)
+        keep = counted[block] & (replicated_partition[last_rank[block]] == a["w_partition"][block])
+        if not every_topic_maps:
+            keep &= topic_code[a["w_topic"][block]] >= 0
+        rows = np.flatnonzero(keep) + start
+        fold(
+            topic_code[a["w_topic"][rows]],
+            a["w_partition"][rows],
+            a["w_offset"][rows],
+            a["log_offset"][last_rank[rows]],
+        )
+    for batch in extra:
+        fold(*batch)
     highest = {}
-    for group, bounds in by_group.items():
-        lookup = np.zeros(slots, np.int64)
-        has = np.zeros(slots, bool)
-        for i, bound in bounds.items():
-            if bound is not None:
-                lookup[i], has[i] = bound, True
-        below = np.flatnonzero(has[slot] & (offset < lookup[slot]))
-        if not len(below):
-            continue
-        none = np.iinfo(np.int64).min  # below every offset: slots left at it had no row
-        best = np.full(slots, none, np.int64)
-        np.maximum.at(best, slot[below], s_offset[below])
-        for i in np.flatnonzero(best != none).tolist():
+    for group in bounds:
+        for i in np.flatnonzero(best[group] != none).tolist():
             t, part = divmod(i, width)
-            highest[(group, meta.topics[t], part)] = int(best[i])
+            highest[(group, meta.topics[t], part)] = int(best[group][i])
     return highest
+
+
+def _unacknowledged_positions(
+    index: HistoryIndex,
+    primary_reads: Reads,
+    unknown: np.ndarray,
+    replicated_partition: np.ndarray,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """(primary topic code, partition, primary offset, serving offset) of the ``unknown`` writes
+    (primary sends found in the serving log, never acknowledged) that count: from the groups'
+    primary reads, then from the primary's log (``_highest_committed_in_standby``)."""
+    if not unknown.any():
+        return []
+    meta = index.meta
+    a = index.arrays
+    wanted = a["w_rid"][unknown]
+    wanted_rank = a["w_last_rank"][unknown]
+    plog = index.primary_log
+    plog_code = np.array(
+        [_index(meta.topics, t) for t in index.primary_log_topics.values] + [-1], np.int64
+    )
+    read_code = np.array(
+        [_index(meta.topics, t) for t in primary_reads.topics.values] + [-1], np.int64
+    )
+    sources = [
+        (read_code, primary_reads.topic, primary_reads.partition, primary_reads.offset),
+        (plog_code, plog["topic"], plog["partition"], plog["offset"]),
+    ]
+    order = np.argsort(wanted, kind="stable")
+    wanted_sorted = wanted[order]
+    batches = []
+    for (code, t, p, o), r in zip(sources, (primary_reads.rid, plog["rid"]), strict=True):
+        hit = np.flatnonzero(member(r, wanted))  # few rows: gather only those
+        if not len(hit):
+            continue
+        ranks = wanted_rank[order[np.searchsorted(wanted_sorted, r[hit])]]
+        t, p, o = code[t[hit]], p[hit], o[hit]
+        same = (replicated_partition[ranks] == p) & (t >= 0)
+        batches.append((t[same], p[same], o[same], a["log_offset"][ranks[same]]))
+    return batches
 
 
 def _index(values: tuple[str, ...], value: str) -> int:

@@ -20,7 +20,7 @@ Two derived tables:
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +36,7 @@ from drills.history.columns import (
     ints,
     member,
     rows_where,
+    true_runs,
     valid,
 )
 from drills.history.model import DrillMeta, History, HistoryError, Role, plain
@@ -72,9 +73,9 @@ class Reads:
         """The reads where ``mask`` holds; views, not copies, when they are one run of rows
         (a consumer's reads are recorded cluster after cluster, so usually they are)."""
         rows: slice | np.ndarray = mask
-        edges = np.flatnonzero(np.diff(mask.view(np.int8), prepend=0, append=0))
-        if len(edges) <= 2:
-            rows = slice(int(edges[0]), int(edges[1])) if len(edges) else slice(0, 0)
+        starts, stops = true_runs(mask)
+        if len(starts) <= 1:
+            rows = slice(int(starts[0]), int(stops[0])) if len(starts) else slice(0, 0)
         return Reads(
             self.group[rows],
             self.groups,
@@ -169,11 +170,13 @@ class HistoryIndex:
             )
         ]
 
-    def _by_partition(self) -> tuple:
+    def by_partition(self) -> tuple:
         """Log ranks sorted by (topic, partition, offset), with the sorted slot and offset keys.
 
         Sorted from the log's stored order (nearly sorted already: timsort), then
         mapped to ranks; equal positions (a log read back twice) keep rank order.
+        Computed on first use and kept (the checker asks for it early, in the thread that
+        has time to spare, so the continuity measurement finds it done).
         """
         if self._partitions is None:
             s = self.serving_rows
@@ -202,7 +205,7 @@ class HistoryIndex:
         return self._partitions
 
     def _bounds(self, topic: str, partition: int) -> tuple[int, int]:
-        width, _, slots, _ = self._by_partition()
+        width, _, slots, _ = self.by_partition()
         if topic not in self.topic_names or not 0 <= partition < width:
             return 0, 0
         slot = self.topic_names.index(topic) * width + partition
@@ -212,22 +215,22 @@ class HistoryIndex:
     def partition_records(self, topic: str, partition: int) -> pa.Table:
         """The serving log rows of one partition (here: by offset)."""
         lo, hi = self._bounds(topic, partition)
-        return self.log.take(self._by_partition()[1][lo:hi])
+        return self.log.take(self.by_partition()[1][lo:hi])
 
     def serving_partitions(self) -> set[tuple[str, int]]:
         """The serving (topic, partition) pairs holding records of ours."""
-        width, _, slots, _ = self._by_partition()
+        width, _, slots, _ = self.by_partition()
         distinct = slots[np.flatnonzero(np.diff(slots, prepend=-1))]  # sorted: no np.unique sort
         return {(self.topic_names[s // width], s % width) for s in distinct.tolist()}
 
     def first_offset(self, topic: str, partition: int) -> int | None:
         """The lowest offset holding a record of ours in a serving partition."""
         lo, hi = self._bounds(topic, partition)
-        return int(self._by_partition()[3][lo]) if hi > lo else None
+        return int(self.by_partition()[3][lo]) if hi > lo else None
 
     def _between(self, topic: str, partition: int, low: int, high: int) -> tuple[int, int]:
         lo, hi = self._bounds(topic, partition)
-        offsets = self._by_partition()[3][lo:hi]
+        offsets = self.by_partition()[3][lo:hi]
         a, b = np.searchsorted(offsets, [low, high])
         return lo + int(a), lo + max(int(a), int(b))
 
@@ -244,7 +247,7 @@ class HistoryIndex:
         """The log ranks of ``records_between``, by offset: what evidence needs, without a take
         of every log column."""
         a, b = self._between(topic, partition, low, high)
-        return self._by_partition()[1][a:b]
+        return self.by_partition()[1][a:b]
 
 
 def _check_ids(gseq: np.ndarray, seq: np.ndarray) -> None:
@@ -254,23 +257,31 @@ def _check_ids(gseq: np.ndarray, seq: np.ndarray) -> None:
         raise HistoryError("seq must be below 2**31")
 
 
-def build_index(history: History) -> HistoryIndex:
+def build_index(history: History, pool: ThreadPoolExecutor | None = None) -> HistoryIndex:
     """Encode identities, order the serving log per key and judge every write, once.
 
-    Two threads (numpy and arrow release the GIL, so on two cores they overlap): this one
-    extracts and orders the serving log and gathers its columns into reading order; a second
-    one, in this order, settles the vocabularies, converts the reads, converts the writes'
-    own columns, judges every write against the log (dense ids, occurrences), and narrows the
-    primary log to the unacknowledged primary sends. See README, "History checker".
+    Two threads (numpy and arrow release the GIL, so on two cores they overlap): a second
+    one, in this order, settles the vocabularies, converts the writes' own columns and judges
+    every write against the log (dense ids, occurrences); this one extracts, orders and
+    gathers the serving log into reading order (the judging needs the order), then converts
+    the reads and narrows the primary log to the unacknowledged primary sends while the
+    writes are judged. Each thread's share is about half of the work, so neither waits long
+    for the other. See README, "History checker".
+
+    ``pool``: a one-thread executor for the second thread's share; default, one of its own.
+    The checker passes the one its detectors use next: glibc gives each thread a heap (arena)
+    of its own, so only that same thread reuses the pages its freed arrays leave behind.
     """
     meta = history.meta
     notes: list[str] = []
     writes_t, log_t, reads_t = (history.stored(n) for n in ("writes", "log", "reads"))
-    pool = ThreadPoolExecutor(max_workers=1)
-    try:
+    if pool is not None:
         return _build(history, meta, notes, writes_t, log_t, reads_t, pool)
+    own = ThreadPoolExecutor(max_workers=1)
+    try:
+        return _build(history, meta, notes, writes_t, log_t, reads_t, own)
     finally:
-        pool.shutdown(wait=False)  # the tasks still run; no thread outlives them
+        own.shutdown(wait=False)  # the tasks still run; no thread outlives them
 
 
 def _build(
@@ -283,7 +294,6 @@ def _build(
     pool: ThreadPoolExecutor,
 ) -> HistoryIndex:
     naming = pool.submit(_vocabularies, writes_t, log_t, reads_t)
-    reading = pool.submit(_reads_columns, reads_t)
 
     # The serving log: rows of the serving cluster in topics we serve.
     serving_t = rows_where(log_t, equal_to(log_t["cluster"], meta.serving))
@@ -320,10 +330,9 @@ def _build(
     kid = _affine(pcode, nkeys, keys.encode(serving_t["key"]), 0)
     del serving_t
     order = _reading_order(kid, ptopic_of[tcode], s["partition"], role_of[tcode], s["offset"])
-    # Writes, judged against the serving log (second thread), and the primary log's rows of
-    # unacknowledged primary sends (after it: needed last).
-    judging = pool.submit(_judge, pcode, s["gseq"], order, w_p, w_gseq, len(producers))
-    locating = pool.submit(_unacked_primary_log, meta, log_t, producers, side)
+    kid_o = _by_key(kid, order)
+    # Writes, judged against the serving log (second thread).
+    judging = pool.submit(_judge, kid_o, nkeys, s["gseq"], order, w_p, w_gseq, len(producers))
     del pcode
     # Into reading order: a gather per column read through ``order`` (random access, the costly
     # part); what follows from the topic and partition is looked up after ordering instead.
@@ -339,13 +348,18 @@ def _build(
         "log_partition": partition_o,
         "log_offset": offset_o,
         "log_seq": s["seq"][order],
-        "log_kid": kid[order],
+        "log_kid": kid_o,
         "log_role": role_o,
         "log_end": end,
         "log_end_valid": end_valid,
         "log_below": below,
     }
     del kid, s["seq"], s["gseq"]  # peak memory: only the reading-order copies are kept
+    w = side.result()  # the writes' own columns (see _side)
+    # While the writes are judged: the reads, and the primary log's rows of unacknowledged
+    # primary sends.
+    r = _reads_columns(reads_t)
+    primary_t, p_rid = _unacked_primary_log(meta, log_t, producers, w)
     j = judging.result()
     a["log_rid"], a["log_gseq"] = j["rid_o"], j["gseq_o"]
     a["log_repeated"], a["log_first"] = j["repeated"], j["first"]
@@ -356,14 +370,13 @@ def _build(
             "rid": pa.array(j["rid_of"](repeated)),
             "rid_count": pa.array(j["count_repeated"]),
             "below_e_any": pa.array(below_any[repeated]),
-            "rank_min": pa.array(j["rank_min_repeated"]),
-            "rank_max": pa.array(j["rank_max_repeated"]),
+            "rank_min": pa.array(j["rank_min_repeated"], pa.int64()),
+            "rank_max": pa.array(j["rank_max_repeated"], pa.int64()),
         }
     )
     found, first_rank, last_rank = j["found"], j["first_rank"], j["last_rank"]
     found_below = below_any[j["dense_writes"]] if meta.failover else None
     del j, below_any  # peak memory
-    w = side.result()  # the writes' own columns (see _side)
     from_primary, acked, split_brain = w["from_primary"], w["acked"], w["split_brain"]
     # A primary write counts only if it reached the standby before the cutover snapshot (below E).
     present = np.where(from_primary, found_below, found) if meta.failover else found
@@ -392,8 +405,7 @@ def _build(
     )
     a["w_clusters"] = w["clusters"]
     a["w_topics"] = w["topics"]
-    # Reads, encoded for the continuity measurement (converted in the second thread).
-    r = reading.result()
+    # Reads, encoded for the continuity measurement.
     _check_ids(r["gseq"], r["seq"])  # after the serving log's and the writes' (as always)
     reads = Reads(
         r["group"],
@@ -409,10 +421,9 @@ def _build(
         r["poll_time"],
     )
     # The primary's log rows of found primary sends never acknowledged (so with no offset in the
-    # ledger): where the primary put them, for the continuity measurement. The second thread
-    # narrowed the primary log to the unacknowledged primary sends; here, to those found.
+    # ledger): where the primary put them, for the continuity measurement. The primary log
+    # was narrowed to the unacknowledged primary sends above; here, to those found.
     unlocated = from_primary & found & ~w["offset_valid"]
-    primary_t, p_rid = locating.result()
     if unlocated.any() and primary_t is not None:
         hit = np.flatnonzero(member(p_rid, w["rid"][unlocated]))
         primary_t = primary_t.take(pa.array(hit))
@@ -474,8 +485,8 @@ def _writes_table(writes_t: pa.Table, a: dict) -> pa.Table:
     return (
         writes_t.append_column("rid", pa.array(a["w_rid"]))
         .append_column("kid", pa.array(a["w_kid"]))
-        .append_column("first_rank", pa.array(a["w_first_rank"], mask=~found))
-        .append_column("last_rank", pa.array(a["w_last_rank"], mask=~found))
+        .append_column("first_rank", pa.array(a["w_first_rank"], pa.int64(), mask=~found))
+        .append_column("last_rank", pa.array(a["w_last_rank"], pa.int64(), mask=~found))
         .append_column("found", pa.array(found))
         .append_column("acked", pa.array(a["w_acked"]))
         .append_column("segment", pa.array(a["w_segment"]))
@@ -486,7 +497,7 @@ def _writes_table(writes_t: pa.Table, a: dict) -> pa.Table:
 
 
 def _reads_columns(reads_t: pa.Table) -> dict:
-    """The reads as numpy, strings as codes (build_index's second thread, first task)."""
+    """The reads as numpy, strings as codes."""
     r: dict = {}
     r["group"], r["groups"] = codes(reads_t["group"])
     r["cluster"], r["clusters"] = codes(reads_t["cluster"])
@@ -539,7 +550,7 @@ def _side(
         out["split_brain"] = from_primary & out["acked"] & (out["ack_time"] > t_fence)
     else:
         out["split_brain"] = np.zeros(len(w_gseq), bool)
-    out["segment"] = np.where(from_primary, SEGMENT_PRIMARY, SEGMENT_SERVING).astype(np.int8)
+    out["segment"] = np.where(from_primary, np.int8(SEGMENT_PRIMARY), np.int8(SEGMENT_SERVING))
     out["offset_valid"] = valid(writes_t["offset"])
     out["topic"], out["topics"] = codes(writes_t["topic"])
     out["partition"], out["offset"] = ints(writes_t["partition"]), ints(writes_t["offset"])
@@ -548,7 +559,8 @@ def _side(
 
 
 def _judge(
-    pcode: np.ndarray,
+    kid_o: np.ndarray,
+    nkeys: int,
     gseq: np.ndarray,
     order: np.ndarray,
     w_p: np.ndarray,
@@ -557,9 +569,10 @@ def _judge(
 ) -> dict:
     """Every write against the serving log (second thread): the log's identities in reading
     order, dense ids, each record's occurrences, and per write whether it was found and its
-    first and last rank."""
+    first and last rank. The producer codes in reading order follow from the key ids
+    (``kid = producer * nkeys + key``): a division, not a gather."""
     out: dict = {}
-    pcode_o, out["gseq_o"] = pcode[order], gseq[order]
+    pcode_o, out["gseq_o"] = kid_o // nkeys, gseq[order]
     out["rid_o"] = _affine(pcode_o, 1 << GSEQ_BITS, out["gseq_o"], 0)
     dense_log, dense_writes, size, rid_of = _dense(
         [(pcode_o, out["gseq_o"]), (w_p, w_gseq)], producers
@@ -576,19 +589,21 @@ def _judge(
 
 
 def _unacked_primary_log(
-    meta: DrillMeta, log_t: pa.Table, producers: Vocabulary, side: Future
+    meta: DrillMeta, log_t: pa.Table, producers: Vocabulary, w: dict
 ) -> tuple[pa.Table | None, np.ndarray | None]:
-    """The primary log's rows of primary sends never acknowledged, and their rids (second
-    thread, after ``side``, whose result it reads): candidates by gseq alone (a hash set over
-    one integer column, no conversion of the whole primary log), then the exact identity of
-    those few. build_index keeps those found in the serving log."""
-    w = side.result()
+    """The primary log's rows of primary sends never acknowledged, and their rids (``w``: the
+    writes' own columns, ``_side``): candidates by gseq alone (``np.isin`` per chunk, by a
+    table of the gseqs wanted when their range is small; no copy of the primary log), then
+    the exact identity of those few. build_index keeps those found in the serving log."""
     unacked = w["from_primary"] & ~w["offset_valid"]
     if not unacked.any():
         return None, None
     primary_t = rows_where(log_t, equal_to(log_t["cluster"], meta.primary))
-    gseqs = pa.array(np.unique(w["w_gseq"][unacked]))
-    primary_t = primary_t.filter(pc.is_in(primary_t["gseq"], value_set=gseqs))
+    gseqs = np.unique(w["w_gseq"][unacked])
+    candidates = [np.zeros(0, bool)] + [
+        np.isin(chunk.to_numpy(zero_copy_only=False), gseqs) for chunk in primary_t["gseq"].chunks
+    ]
+    primary_t = primary_t.filter(pa.array(np.concatenate(candidates)))
     p_rid = _affine(
         producers.encode(primary_t["producer"]), 1 << GSEQ_BITS, ints(primary_t["gseq"]), 0
     )
@@ -626,7 +641,7 @@ def _dense(
 def _affine(high: np.ndarray, factor: int, low: np.ndarray, offset: int) -> np.ndarray:
     """``high * factor + low + offset`` in one new int64 array (no temporaries: at 1M rows each
     temporary is 8 MB of fresh pages to fault in)."""
-    out = high.astype(np.int64) * factor
+    out = np.multiply(high, factor, dtype=np.int64)  # widened in the loop, not by a copy
     out += low
     if offset:
         out += offset
@@ -644,13 +659,15 @@ def _occurrences(
     one scatter places each rank (exact where an id occurs once), and only the
     rows of repeated ids are reduced again: a few passes instead of two
     ``ufunc.at`` and a gather over every row (about 3x faster at 1M rows).
+    Ranks are int32 below 2**31 rows: half the pages to fault in and to stream (issue 22).
     """
     n = len(dense)
+    rank = np.int32 if n < 2**31 - 1 else np.int64
     count = np.bincount(dense, minlength=size)
-    first = np.full(size, n, np.int64)
-    first[dense] = np.arange(n, dtype=np.int64)
+    first = np.full(size, n, rank)
+    first[dense] = np.arange(n, dtype=rank)
     repeated = count[dense] > 1
-    rows = np.flatnonzero(repeated)
+    rows = np.flatnonzero(repeated).astype(rank)
     ids = dense[rows]
     first[ids] = n
     np.minimum.at(first, ids, rows)
@@ -684,11 +701,24 @@ def _reading_order(
                 packed <<= b
                 packed |= column
             order = np.argsort(packed, kind="stable")
+            del packed
             for shift in range(0, max(int(kid.max()).bit_length(), 1), 16):
-                digit = ((kid[order] >> shift) & 0xFFFF).astype(np.uint16)
-                order = order[np.argsort(digit, kind="stable")]
+                # The 16-bit digit first, then gathered: 2 bytes a row through ``order``, not 8.
+                digit = (kid >> shift).astype(np.uint16) if shift else kid.astype(np.uint16)
+                order = order[np.argsort(digit[order], kind="stable")]
             return order
     return np.lexsort((offset, role, partition, ptopic, kid))
+
+
+def _by_key(kid: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``kid[order]`` for the reading order, which sorts by key first: non-decreasing, so built
+    from a count per key id when the ids are dense (sequential passes, where a gather reads
+    8 bytes at a random place per row); otherwise the gather."""
+    n = len(kid)
+    if n and int(kid.min()) >= 0 and int(kid.max()) < 4 * n + (1 << 20):
+        counts = np.bincount(kid)
+        return np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    return kid[order]
 
 
 def _end_offsets(

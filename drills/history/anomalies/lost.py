@@ -27,19 +27,6 @@ from drills.history.columns import member
 from drills.history.index import SEGMENT_PRIMARY, HistoryIndex
 from drills.history.model import plain
 
-_WRITE_COLUMNS = [
-    "producer",
-    "key",
-    "seq",
-    "gseq",
-    "cluster",
-    "topic",
-    "partition",
-    "offset",
-    "send_time",
-    "ack_time",
-]
-
 
 def lost_runs(index: HistoryIndex) -> list[LostCase]:
     """All runs of lost records, tail and interior, ordered by producer, key and sequence."""
@@ -83,10 +70,10 @@ def lost_runs(index: HistoryIndex) -> list[LostCase]:
         for seqs in later.values():
             seqs.sort()
     # Decoded before to_pylist: a dictionary column converts value by value (5x slower).
-    rows = plain(index.history.stored("writes").select(_WRITE_COLUMNS).take(pa.array(lost)))
-    rows = rows.to_pylist()
+    rows = plain(index.history.stored("writes").select(list(Write.COLUMNS)).take(pa.array(lost)))
+    writes = Write.from_table(rows)
     return [
-        _case(index, rows[s:e], seg, highest.get(u), later.get(u, []))
+        _case(index, writes[s:e], seg, highest.get(u), later.get(u, []))
         for s, e, u, seg in zip(
             starts.tolist(),
             ends.tolist(),
@@ -132,13 +119,13 @@ def _highest_present(
 
 def _case(
     index: HistoryIndex,
-    run: list[dict],
+    run: list[Write],
     segment: int,
     highest: int | None,
     present: list[tuple[int, int]],
 ) -> LostCase:
     first, last = run[0], run[-1]
-    after = bisect.bisect_right(present, (last["seq"], float("inf")))
+    after = bisect.bisect_right(present, (last.seq, float("inf")))
     next_present = None
     if after < len(present):
         (next_present,) = index.found([present[after][1]])
@@ -146,13 +133,13 @@ def _case(
     return quick(
         LostCase,
         anomaly=LOST_INTERIOR if next_present else LOST_TAIL,
-        producer=first["producer"],
-        key=first["key"],
-        segment=meta.primary if segment == SEGMENT_PRIMARY else first["cluster"],
-        first_seq=first["seq"],
-        last_seq=last["seq"],
+        producer=first.producer,
+        key=first.key,
+        segment=meta.primary if segment == SEGMENT_PRIMARY else first.cluster,
+        first_seq=first.seq,
+        last_seq=last.seq,
         count=len(run),
-        writes=tuple([Write.from_row(row) for row in run]),
+        writes=tuple(run),
         last_present_seq=highest,
         next_present=next_present,
     )

@@ -6,8 +6,18 @@ import numpy as np
 import pyarrow as pa
 
 from drills.history.anomalies.lost import _highest_present
-from drills.history.columns import _first_appearance, local_codes, member, reused, rows_where
-from drills.history.index import GSEQ_BITS, _dense, _occurrences, _reading_order
+from drills.history.cases import Write
+from drills.history.columns import (
+    Vocabulary,
+    _first_appearance,
+    ints,
+    local_codes,
+    member,
+    reused,
+    rows_where,
+    true_runs,
+)
+from drills.history.index import GSEQ_BITS, _by_key, _dense, _occurrences, _reading_order
 
 
 def test_the_packed_reading_order_is_the_five_key_stable_sort():
@@ -46,6 +56,10 @@ def test_member_is_isin():
     wanted = np.array([3, -2, 99, 3])
     assert member(values, wanted).tolist() == np.isin(values, wanted).tolist()
     assert member(values, wanted[:0]).tolist() == [False] * 5
+    many = np.random.default_rng(19).integers(0, 1 << 41, 5000)
+    narrow = np.sort(many)[100:103]  # three neighbours: only the values between them hashed
+    few = np.concatenate([narrow, [narrow[0] + 1]])
+    assert member(many, few).tolist() == np.isin(many, few).tolist()
 
 
 def test_rows_where_by_slices_or_by_filter_agree():
@@ -111,3 +125,64 @@ def test_occurrences_agree_with_a_reduction_over_every_row():
     assert (repeated == (count[dense] > 1)).all()
     assert (is_first == (want_first[dense] == ranks)).all()
     assert (count == 0).any() and repeated.any() and (~repeated).any()
+
+
+def test_true_runs_are_the_edges_of_the_mask():
+    rng = np.random.default_rng(13)
+    for n in (0, 1, 2, 3, 10, 200):
+        for density in (0.0, 0.2, 0.8, 1.0):
+            mask = rng.random(n) < density
+            edges = np.flatnonzero(np.diff(mask.astype(np.int8), prepend=0, append=0))
+            starts, stops = true_runs(mask)
+            assert starts.tolist() == edges[::2].tolist()
+            assert stops.tolist() == edges[1::2].tolist()
+
+
+def test_keys_in_reading_order_from_a_count_or_by_gather_agree():
+    rng = np.random.default_rng(17)
+    for high in (50, 1 << 40):  # dense ids: from a count; sparse: the gather
+        kid = rng.integers(0, high, 3000)
+        order = np.lexsort((rng.integers(0, 9, 3000), kid))
+        assert _by_key(kid, order).tolist() == kid[order].tolist()
+
+
+def test_columns_of_many_chunks_join_as_one():
+    column = pa.chunked_array([pa.array([1, None, 3]), pa.array([], pa.int64()), pa.array([4])])
+    assert ints(column, fill=-1).tolist() == [1, -1, 3, 4]
+    assert ints(pa.chunked_array([], pa.int32())).tolist() == []
+
+
+def test_writes_from_a_table_are_writes_from_its_rows():
+    table = pa.table(
+        {
+            "producer": ["p0", "p1"],
+            "key": ["k0", "k1"],
+            "seq": [1, 2],
+            "gseq": [10, 20],
+            "cluster": ["east", "east"],
+            "topic": ["orders", "orders"],
+            "partition": pa.array([3, None], pa.int32()),
+            "offset": pa.array([7, None], pa.int64()),
+            "send_time": [1.0, 2.0],
+            "ack_time": [1.5, None],
+        }
+    )
+    assert Write.from_table(table) == [Write.from_row(row) for row in table.to_pylist()]
+
+
+def test_codes_follow_first_appearance_across_chunks_with_their_own_dictionaries():
+    """Row groups each bring a dictionary: codes are as if the strings were encoded in one."""
+    chunks = [
+        pa.array(["b", "a", "b"]).dictionary_encode(),
+        pa.array([], pa.string()).dictionary_encode(),
+        pa.array(["c", None, "a", "d"]).dictionary_encode(),
+        pa.array(["d", "e"]).dictionary_encode(),
+        pa.array(["e", "b"]).dictionary_encode(),
+    ]
+    column = pa.chunked_array(chunks)
+    vocabulary = Vocabulary()
+    vocabulary.learn(pa.array(["z"]))
+    codes = vocabulary.encode(column)
+    strings = column.cast(pa.string()).to_pylist()
+    assert vocabulary.values == ["z", "b", "a", "c", "d", "e"]
+    assert codes.tolist() == [vocabulary.code(v) if v is not None else -1 for v in strings]

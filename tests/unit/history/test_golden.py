@@ -32,6 +32,7 @@ from drills.history import (
     ReplicationPolicy,
     TopicMapping,
     check,
+    continuity,
     read_history,
     write_history,
 )
@@ -102,6 +103,14 @@ def test_output_is_the_reference(case, golden, tmp_path):
     assert output(chunked(h)) == expected
     write_history(h, tmp_path)
     assert output(read_history(tmp_path)) == expected
+
+
+@pytest.mark.parametrize("case", ["12000-100-3-prefixed", "12000-3000-4-no-fence"])
+def test_output_is_the_reference_in_small_blocks(case, golden, monkeypatch):
+    """Continuity reads the ledger in blocks (BLOCK writes, 64Ki: one block here); with
+    blocks of 97 writes, every block boundary and the batches after them must agree."""
+    monkeypatch.setattr(continuity, "BLOCK", 97)
+    assert output(build(case)) == golden[case]
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -44,6 +43,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import machine  # noqa: E402
 from bench.synth import synthesize  # noqa: E402
 from drills.history import check, read_history, write_history  # noqa: E402
 from drills.history.cases import LOST_TAIL  # noqa: E402
@@ -73,21 +73,6 @@ def _usage() -> tuple[float, float, int]:
     """User seconds, system seconds and minor page faults of this process so far."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime, usage.ru_stime, usage.ru_minflt
-
-
-def machine() -> str:
-    """What the figures ran on: cores, CPU model, load average now (1, 5, 15 min), UTC time."""
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    return f"{os.cpu_count()} cores ({model}), load average {load}, {when}"
 
 
 def _peak_rss_kib() -> int:

@@ -111,7 +111,7 @@ if needs_build; then
       say "keeping the Pulumi CLI v$version built from the same go.mod/go.sum"
       cp -p "$bin/pulumi" "$dir/bin.partial/pulumi"
     else
-      say "building the Pulumi CLI v$version from the Go module proxy (first run: about 6-10 min on 2 cores)"
+      say "building the Pulumi CLI v$version from the Go module proxy (first run: about 5 min on 2 idle cores, longer when busy)"
       go_build "$dir/bin.partial/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
     fi
   fi
